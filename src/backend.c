@@ -1,0 +1,95 @@
+/* backend.c — backend discovery: the CPU backend is linked in, the CUDA backend module
+ * (libdpt_cuda.so) is found and dlopen'ed on first use (see backend_cuda_api.h for why).
+ *
+ * Where the module is looked for, first hit wins: $DPT_CUDA_LIB; beside the running executable;
+ * ../lib/dptrain/ relative to it (an installed layout); the dynamic loader's search path. */
+#include <dlfcn.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backend_cuda_api.h"
+#include "buf.h"
+#include "log.h"
+
+static const backend_cuda_api *g_cuda;
+static int g_cuda_tried;
+static char g_cuda_why[512];
+
+#ifdef DPT_HAVE_CUDA
+static void *try_open(const char *path) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h && g_cuda_why[0] == '\0') snprintf(g_cuda_why, sizeof g_cuda_why, "%s", dlerror());
+  return h;
+}
+#endif
+
+/* Load the CUDA module once; NULL (g_cuda_why set) when it cannot be had. */
+static const backend_cuda_api *cuda_api(void) {
+  if (g_cuda_tried) return g_cuda;
+  g_cuda_tried = 1;
+#ifndef DPT_HAVE_CUDA
+  snprintf(g_cuda_why, sizeof g_cuda_why,
+           "dptrain was built without CUDA (DPT_CUDA=OFF or no nvcc at configure time)");
+  return NULL;
+#else
+  void *h = NULL;
+  const char *env = getenv("DPT_CUDA_LIB");
+  if (env && *env) h = try_open(env);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (!h && n > 0) {
+    exe[n] = '\0';
+    const char *dir = dirname(exe);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/libdpt_cuda.so", dir);
+    if (access(path, F_OK) == 0) h = try_open(path);
+    snprintf(path, sizeof path, "%s/../lib/dptrain/libdpt_cuda.so", dir);
+    if (!h && access(path, F_OK) == 0) h = try_open(path);
+  }
+  if (!h) h = try_open("libdpt_cuda.so");
+  if (!h) return NULL;
+  const backend_cuda_api *(*get)(void) = NULL;
+  *(void **)&get = dlsym(h, "dpt_cuda_api"); /* POSIX's idiom for a function from dlsym */
+  const backend_cuda_api *api = get ? get() : NULL;
+  if (!api || api->abi != BACKEND_CUDA_ABI) {
+    snprintf(g_cuda_why, sizeof g_cuda_why, "libdpt_cuda.so is from another dptrain (ABI %d, want %d)",
+             api ? api->abi : -1, BACKEND_CUDA_ABI);
+    dlclose(h);
+    return NULL;
+  }
+  g_cuda_why[0] = '\0';
+  return g_cuda = api;
+#endif
+}
+
+int backend_cuda_built(void) {
+#ifdef DPT_HAVE_CUDA
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int backend_cuda_device_count(const char **why) {
+  const backend_cuda_api *api = cuda_api();
+  if (!api) {
+    if (why) *why = g_cuda_why;
+    return 0;
+  }
+  return api->device_count(why);
+}
+
+int backend_device_info_get(backend_kind kind, int index, backend_device_info *info) {
+  memset(info, 0, sizeof *info);
+  if (kind == BACKEND_CPU) return backend_cpu_info(info);
+  const backend_cuda_api *api = cuda_api();
+  if (!api) return log_fail("CUDA backend unavailable: %s", g_cuda_why);
+  const char *why = NULL;
+  if (api->device_info(index, info, &why) != 0)
+    return log_fail("CUDA device %d: %s", index, why ? why : "unknown error");
+  return 0;
+}

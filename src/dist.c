@@ -1,0 +1,69 @@
+/* dist.c — MPI start-up, rank facts and failure agreement (see dist.h). */
+#include "dist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+static int g_started = 0, g_rank = 0, g_size = 1, g_local = 0;
+
+int dist_init(int *argc, char ***argv) {
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (!inited) {
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) return log_fail("MPI_Init failed");
+    g_started = 1;
+  }
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &g_size));
+  MPI_Comm node;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
+  MPI_CHECK(MPI_Comm_rank(node, &g_local));
+  MPI_CHECK(MPI_Comm_free(&node));
+  log_set_rank(g_rank, g_size);
+  return 0;
+}
+
+void dist_finalize(void) {
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (g_started && !fin) MPI_Finalize();
+  g_started = 0;
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+int dist_local_rank(void) { return g_local; }
+MPI_Comm dist_comm(void) { return MPI_COMM_WORLD; }
+
+int dist_all_ok(int ok) {
+  if (g_size == 1) {
+    if (!ok) log_report();
+    return ok != 0;
+  }
+  /* Key: failing ranks with a message first (their rank), then silent failures, then the ok. */
+  int mine = ok ? 2 * g_size : log_last_error()[0] ? g_rank : g_size + g_rank, first = 0;
+  MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (first == 2 * g_size) return 1;
+  if (first % g_size == g_rank) log_report();
+  return 0;
+}
+
+int dist_agree(MPI_Comm comm, int ok) {
+  if (comm == MPI_COMM_NULL) return ok != 0;
+  int mine = ok != 0, all = 0;
+  MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm));
+  if (!all && ok) log_silent();
+  return all;
+}
+
+_Noreturn void dist_fatal_mpi(int rc, const char *call, const char *file, int line) {
+  char msg[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  log_rank("%s:%d: %s: %s", file, line, call, msg);
+  MPI_Abort(MPI_COMM_WORLD, LOG_EXIT_RUNTIME);
+  exit(LOG_EXIT_RUNTIME);
+}

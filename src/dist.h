@@ -1,0 +1,45 @@
+/* dist.h — the MPI world of a dptrain process: start-up, rank facts, agreement on failure.
+ *
+ * Every rank runs the same command. When a step can fail on some ranks only (a file one rank cannot
+ * read, a bad row), the ranks meet in dist_all_ok(): if any failed, the lowest failing rank prints
+ * its recorded error (log_fail) and every rank returns failure, so the job exits with one line and
+ * no rank is left waiting in a collective. Failures inside a collective itself go to MPI_CHECK,
+ * which aborts the whole job with file:line and MPI's own error string. */
+#ifndef DPT_DIST_H
+#define DPT_DIST_H
+
+#include <mpi.h>
+
+/* Abort every rank if an MPI call fails, printing file:line, the call and MPI's message. */
+#define MPI_CHECK(call)                                                                            \
+  do {                                                                                             \
+    int mpi_check_rc_ = (call);                                                                    \
+    if (mpi_check_rc_ != MPI_SUCCESS) dist_fatal_mpi(mpi_check_rc_, #call, __FILE__, __LINE__);    \
+  } while (0)
+
+/* Initialise MPI (errors returned, not fatal, on MPI_COMM_WORLD) and the logger's rank.
+ * Returns 0, or -1 with log_fail set. Safe to call once per process. */
+int dist_init(int *argc, char ***argv);
+
+/* Finalise MPI if dist_init started it. */
+void dist_finalize(void);
+
+int dist_rank(void);       /* rank in the world (0 before dist_init) */
+int dist_size(void);       /* world size (1 before dist_init) */
+int dist_local_rank(void); /* rank among the ranks on this node (MPI_Comm_split_type shared) */
+MPI_Comm dist_comm(void);  /* MPI_COMM_WORLD after dist_init */
+
+/* Collective over the world: returns 1 when ok is non-zero on every rank; otherwise 0 on every
+ * rank, after one failing rank has printed its log_last_error() line: the lowest rank that has a
+ * message (ranks that failed only because another did call log_silent() and stay quiet). */
+int dist_all_ok(int ok);
+
+/* Collective over comm (no printing): 1 when ok is non-zero on every rank of comm, else 0; a rank
+ * that was ok but sees another fail calls log_silent(), so only the ranks that failed speak.
+ * comm == MPI_COMM_NULL means "just me": returns ok != 0. */
+int dist_agree(MPI_Comm comm, int ok);
+
+/* Print "dptrain: rank R: FILE:LINE: CALL: MPI message" and MPI_Abort the world. Never returns. */
+_Noreturn void dist_fatal_mpi(int rc, const char *call, const char *file, int line);
+
+#endif

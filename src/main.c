@@ -1,0 +1,58 @@
+/* main.c — the dptrain command: subcommand dispatch, MPI start-up where a command needs it, and
+ * the one place that turns a recorded error into a message and an exit status (DESIGN.md: 0 ok,
+ * 2 usage or config error, 1 runtime error). */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+#include "info.h"
+#include "log.h"
+#include "prep/prep.h"
+
+static const char *const k_usage =
+    "dptrain — data-parallel neural-network training and distributed PCA (MPI, HDF5, BLAS, CUDA)\n"
+    "\n"
+    "usage:\n"
+    "  dptrain prep mnist   --src DIR --out data/mnist.h5\n"
+    "  dptrain prep fashion --src DIR --out data/fashion.h5\n"
+    "  dptrain prep spam    --src DIR --out data/spam.h5 [--min-df N] [--test-fraction F] [--seed S]\n"
+    "  dptrain train CONFIG.ini [section.key=value ...]   (under mpirun -np N, or alone)\n"
+    "  dptrain eval  CONFIG.ini train.resume=CHECKPOINT.h5\n"
+    "  dptrain pca   CONFIG.ini [section.key=value ...]\n"
+    "  dptrain info  FILE.h5\n"
+    "  dptrain version\n";
+
+static int cmd_version(void) {
+  backend_device_info cpu;
+  backend_device_info_get(BACKEND_CPU, 0, &cpu);
+  printf("dptrain %s\n  cpu: %s\n", DPT_VERSION, cpu.name);
+  const char *why = NULL;
+  int n = backend_cuda_device_count(&why);
+  if (!backend_cuda_built()) printf("  cuda: not built\n");
+  else if (n == 0) printf("  cuda: built; no usable device (%s)\n", why ? why : "unknown");
+  for (int i = 0; i < n; i++) {
+    backend_device_info g;
+    if (backend_device_info_get(BACKEND_CUDA, i, &g) == 0)
+      printf("  cuda:%d: %s, %.1f GiB, sm_%d%d\n", i, g.name, (double)g.memory_bytes / (1 << 30),
+             g.compute_major, g.compute_minor);
+  }
+  return LOG_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    fputs(k_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? LOG_EXIT_USAGE : LOG_EXIT_OK;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "prep") == 0) return prep_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "info") == 0) return info_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
+  if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "pca") == 0) {
+    log_error("%s: not yet implemented in this build", cmd);
+    return LOG_EXIT_USAGE;
+  }
+  log_error("unknown command '%s' (try dptrain --help)", cmd);
+  return LOG_EXIT_USAGE;
+}

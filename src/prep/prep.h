@@ -1,0 +1,30 @@
+/* prep.h — `dptrain prep`: turn the real source datasets into the DESIGN.md HDF5 layout.
+ *
+ *   dptrain prep mnist   --src DIR --out FILE.h5
+ *   dptrain prep fashion --src DIR --out FILE.h5
+ *   dptrain prep spam    --src DIR --out FILE.h5 [--min-df N] [--test-fraction F] [--seed S]
+ *
+ * Every writer goes through h5io_create/h5io_commit: a failed prep leaves no file behind. */
+#ifndef DPT_PREP_H
+#define DPT_PREP_H
+
+#include <stdint.h>
+
+typedef struct prep_opts {
+  const char *src;      /* source directory */
+  const char *out;      /* output HDF5 path */
+  int64_t min_df;       /* spam: keep terms in at least this many training documents (>= 1) */
+  double test_fraction; /* spam: fraction of each class held out for /test, in (0, 1) */
+  uint64_t seed;        /* spam: seed of the stratified split */
+} prep_opts;
+
+/* Entry point of the subcommand; argv[0] is "prep". Returns a LOG_EXIT_* code, errors printed. */
+int prep_main(int argc, char **argv);
+
+/* MNIST-format idx datasets (name "mnist" or "fashion"). Returns 0 or -1 with log_fail. */
+int prep_idx(const prep_opts *o, const char *name);
+
+/* SpamAssassin JSON e-mails -> TF-IDF CSR. Returns 0 or -1 with log_fail. */
+int prep_spam(const prep_opts *o);
+
+#endif
