@@ -117,7 +117,9 @@ static int open_split(data_file *f, data_split *s, const char *name, int require
   } else {
     return log_fail("%s: %s is neither a dataset nor a CSR group", f->path, xw);
   }
-  s->y = open_vector(f, f->file, where, "y", s->rows, 0, NULL);
+  hid_t g = H5Gopen2(f->file, where, H5P_DEFAULT);
+  s->y = open_vector(f, g, where, "y", s->rows, 0, NULL);
+  H5Gclose(g);
   return s->y < 0 ? -1 : 0;
 }
 

@@ -6,6 +6,8 @@
  * (and starts the body), a boundary line is "--boundary", an optional "--", then only blanks. */
 #include "prep/email.h"
 
+#include <errno.h>
+#include <iconv.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +27,7 @@ typedef struct mime_hdr {
 typedef struct mime_type {
   char type[80];      /* "type/subtype", lower case */
   char boundary[256]; /* boundary parameter, "" when absent */
+  char charset[48];   /* charset parameter, lower-cased, "" when absent */
   size_t blen;
 } mime_type;
 
@@ -43,6 +46,7 @@ static void fin(buf *b) {
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 static int is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_alnum(int c) { return is_alpha(c) || is_digit(c); }
 static int is_blank(int c) { return c == ' ' || c == '\t'; }
 static int is_ws(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -216,13 +220,46 @@ void email_decode_header(const char *s, size_t len, buf *out) {
 
 /* ---- HTML ------------------------------------------------------------------------------------ */
 
-/* Decode the character reference at s[i] == '&'; append it and return its length, or 0. */
+/* Named references: the five XML ones, the HTML 4 Latin-1 set (U+00A0..U+00FF in order) and the
+ * common typographic ones. Case matters except for the XML five (&AMP; is seen in the wild). */
+static const char *const latin1_names[96] = {
+    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
+    "uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
+    "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
+    "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
+    "Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
+    "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
+    "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
+    "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
+    "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
+    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
+    "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
+    "oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml"};
+
+static const struct {
+  const char *name;
+  unsigned long cp;
+} other_names[] = {
+    {"amp", '&'},     {"lt", '<'},       {"gt", '>'},       {"quot", '"'},      {"apos", '\''},
+    {"ndash", 8211},  {"mdash", 8212},   {"lsquo", 8216},   {"rsquo", 8217},    {"sbquo", 8218},
+    {"ldquo", 8220},  {"rdquo", 8221},   {"bdquo", 8222},   {"dagger", 8224},   {"Dagger", 8225},
+    {"bull", 8226},   {"hellip", 8230},  {"permil", 8240},  {"lsaquo", 8249},   {"rsaquo", 8250},
+    {"euro", 8364},   {"trade", 8482},   {"OElig", 338},    {"oelig", 339},     {"Scaron", 352},
+    {"scaron", 353},  {"Yuml", 376},     {"fnof", 402},     {"circ", 710},      {"tilde", 732},
+    {"ensp", 8194},   {"emsp", 8195},    {"thinsp", 8201},  {"larr", 8592},     {"rarr", 8594}};
+
+/* Append code point cp as a browser would show it, for word splitting: no-break and other wide
+ * spaces become ' ', the soft hyphen disappears, invalid values become U+FFFD. */
+static void put_char_ref(buf *out, unsigned long cp) {
+  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
+  if (cp == 0xAD) return;
+  if (cp == 0xA0 || cp == 8194 || cp == 8195 || cp == 8201) cp = ' ';
+  put_utf8(out, cp);
+}
+
+/* Decode the character reference at s[i] == '&'; append it and return its length, or 0 (then
+ * the '&' is text). The ';' is optional; a name must be the whole alphanumeric run after '&'. */
 static size_t html_entity(const char *s, size_t n, size_t i, buf *out) {
-  static const struct {
-    const char *name;
-    char c;
-  } named[] = {{"amp", '&'},   {"lt", '<'},    {"gt", '>'},
-               {"quot", '"'}, {"apos", '\''}, {"nbsp", ' '}};
   size_t j = i + 1;
   if (j < n && s[j] == '#') {
     j++;
@@ -237,22 +274,26 @@ static size_t html_entity(const char *s, size_t n, size_t i, buf *out) {
     }
     if (j == d0) return 0;
     if (j < n && s[j] == ';') j++;
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-    if (cp == 0xA0) cp = ' '; /* no-break space separates words, as in a browser */
-    put_utf8(out, cp);
+    put_char_ref(out, cp);
     return j - i;
   }
-  for (size_t e = 0; e < sizeof named / sizeof named[0]; e++) {
-    size_t k = strlen(named[e].name);
-    if (!has_prefix_ci(s + j, n - j, named[e].name)) continue;
-    size_t end = j + k;
-    if (end < n && s[end] == ';') {
-      end++;
-    } else if (end < n && (is_alpha((unsigned char)s[end]) || is_digit((unsigned char)s[end]))) {
-      continue; /* "&amplifier" is text, not "&amp;" */
+  size_t e = j;
+  while (e < n && e - j < 8 && is_alnum((unsigned char)s[e])) e++;
+  size_t k = e - j, end = (e < n && s[e] == ';') ? e + 1 : e;
+  if (k < 2 || (e < n && is_alnum((unsigned char)s[e])))
+    return 0; /* "&amplifier" is text, not "&amp;" */
+  for (int c = 0; c < 96; c++)
+    if (strlen(latin1_names[c]) == k && !memcmp(s + j, latin1_names[c], k)) {
+      put_char_ref(out, 0xA0 + (unsigned long)c);
+      return end - i;
     }
-    put(out, named[e].c);
-    return end - i;
+  for (size_t c = 0; c < sizeof other_names / sizeof other_names[0]; c++) {
+    const char *nm = other_names[c].name;
+    if (strlen(nm) != k) continue;
+    if (c < 5 ? has_prefix_ci(s + j, k, nm) : !memcmp(s + j, nm, k)) {
+      put_char_ref(out, other_names[c].cp);
+      return end - i;
+    }
   }
   return 0;
 }
@@ -287,9 +328,11 @@ void email_html_to_text(const char *s, size_t len, buf *out) {
       if (d == '!' && i + 3 < len && s[i + 2] == '-' && s[i + 3] == '-') { /* comment */
         size_t j = i + 4;
         while (j + 2 < len && !(s[j] == '-' && s[j + 1] == '-' && s[j + 2] == '>')) j++;
-        i = j + 2 < len ? j + 3 : len;
-        put(out, ' ');
-        continue;
+        if (j + 2 < len) {
+          i = j + 3;
+          put(out, ' ');
+          continue;
+        } /* no "-->" anywhere: "<!--" is read as an ordinary tag below */
       }
       size_t raw = is_alpha(d) ? raw_text_end(s, len, i) : 0;
       if (raw) {
@@ -368,6 +411,7 @@ static void parse_ctype(span v, const char *dflt, mime_type *t) {
   size_t n = v.n, i = 0, k = 0;
   t->blen = 0;
   t->boundary[0] = '\0';
+  t->charset[0] = '\0';
   while (i < n && is_ws((unsigned char)s[i])) i++;
   while (i < n && s[i] != ';' && !is_ws((unsigned char)s[i])) {
     if (k + 1 < sizeof t->type) t->type[k++] = (char)lower((unsigned char)s[i]);
@@ -387,7 +431,9 @@ static void parse_ctype(span v, const char *dflt, mime_type *t) {
     i++;
     while (i < n && is_ws((unsigned char)s[i])) i++;
     int want = n1 - n0 == 8 && has_prefix_ci(s + n0, 8, "boundary");
-    size_t bl = 0;
+    int want_cs = n1 - n0 == 7 && has_prefix_ci(s + n0, 7, "charset") && !t->charset[0];
+    size_t bl = 0, cl = 0;
+    size_t v0 = i;
     if (i < n && s[i] == '"') {
       for (i++; i < n && s[i] != '"'; i++) {
         if (s[i] == '\\' && i + 1 < n) i++;
@@ -402,6 +448,11 @@ static void parse_ctype(span v, const char *dflt, mime_type *t) {
     if (want && !t->blen) {
       t->boundary[bl] = '\0';
       t->blen = bl;
+    }
+    if (want_cs) { /* the value just scanned, without quotes and blanks */
+      for (size_t q = v0; q < i && cl + 1 < sizeof t->charset; q++)
+        if (s[q] != '"' && !is_ws((unsigned char)s[q])) t->charset[cl++] = (char)lower((unsigned char)s[q]);
+      t->charset[cl] = '\0';
     }
   }
 }
@@ -473,6 +524,35 @@ static int walk_multipart(const char *s, size_t n, const mime_type *t, int depth
   return found;
 }
 
+/* Convert the bytes a transfer encoding produced from `charset` to UTF-8 in place (iconv).
+ * Unlabelled, ASCII and UTF-8 text is left alone, and so is text in a charset iconv does not know;
+ * a byte iconv cannot convert is kept as is. (Bodies sent as 8bit reach us already as UTF-8 from
+ * the JSON; any bytes still invalid are read as Latin-1 by the tokenizer's normalisation.) */
+static void to_utf8(const char *charset, buf *b) {
+  if (!charset[0] || !b->len || !strcmp(charset, "us-ascii") || !strcmp(charset, "utf-8") ||
+      !strcmp(charset, "utf8"))
+    return;
+  iconv_t cd = iconv_open("UTF-8", charset);
+  if (cd == (iconv_t)-1) return;
+  buf res = {0};
+  buf_reserve(&res, b->len * 2 + 16);
+  char *in = b->data;
+  size_t left = b->len;
+  while (left > 0) {
+    char chunk[4096], *o = chunk;
+    size_t room = sizeof chunk;
+    size_t rc = iconv(cd, &in, &left, &o, &room);
+    buf_append(&res, chunk, (size_t)(o - chunk));
+    if (rc == (size_t)-1 && errno != E2BIG) { /* EILSEQ/EINVAL: keep the byte, go on */
+      buf_putc(&res, *in++);
+      left--;
+    }
+  }
+  iconv_close(cd);
+  buf_free(b);
+  *b = res;
+}
+
 static void walk(const char *s, size_t n, int depth, int is_message, int in_digest, buf *out) {
   mime_hdr h;
   size_t off = parse_headers(s, n, &h);
@@ -492,7 +572,7 @@ static void walk(const char *s, size_t n, int depth, int is_message, int in_dige
   if (h.has_ctype)
     parse_ctype(h.ctype, dflt, &t);
   else
-    snprintf(t.type, sizeof t.type, "%s", dflt), t.blen = 0, t.boundary[0] = '\0';
+    snprintf(t.type, sizeof t.type, "%s", dflt), t.blen = 0, t.boundary[0] = '\0', t.charset[0] = '\0';
   enum cte_kind cte = parse_cte(&h);
 
   if (strncmp(t.type, "multipart/", 10) == 0) {
@@ -515,6 +595,7 @@ static void walk(const char *s, size_t n, int depth, int is_message, int in_dige
   } else {
     buf dec = {0};
     decode_body(cte, body, &dec);
+    if (cte != CTE_IDENTITY) to_utf8(t.charset, &dec);
     if (html)
       email_html_to_text(dec.data ? dec.data : "", dec.len, out);
     else

@@ -40,8 +40,11 @@ void email_decode_qp(const char *s, size_t len, buf *out);
 void email_decode_base64(const char *s, size_t len, buf *out);
 
 /* Append the text of HTML s[0..len): comments and <script>/<style> elements removed, every tag
- * replaced by a space, &amp; &lt; &gt; &quot; &apos; &nbsp; (as a space) and numeric &#NN; /
- * &#xHH; references decoded (numeric ones written as UTF-8; U+00A0 as a space). */
+ * replaced by a space, character references decoded to UTF-8: numeric &#NN; / &#xHH;, the XML
+ * five (&amp; &lt; &gt; &quot; &apos;), the HTML 4 Latin-1 names (&eacute; ...) and common
+ * typographic ones (&mdash; &rsquo; ...). The ';' may be missing. No-break and wide spaces
+ * (&nbsp;, &#160; ...) become ' ' and the soft hyphen vanishes, so words split as a reader sees
+ * them. An unterminated tag runs to the end; an unterminated comment is read as a tag. */
 void email_html_to_text(const char *s, size_t len, buf *out);
 
 #endif

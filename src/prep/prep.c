@@ -66,8 +66,7 @@ int prep_main(int argc, char **argv) {
       }
       o.seed = (uint64_t)n;
     } else {
-      log_error("prep %s: unknown option %s", kind, k);
-      fputs(k_usage, stderr);
+      log_error("prep %s: unknown option %s (see dptrain prep --help)", kind, k);
       return LOG_EXIT_USAGE;
     }
   }

@@ -7,7 +7,9 @@
  * and count its terms (text.h); split each class with its own seeded shuffle; fix the vocabulary
  * on the training split; write both splits as CSR. Everything is a pure
  * function of (files, min_df, test_fraction, seed). */
-#define _POSIX_C_SOURCE 200809L
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* opendir, stat */
+#endif
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -253,6 +255,7 @@ int prep_spam(const prep_opts *o) {
     text_corpus_tfidf(corpus, train_ids, n_train, &Xtr);
     text_corpus_tfidf(corpus, test_ids, n_test, &Xte);
     rc = h5io_create(&out, o->out);
+    if (rc) h5io_discard(&out); /* frees the names it kept */
     if (rc == 0) {
       rc = write_split(out.file, "train", &Xtr, train_ids, label);
       if (!rc) rc = write_split(out.file, "test", &Xte, test_ids, label);

@@ -15,6 +15,7 @@
 
 struct text_corpus {
   /* terms: provisional ids 0..nterms) */
+  buf scratch; /* the document being added, normalised */
   char *arena; /* the terms, each NUL-terminated */
   size_t arena_len, arena_cap;
   size_t *term_off;   /* [nterms] offset of each term in the arena */
@@ -31,7 +32,6 @@ struct text_corpus {
   int64_t *doc_off; /* [ndocs + 1] */
   int64_t ndocs, docs_cap;
   /* vocabulary, after finish */
-  int finished;
   int64_t vocab_n;
   int64_t *vocab_term; /* [D] provisional id of column j */
   int64_t *vocab_df;   /* [D] */
@@ -41,7 +41,8 @@ struct text_corpus {
 
 /* ---- tokenizer ----------------------------------------------------------------------------- */
 
-/* \w of the token pattern, on bytes: ASCII letters, digits, '_' and every byte >= 0x80. */
+/* \w of the token pattern, on bytes of normalised text (text_normalize): ASCII letters, digits,
+ * '_' and every byte >= 0x80 (by then only letters and digits of other scripts are left there). */
 static const unsigned char *word_table(void) {
   static unsigned char w[256];
   static int ready = 0;
@@ -54,12 +55,74 @@ static const unsigned char *word_table(void) {
   return w;
 }
 
-static inline unsigned char lower_byte(unsigned char c) {
-  return (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+/* Code points that Python's \w does not match although they are not ASCII: Latin-1 punctuation
+ * and symbols (but ª µ º), × ÷, general punctuation, currency, arrows/maths/boxes/shapes/dingbats,
+ * CJK and full-width punctuation, specials (U+FFFD), and C1 controls. An approximation of the
+ * Unicode tables that covers what e-mail text holds. */
+static int is_separator(uint32_t cp) {
+  if (cp < 0xC0) return cp != 0xAA && cp != 0xB5 && cp != 0xBA;
+  return cp == 0xD7 || cp == 0xF7 || (cp >= 0x2000 && cp <= 0x2BFF) || (cp >= 0x3000 && cp <= 0x303F) ||
+         (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF01 && cp <= 0xFF0F) || (cp >= 0xFF1A && cp <= 0xFF20) ||
+         (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65) || (cp >= 0xFFF0 && cp <= 0xFFFF) ||
+         (cp >= 0xE000 && cp <= 0xF8FF);
 }
 
-void text_lower(char *s, size_t n) {
-  for (size_t i = 0; i < n; i++) s[i] = (char)lower_byte((unsigned char)s[i]);
+/* Lower case for Latin-1, Latin Extended-A, Greek and Cyrillic (str.lower() there); the result
+ * has the same UTF-8 length. Other code points are returned unchanged. */
+static uint32_t lower_cp(uint32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 32;
+  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
+      (c >= 0x410 && c <= 0x42F))
+    return c + 32;
+  if (c >= 0x400 && c <= 0x40F) return c + 80;
+  if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return c | 1;
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) return (c & 1) ? c + 1 : c;
+  return c;
+}
+
+/* Decode one UTF-8 sequence at s[0..n); returns its length, or 0 when it is not valid UTF-8
+ * (overlong, surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+  unsigned char c = s[0];
+  size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  if (!len || len > n || c > 0xF4) return 0;
+  uint32_t v = c & (0x7F >> len);
+  for (size_t k = 1; k < len; k++) {
+    if ((s[k] & 0xC0) != 0x80) return 0;
+    v = v << 6 | (s[k] & 0x3F);
+  }
+  if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
+    return 0;
+  *cp = v;
+  return len;
+}
+
+static void put_utf8(buf *out, uint32_t cp) {
+  char b[4];
+  size_t n;
+  if (cp < 0x80) b[0] = (char)cp, n = 1;
+  else if (cp < 0x800) b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+  else if (cp < 0x10000)
+    b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | (cp >> 6 & 0x3F)), b[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+  else
+    b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | (cp >> 12 & 0x3F)), b[2] = (char)(0x80 | (cp >> 6 & 0x3F)),
+    b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+  buf_append(out, b, n);
+}
+
+void text_normalize(const char *s, size_t n, buf *out) {
+  const unsigned char *u = (const unsigned char *)s;
+  buf_clear(out);
+  buf_reserve(out, n);
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = u[i];
+    size_t len = 1;
+    if (cp >= 0x80 && !(len = utf8_decode(u + i, n - i, &cp))) len = 1; /* stray byte: Latin-1 */
+    i += len;
+    if (cp < 0x80) buf_putc(out, (char)lower_cp(cp));
+    else if (is_separator(cp)) buf_putc(out, ' ');
+    else put_utf8(out, lower_cp(cp));
+  }
 }
 
 int text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len) {
@@ -67,9 +130,9 @@ int text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t 
   size_t i = *pos;
   while (i < n) {
     while (i < n && !w[(unsigned char)s[i]]) i++;
-    size_t b = i;
-    while (i < n && w[(unsigned char)s[i]]) i++;
-    if (i - b >= 2) {
+    size_t b = i, chars = 0;
+    for (; i < n && w[(unsigned char)s[i]]; i++) chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars >= 2) { /* two characters, not bytes: "é" alone is no token */
       *start = b;
       *len = i - b;
       *pos = i;
@@ -95,6 +158,7 @@ text_corpus *text_corpus_new(void) {
 
 void text_corpus_free(text_corpus *c) {
   if (!c) return;
+  buf_free(&c->scratch);
   free(c->arena);
   free(c->term_off);
   free(c->term_len);
@@ -168,33 +232,18 @@ static int64_t term_id(text_corpus *c, const char *tok, size_t n, uint64_t hash)
 /* ---- documents ----------------------------------------------------------------------------- */
 
 int64_t text_corpus_add(text_corpus *c, const char *doc, size_t len) {
-  const unsigned char *w = word_table();
   int64_t d = c->ndocs;
   if (d == c->docs_cap) {
     c->docs_cap *= 2;
     c->doc_off = xrealloc(c->doc_off, (size_t)(c->docs_cap + 1) * sizeof *c->doc_off);
   }
-  char small[256];
-  char *tok = small;
-  size_t tok_cap = sizeof small;
-  size_t i = 0;
-  while (i < len) {
-    while (i < len && !w[(unsigned char)doc[i]]) i++;
-    size_t b = i;
-    while (i < len && w[(unsigned char)doc[i]]) i++;
-    size_t n = i - b;
-    if (n < 2) continue;
-    if (n > tok_cap) {
-      if (tok != small) free(tok);
-      tok_cap = n;
-      tok = xmalloc(tok_cap);
-    }
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the lower-cased bytes */
-    for (size_t k = 0; k < n; k++) {
-      unsigned char ch = lower_byte((unsigned char)doc[b + k]);
-      tok[k] = (char)ch;
-      h = (h ^ ch) * 0x100000001b3ull;
-    }
+  text_normalize(doc, len, &c->scratch);
+  const char *t = c->scratch.data;
+  size_t pos = 0, b, n;
+  while (text_next_token(t, c->scratch.len, &pos, &b, &n)) {
+    const char *tok = t + b;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t k = 0; k < n; k++) h = (h ^ (unsigned char)tok[k]) * 0x100000001b3ull;
     h ^= h >> 29; /* FNV's low bits are weak; the table indexes with them */
     int64_t id = term_id(c, tok, n, h);
     if (c->last_doc[id] == d) {
@@ -212,7 +261,6 @@ int64_t text_corpus_add(text_corpus *c, const char *doc, size_t len) {
     c->pair_count[c->npairs] = 1;
     c->npairs++;
   }
-  if (tok != small) free(tok);
   c->doc_off[d + 1] = c->npairs;
   c->ndocs = d + 1;
   return d;
@@ -258,7 +306,6 @@ int64_t text_corpus_finish(text_corpus *c, const unsigned char *train, int64_t m
     c->vocab_idf[j] = log((1.0 + (double)n_train) / (1.0 + (double)df[id])) + 1.0;
   }
   free(df);
-  c->finished = 1;
   return n;
 }
 

@@ -1,8 +1,10 @@
 /* text.h — tokenizer, vocabulary and TF-IDF matching scikit-learn's TfidfVectorizer defaults.
  *
- * Tokens are what CountVectorizer's default token_pattern `(?u)\b\w\w+\b` finds after lowercasing,
- * applied to bytes: a token is a maximal run of [A-Za-z0-9_] or bytes >= 0x80 (so UTF-8 words stay
- * whole) at least 2 bytes long; A-Z become a-z, other bytes are kept as they are.
+ * Tokens are what CountVectorizer's default token_pattern `(?u)\b\w\w+\b` finds after lowercasing.
+ * Text is first normalised (text_normalize): made valid UTF-8 (a byte that is not part of a valid
+ * sequence is read as Latin-1), lower-cased (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic),
+ * and every code point that \w does not match becomes a space (punctuation, symbols, U+FFFD, ...).
+ * A token is then a maximal run of [a-z0-9_] or bytes >= 0x80 at least 2 characters long.
  *
  * Usage (a corpus keeps every document's term counts, so each text is tokenized once):
  *   text_corpus *c = text_corpus_new();
@@ -21,12 +23,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Lower-case the ASCII letters of s[0..n) in place; other bytes are left alone. */
-void text_lower(char *s, size_t n);
+#include "buf.h"
+
+/* Normalise s[0..n) into out (replacing its contents): valid UTF-8, lower-cased, non-word code
+ * points replaced by a space (see above). Never fails; NUL bytes are kept (they separate tokens). */
+void text_normalize(const char *s, size_t n, buf *out);
 
 /* Find the next token of s[0..n) starting the search at *pos. Returns 1 and sets
  * [*start, *start + *len) and *pos (just past the token), or 0 when there is none. Does not
- * lower-case: the caller does (text_lower) when it needs to. */
+ * lower-case: run it on text_normalize's output. Tokens are at least 2 characters (UTF-8 aware). */
 int text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len);
 
 typedef struct text_corpus text_corpus;
