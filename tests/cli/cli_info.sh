@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # dptrain info on the real dataset files: groups, shapes, dtypes, nnz, attributes.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5" "$DPT_DATA/spam.h5"
 "$DPTRAIN" info "$DPT_DATA/mnist.h5" > "$T/mnist.txt"

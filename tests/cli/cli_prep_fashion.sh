@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # prep fashion on Debian's dataset-fashion-mnist (.gz idx): h5py must read back the source exactly.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 src=/usr/share/datasets/fashion-mnist
 need "$src/train-images-idx3-ubyte.gz"

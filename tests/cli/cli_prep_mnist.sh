@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # prep mnist on the real idx files: h5py must read back exactly the source bytes and labels.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$CACHE/mnist/train-images-idx3-ubyte"
 "$DPTRAIN" prep mnist --src "$CACHE/mnist" --out "$T/mnist.h5"

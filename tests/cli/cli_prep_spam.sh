@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # prep spam on the real SpamAssassin JSON: counts, stratified split, TF-IDF (sklearn's smooth idf,
 # l2 rows) checked by h5py/scipy; deterministic for a seed; --min-df shrinks the vocabulary.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 src=$CACHE/spam/package/data
 need "$src/spam-1"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lib.sh — shared helpers for the shell tests (sourced). Environment from ctest: DPTRAIN, DPT_DATA,
-# DPT_PYTHON, DPT_TESTS, DPT_BIN.
+# DPT_PYTHON, DPT_TESTS, DPT_BIN. Defines PY, CACHE, T (a temp dir removed on exit), MPIRUN.
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
 set -euo pipefail
 : "${DPTRAIN:?run through ctest}" "${DPT_DATA:?}" "${DPT_TESTS:?}"
 PY=${DPT_PYTHON:-/usr/bin/python3}
@@ -35,7 +36,8 @@ expect_error() {
   if ! grep -qF -- "$sub" "$T/err"; then fail "$what: '$sub' not in: $(cat "$T/err")"; return; fi
   if [ "$nofile" != - ]; then
     if [ -e "$nofile" ]; then fail "$what: $nofile was left behind"; return; fi
-    if ls -a "$(dirname "$nofile")" 2>/dev/null | grep -q '\.tmp\.'; then fail "$what: a temporary was left beside $nofile"; return; fi
+    local tmps=("$(dirname "$nofile")"/.*.tmp.*)
+    if [ -e "${tmps[0]}" ]; then fail "$what: a temporary was left beside $nofile: ${tmps[0]}"; return; fi
   fi
   pass "$what (exit $rc): $(cat "$T/err")"
 }

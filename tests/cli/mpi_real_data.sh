@@ -2,6 +2,7 @@
 # The sharded reader on the real MNIST (dense uint8) and SpamAssassin (CSR) files: every rank reads
 # only its rows, and the union of the shards is the whole set: row counts, nnz, label sums and
 # position-weighted checksums must be identical with 1, 2 and 3 ranks.
+# shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5" "$DPT_DATA/spam.h5"
 for ds in mnist spam; do
