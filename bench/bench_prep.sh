@@ -18,7 +18,7 @@ median_time() {
   for _ in $(seq "$runs"); do
     local t0 t1
     t0=$(date +%s.%N)
-    "$@" >/dev/null
+    "$@" >/dev/null || { echo "bench: failed: $*" >&2; exit 1; }
     t1=$(date +%s.%N)
     ts+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')")
   done

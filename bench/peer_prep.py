@@ -7,7 +7,6 @@ tags stripped) -> scikit-learn TfidfVectorizer fit on a stratified train split -
 """
 import email
 import email.policy
-import gzip
 import html
 import json
 import os
@@ -16,19 +15,15 @@ import sys
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
+from check_idx_h5 import load_idx  # noqa: E402  (the test helper's idx reader, shared)
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 
 
 def idx(src, base):
-    for name in (base, base + ".gz"):
-        p = os.path.join(src, name)
-        if os.path.exists(p):
-            raw = (gzip.open if p.endswith(".gz") else open)(p, "rb").read()
-            nd = raw[3]
-            dims = [int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(nd)]
-            return np.frombuffer(raw, np.uint8, offset=4 + 4 * nd).reshape(dims)
-    raise SystemExit(f"{src}: {base} missing")
+    return load_idx(src, base)[1]
 
 
 def prep_images(src, out):
@@ -51,8 +46,11 @@ def message_text(raw):
         if ctype not in ("text/plain", "text/html"):
             continue
         payload = part.get_payload(decode=True) or b""
-        text = payload.decode(part.get_content_charset() or "latin-1", errors="replace") \
-            if isinstance(payload, bytes) else str(payload)
+        charset = part.get_content_charset() or "latin-1"
+        try:
+            text = payload.decode(charset, errors="replace")
+        except LookupError:  # a charset Python does not know ("default_charset", "x-unknown")
+            text = payload.decode("latin-1")
         parts.append(html.unescape(TAGS.sub(" ", text)) if ctype == "text/html" else text)
     return "\n".join(str(p) for p in parts)
 

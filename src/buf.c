@@ -56,6 +56,23 @@ void buf_putc(buf *b, char c) {
   b->data[b->len] = '\0';
 }
 
+void buf_put_utf8(buf *b, unsigned long cp) {
+  char u[4];
+  size_t n;
+  if (cp < 0x80) {
+    u[0] = (char)cp, n = 1;
+  } else if (cp < 0x800) {
+    u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+  } else if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+  } else {
+    u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    u[2] = (char)(0x80 | (cp >> 6 & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+  }
+  buf_append(b, u, n);
+}
+
 void buf_printf(buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -19,6 +19,8 @@ void buf_reserve(buf *b, size_t extra);
 void buf_append(buf *b, const void *p, size_t n);
 /* Append one byte. */
 void buf_putc(buf *b, char c);
+/* Append code point cp (< 0x110000) encoded as UTF-8. */
+void buf_put_utf8(buf *b, unsigned long cp);
 /* Append printf-formatted text. */
 void buf_printf(buf *b, const char *fmt, ...) LOG_PRINTF(2, 3);
 /* Forget the contents, keep the memory. */

@@ -74,24 +74,6 @@ static size_t find_ci(const char *s, size_t n, size_t from, const char *w) {
   return n;
 }
 
-static void put_utf8(buf *b, unsigned long cp) {
-  if (cp < 0x80) {
-    put(b, (char)cp);
-  } else if (cp < 0x800) {
-    put(b, (char)(0xC0 | (cp >> 6)));
-    put(b, (char)(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    put(b, (char)(0xE0 | (cp >> 12)));
-    put(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-    put(b, (char)(0x80 | (cp & 0x3F)));
-  } else {
-    put(b, (char)(0xF0 | (cp >> 18)));
-    put(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
-    put(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-    put(b, (char)(0x80 | (cp & 0x3F)));
-  }
-}
-
 /* ---- transfer encodings ------------------------------------------------------------------ */
 
 void email_decode_qp(const char *s, size_t len, buf *out) {
@@ -254,7 +236,7 @@ static void put_char_ref(buf *out, unsigned long cp) {
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
   if (cp == 0xAD) return;
   if (cp == 0xA0 || cp == 8194 || cp == 8195 || cp == 8201) cp = ' ';
-  put_utf8(out, cp);
+  buf_put_utf8(out, cp);
 }
 
 /* Decode the character reference at s[i] == '&'; append it and return its length, or 0 (then

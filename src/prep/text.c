@@ -97,19 +97,6 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
-static void put_utf8(buf *out, uint32_t cp) {
-  char b[4];
-  size_t n;
-  if (cp < 0x80) b[0] = (char)cp, n = 1;
-  else if (cp < 0x800) b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-  else if (cp < 0x10000)
-    b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | (cp >> 6 & 0x3F)), b[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-  else
-    b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | (cp >> 12 & 0x3F)), b[2] = (char)(0x80 | (cp >> 6 & 0x3F)),
-    b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
-  buf_append(out, b, n);
-}
-
 void text_normalize(const char *s, size_t n, buf *out) {
   const unsigned char *u = (const unsigned char *)s;
   buf_clear(out);
@@ -121,7 +108,7 @@ void text_normalize(const char *s, size_t n, buf *out) {
     i += len;
     if (cp < 0x80) buf_putc(out, (char)lower_cp(cp));
     else if (is_separator(cp)) buf_putc(out, ' ');
-    else put_utf8(out, lower_cp(cp));
+    else buf_put_utf8(out, lower_cp(cp));
   }
 }
 
