@@ -137,18 +137,22 @@ static int read_message(const char *root, const char *rel, buf *bytes, buf *text
   return label;
 }
 
-/* Write one split: group/X (CSR), group/y (uint8) and the n_spam attribute. */
+/* Write one split: group/X (CSR), group/y (uint8), group/ids (the source file of each row,
+ * relative to --src) and the n_spam attribute. */
 static int write_split(hid_t file, const char *name, const text_csr *X, const int64_t *ids,
-                       const unsigned char *label) {
+                       const unsigned char *label, char *const *paths) {
   hid_t g = h5io_group(file, name);
   if (g < 0) return -1;
   unsigned char *y = xmalloc((size_t)X->rows + 1);
+  char **src = xmalloc(((size_t)X->rows + 1) * sizeof *src);
   int64_t n_spam = 0;
-  for (int64_t r = 0; r < X->rows; r++) n_spam += (y[r] = label[ids[r]]);
+  for (int64_t r = 0; r < X->rows; r++) n_spam += (y[r] = label[ids[r]]), src[r] = paths[ids[r]];
   hsize_t dims[1] = {(hsize_t)X->rows};
   int rc = h5io_write_csr(g, "X", X->rows, X->cols, X->indptr, X->indices, X->data);
   if (!rc) rc = h5io_write(g, "y", H5T_NATIVE_UINT8, 1, dims, y, 0);
+  if (!rc) rc = h5io_write_strings(g, "ids", src, (size_t)X->rows);
   if (!rc) rc = h5io_attr_int64(g, "n_spam", n_spam);
+  free(src);
   free(y);
   H5Gclose(g);
   return rc;
@@ -257,8 +261,8 @@ int prep_spam(const prep_opts *o) {
     rc = h5io_create(&out, o->out);
     if (rc) h5io_discard(&out); /* frees the names it kept */
     if (rc == 0) {
-      rc = write_split(out.file, "train", &Xtr, train_ids, label);
-      if (!rc) rc = write_split(out.file, "test", &Xte, test_ids, label);
+      rc = write_split(out.file, "train", &Xtr, train_ids, label, files.v);
+      if (!rc) rc = write_split(out.file, "test", &Xte, test_ids, label, files.v);
       if (!rc) rc = write_meta(out.file, corpus, o, n, sha);
       if (rc)
         log_prefix(o->out), h5io_discard(&out);

@@ -35,6 +35,12 @@ def main(h5, src):
         vocab = [v.decode() if isinstance(v, bytes) else v for v in f["vocab"][...]]
         idf = f["idf"][...]
         assert int(f.attrs["num_classes"]) == 2
+        # every row's label is its source message's group, looked up through /SPLIT/ids
+        ids = [i.decode() if isinstance(i, bytes) else i for s in ("train", "test") for i in f[s + "/ids"][...]]
+        assert len(set(ids)) == len(ids) == len(ytr) + len(yte), "ids are not one per message"
+        for rel, lab in zip(ids, np.concatenate([ytr, yte])):
+            group = json.load(open(os.path.join(src, rel), encoding="utf-8"))["group"]
+            assert lab == (1 if group.startswith("spam") else 0), f"{rel}: label {lab} but group {group}"
     n = Xtr.shape[0] + Xte.shape[0]
     assert n == n_src == 6046, (n, n_src)
     assert int(ytr.sum() + yte.sum()) == spam_src == 1896, (ytr.sum() + yte.sum(), spam_src)
