@@ -93,3 +93,13 @@ int backend_device_info_get(backend_kind kind, int index, backend_device_info *i
     return log_fail("CUDA device %d: %s", index, why ? why : "unknown error");
   return 0;
 }
+
+const backend_ops *backend_get(backend_kind kind) {
+  if (kind == BACKEND_CPU) return backend_cpu();
+  const char *why = NULL;
+  if (backend_cuda_device_count(&why) == 0) return log_fail("no CUDA device: %s", why), NULL;
+  /* The CUDA kernels behind the ops table are the GPU issue's work; until they land the module
+   * describes devices only. */
+  log_fail("the CUDA backend ops are not implemented in this build yet (use train.device = cpu)");
+  return NULL;
+}

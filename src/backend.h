@@ -1,14 +1,88 @@
 /* backend.h — THE seam between host logic (src/) and compute (kernels/cpu, kernels/cuda).
  *
  * src/ never includes CUDA headers: everything device-specific is reached through this header.
- * Today it holds device discovery; the trainer adds memory, GEMM, sparse products, elementwise
- * and reduction kernels here, implemented once per backend and checked against the CPU one. */
+ * A backend is a table of ops (backend_ops): memory, GEMM, sparse products, fused elementwise
+ * kernels, the loss, dropout, reductions and the fused optimizer update. kernels/cpu implements
+ * it on OpenBLAS and C loops; kernels/cuda (a dlopen'ed module) on cuBLAS/cuSPARSE and .cu
+ * kernels. tests/unit/test_backend_ops.c checks every op of every backend against plain C. */
 #ifndef DPT_BACKEND_H
 #define DPT_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum backend_kind { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_kind;
+
+typedef enum backend_act { BACKEND_ACT_NONE = 0, BACKEND_ACT_RELU, BACKEND_ACT_TANH, BACKEND_ACT_SIGMOID } backend_act;
+
+/* Resolved hyper-parameters of one fused optimizer update (src/optim.c fills it in per step; the
+ * kernels only do arithmetic). kind is an optim_kind (src/optim.h). */
+typedef struct backend_optim_args {
+  int kind;
+  float lr, momentum, dampening, alpha, eps, beta1, beta2, weight_decay;
+  int nesterov, centered, first_step; /* first_step: momentum buffers start as the gradient */
+  float bias1, bias2;                 /* Adam: 1 - beta1^t, 1 - beta2^t */
+  float clr;                          /* AdaGrad: lr / (1 + (t - 1) * lr_decay) */
+} backend_optim_args;
+
+/* The compute a backend provides. Pointers are device pointers of that backend (host memory for
+ * the CPU). Matrices are row-major; shapes in comments. No op allocates. */
+typedef struct backend_ops {
+  backend_kind kind;
+  /* memory */
+  void *(*alloc)(size_t bytes);                               /* zeroed; NULL on failure */
+  void (*free)(void *p);
+  void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
+  void (*download)(void *dst, const void *src, size_t bytes); /* device -> host */
+  void (*fill)(float *x, size_t n, float v);
+  /* C[M,N] = alpha * op(A) · op(B) + beta * C, op = transpose when ta/tb (sgemm semantics) */
+  void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+  /* Y[B,N] = X[B,K] · W[K,N] with X in CSR (indptr rebased to 0); beta as gemm */
+  void (*spmm)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+               const float *W, float beta, float *Y);
+  /* dW[K,N] += X[B,K]^T · dY[B,N] with X in CSR */
+  void (*spmm_t)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+                 const float *dY, float *dW);
+  /* Y[B,N] = act(Y + b[N]) in place */
+  void (*bias_act)(float *Y, const float *b, int B, int N, backend_act act);
+  /* dY[n] *= act'(.) expressed through the activation's output Y[n] */
+  void (*act_backward)(float *dY, const float *Y, size_t n, backend_act act);
+  /* db[N] = sum over rows of dY[B,N] (overwrites) */
+  void (*bias_grad)(float *db, const float *dY, int B, int N);
+  /* Softmax cross-entropy over logits[B,C] with labels y[B]: returns the summed loss (double),
+   * counts argmax == y into *correct, and when dlogits != NULL writes
+   * dlogits = (softmax - onehot) * scale (dlogits may be logits itself). Numerically stable. */
+  double (*softmax_xent)(const float *logits, const int32_t *y, int B, int C, float scale,
+                         float *dlogits, int *correct);
+  /* Inverted dropout: Y[i] = X[i] * mask[i], mask[i] = 1/(1-p) with probability 1-p, else 0. The
+   * mask is a pure function of (seed, offset + i), so a sample gets the same mask whatever rank
+   * computes it. */
+  void (*dropout)(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
+                  uint64_t offset);
+  /* x[n] *= y[n] elementwise */
+  void (*mul)(float *x, const float *y, size_t n);
+  /* x[n] *= s */
+  void (*scale)(float *x, size_t n, float s);
+  /* sum of squares of x[n], accumulated in double */
+  double (*sumsq)(const float *x, size_t n);
+  /* One fused optimizer update over n parameters: p, g and up to three state buffers. */
+  void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0,
+                       float *s1, float *s2, size_t n);
+  /* Max-norm constraint: every column j of W[K,N] (a unit's incoming weights) is rescaled to
+   * norm <= c. */
+  void (*max_norm)(float *W, int K, int N, float c);
+} backend_ops;
+
+/* The CPU backend (always present). */
+const backend_ops *backend_cpu(void);
+
+/* Threads of the CPU backend's BLAS (n >= 1). */
+void backend_cpu_set_threads(int n);
+
+/* The backend of `kind`: the CPU one, or the CUDA one when the module and a device are there;
+ * NULL with log_fail otherwise. */
+const backend_ops *backend_get(backend_kind kind);
 
 typedef struct backend_device_info {
   char name[128];      /* e.g. "OpenBLAS 0.3.21 (2 threads)" or "NVIDIA H100 80GB HBM3" */

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "backend.h"
+#include "dist.h"
 #include "info.h"
 #include "log.h"
 #include "prep/prep.h"
+#include "train.h"
 
 static const char *const k_usage =
     "dptrain — data-parallel neural-network training and distributed PCA (MPI, HDF5, BLAS, CUDA)\n"
@@ -49,7 +51,16 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "prep") == 0) return prep_main(argc - 1, argv + 1);
   if (strcmp(cmd, "info") == 0) return info_main(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
-  if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "pca") == 0) {
+  if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0) {
+    if (dist_init(&argc, &argv)) {
+      log_report();
+      return LOG_EXIT_RUNTIME;
+    }
+    int rc = train_main(argc - 1, argv + 1, strcmp(cmd, "eval") == 0);
+    dist_finalize();
+    return rc;
+  }
+  if (strcmp(cmd, "pca") == 0) {
     log_error("%s: not yet implemented in this build", cmd);
     return LOG_EXIT_USAGE;
   }

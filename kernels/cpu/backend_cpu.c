@@ -1,9 +1,14 @@
-/* backend_cpu.c — CPU backend on OpenBLAS (see src/backend.h): device description for now; the
- * trainer's GEMM, sparse and elementwise kernels land here beside their CUDA twins. */
+/* backend_cpu.c — the CPU backend on OpenBLAS and C loops (src/backend.h): memory is host memory,
+ * GEMM is cblas_sgemm, everything else is a fused loop written once here. The optimizer update
+ * and max-norm live in optim_cpu.c. This is also the reference the CUDA backend is tested against. */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "backend.h"
+#include "optim_cpu.h"
 
 int backend_cpu_info(backend_device_info *info) {
   snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(),
@@ -11,3 +16,168 @@ int backend_cpu_info(backend_device_info *info) {
   info->memory_bytes = 0;
   return 0;
 }
+
+static void *cpu_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+  if (bytes) memmove(dst, src, bytes);
+}
+static void cpu_fill(float *x, size_t n, float v) {
+  for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M == 0 || N == 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void cpu_spmm(int B, int N, const int64_t *indptr, const int32_t *indices,
+                     const float *values, const float *W, float beta, float *Y) {
+  for (int r = 0; r < B; r++) {
+    float *y = Y + (size_t)r * N;
+    if (beta == 0.0f) memset(y, 0, sizeof(float) * (size_t)N);
+    else if (beta != 1.0f)
+      for (int j = 0; j < N; j++) y[j] *= beta;
+    for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {
+      const float v = values[k], *w = W + (size_t)indices[k] * N;
+      for (int j = 0; j < N; j++) y[j] += v * w[j];
+    }
+  }
+}
+
+static void cpu_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices,
+                       const float *values, const float *dY, float *dW) {
+  for (int r = 0; r < B; r++) {
+    const float *d = dY + (size_t)r * N;
+    for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {
+      const float v = values[k];
+      float *w = dW + (size_t)indices[k] * N;
+      for (int j = 0; j < N; j++) w[j] += v * d[j];
+    }
+  }
+}
+
+static void cpu_bias_act(float *Y, const float *b, int B, int N, backend_act act) {
+  for (int r = 0; r < B; r++) {
+    float *y = Y + (size_t)r * N;
+    switch (act) {
+    case BACKEND_ACT_RELU:
+      for (int j = 0; j < N; j++) y[j] = fmaxf(y[j] + b[j], 0.0f);
+      break;
+    case BACKEND_ACT_TANH:
+      for (int j = 0; j < N; j++) y[j] = tanhf(y[j] + b[j]);
+      break;
+    case BACKEND_ACT_SIGMOID:
+      for (int j = 0; j < N; j++) y[j] = 1.0f / (1.0f + expf(-(y[j] + b[j])));
+      break;
+    default:
+      for (int j = 0; j < N; j++) y[j] += b[j];
+    }
+  }
+}
+
+static void cpu_act_backward(float *dY, const float *Y, size_t n, backend_act act) {
+  switch (act) {
+  case BACKEND_ACT_RELU:
+    for (size_t i = 0; i < n; i++) dY[i] = Y[i] > 0.0f ? dY[i] : 0.0f;
+    break;
+  case BACKEND_ACT_TANH:
+    for (size_t i = 0; i < n; i++) dY[i] *= 1.0f - Y[i] * Y[i];
+    break;
+  case BACKEND_ACT_SIGMOID:
+    for (size_t i = 0; i < n; i++) dY[i] *= Y[i] * (1.0f - Y[i]);
+    break;
+  default: break;
+  }
+}
+
+static void cpu_bias_grad(float *db, const float *dY, int B, int N) {
+  memset(db, 0, sizeof(float) * (size_t)N);
+  for (int r = 0; r < B; r++)
+    for (int j = 0; j < N; j++) db[j] += dY[(size_t)r * N + j];
+}
+
+static double cpu_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale,
+                               float *dlogits, int *correct) {
+  double loss = 0;
+  int ok = 0;
+  for (int r = 0; r < B; r++) {
+    const float *z = logits + (size_t)r * C;
+    int arg = 0;
+    for (int j = 1; j < C; j++)
+      if (z[j] > z[arg]) arg = j;
+    ok += arg == y[r];
+    const float mx = z[arg];
+    double sum = 0;
+    for (int j = 0; j < C; j++) sum += exp((double)(z[j] - mx));
+    loss += log(sum) - (double)(z[y[r]] - mx);
+    if (dlogits) {
+      float *d = dlogits + (size_t)r * C;
+      const double inv = 1.0 / sum;
+      for (int j = 0; j < C; j++)
+        d[j] = (float)((exp((double)(z[j] - mx)) * inv - (j == y[r])) * scale);
+    }
+  }
+  if (correct) *correct = ok;
+  return loss;
+}
+
+/* Counter-based uniform in [0,1): a splitmix64 finaliser of (seed, counter). */
+static inline float counter_uniform(uint64_t seed, uint64_t ctr) {
+  uint64_t z = seed ^ (ctr * 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (float)(z >> 40) * 0x1.0p-24f;
+}
+
+static void cpu_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
+                        uint64_t offset) {
+  const float keep = 1.0f / (1.0f - p);
+  for (size_t i = 0; i < n; i++) {
+    mask[i] = counter_uniform(seed, offset + i) >= p ? keep : 0.0f;
+    Y[i] = X[i] * mask[i];
+  }
+}
+
+static void cpu_mul(float *x, const float *y, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] *= y[i];
+}
+
+static void cpu_scale(float *x, size_t n, float s) {
+  for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static double cpu_sumsq(const float *x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}
+
+static const backend_ops k_cpu = {
+    .kind = BACKEND_CPU,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .fill = cpu_fill,
+    .gemm = cpu_gemm,
+    .spmm = cpu_spmm,
+    .spmm_t = cpu_spmm_t,
+    .bias_act = cpu_bias_act,
+    .act_backward = cpu_act_backward,
+    .bias_grad = cpu_bias_grad,
+    .softmax_xent = cpu_softmax_xent,
+    .dropout = cpu_dropout,
+    .mul = cpu_mul,
+    .scale = cpu_scale,
+    .sumsq = cpu_sumsq,
+    .optim_update = backend_cpu_optim_update,
+    .max_norm = backend_cpu_max_norm,
+};
+
+const backend_ops *backend_cpu(void) { return &k_cpu; }
+
+void backend_cpu_set_threads(int n) { openblas_set_num_threads(n); }

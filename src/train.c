@@ -1,0 +1,581 @@
+/* train.c — the data-parallel training loop, distributed evaluation, metrics and checkpoints
+ * (see train.h). */
+#include "train.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "data.h"
+#include "dist.h"
+#include "h5io.h"
+#include "log.h"
+#include "model.h"
+#include "optim.h"
+#include "sampler.h"
+
+/* A batch staged on the host and its device copy. */
+typedef struct stage {
+  int64_t rows_cap, nnz_cap, cols;
+  int sparse;
+  float *hx, *dx;            /* dense [rows_cap, cols] */
+  int64_t *hptr, *dptr;      /* CSR [rows_cap + 1] */
+  int32_t *hind, *dind;      /* CSR [nnz_cap] */
+  float *hval, *dval;        /* CSR [nnz_cap] */
+  int32_t *hy, *dy;          /* [rows_cap] */
+} stage;
+
+typedef struct trainer {
+  config *cfg;
+  const backend_ops *be;
+  data_file data;
+  data_block local;          /* this rank's training rows [lo, hi) */
+  data_block test;           /* this rank's block of test rows */
+  int64_t test_begin;
+  sampler smp;
+  model m;
+  optim opt;
+  sched sch;
+  stage st;
+  int64_t *rows;             /* row ids of the local batch */
+  int64_t classes;
+  MPI_Request req[MODEL_MAX_LAYERS];
+  int nreq;
+  double t_wait, t_comm_total; /* seconds waiting for the all-reduce; total reduce work measured */
+  const char *out;
+  FILE *metrics;
+  int overlap;               /* start each layer's reduction during backward (1) or after (0) */
+} trainer;
+
+static double now(void) { return MPI_Wtime(); }
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+static int stage_init(stage *s, const backend_ops *be, const data_block *src, int64_t rows) {
+  memset(s, 0, sizeof *s);
+  s->rows_cap = rows;
+  s->cols = src->cols;
+  s->sparse = src->kind == DATA_CSR;
+  s->hy = xmalloc(sizeof(int32_t) * (size_t)rows);
+  int ok = (s->dy = be->alloc(sizeof(int32_t) * (size_t)rows)) != NULL;
+  if (s->sparse) {
+    s->nnz_cap = src->nnz > 0 ? src->nnz : 1; /* a batch never holds more than the block */
+    s->hptr = xmalloc(sizeof(int64_t) * (size_t)(rows + 1));
+    s->hind = xmalloc(sizeof(int32_t) * (size_t)s->nnz_cap);
+    s->hval = xmalloc(sizeof(float) * (size_t)s->nnz_cap);
+    ok = ok && (s->dptr = be->alloc(sizeof(int64_t) * (size_t)(rows + 1))) &&
+         (s->dind = be->alloc(sizeof(int32_t) * (size_t)s->nnz_cap)) &&
+         (s->dval = be->alloc(sizeof(float) * (size_t)s->nnz_cap));
+  } else {
+    s->hx = xmalloc(sizeof(float) * (size_t)(rows * s->cols));
+    ok = ok && (s->dx = be->alloc(sizeof(float) * (size_t)(rows * s->cols)));
+  }
+  return ok ? 0 : log_fail("out of device memory for a batch of %lld rows", (long long)rows);
+}
+
+static void stage_free(stage *s, const backend_ops *be) {
+  free(s->hx), free(s->hptr), free(s->hind), free(s->hval), free(s->hy);
+  if (be) be->free(s->dx), be->free(s->dptr), be->free(s->dind), be->free(s->dval), be->free(s->dy);
+  memset(s, 0, sizeof *s);
+}
+
+/* Gather rows (indices into block b, relative to b->begin when `rel`) into the stage, upload,
+ * and describe the device batch. */
+static model_batch stage_rows(stage *s, const backend_ops *be, const data_block *b,
+                              const int64_t *rows, int64_t n, int64_t base) {
+  int64_t nnz = 0;
+  if (s->sparse) s->hptr[0] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t r = rows ? rows[i] - base : base + i; /* row within the block */
+    s->hy[i] = b->y[r];
+    if (s->sparse) {
+      int64_t a = b->indptr[r], e = b->indptr[r + 1];
+      memcpy(s->hind + nnz, b->indices + a, sizeof(int32_t) * (size_t)(e - a));
+      memcpy(s->hval + nnz, b->values + a, sizeof(float) * (size_t)(e - a));
+      nnz += e - a;
+      s->hptr[i + 1] = nnz;
+    } else {
+      memcpy(s->hx + i * s->cols, b->x + r * s->cols, sizeof(float) * (size_t)s->cols);
+    }
+  }
+  be->upload(s->dy, s->hy, sizeof(int32_t) * (size_t)n);
+  model_batch mb = {.rows = (int)n, .y = s->dy};
+  if (s->sparse) {
+    be->upload(s->dptr, s->hptr, sizeof(int64_t) * (size_t)(n + 1));
+    be->upload(s->dind, s->hind, sizeof(int32_t) * (size_t)nnz);
+    be->upload(s->dval, s->hval, sizeof(float) * (size_t)nnz);
+    mb.indptr = s->dptr, mb.indices = s->dind, mb.values = s->dval;
+  } else {
+    be->upload(s->dx, s->hx, sizeof(float) * (size_t)(n * s->cols));
+    mb.x = s->dx;
+  }
+  return mb;
+}
+
+/* ---- gradient all-reduce in per-layer buckets ------------------------------------------------- */
+
+static void bucket_range(const model *m, int l, size_t *off, size_t *len) {
+  *off = m->w_off[l];
+  *len = m->b_off[l] + (size_t)m->spec.dims[l + 1] - m->w_off[l];
+}
+
+/* model_backward calls this when layer l's gradients are final: start their reduction. */
+static void on_layer_ready(int l, void *arg) {
+  trainer *t = arg;
+  if (dist_size() == 1 || !t->overlap) return;
+  size_t off, len;
+  bucket_range(&t->m, l, &off, &len);
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t->m.grads + off, (int)len, MPI_FLOAT, MPI_SUM,
+                           dist_comm(), &t->req[t->nreq++]));
+  int flag; /* let Open MPI progress the earlier buckets while we compute */
+  MPI_CHECK(MPI_Testall(t->nreq, t->req, &flag, MPI_STATUSES_IGNORE));
+}
+
+static void finish_reduce(trainer *t) {
+  if (dist_size() == 1) return;
+  double t0 = now();
+  if (t->overlap) {
+    MPI_CHECK(MPI_Waitall(t->nreq, t->req, MPI_STATUSES_IGNORE));
+  } else {
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t->m.grads, (int)t->m.n_params, MPI_FLOAT, MPI_SUM, dist_comm()));
+  }
+  t->t_wait += now() - t0;
+  t->nreq = 0;
+}
+
+/* ---- evaluation ----------------------------------------------------------------------------- */
+
+typedef struct eval_result {
+  double loss, acc;
+  int64_t n;
+  int64_t *confusion; /* [C*C] rows = true class, cols = predicted (rank 0), or NULL */
+} eval_result;
+
+/* Evaluate on the test rows of every rank; all ranks get the totals. */
+static void evaluate(trainer *t, int want_confusion, eval_result *r) {
+  const int64_t n = t->test.end - t->test.begin, C = t->classes;
+  double acc[2] = {0, 0};
+  int64_t *conf = want_confusion ? xcalloc((size_t)(C * C), sizeof(int64_t)) : NULL;
+  float *logits = want_confusion ? xmalloc(sizeof(float) * (size_t)(t->st.rows_cap * C)) : NULL;
+  for (int64_t a = 0; a < n; a += t->st.rows_cap) {
+    int64_t k = n - a < t->st.rows_cap ? n - a : t->st.rows_cap;
+    model_batch mb = stage_rows(&t->st, t->be, &t->test, NULL, k, a);
+    int correct = 0;
+    acc[0] += model_forward(&t->m, &mb, 0, 0, 0, 1.0f, &correct);
+    acc[1] += correct;
+    if (conf) {
+      t->be->download(logits, model_logits(&t->m), sizeof(float) * (size_t)(k * C));
+      for (int64_t i = 0; i < k; i++) {
+        int64_t best = 0;
+        for (int64_t j = 1; j < C; j++) best = logits[i * C + j] > logits[i * C + best] ? j : best;
+        conf[t->st.hy[i] * C + best]++;
+      }
+    }
+  }
+  double tot[2];
+  int64_t nn = n, ntot = 0;
+  MPI_CHECK(MPI_Allreduce(acc, tot, 2, MPI_DOUBLE, MPI_SUM, dist_comm()));
+  MPI_CHECK(MPI_Allreduce(&nn, &ntot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
+  if (conf) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, conf, (int)(C * C), MPI_INT64_T, MPI_SUM, dist_comm()));
+  free(logits);
+  r->n = ntot;
+  r->loss = ntot ? tot[0] / (double)ntot : 0;
+  r->acc = ntot ? tot[1] / (double)ntot : 0;
+  r->confusion = conf;
+}
+
+/* ---- metrics and progress (rank 0) ---------------------------------------------------------- */
+
+/* Append one JSON object to OUT/metrics.jsonl (cJSON takes ownership of o). */
+static void metrics_write(trainer *t, cJSON *o) {
+  if (t->metrics) {
+    char *s = cJSON_PrintUnformatted(o);
+    fprintf(t->metrics, "%s\n", s);
+    fflush(t->metrics);
+    free(s);
+  }
+  cJSON_Delete(o);
+}
+
+static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, double loss,
+                     double sps, int final) {
+  if (dist_rank() != 0) return;
+  static int tty = -1;
+  if (tty < 0) tty = isatty(STDOUT_FILENO);
+  if (!tty && !final) return;
+  printf("%sepoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f samples/s%s", tty ? "\r" : "",
+         (long long)epoch + 1, (long long)epochs, (long long)step, (long long)steps, loss, sps,
+         final ? "\n" : "");
+  fflush(stdout);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------ */
+
+static int save_checkpoint(trainer *t, const char *path) {
+  int ok = 1;
+  if (dist_rank() == 0) {
+    checkpoint c = {.n_params = t->m.n_params, .n_state = t->opt.n_state, .step = t->opt.step,
+                    .epoch = t->smp.epoch, .step_in_epoch = t->smp.step,
+                    .seed = config_int(t->cfg, "train.seed"), .world_size = dist_size(),
+                    .n_train = t->smp.n, .batch = t->smp.batch,
+                    .optimizer = (char *)config_str(t->cfg, "optim.name")};
+    c.n_dims = t->m.spec.n_layers + 1;
+    memcpy(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims);
+    size_t bytes = t->m.n_params * sizeof(float);
+    c.params = xmalloc(bytes);
+    t->be->download(c.params, t->m.params, bytes);
+    for (int i = 0; i < c.n_state; i++) {
+      c.state[i] = xmalloc(bytes);
+      c.state_name[i] = (char *)t->opt.state_name[i];
+      t->be->download(c.state[i], t->opt.state[i], bytes);
+    }
+    c.config = config_resolved_ini(t->cfg);
+    ok = checkpoint_save(path, &c) == 0;
+    free(c.params);
+    free(c.config);
+    for (int i = 0; i < c.n_state; i++) free(c.state[i]);
+  }
+  return dist_all_ok(ok) ? 0 : -1;
+}
+
+/* Load train.resume (full state) or train.init (weights only) into the model/optimizer. */
+static int restore(trainer *t, const char *path, int full) {
+  checkpoint c;
+  int ok = checkpoint_load(path, &c) == 0;
+  if (ok && (c.n_params != t->m.n_params || c.n_dims != t->m.spec.n_layers + 1 ||
+             memcmp(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims) != 0))
+    ok = log_fail("%s: the checkpoint's layers do not match this config's model", path) == 0;
+  if (ok && full && strcmp(c.optimizer, config_str(t->cfg, "optim.name")) != 0)
+    ok = log_fail("%s: checkpoint of optimizer %s cannot resume with %s", path, c.optimizer,
+                  config_str(t->cfg, "optim.name")) == 0;
+  if (ok && full && (c.n_train != t->smp.n || c.batch != t->smp.batch))
+    ok = log_fail("%s: checkpoint was taken with %lld rows and batch %lld, not %lld and %lld", path,
+                  (long long)c.n_train, (long long)c.batch, (long long)t->smp.n, (long long)t->smp.batch) == 0;
+  if (ok && full && c.n_state != t->opt.n_state)
+    ok = log_fail("%s: checkpoint holds %d optimizer buffers, %d expected", path, c.n_state, t->opt.n_state) == 0;
+  if (!dist_all_ok(ok)) {
+    checkpoint_free(&c);
+    return -1;
+  }
+  t->be->upload(t->m.params, c.params, c.n_params * sizeof(float));
+  if (full) {
+    for (int i = 0; i < c.n_state; i++) /* match by name, the order is the file's */
+      for (int j = 0; j < t->opt.n_state; j++)
+        if (strcmp(c.state_name[i], t->opt.state_name[j]) == 0)
+          t->be->upload(t->opt.state[j], c.state[i], c.n_params * sizeof(float));
+    t->opt.step = c.step;
+    sampler_seek(&t->smp, c.epoch, c.step_in_epoch);
+  }
+  checkpoint_free(&c);
+  return 0;
+}
+
+/* ---- set-up --------------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir) {
+  char *p = xstrdup(dir);
+  int rc = 0;
+  for (char *s = p + 1; *s && !rc; s++)
+    if (*s == '/') {
+      *s = '\0';
+      if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
+      *s = '/';
+    }
+  if (!rc && mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
+  if (rc) log_fail("%s: cannot create directory: %s", dir, strerror(errno));
+  free(p);
+  return rc;
+}
+
+static int optim_from_config(const config *c, optim_hparams *h) {
+  static const char *const keys[] = {"lr", "momentum", "dampening", "alpha", "eps", "beta1", "beta2",
+                                     "weight_decay", "lr_decay", "initial_accumulator", "clip_norm", "max_norm"};
+  double *dst[] = {&h->lr, &h->momentum, &h->dampening, &h->alpha, &h->eps, &h->beta1, &h->beta2,
+                   &h->weight_decay, &h->lr_decay, &h->initial_accumulator, &h->clip_norm, &h->max_norm};
+  optim_defaults((optim_kind)config_enum(c, "optim.name"), h);
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+    char k[64];
+    snprintf(k, sizeof k, "optim.%s", keys[i]);
+    if (config_is_set(c, k)) *dst[i] = config_double(c, k);
+  }
+  if (config_is_set(c, "optim.centered")) h->centered = config_bool(c, "optim.centered");
+  if (optim_validate(h)) return log_prefix(config_path(c) ? config_path(c) : "config");
+  return 0;
+}
+
+/* Choose the backend from train.device (auto | cpu | cuda) and say which. */
+static const backend_ops *choose_backend(const config *c) {
+  int dev = config_enum(c, "train.device"); /* auto, cpu, cuda */
+  const char *why = NULL;
+  if (dev == 1) return backend_cpu();
+  if (dev == 2) return backend_get(BACKEND_CUDA);
+  if (backend_cuda_device_count(&why) > 0) {
+    const backend_ops *be = backend_get(BACKEND_CUDA);
+    if (be) return be;
+    why = log_last_error();
+  }
+  log_info("device: cpu (auto: %s)\n", why ? why : "no GPU");
+  return backend_cpu();
+}
+
+/* Everything before the first step; returns 0, or -1 (reported once, on every rank). */
+static int setup(trainer *t, int eval_only) {
+  const config *c = t->cfg;
+  int rank = dist_rank(), size = dist_size();
+  const char *path = config_str(c, "data.path");
+  if (!path) {
+    int ok = log_fail("%s: [data] path is required", config_path(c) ? config_path(c) : "config") == 0;
+    return dist_all_ok(ok) ? 0 : -1;
+  }
+  if (config_enum(c, "train.precision") != 0 && !dist_all_ok(log_fail("[train] precision = bf16 needs the CUDA backend") == 0))
+    return -1;
+  if (!dist_all_ok(data_open(&t->data, path, dist_comm()) == 0)) return -1;
+  data_file *f = &t->data;
+  if (!dist_all_ok(f->test.present || log_fail("%s: no /test split to evaluate on", path) == 0)) return -1;
+  int64_t batch = config_enum(c, "optim.name") == OPTIM_GD ? f->train.rows : config_int(c, "train.batch_size");
+  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, (uint64_t)config_int(c, "train.seed"), rank, size) == 0))
+    return -1;
+  int64_t lo, hi, tb, te;
+  sampler_local_rows(&t->smp, &lo, &hi);
+  data_shard(f->test.rows, rank, size, &tb, &te);
+  int ok = data_read_block(f, &f->train, lo, hi, &t->local) == 0 &&
+           data_read_block(f, &f->test, tb, te, &t->test) == 0;
+  if (!dist_all_ok(ok)) return -1;
+  /* classes: the file says, or 1 + the largest label anywhere */
+  t->classes = f->num_classes;
+  if (t->classes < 1) {
+    int64_t mx = 0;
+    for (int64_t i = 0; i < t->local.end - t->local.begin; i++) mx = t->local.y[i] > mx ? t->local.y[i] : mx;
+    for (int64_t i = 0; i < t->test.end - t->test.begin; i++) mx = t->test.y[i] > mx ? t->test.y[i] : mx;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mx, 1, MPI_INT64_T, MPI_MAX, dist_comm()));
+    t->classes = mx + 1 < 2 ? 2 : mx + 1;
+  }
+  /* model */
+  model_spec s = {.act = (backend_act)(1 + config_enum(c, "model.activation")),
+                  .dropout = (float)config_double(c, "model.dropout"),
+                  .init = (model_init_kind)config_enum(c, "model.init")};
+  int64_t hidden[MODEL_MAX_LAYERS];
+  int nh = config_int_list(c, "model.hidden", hidden, MODEL_MAX_LAYERS - 1);
+  s.n_layers = nh + 1;
+  s.dims[0] = f->train.cols;
+  for (int i = 0; i < nh; i++) s.dims[i + 1] = hidden[i];
+  s.dims[nh + 1] = t->classes;
+  if (!(t->be = choose_backend(c))) return dist_all_ok(0) ? 0 : -1;
+  if (config_int(c, "train.threads") > 0) backend_cpu_set_threads((int)config_int(c, "train.threads"));
+  int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
+  if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
+  if (rows < 1) rows = 1;
+  data_block nnz_max = t->local.nnz >= t->test.nnz ? t->local : t->test;
+  optim_hparams h;
+  ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
+       optim_from_config(c, &h) == 0 && optim_init(&t->opt, &h, t->be, t->m.n_params) == 0;
+  if (!dist_all_ok(ok)) return -1;
+  t->rows = xmalloc(sizeof(int64_t) * (size_t)rows);
+  t->sch = (sched){.kind = (sched_kind)config_enum(c, "schedule.name"),
+                   .warmup_epochs = config_double(c, "schedule.warmup_epochs"),
+                   .step_size = config_int(c, "schedule.step_size"),
+                   .gamma = config_double(c, "schedule.gamma"),
+                   .epochs = config_int(c, "train.epochs"),
+                   .steps_per_epoch = t->smp.steps_per_epoch};
+  model_init_params(&t->m, (uint64_t)config_int(c, "train.seed"));
+  const char *init = config_str(c, "train.init"), *resume = config_str(c, "train.resume");
+  if (init && restore(t, init, 0)) return -1;
+  if (resume && restore(t, resume, !eval_only)) return -1;
+  /* output directory, resolved config, metrics */
+  t->out = config_str(c, "train.out");
+  ok = 1;
+  if (rank == 0 && !eval_only) {
+    ok = mkdir_p(t->out) == 0;
+    buf p = {0};
+    if (ok) {
+      buf_printf(&p, "%s/config.ini", t->out);
+      char *ini = config_resolved_ini(c);
+      FILE *fp = fopen(p.data, "w");
+      ok = fp && fputs(ini, fp) >= 0;
+      if (fp) fclose(fp);
+      free(ini);
+      if (!ok) log_fail("%s: %s", p.data, strerror(errno));
+    }
+    if (ok) {
+      buf_clear(&p);
+      buf_printf(&p, "%s/metrics.jsonl", t->out);
+      t->metrics = fopen(p.data, resume ? "a" : "w");
+      if (!t->metrics) ok = log_fail("%s: %s", p.data, strerror(errno)) == 0;
+    }
+    buf_free(&p);
+  }
+  if (!dist_all_ok(ok)) return -1;
+  backend_device_info info;
+  backend_device_info_get(t->be->kind, 0, &info);
+  log_info("dptrain: %d rank%s on %s; %s: %lld train / %lld test rows, %lld features (%s), %lld classes\n",
+           size, size > 1 ? "s" : "", info.name, path, (long long)f->train.rows, (long long)f->test.rows,
+           (long long)f->train.cols, f->train.kind == DATA_CSR ? "sparse" : "dense", (long long)t->classes);
+  buf arch = {0};
+  for (int l = 0; l <= s.n_layers; l++) buf_printf(&arch, "%s%lld", l ? "-" : "", (long long)s.dims[l]);
+  log_info("model %s (%zu parameters), %s, global batch %lld (%lld steps/epoch)\n", arch.data,
+           t->m.n_params, config_str(c, "optim.name"), (long long)t->smp.batch, (long long)t->smp.steps_per_epoch);
+  buf_free(&arch);
+  return 0;
+}
+
+static void teardown(trainer *t) {
+  if (t->metrics) fclose(t->metrics);
+  stage_free(&t->st, t->be);
+  if (t->opt.be) optim_free(&t->opt);
+  model_free(&t->m);
+  sampler_free(&t->smp);
+  data_block_free(&t->local);
+  data_block_free(&t->test);
+  data_close(&t->data);
+  free(t->rows);
+}
+
+/* ---- the loop --------------------------------------------------------------------------------- */
+
+static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, const eval_result *r,
+                        double elapsed, double sps, double lr) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "epoch", (double)epoch);
+  cJSON_AddNumberToObject(o, "step", (double)t->opt.step);
+  cJSON_AddNumberToObject(o, "train_loss", train_loss);
+  cJSON_AddNumberToObject(o, "test_loss", r->loss);
+  cJSON_AddNumberToObject(o, "test_acc", r->acc);
+  cJSON_AddNumberToObject(o, "time_s", elapsed);
+  cJSON_AddNumberToObject(o, "samples_per_s", sps);
+  cJSON_AddNumberToObject(o, "lr", lr);
+  return o;
+}
+
+static int run(trainer *t) {
+  const config *c = t->cfg;
+  const backend_ops *be = t->be;
+  const int64_t epochs = config_int(c, "train.epochs"), every = config_int(c, "train.eval_every"),
+                ck_every = config_int(c, "train.checkpoint_every"), spe = t->smp.steps_per_epoch;
+  const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
+  const float scale = 1.0f / (float)t->smp.batch;
+  const uint64_t seed = (uint64_t)config_int(c, "train.seed");
+  buf ck = {0};
+  buf_printf(&ck, "%s/checkpoint.h5", t->out);
+  double t_start = now(), lr = base_lr, last_train_loss = 0, t_compute = 0;
+  int64_t samples_total = 0;
+  eval_result r = {0};
+  for (int64_t epoch = t->smp.epoch; epoch < epochs; epoch++) {
+    double t_epoch = now(), loss_sum[2] = {0, 0}, last_print = 0;
+    for (int64_t step = t->smp.step; step < spe; step++) {
+      int64_t off, n = sampler_next(&t->smp, t->rows, &off);
+      model_batch mb = stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
+      int64_t gstep = epoch * spe + step;
+      lr = sched_lr(&t->sch, base_lr, gstep);
+      double tc = now();
+      loss_sum[0] += model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)off,
+                                   scale, NULL);
+      loss_sum[1] += (double)n;
+      model_backward(&t->m, &mb, on_layer_ready, t);
+      finish_reduce(t);
+      if (clip > 0) optim_clip_grad_norm(be, t->m.grads, t->m.n_params, clip);
+      optim_step(&t->opt, t->m.params, t->m.grads, lr);
+      if (maxn > 0)
+        for (int l = 0; l < t->m.spec.n_layers; l++)
+          be->max_norm(t->m.params + t->m.w_off[l], (int)t->m.spec.dims[l], (int)t->m.spec.dims[l + 1], (float)maxn);
+      t_compute += now() - tc;
+      double el = now() - t_epoch;
+      if (el - last_print > 0.25 || step + 1 == spe) {
+        last_print = el;
+        progress(epoch, epochs, step + 1, spe, loss_sum[0] / loss_sum[1],
+                 (double)(step + 1 - 0) * (double)t->smp.batch / el, 0);
+      }
+    }
+    double epoch_s = now() - t_epoch, sps = (double)(spe * t->smp.batch) / epoch_s;
+    samples_total += spe * t->smp.batch;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, loss_sum, 2, MPI_DOUBLE, MPI_SUM, dist_comm()));
+    last_train_loss = loss_sum[0] / loss_sum[1];
+    if ((epoch + 1) % every == 0 || epoch + 1 == epochs) {
+      free(r.confusion);
+      evaluate(t, epoch + 1 == epochs, &r);
+      if (dist_rank() == 0) {
+        progress(epoch, epochs, spe, spe, last_train_loss, sps, 1);
+        printf("  test loss %.4f  accuracy %.2f%%  error %.2f%%  (%.2f s/epoch)\n", r.loss, 100 * r.acc,
+               100 * (1 - r.acc), epoch_s);
+        metrics_write(t, eval_json(t, epoch + 1, last_train_loss, &r, now() - t_start, sps, lr));
+      }
+    }
+    if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t, ck.data))
+      return buf_free(&ck), free(r.confusion), -1;
+  }
+  if (!r.confusion) evaluate(t, 1, &r); /* resumed at the very end: still report */
+  double wall = now() - t_start, wait = t->t_wait;
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &wait, 1, MPI_DOUBLE, MPI_MAX, dist_comm()));
+  if (dist_rank() == 0) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "summary", 1);
+    cJSON_AddNumberToObject(o, "epochs", (double)epochs);
+    cJSON_AddNumberToObject(o, "steps", (double)t->opt.step);
+    cJSON_AddNumberToObject(o, "world_size", dist_size());
+    cJSON_AddNumberToObject(o, "train_loss", last_train_loss);
+    cJSON_AddNumberToObject(o, "test_loss", r.loss);
+    cJSON_AddNumberToObject(o, "test_acc", r.acc);
+    cJSON_AddNumberToObject(o, "test_error", 1 - r.acc);
+    cJSON_AddNumberToObject(o, "wall_s", wall);
+    cJSON_AddNumberToObject(o, "samples_per_s", wall > 0 ? (double)samples_total / wall : 0);
+    cJSON_AddNumberToObject(o, "allreduce_wait_s", wait);
+    cJSON_AddNumberToObject(o, "allreduce_wait_fraction", t_compute > 0 ? wait / t_compute : 0);
+    cJSON *m = cJSON_AddArrayToObject(o, "confusion");
+    for (int64_t i = 0; i < t->classes; i++) {
+      cJSON *row = cJSON_CreateArray();
+      for (int64_t j = 0; j < t->classes; j++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)r.confusion[i * t->classes + j]));
+      cJSON_AddItemToArray(m, row);
+    }
+    metrics_write(t, o);
+    printf("final: test accuracy %.2f%% (error %.2f%%) after %lld epochs in %.1f s; all-reduce wait %.1f%% of step time\n",
+           100 * r.acc, 100 * (1 - r.acc), (long long)epochs, wall, t_compute > 0 ? 100 * wait / t_compute : 0.0);
+  }
+  free(r.confusion);
+  int rc = save_checkpoint(t, ck.data);
+  buf_free(&ck);
+  return rc;
+}
+
+int train_main(int argc, char **argv, int eval_only) {
+  if (argc < 2 || argv[1][0] == '-') {
+    if (dist_rank() == 0)
+      fprintf(stderr, "usage: dptrain %s CONFIG.ini [section.key=value ...]%s\n", argv[0],
+              eval_only ? "   (with train.resume=CHECKPOINT.h5)" : "");
+    return LOG_EXIT_USAGE;
+  }
+  trainer t = {.overlap = getenv("DPT_NO_OVERLAP") == NULL};
+  if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
+  if (eval_only && !dist_all_ok(config_str(t.cfg, "train.resume") != NULL ||
+                                log_fail("eval: give the checkpoint as train.resume=PATH") == 0)) {
+    config_free(t.cfg);
+    return LOG_EXIT_USAGE;
+  }
+  int rc = setup(&t, eval_only);
+  int code = rc ? LOG_EXIT_USAGE : LOG_EXIT_OK; /* set-up problems are the config's or the data's */
+  if (rc == 0 && eval_only) {
+    eval_result r;
+    evaluate(&t, 1, &r);
+    if (dist_rank() == 0) {
+      printf("eval %s: %lld test rows, loss %.4f, accuracy %.2f%% (error %.2f%%)\nconfusion (rows: true class):\n",
+             config_str(t.cfg, "train.resume"), (long long)r.n, r.loss, 100 * r.acc, 100 * (1 - r.acc));
+      for (int64_t i = 0; i < t.classes; i++) {
+        for (int64_t j = 0; j < t.classes; j++) printf(" %6lld", (long long)r.confusion[i * t.classes + j]);
+        printf("\n");
+      }
+    }
+    free(r.confusion);
+  } else if (rc == 0) {
+    code = run(&t) == 0 ? LOG_EXIT_OK : LOG_EXIT_RUNTIME;
+  }
+  teardown(&t);
+  config_free(t.cfg);
+  return code;
+}
