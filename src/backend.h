@@ -16,13 +16,15 @@ typedef enum backend_kind { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_kind;
 typedef enum backend_act { BACKEND_ACT_NONE = 0, BACKEND_ACT_RELU, BACKEND_ACT_TANH, BACKEND_ACT_SIGMOID } backend_act;
 
 /* Resolved hyper-parameters of one fused optimizer update (src/optim.c fills it in per step; the
- * kernels only do arithmetic). kind is an optim_kind (src/optim.h). */
+ * kernels only do arithmetic). kind is an optim_kind (src/optim.h). Scalars are double so that
+ * derived factors (1 - beta, lr / bias correction, ...) are formed in double and rounded to float
+ * once, as torch.optim does with its Python-float hyper-parameters. */
 typedef struct backend_optim_args {
   int kind;
-  float lr, momentum, dampening, alpha, eps, beta1, beta2, weight_decay;
+  double lr, momentum, dampening, alpha, eps, beta1, beta2, weight_decay;
   int nesterov, centered, first_step; /* first_step: momentum buffers start as the gradient */
-  float bias1, bias2;                 /* Adam: 1 - beta1^t, 1 - beta2^t */
-  float clr;                          /* AdaGrad: lr / (1 + (t - 1) * lr_decay) */
+  double bias1, bias2;                /* Adam: 1 - beta1^t, 1 - beta2^t */
+  double clr;                         /* AdaGrad: lr / (1 + (t - 1) * lr_decay) */
 } backend_optim_args;
 
 /* The compute a backend provides. Pointers are device pointers of that backend (host memory for

@@ -48,8 +48,8 @@ typedef struct key_spec {
 
 static const char *const v_activation[] = {"relu", "tanh", "sigmoid", NULL};
 static const char *const v_init[] = {"he", "xavier", NULL};
-static const char *const v_optim[] = {"gd",      "sgd",     "momentum", "nesterov", "adagrad",
-                                      "rmsprop", "adam",    "adamw",    NULL};
+static const char *const v_optim[] = {"gd",      "sgd",  "momentum", "nesterov", "adagrad",
+                                      "rmsprop", "adam", "adamw",    NULL};
 static const char *const v_schedule[] = {"constant", "step", "cosine", NULL};
 static const char *const v_device[] = {"auto", "cpu", "cuda", NULL};
 static const char *const v_precision[] = {"fp32", "bf16", NULL};
@@ -62,10 +62,10 @@ static const key_spec schema[] = {
     {"model", "hidden", T_INTLIST, "", LO, 1, 0, NULL,
      "hidden layer widths, comma separated; empty = logistic regression"},
     {"model", "activation", T_ENUM, "relu", 0, 0, 0, v_activation, "hidden-layer activation"},
-    {"model", "dropout", T_DOUBLE, "0", LO | HI_X, 0, 1, NULL, "dropout probability, hidden layers"},
+    {"model", "dropout", T_DOUBLE, "0", LO | HI_X, 0, 1, NULL, "dropout probability (hidden)"},
     {"model", "init", T_ENUM, "he", 0, 0, 0, v_init, "weight initialisation"},
 
-    {"optim", "name", T_ENUM, "sgd", 0, 0, 0, v_optim, "optimizer; gd = full-batch descent"},
+    {"optim", "name", T_ENUM, "sgd", 0, 0, 0, v_optim, "optimizer (gd: full batch)"},
     {"optim", "lr", T_DOUBLE, NULL, LO_X, 0, 0, NULL, "learning rate (unset: optimizer default)"},
     {"optim", "momentum", T_DOUBLE, NULL, LO, 0, 0, NULL, "momentum factor"},
     {"optim", "dampening", T_DOUBLE, NULL, LO, 0, 0, NULL, "dampening of momentum"},
@@ -152,7 +152,8 @@ static int edit_distance(const char *a, const char *b) {
   for (size_t i = 1; i <= n; i++) {
     cur[0] = (int)i;
     for (size_t j = 1; j <= m; j++) {
-      int sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+      int same = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
+      int sub = prev[j - 1] + !same;
       int del = prev[j] + 1, ins = cur[j - 1] + 1;
       cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
     }
@@ -299,7 +300,8 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
     return 0;
   }
   case T_BOOL: {
-    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
     for (int i = 0; i < 4; i++) {
       if (!strcasecmp(raw, yes[i]) || !strcasecmp(raw, no[i])) {
         v->i = !strcasecmp(raw, yes[i]);
@@ -327,7 +329,6 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
   }
   case T_INTLIST: {
     buf canon = {0};
-    buf_printf(&canon, "%s", "");
     if (*raw) {
       char *copy = xstrdup(raw), *p = copy;
       for (;;) {
@@ -359,7 +360,7 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
       }
       free(copy);
     }
-    v->text = canon.data; /* the buffer's memory becomes the text */
+    v->text = canon.data ? canon.data : xstrdup(""); /* the buffer's memory becomes the text */
     return 0;
   }
   }
@@ -375,8 +376,10 @@ static int assign(config *c, const char *section, const char *key, const char *r
     int ki = -1, n = 0;
     for (size_t i = 0; i < NUM_KEYS; i++)
       if (!strcasecmp(schema[i].key, key)) ki = (int)i, n++;
-    if (n == 1) snprintf(hint, sizeof hint, " (put it under [%s])", schema[ki].section);
-    else hint[0] = '\0';
+    if (n == 1)
+      snprintf(hint, sizeof hint, " (put it under [%s])", schema[ki].section);
+    else
+      hint[0] = '\0';
     return log_fail("%s: key '%s' outside any section%s", where, key, hint);
   }
   if (find_section(section) < 0) {
@@ -475,16 +478,22 @@ static int handler(void *user, const char *section, const char *name, const char
   return 1;
 }
 
+/* Parse INI text (len bytes) into c; `label` names it in errors. */
+static int parse_text(config *c, const char *label, const char *text, size_t len) {
+  parse_ctx x = {c, label, text, text + len, 0, 0};
+  int r = ini_parse_stream(reader, &x, handler, &x);
+  if (x.failed) return -1;
+  if (r > 0) return log_fail("%s: line %d: malformed line", label, r);
+  if (r < 0) return log_fail("%s: cannot parse (inih error %d)", label, r);
+  return 0;
+}
+
 static int parse_file(config *c, const char *path) {
   buf text = {0};
   if (buf_read_file(&text, path)) return -1; /* "PATH: No such file or directory" */
-  parse_ctx x = {c, path, text.data, text.data + text.len, 0, 0};
-  int r = ini_parse_stream(reader, &x, handler, &x);
+  int rc = parse_text(c, path, text.data, text.len);
   buf_free(&text);
-  if (x.failed) return -1;
-  if (r > 0) return log_fail("%s: line %d: malformed line", path, r);
-  if (r < 0) return log_fail("%s: cannot parse (inih error %d)", path, r);
-  return 0;
+  return rc;
 }
 
 /* ---- public API ---------------------------------------------------------------------------- */
@@ -501,10 +510,11 @@ static int apply_defaults(config *c) {
       buf_printf(&d, "%.*s%s%s", (int)(at - k->def), k->def, c->name, at + 6);
     else
       buf_printf(&d, "%s", k->def);
-    int bad = parse_value(k, d.data, &c->v[i], msg, sizeof msg);
+    const char *text = d.data ? d.data : "";
+    int bad = parse_value(k, text, &c->v[i], msg, sizeof msg);
     if (bad) /* only a strange file name can get here */
       log_fail("%s: [%s] %s: default '%s': %s", c->path ? c->path : "config", k->section, k->key,
-               d.data, msg);
+               text, msg);
     buf_free(&d);
     if (bad) return -1;
     c->v[i].state = ST_DEFAULT;
@@ -513,7 +523,8 @@ static int apply_defaults(config *c) {
 }
 
 static int apply_override(config *c, const char *ov) {
-  char *copy = xstrdup(ov), *eq = strchr(copy, '='), *dot = eq ? memchr(copy, '.', (size_t)(eq - copy)) : NULL;
+  char *copy = xstrdup(ov), *eq = strchr(copy, '=');
+  char *dot = eq ? memchr(copy, '.', (size_t)(eq - copy)) : NULL;
   buf where = {0};
   buf_printf(&where, "override %s", ov);
   int rc;
@@ -553,12 +564,29 @@ int config_load(config **out, const char *path, int n_overrides, char *const *ov
   return 0;
 }
 
+int config_load_text(config **out, const char *text, const char *label) {
+  *out = NULL;
+  config *c = xcalloc(1, sizeof *c);
+  c->name = xstrdup("default");
+  if (apply_defaults(c) || parse_text(c, label, text, strlen(text))) {
+    config_free(c);
+    return -1;
+  }
+  *out = c;
+  return 0;
+}
+
 int config_set(config *c, const char *section_dot_key, const char *value) {
   buf where = {0};
   buf_printf(&where, "set %s=%s", section_dot_key, value);
   char *copy = xstrdup(section_dot_key), *dot = strchr(copy, '.'), *val = xstrdup(value);
-  int rc = dot ? (*dot = '\0', assign(c, trim(copy), trim(dot + 1), trim(val), ST_USER, where.data, 0))
-               : log_fail("%s: expected section.key", where.data);
+  int rc;
+  if (dot) {
+    *dot = '\0';
+    rc = assign(c, trim(copy), trim(dot + 1), trim(val), ST_USER, where.data, 0);
+  } else {
+    rc = log_fail("%s: expected section.key", where.data);
+  }
   free(val);
   free(copy);
   buf_free(&where);
@@ -571,8 +599,8 @@ static const slot *lookup(const config *c, const char *sk, int type, const char 
   int ki = -1;
   if (dot) {
     for (size_t i = 0; i < NUM_KEYS && ki < 0; i++)
-      if (strlen(schema[i].section) == (size_t)(dot - sk) && !strncmp(schema[i].section, sk, (size_t)(dot - sk)) &&
-          !strcmp(schema[i].key, dot + 1))
+      if (strlen(schema[i].section) == (size_t)(dot - sk) &&
+          !strncmp(schema[i].section, sk, (size_t)(dot - sk)) && !strcmp(schema[i].key, dot + 1))
         ki = (int)i;
   }
   if (ki < 0) {
@@ -592,7 +620,9 @@ static void unset_abort(const char *fn, const char *key) {
   abort();
 }
 
-const char *config_str(const config *c, const char *key) { return lookup(c, key, -1, __func__)->text; }
+const char *config_str(const config *c, const char *key) {
+  return lookup(c, key, -1, __func__)->text;
+}
 
 int64_t config_int(const config *c, const char *key) {
   const slot *v = lookup(c, key, T_INT, __func__);

@@ -26,7 +26,11 @@
 #define CONFIG_MAX_LAYERS 16
 
 /* Values of the enum keys, in schema order: config_enum() returns these. */
-enum config_activation { CONFIG_ACTIVATION_RELU, CONFIG_ACTIVATION_TANH, CONFIG_ACTIVATION_SIGMOID };
+enum config_activation {
+  CONFIG_ACTIVATION_RELU,
+  CONFIG_ACTIVATION_TANH,
+  CONFIG_ACTIVATION_SIGMOID
+};
 enum config_init { CONFIG_INIT_HE, CONFIG_INIT_XAVIER };
 enum config_optim {
   CONFIG_OPTIM_GD,
@@ -57,6 +61,12 @@ typedef struct config config;
  * "PATH: No such file or directory". Defaults that depend on the name (train.out = runs/NAME,
  * pca.out = runs/NAME/pca.h5) use config_name(). */
 int config_load(config **out, const char *path, int n_overrides, char *const *overrides);
+
+/* Load from INI text in memory instead of a file (e.g. a checkpoint's `config` attribute, see
+ * config_resolved_ini), no overrides; `label` stands for the file name in error lines
+ * ("runs/x/checkpoint.h5: config: line 3: ..."). config_path() is NULL, config_name() "default".
+ * Returns 0, or -1 with log_fail and *out NULL. */
+int config_load_text(config **out, const char *text, const char *label);
 
 /* Set one key ("section.key") to `value`, validated like an override; the key counts as set by
  * the user (an empty value unsets a key that has no default). Returns 0, or -1 with log_fail

@@ -209,8 +209,10 @@ static void metrics_write(trainer *t, cJSON *o) {
 static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, double loss,
                      double sps, int final) {
   if (dist_rank() != 0) return;
+  /* In place on a terminal; under mpirun stdout is a pseudo-terminal even when piped to a file,
+   * so with several ranks print plain lines (one per epoch). */
   static int tty = -1;
-  if (tty < 0) tty = isatty(STDOUT_FILENO);
+  if (tty < 0) tty = isatty(STDOUT_FILENO) && dist_size() == 1;
   if (!tty && !final) return;
   printf("%sepoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f samples/s%s", tty ? "\r" : "",
          (long long)epoch + 1, (long long)epochs, (long long)step, (long long)steps, loss, sps,
@@ -470,7 +472,8 @@ static int run(trainer *t) {
   eval_result r = {0};
   for (int64_t epoch = t->smp.epoch; epoch < epochs; epoch++) {
     double t_epoch = now(), loss_sum[2] = {0, 0}, last_print = 0;
-    for (int64_t step = t->smp.step; step < spe; step++) {
+    const int64_t first_step = t->smp.step;
+    for (int64_t step = first_step; step < spe; step++) {
       int64_t off, n = sampler_next(&t->smp, t->rows, &off);
       model_batch mb = stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
       int64_t gstep = epoch * spe + step;
@@ -491,11 +494,11 @@ static int run(trainer *t) {
       if (el - last_print > 0.25 || step + 1 == spe) {
         last_print = el;
         progress(epoch, epochs, step + 1, spe, loss_sum[0] / loss_sum[1],
-                 (double)(step + 1 - 0) * (double)t->smp.batch / el, 0);
+                 (double)(step + 1 - first_step) * (double)t->smp.batch / el, 0);
       }
     }
-    double epoch_s = now() - t_epoch, sps = (double)(spe * t->smp.batch) / epoch_s;
-    samples_total += spe * t->smp.batch;
+    double epoch_s = now() - t_epoch, sps = (double)((spe - first_step) * t->smp.batch) / epoch_s;
+    samples_total += (spe - first_step) * t->smp.batch;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, loss_sum, 2, MPI_DOUBLE, MPI_SUM, dist_comm()));
     last_train_loss = loss_sum[0] / loss_sum[1];
     if ((epoch + 1) % every == 0 || epoch + 1 == epochs) {

@@ -5,7 +5,10 @@
  * `addcmul_(x, y, value=v)` is `a + (v * x) * y` and `addcdiv_(x, y, value=v)` is
  * `a + (v * x) / y`. Scalars torch derives in double from Python floats (1 - beta1, the Adam step
  * size, sqrt(bias_correction2)) are derived here in double from the float arguments, then rounded
- * once. (torch's vectorised add with alpha is fused (FMA); ours is not: a last-ulp difference.)
+ * once. Two differences remain: torch's vectorised add with alpha is fused (FMA) and ours is not
+ * (fmaf would not vectorise on baseline x86-64), a last-ulp matter; and a complement such as
+ * 1 - beta2 formed from the float argument 0.999f is not torch's float(1 - 0.999) (1.3e-5
+ * relative), since backend_optim_args carries the betas, not their complements.
  * Branches that do not depend on the element are taken outside the loops so each loop stays a
  * straight line the compiler vectorises. */
 #include "optim_cpu.h"

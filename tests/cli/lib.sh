@@ -11,6 +11,7 @@ trap 'rm -rf "$T"' EXIT
 MPIRUN=(mpirun --oversubscribe --bind-to none)
 [ "$(id -u)" -ne 0 ] || MPIRUN+=(--allow-run-as-root)
 fails=0
+last_rc=0 # exit status of the last expect_error command
 
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 pass() { echo "ok: $*"; }
@@ -29,6 +30,7 @@ expect_error() {
   local what=$1 sub=$2 nofile=$3; shift 3
   local rc=0
   "$@" >"$T/out" 2>"$T/err" || rc=$?
+  last_rc=$rc
   local lines; lines=$(grep -c '' "$T/err" || true)
   if [ "$rc" -eq 0 ]; then fail "$what: exit 0"; return; fi
   if [ "$lines" -ne 1 ]; then fail "$what: $lines lines on stderr: $(head -c 400 "$T/err")"; return; fi
@@ -40,6 +42,13 @@ expect_error() {
     if [ -e "${tmps[0]}" ]; then fail "$what: a temporary was left beside $nofile: ${tmps[0]}"; return; fi
   fi
   pass "$what (exit $rc): $(cat "$T/err")"
+}
+
+# expect_usage_error: expect_error, and the exit status must be 2 (usage or configuration error).
+expect_usage_error() {
+  local before=$fails
+  expect_error "$@"
+  if [ "$fails" -eq "$before" ] && [ "$last_rc" -ne 2 ]; then fail "$1: exit $last_rc, expected 2"; fi
 }
 
 finish() {

@@ -5,8 +5,8 @@
  *   g1 = {0.5, -1, 2},  g2 = {0.25, 0.5, -1},  g3 = {-0.5, 0.25, 1}
  * at steps 1, 2, 3. The expected values below were computed in double from torch.optim's formulas
  * (the arithmetic is in the comments) and cross-checked against torch 1.13 in float32, which
- * agrees with them to <= 4e-7 relative. The backend is a minimal CPU table built here: calloc for
- * memory, the CPU optimizer kernels, and plain loops for sumsq and scale. */
+ * agrees with them to <= 4e-7 relative. The backend is the CPU one (its optim_update, max_norm,
+ * fill, sumsq and scale) with allocation counted here so that leaks and failures can be checked. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,9 +19,8 @@
 
 #include "log.h"
 #include "optim.h"
-#include "optim_cpu.h"
 
-/* ---- a minimal CPU backend ----------------------------------------------------------------- */
+/* ---- the CPU backend, with counted memory ----------------------------------------------------- */
 
 static int n_live;      /* buffers allocated and not yet freed */
 static int fail_alloc;  /* > 0: the fail_alloc-th alloc from now on returns NULL */
@@ -35,28 +34,9 @@ static void t_free(void *p) {
   n_live--;
   free(p);
 }
-static void t_fill(float *x, size_t n, float v) {
-  for (size_t i = 0; i < n; i++) x[i] = v;
-}
-static void t_scale(float *x, size_t n, float s) {
-  for (size_t i = 0; i < n; i++) x[i] *= s;
-}
-static double t_sumsq(const float *x, size_t n) {
-  double s = 0.0;
-  for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
-  return s;
-}
 
-static backend_ops test_be = {
-    .kind = BACKEND_CPU,
-    .alloc = t_alloc,
-    .free = t_free,
-    .fill = t_fill,
-    .scale = t_scale,
-    .sumsq = t_sumsq,
-    .optim_update = backend_cpu_optim_update,
-    .max_norm = backend_cpu_max_norm,
-};
+/* backend_cpu() with alloc/free replaced by the counting pair above (set up in main) */
+static backend_ops test_be;
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -338,6 +318,41 @@ static void test_adamw(void **state) {
   run_case(&h, 3, want, 0, m); /* exp_avg has no decay in it */
 }
 
+/* ---- where eps goes: a large eps (0.1) makes its place visible --------------------------------- */
+
+static void test_eps_placement(void **state) {
+  (void)state;
+  optim_hparams h;
+  /* Adam, lr 0.01: denom = sqrt(v) / sqrt(bc2) + eps (not sqrt(v + eps), not (sqrt(v) + eps) /
+   * sqrt(bc2)). t1: p1 = p0 - 0.01 g1 / (|g1| + 0.1) = p0 - 0.01 {0.5/0.6, -1/1.1, 2/2.1}
+   * t2: m/bc1 and sqrt(v/bc2) as in test_adam: p2 = p1 - 0.01 {0.3684210526 / 0.4952253807,
+   *     -0.2105263158 / 0.8904507614, 0.4210526316 / 1.680901523}
+   *     = p1 - 0.01 {0.7439462253, -0.2364266784, 0.2504921471} */
+  optim_defaults(OPTIM_ADAM, &h);
+  h.lr = 0.01;
+  h.eps = 0.1;
+  static const double adam[2][3] = {{0.9916666667, -1.990909091, 0.4904761905},
+                                    {0.9842272044, -1.988544824, 0.4879712690}};
+  run_case(&h, 2, adam, 0, NULL);
+  /* Adagrad, lr 0.01: std = sqrt(sum) + eps. t1: the same numbers as Adam's first step.
+   * t2: sum = {0.3125, 1.25, 5}, sqrt = {0.5590169944, 1.118033989, 2.236067977}
+   *     p2 = p1 - 0.01 g2 / (sqrt + 0.1) = p1 - 0.01 {0.3793528879, 0.4104975761, -0.428069735} */
+  optim_defaults(OPTIM_ADAGRAD, &h);
+  h.eps = 0.1;
+  static const double adagrad[2][3] = {{0.9916666667, -1.990909091, 0.4904761905},
+                                       {0.9878731378, -1.995014067, 0.4947568878}};
+  run_case(&h, 2, adagrad, 0, NULL);
+  /* RMSprop, lr 0.01: avg = sqrt(sq) + eps. t1: sqrt(sq) = 0.1 |g1| = {0.05, 0.1, 0.2}
+   *     p1 = p0 - 0.01 {0.5/0.15, -1/0.2, 2/0.3} = p0 - {0.0333333, -0.05, 0.0666667}
+   * t2: sqrt(sq) = {0.05567764363, 0.1113552873, 0.2227105745}
+   *     p2 = p1 - 0.01 g2 / (sqrt + 0.1) = p1 - 0.01 {1.605882477, 2.365684845, -3.098751882} */
+  optim_defaults(OPTIM_RMSPROP, &h);
+  h.eps = 0.1;
+  static const double rmsprop[2][3] = {{0.9666666667, -1.95, 0.4333333333},
+                                       {0.9506078419, -1.973656848, 0.4643208521}};
+  run_case(&h, 2, rmsprop, 0, NULL);
+}
+
 /* ---- defaults, state, validation ------------------------------------------------------------ */
 
 static void test_defaults(void **state) {
@@ -508,6 +523,10 @@ static void test_clip_grad_norm(void **state) {
   /* torch clips at norm == max_norm too (coef = 10 / (10 + 1e-6) < 1) */
   optim_clip_grad_norm(&test_be, h, 2, 10.0);
   assert_true(h[0] < 6.0f && h[1] < 8.0f);
+  /* the 1e-6 shows on tiny gradients: norm 5e-6, max 1e-6 -> coef = 1e-6 / 6e-6 = 1/6 */
+  float tiny[2] = {3e-6f, 4e-6f};
+  optim_clip_grad_norm(&test_be, tiny, 2, 1e-6);
+  assert_true(fabs(tiny[0] - 0.5e-6) < 1e-12 && fabs(tiny[1] - 4e-6 / 6.0) < 1e-12);
 }
 
 static void test_max_norm(void **state) {
@@ -520,6 +539,10 @@ static void test_max_norm(void **state) {
   assert_true(fabs(W[1] - 1.0 / (sqrt(2.0) + 1e-7)) < 1e-7);
   assert_true(fabs(W[4] - 1.0 / (sqrt(2.0) + 1e-7)) < 1e-7);
   assert_true(W[2] == 0.5f && W[5] == -0.5f); /* within the bound: untouched */
+  /* the 1e-7 shows on tiny columns: norm 5e-7, c = 1e-7 -> scale 1e-7 / 6e-7 = 1/6 */
+  float tiny[2] = {3e-7f, 4e-7f};
+  test_be.max_norm(tiny, 2, 1, 1e-7f);
+  assert_true(fabs(tiny[0] - 0.5e-7) < 1e-13 && fabs(tiny[1] - 4e-7 / 6.0) < 1e-13);
   /* more columns than one block of the kernel: column j of W[3,600] is {j, 0, -j} / 100, norm
    * j sqrt(2) / 100; with c = 2 the columns j > 141 are scaled to norm 2 */
   enum { K = 3, N = 600 };
@@ -614,6 +637,9 @@ static void test_sched(void **state) {
 }
 
 int main(void) {
+  test_be = *backend_cpu();
+  test_be.alloc = t_alloc;
+  test_be.free = t_free;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gd),
       cmocka_unit_test(test_sgd_wd_dampening),
@@ -627,6 +653,7 @@ int main(void) {
       cmocka_unit_test(test_adam),
       cmocka_unit_test(test_adam_l2),
       cmocka_unit_test(test_adamw),
+      cmocka_unit_test(test_eps_placement),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_state),
       cmocka_unit_test(test_validate),

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The distributed trainer on real MNIST rows:
+#  - 1, 2 and 3 ranks at the same global batch give the same parameters (max |diff| <= 1e-5)
+#    after an epoch of steps (a 3,000-row slice of MNIST, 23 steps of 128, Nesterov + dropout);
+#  - resume from a mid-run checkpoint continues bit-identically on the same rank count, and on
+#    another rank count within float rounding;
+#  - a short real training (1 epoch of the full MNIST, 2 ranks) reaches > 90 % test accuracy.
+# shellcheck source=tests/cli/lib.sh
+source "$(dirname "$0")/lib.sh"
+need "$DPT_DATA/mnist.h5"
+"$PY" - "$DPT_DATA/mnist.h5" "$T/small.h5" <<'PY'
+import sys, h5py
+src, dst = sys.argv[1:]
+with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+    g.attrs["num_classes"] = 10
+    for s, n in (("train", 3000), ("test", 1000)):
+        g.create_dataset(f"{s}/X", data=f[f"{s}/X"][:n]).attrs["scale"] = 1 / 255
+        g[f"{s}/y"] = f[f"{s}/y"][:n]
+PY
+cat > "$T/small.ini" <<INI
+[data]
+path = $T/small.h5
+[model]
+hidden = 64, 32
+dropout = 0.2
+[optim]
+name = nesterov
+lr = 0.05
+momentum = 0.9
+weight_decay = 1e-4
+[train]
+epochs = 2
+batch_size = 128
+seed = 3
+checkpoint_every = 1
+INI
+run() { # run NP OUT [overrides...]
+  local np=$1 out=$2; shift 2
+  "${MPIRUN[@]}" -q -np "$np" -x OPENBLAS_NUM_THREADS=1 "$DPTRAIN" train "$T/small.ini" train.out="$out" "$@" > "$out.log" 2>&1 ||
+    { cat "$out.log"; fail "training on $np ranks failed"; }
+}
+for np in 1 2 3; do run $np "$T/r$np"; done
+cp "$T/r1/checkpoint.h5" "$T/final1.h5"
+# resume: epoch 1 only, then continue to 2 from its checkpoint (same and different rank count)
+run 2 "$T/half" train.epochs=1
+cp -r "$T/half" "$T/half3"
+run 2 "$T/half" train.resume="$T/half/checkpoint.h5"
+run 3 "$T/half3" train.resume="$T/half3/checkpoint.h5"
+"$PY" - "$T" <<'PY' || fail "parameter comparison"
+import sys, h5py, numpy as np
+t = sys.argv[1]
+p = {k: h5py.File(f"{t}/{k}/checkpoint.h5", "r")["params"][...] for k in ("r1", "r2", "r3", "half", "half3")}
+for k in ("r2", "r3"):
+    d = np.abs(p[k] - p["r1"]).max()
+    print(f"1 rank vs {k[1]} ranks: max |param diff| = {d:.2e}")
+    assert d <= 1e-5, f"{k}: ranks disagree by {d}"
+assert not np.array_equal(p["r1"], h5py.File(f"{t}/r1/checkpoint.h5")["params"][...] * 0), "empty params"
+same = np.array_equal(p["half"], p["r2"])
+print(f"resume on 2 ranks: bit-identical to the uninterrupted 2-rank run: {same}")
+assert same, f"resume differs by {np.abs(p['half'] - p['r2']).max()}"
+d = np.abs(p["half3"] - p["r2"]).max()
+print(f"resume of a 2-rank checkpoint on 3 ranks: max |param diff| = {d:.2e}")
+assert d <= 1e-5
+for k in ("r1", "half"):
+    f = h5py.File(f"{t}/{k}/checkpoint.h5", "r")
+    assert int(f.attrs["step"]) == 46 and list(f["sampler"][...][:2]) == [2, 0], (f.attrs["step"], f["sampler"][...])
+    assert "momentum_buffer" in f["optim"], list(f["optim"])
+PY
+# a real epoch of MNIST on 2 ranks
+cat > "$T/mnist.ini" <<INI
+[data]
+path = $DPT_DATA/mnist.h5
+[model]
+hidden = 128
+[optim]
+name = momentum
+lr = 0.05
+[train]
+epochs = 1
+batch_size = 128
+INI
+"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 "$DPTRAIN" train "$T/mnist.ini" train.out="$T/m" | tail -3
+acc=$("$PY" -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['test_acc'])" "$T/m/metrics.jsonl")
+if awk -v a="$acc" 'BEGIN{exit !(a > 0.90)}'; then pass "one epoch on 2 ranks: test accuracy $acc > 0.90"; else fail "one epoch: accuracy $acc"; fi
+finish
