@@ -444,7 +444,7 @@ static void teardown(trainer *t) {
 /* ---- the loop --------------------------------------------------------------------------------- */
 
 static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, const eval_result *r,
-                        double elapsed, double sps, double lr) {
+                        double elapsed, double epoch_s, double sps, double lr) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "epoch", (double)epoch);
   cJSON_AddNumberToObject(o, "step", (double)t->opt.step);
@@ -452,6 +452,7 @@ static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, cons
   cJSON_AddNumberToObject(o, "test_loss", r->loss);
   cJSON_AddNumberToObject(o, "test_acc", r->acc);
   cJSON_AddNumberToObject(o, "time_s", elapsed);
+  cJSON_AddNumberToObject(o, "epoch_s", epoch_s);
   cJSON_AddNumberToObject(o, "samples_per_s", sps);
   cJSON_AddNumberToObject(o, "lr", lr);
   return o;
@@ -508,7 +509,7 @@ static int run(trainer *t) {
         progress(epoch, epochs, spe, spe, last_train_loss, sps, 1);
         printf("  test loss %.4f  accuracy %.2f%%  error %.2f%%  (%.2f s/epoch)\n", r.loss, 100 * r.acc,
                100 * (1 - r.acc), epoch_s);
-        metrics_write(t, eval_json(t, epoch + 1, last_train_loss, &r, now() - t_start, sps, lr));
+        metrics_write(t, eval_json(t, epoch + 1, last_train_loss, &r, now() - t_start, epoch_s, sps, lr));
       }
     }
     if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t, ck.data))

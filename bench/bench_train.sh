@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bench_train.sh — training speed side by side, on MNIST, 784-1024-1024-10, global batch 128,
+# Nesterov (lr 0.1, momentum 0.9):
+#  1. one epoch: dptrain (1 rank, 2 BLAS threads) vs PyTorch CPU eager (Debian python3-torch,
+#     2 threads); ratio of epoch times (target <= 0.33);
+#  2. scaling: 2 ranks x 1 thread vs 1 rank x 1 thread at the same global batch (target >= 1.8x);
+#  3. the all-reduce: fraction of step time spent waiting, with the per-layer buckets started
+#     during backward (overlap) and with one blocking all-reduce after backward (DPT_NO_OVERLAP=1).
+#   bench/bench_train.sh [EPOCHS]       (default 2; the best epoch of each is compared)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+epochs=${1:-2}
+dptrain=${DPTRAIN:-$root/build/dptrain}
+data=${DPT_DATA:-$root/data}/mnist.h5
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+flags=(--oversubscribe --bind-to none -q); [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+common=(model.hidden="1024,1024" optim.name=nesterov optim.lr=0.1 optim.momentum=0.9 schedule.name=constant
+        train.batch_size=128 train.epochs="$epochs" data.path="$data")
+
+# best_epoch DIR: the shortest epoch time in DIR/metrics.jsonl
+best_epoch() { /usr/bin/python3 -c "
+import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1]+'/metrics.jsonl') if '\"summary\"' not in l]
+print(min(r['epoch_s'] for r in rows))" "$1"; }
+summary() { /usr/bin/python3 -c "
+import json,sys
+s=json.loads(open(sys.argv[1]+'/metrics.jsonl').read().splitlines()[-1]); print(s[sys.argv[2]])" "$1" "$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
+
+OPENBLAS_NUM_THREADS=2 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/d2" > /dev/null
+a=$(best_epoch "$tmp/d2")
+b=$(/usr/bin/python3 bench/peer_train.py "$data" 1024,1024 "$epochs" 2 | awk '{print $4}' | sort -n | head -1)
+echo "== one epoch, 784-1024-1024-10, B=128, Nesterov, 2 threads =="
+printf '  dptrain %.2f s   pytorch %.2f s   dptrain/pytorch = %s   (target <= 0.33; sgemm limit ~3.5 s)\n' "$a" "$b" "$(ratio "$a" "$b")"
+
+OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/d1" > /dev/null
+mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/r2" > /dev/null
+mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 -x DPT_NO_OVERLAP=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/r2n" > /dev/null
+s1=$(best_epoch "$tmp/d1"); s2=$(best_epoch "$tmp/r2"); s2n=$(best_epoch "$tmp/r2n")
+echo "== scaling at the same global batch (1 BLAS thread per rank) =="
+printf '  1 rank %.2f s/epoch   2 ranks %.2f s/epoch   speed-up %sx   (target >= 1.8x)\n' "$s1" "$s2" "$(ratio "$s1" "$s2")"
+echo "== all-reduce (2 ranks) =="
+printf '  overlapped buckets: wait %.1f%% of step time, %.2f s/epoch\n' "$(awk -v f="$(summary "$tmp/r2" allreduce_wait_fraction)" 'BEGIN{print 100*f}')" "$s2"
+printf '  one blocking all-reduce: wait %.1f%% of step time, %.2f s/epoch\n' "$(awk -v f="$(summary "$tmp/r2n" allreduce_wait_fraction)" 'BEGIN{print 100*f}')" "$s2n"
+printf '  overlap saves %.2f s/epoch\n' "$(awk -v a="$s2n" -v b="$s2" 'BEGIN{print a-b}')"

@@ -1,0 +1,198 @@
+/* test_backend_ops.c — every op of src/backend.h, for every backend this build and machine have,
+ * against plain double-precision loops written here (ggml's test-backend-ops idea). The CPU
+ * backend always runs; the CUDA backend joins when its ops and a GPU are available. Inputs are
+ * fresh random values; tolerance 1e-5 relative for fp32 (sums of up to 64 terms). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "rng.h"
+
+static rng g_rng;
+
+static float *rand_host(size_t n) {
+  float *x = malloc(n * sizeof(float) + 1);
+  for (size_t i = 0; i < n; i++) x[i] = (float)(rng_uniform(&g_rng) * 2 - 1);
+  return x;
+}
+
+/* Upload host data to a new device buffer of backend be. */
+static void *dev(const backend_ops *be, const void *h, size_t bytes) {
+  void *d = be->alloc(bytes);
+  assert_non_null(d);
+  be->upload(d, h, bytes);
+  return d;
+}
+
+static void expect_close(const backend_ops *be, const float *d, const double *want, size_t n, double tol,
+                         const char *what) {
+  float *h = malloc(n * sizeof(float) + 1);
+  be->download(h, d, n * sizeof(float));
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs(h[i] - want[i]) / fmax(1.0, fabs(want[i]));
+    if (!(e <= worst)) worst = e; /* NaN makes worst NaN and fails below */
+  }
+  if (!(worst <= tol)) fail_msg("%s on backend %d: worst relative error %.3g > %.3g", what, be->kind, worst, tol);
+  free(h);
+}
+
+static void check_gemm(const backend_ops *be) {
+  const int M = 13, N = 11, K = 17;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      float *A = rand_host((size_t)M * K), *B = rand_host((size_t)K * N), *C = rand_host((size_t)M * N);
+      double *want = malloc(sizeof(double) * M * N);
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double s = 0;
+          for (int k = 0; k < K; k++) s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+          want[i * N + j] = 0.5 * s + 0.25 * C[i * N + j];
+        }
+      float *dA = dev(be, A, sizeof(float) * M * K), *dB = dev(be, B, sizeof(float) * K * N), *dC = dev(be, C, sizeof(float) * M * N);
+      be->gemm(ta, tb, M, N, K, 0.5f, dA, ta ? M : K, dB, tb ? K : N, 0.25f, dC, N);
+      expect_close(be, dC, want, (size_t)M * N, 1e-5, "gemm");
+      be->free(dA), be->free(dB), be->free(dC), free(A), free(B), free(C), free(want);
+    }
+}
+
+static void check_sparse(const backend_ops *be) {
+  enum { R = 9, K = 23, N = 7 };
+  int64_t ptr[R + 1] = {0};
+  int32_t ind[R * K];
+  float val[R * K];
+  int nnz = 0;
+  for (int r = 0; r < R; r++) {
+    for (int k = 0; k < K; k++)
+      if (rng_below(&g_rng, 4) == 0) ind[nnz] = k, val[nnz++] = (float)(rng_uniform(&g_rng) * 2 - 1);
+    ptr[r + 1] = nnz;
+  }
+  float *W = rand_host(K * N), *dY = rand_host(R * N), *Y0 = rand_host(R * N), *dW0 = rand_host(K * N);
+  double want[R * N], wantW[K * N];
+  for (int i = 0; i < R * N; i++) want[i] = 0.5 * Y0[i];
+  for (int i = 0; i < K * N; i++) wantW[i] = dW0[i];
+  for (int r = 0; r < R; r++)
+    for (int64_t q = ptr[r]; q < ptr[r + 1]; q++)
+      for (int j = 0; j < N; j++) {
+        want[r * N + j] += (double)val[q] * W[ind[q] * N + j];
+        wantW[ind[q] * N + j] += (double)val[q] * dY[r * N + j];
+      }
+  int64_t *dptr = dev(be, ptr, sizeof ptr);
+  int32_t *dind = dev(be, ind, sizeof(int32_t) * (size_t)(nnz + 1));
+  float *dval = dev(be, val, sizeof(float) * (size_t)(nnz + 1)), *dWd = dev(be, W, sizeof(float) * K * N),
+        *dYd = dev(be, Y0, sizeof(float) * R * N), *dg = dev(be, dY, sizeof(float) * R * N), *dWg = dev(be, dW0, sizeof(float) * K * N);
+  be->spmm(R, N, dptr, dind, dval, dWd, 0.5f, dYd);
+  expect_close(be, dYd, want, R * N, 1e-5, "spmm");
+  be->spmm_t(R, N, dptr, dind, dval, dg, dWg);
+  expect_close(be, dWg, wantW, K * N, 1e-5, "spmm_t");
+  void *all[] = {dptr, dind, dval, dWd, dYd, dg, dWg};
+  for (size_t i = 0; i < 7; i++) be->free(all[i]);
+  free(W), free(dY), free(Y0), free(dW0);
+}
+
+static void check_elementwise(const backend_ops *be) {
+  enum { R = 6, N = 10, n = R * N };
+  float *Y = rand_host(n), *b = rand_host(N), *dY = rand_host(n), *m = rand_host(n);
+  double want[n];
+  for (int act = BACKEND_ACT_NONE; act <= BACKEND_ACT_SIGMOID; act++) {
+    for (int i = 0; i < n; i++) {
+      double z = (double)Y[i] + b[i % N];
+      want[i] = act == BACKEND_ACT_RELU ? fmax(z, 0) : act == BACKEND_ACT_TANH ? tanh(z) : act == BACKEND_ACT_SIGMOID ? 1 / (1 + exp(-z)) : z;
+    }
+    float *d = dev(be, Y, sizeof(float) * n), *db = dev(be, b, sizeof(float) * N);
+    be->bias_act(d, db, R, N, (backend_act)act);
+    expect_close(be, d, want, n, 1e-6, "bias_act");
+    /* act_backward from the output: relu 1[y>0], tanh 1-y^2, sigmoid y(1-y) */
+    float *yo = malloc(sizeof(float) * n);
+    be->download(yo, d, sizeof(float) * n);
+    for (int i = 0; i < n; i++) {
+      double y = yo[i], g = act == BACKEND_ACT_RELU ? (y > 0) : act == BACKEND_ACT_TANH ? 1 - y * y : act == BACKEND_ACT_SIGMOID ? y * (1 - y) : 1;
+      want[i] = dY[i] * g;
+    }
+    float *dd = dev(be, dY, sizeof(float) * n);
+    be->act_backward(dd, d, n, (backend_act)act);
+    expect_close(be, dd, want, n, 1e-6, "act_backward");
+    be->free(d), be->free(db), be->free(dd), free(yo);
+  }
+  double wb[N] = {0};
+  for (int i = 0; i < n; i++) wb[i % N] += dY[i];
+  float *dd = dev(be, dY, sizeof(float) * n), *db = dev(be, b, sizeof(float) * N); /* overwritten */
+  be->bias_grad(db, dd, R, N);
+  expect_close(be, db, wb, N, 1e-6, "bias_grad");
+  for (int i = 0; i < n; i++) want[i] = (double)dY[i] * m[i] * 0.5;
+  float *dm = dev(be, m, sizeof(float) * n);
+  be->mul(dd, dm, n);
+  be->scale(dd, n, 0.5f);
+  expect_close(be, dd, want, n, 1e-6, "mul+scale");
+  double ss = 0;
+  for (int i = 0; i < n; i++) ss += want[i] * want[i];
+  assert_true(fabs(be->sumsq(dd, n) - ss) <= 1e-6 * ss);
+  be->fill(dd, n, 3.0f);
+  for (int i = 0; i < n; i++) want[i] = 3.0;
+  expect_close(be, dd, want, n, 0, "fill");
+  be->free(dd), be->free(db), be->free(dm);
+  free(Y), free(b), free(dY), free(m);
+}
+
+static void check_dropout(const backend_ops *be) {
+  enum { n = 20000 };
+  float *X = rand_host(n);
+  float *dX = dev(be, X, sizeof(float) * n), *dY = be->alloc(sizeof(float) * n), *dM = be->alloc(sizeof(float) * n);
+  float *Y = malloc(sizeof(float) * n), *M = malloc(sizeof(float) * n), *M2 = malloc(sizeof(float) * n);
+  be->dropout(dX, dY, dM, n, 0.25f, 42, 1000);
+  be->download(Y, dY, sizeof(float) * n);
+  be->download(M, dM, sizeof(float) * n);
+  int kept = 0;
+  for (int i = 0; i < n; i++) {
+    assert_true(M[i] == 0.0f || fabsf(M[i] - 1.0f / 0.75f) < 1e-6f);
+    assert_true(Y[i] == X[i] * M[i]);
+    kept += M[i] != 0.0f;
+  }
+  assert_true(fabs(kept / (double)n - 0.75) < 0.02); /* keep rate */
+  /* the mask of element i depends on (seed, offset + i) only: shifting the window shifts it */
+  be->dropout(dX, dY, dM, n - 500, 0.25f, 42, 1500);
+  be->download(M2, dM, sizeof(float) * (n - 500));
+  assert_memory_equal(M + 500, M2, sizeof(float) * (n - 500));
+  be->free(dX), be->free(dY), be->free(dM), free(X), free(Y), free(M), free(M2);
+}
+
+static void run_backend(const backend_ops *be) {
+  check_gemm(be);
+  check_sparse(be);
+  check_elementwise(be);
+  check_dropout(be);
+}
+
+static void test_cpu(void **state) {
+  (void)state;
+  run_backend(backend_cpu());
+}
+
+static void test_cuda(void **state) {
+  (void)state;
+  const char *why = NULL;
+  if (backend_cuda_device_count(&why) == 0) {
+    print_message("SKIP cuda: %s\n", why ? why : "no device");
+    skip();
+  }
+  const backend_ops *be = backend_get(BACKEND_CUDA);
+  if (!be) {
+    print_message("SKIP cuda: ops not available in this build\n");
+    skip();
+  }
+  run_backend(be);
+}
+
+int main(void) {
+  rng_init(&g_rng, 1234, 0);
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_cpu), cmocka_unit_test(test_cuda)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
