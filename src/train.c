@@ -60,31 +60,40 @@ static double now(void) { return MPI_Wtime(); }
 
 /* ---- batches -------------------------------------------------------------------------------- */
 
+/* Device buffer for a host staging buffer: on the CPU backend the staging buffer itself (no copy). */
+static void *stage_dev(const backend_ops *be, void *host, size_t bytes) {
+  return be->kind == BACKEND_CPU ? host : be->alloc(bytes);
+}
+
 static int stage_init(stage *s, const backend_ops *be, const data_block *src, int64_t rows) {
   memset(s, 0, sizeof *s);
   s->rows_cap = rows;
   s->cols = src->cols;
   s->sparse = src->kind == DATA_CSR;
-  s->hy = xmalloc(sizeof(int32_t) * (size_t)rows);
-  int ok = (s->dy = be->alloc(sizeof(int32_t) * (size_t)rows)) != NULL;
+  size_t by = sizeof(int32_t) * (size_t)rows;
+  s->hy = xmalloc(by);
+  int ok = (s->dy = stage_dev(be, s->hy, by)) != NULL;
   if (s->sparse) {
     s->nnz_cap = src->nnz > 0 ? src->nnz : 1; /* a batch never holds more than the block */
-    s->hptr = xmalloc(sizeof(int64_t) * (size_t)(rows + 1));
-    s->hind = xmalloc(sizeof(int32_t) * (size_t)s->nnz_cap);
-    s->hval = xmalloc(sizeof(float) * (size_t)s->nnz_cap);
-    ok = ok && (s->dptr = be->alloc(sizeof(int64_t) * (size_t)(rows + 1))) &&
-         (s->dind = be->alloc(sizeof(int32_t) * (size_t)s->nnz_cap)) &&
-         (s->dval = be->alloc(sizeof(float) * (size_t)s->nnz_cap));
+    size_t bp = sizeof(int64_t) * (size_t)(rows + 1), bi = sizeof(int32_t) * (size_t)s->nnz_cap,
+           bv = sizeof(float) * (size_t)s->nnz_cap;
+    s->hptr = xmalloc(bp);
+    s->hind = xmalloc(bi);
+    s->hval = xmalloc(bv);
+    ok = ok && (s->dptr = stage_dev(be, s->hptr, bp)) && (s->dind = stage_dev(be, s->hind, bi)) &&
+         (s->dval = stage_dev(be, s->hval, bv));
   } else {
-    s->hx = xmalloc(sizeof(float) * (size_t)(rows * s->cols));
-    ok = ok && (s->dx = be->alloc(sizeof(float) * (size_t)(rows * s->cols)));
+    size_t bx = sizeof(float) * (size_t)(rows * s->cols);
+    s->hx = xmalloc(bx);
+    ok = ok && (s->dx = stage_dev(be, s->hx, bx));
   }
   return ok ? 0 : log_fail("out of device memory for a batch of %lld rows", (long long)rows);
 }
 
 static void stage_free(stage *s, const backend_ops *be) {
+  if (be && be->kind != BACKEND_CPU)
+    be->free(s->dx), be->free(s->dptr), be->free(s->dind), be->free(s->dval), be->free(s->dy);
   free(s->hx), free(s->hptr), free(s->hind), free(s->hval), free(s->hy);
-  if (be) be->free(s->dx), be->free(s->dptr), be->free(s->dind), be->free(s->dval), be->free(s->dy);
   memset(s, 0, sizeof *s);
 }
 
@@ -107,15 +116,18 @@ static model_batch stage_rows(stage *s, const backend_ops *be, const data_block 
       memcpy(s->hx + i * s->cols, b->x + r * s->cols, sizeof(float) * (size_t)s->cols);
     }
   }
-  be->upload(s->dy, s->hy, sizeof(int32_t) * (size_t)n);
   model_batch mb = {.rows = (int)n, .y = s->dy};
+  const int copy = be->kind != BACKEND_CPU; /* the CPU backend reads the staging buffers */
+  if (copy) be->upload(s->dy, s->hy, sizeof(int32_t) * (size_t)n);
   if (s->sparse) {
-    be->upload(s->dptr, s->hptr, sizeof(int64_t) * (size_t)(n + 1));
-    be->upload(s->dind, s->hind, sizeof(int32_t) * (size_t)nnz);
-    be->upload(s->dval, s->hval, sizeof(float) * (size_t)nnz);
+    if (copy) {
+      be->upload(s->dptr, s->hptr, sizeof(int64_t) * (size_t)(n + 1));
+      be->upload(s->dind, s->hind, sizeof(int32_t) * (size_t)nnz);
+      be->upload(s->dval, s->hval, sizeof(float) * (size_t)nnz);
+    }
     mb.indptr = s->dptr, mb.indices = s->dind, mb.values = s->dval;
   } else {
-    be->upload(s->dx, s->hx, sizeof(float) * (size_t)(n * s->cols));
+    if (copy) be->upload(s->dx, s->hx, sizeof(float) * (size_t)(n * s->cols));
     mb.x = s->dx;
   }
   return mb;

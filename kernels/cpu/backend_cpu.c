@@ -64,7 +64,10 @@ static void cpu_bias_act(float *Y, const float *b, int B, int N, backend_act act
     float *y = Y + (size_t)r * N;
     switch (act) {
     case BACKEND_ACT_RELU:
-      for (int j = 0; j < N; j++) y[j] = fmaxf(y[j] + b[j], 0.0f);
+      for (int j = 0; j < N; j++) {
+        float z = y[j] + b[j];
+        y[j] = z > 0.0f ? z : 0.0f; /* not fmaxf: that is a libm call unless -ffinite-math-only */
+      }
       break;
     case BACKEND_ACT_TANH:
       for (int j = 0; j < N; j++) y[j] = tanhf(y[j] + b[j]);
