@@ -101,15 +101,36 @@ double model_forward(model *m, const model_batch *b, int train, uint64_t dropout
                           correct);
 }
 
-void model_backward(model *m, const model_batch *b, void (*ready)(int layer, void *arg), void *arg) {
+/* Column block of the backward GEMMs between two progress calls: small enough that a pending
+ * reduction is polled often, large enough to keep the GEMM efficient. */
+#define MODEL_GEMM_BLOCK 256
+
+/* C[M, N] = op(A) · op(B) computed in column blocks of C with progress calls between them.
+ * B_cols(j) is B's first column block j: for tb = 0 B[K, N] (column offset j), for tb = 1
+ * B[N, K] (row offset j). */
+static void gemm_blocked(const backend_ops *be, int ta, int tb, int M, int N, int K, const float *A,
+                         int lda, const float *B, int ldb, float *C, int ldc, const model_hooks *h) {
+  if (!h || !h->progress || N <= MODEL_GEMM_BLOCK) {
+    be->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    if (h && h->progress) h->progress(h->arg);
+    return;
+  }
+  for (int j = 0; j < N; j += MODEL_GEMM_BLOCK) {
+    int n = N - j < MODEL_GEMM_BLOCK ? N - j : MODEL_GEMM_BLOCK;
+    be->gemm(ta, tb, M, n, K, 1.0f, A, lda, tb ? B + (size_t)j * ldb : B + j, ldb, 0.0f, C + j, ldc);
+    h->progress(h->arg);
+  }
+}
+
+void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
   const backend_ops *be = m->be;
   const int L = m->spec.n_layers, B = b->rows;
   float *dY = m->act[L]; /* the loss gradient left by model_forward */
   for (int l = L - 1; l >= 0; l--) {
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     float *dW = m->grads + m->w_off[l], *db = m->grads + m->b_off[l];
-    if (l > 0) be->gemm(1, 0, K, N, B, 1.0f, layer_input(m, l, 1), K, dY, N, 0.0f, dW, N);
-    else if (b->x) be->gemm(1, 0, K, N, B, 1.0f, b->x, K, dY, N, 0.0f, dW, N);
+    if (l > 0) gemm_blocked(be, 1, 0, K, N, B, layer_input(m, l, 1), K, dY, N, dW, N, hooks);
+    else if (b->x) gemm_blocked(be, 1, 0, K, N, B, b->x, K, dY, N, dW, N, hooks);
     else {
       be->fill(dW, (size_t)K * N, 0.0f);
       be->spmm_t(B, N, b->indptr, b->indices, b->values, dY, dW);
@@ -117,12 +138,12 @@ void model_backward(model *m, const model_batch *b, void (*ready)(int layer, voi
     be->bias_grad(db, dY, B, N);
     if (l > 0) { /* gradient w.r.t. this layer's input = previous layer's output */
       float *dX = m->delta[l % 2];
-      be->gemm(0, 1, B, K, N, 1.0f, dY, N, m->params + m->w_off[l], N, 0.0f, dX, K);
+      gemm_blocked(be, 0, 1, B, K, N, dY, N, m->params + m->w_off[l], N, dX, K, hooks);
       if (m->mask[l - 1]) be->mul(dX, m->mask[l - 1], (size_t)B * K);
       be->act_backward(dX, m->act[l], (size_t)B * K, m->spec.act);
       dY = dX;
     }
-    if (ready) ready(l, arg);
+    if (hooks && hooks->ready) hooks->ready(l, hooks->arg);
   }
 }
 

@@ -69,10 +69,18 @@ void model_init_params(model *m, uint64_t seed);
 double model_forward(model *m, const model_batch *b, int train, uint64_t dropout_seed,
                      uint64_t row_offset, float loss_scale, int *correct);
 
-/* Backward pass after model_forward(train=1): writes grads (overwriting). After the gradients of
- * layer l are complete, calls ready(l, arg) so they can be reduced while earlier layers are still
- * being computed (layers are finished from the last to the first). ready may be NULL. */
-void model_backward(model *m, const model_batch *b, void (*ready)(int layer, void *arg), void *arg);
+/* Hooks into the backward pass for overlapping communication with it (either may be NULL):
+ * ready(l, arg) once layer l's gradients are final (layers finish from the last to the first);
+ * progress(arg) between the column blocks of every large backward GEMM, so that non-blocking
+ * reductions started by ready() advance while the earlier layers are computed. */
+typedef struct model_hooks {
+  void (*ready)(int layer, void *arg);
+  void (*progress)(void *arg);
+  void *arg;
+} model_hooks;
+
+/* Backward pass after model_forward(train=1): writes grads (overwriting), calling the hooks. */
+void model_backward(model *m, const model_batch *b, const model_hooks *hooks);
 
 /* The logits buffer [rows, classes] of the last forward pass. */
 const float *model_logits(const model *m);

@@ -148,8 +148,14 @@ static void on_layer_ready(int l, void *arg) {
   bucket_range(&t->m, l, &off, &len);
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t->m.grads + off, (int)len, MPI_FLOAT, MPI_SUM,
                            dist_comm(), &t->req[t->nreq++]));
-  int flag; /* let Open MPI progress the earlier buckets while we compute */
-  MPI_CHECK(MPI_Testall(t->nreq, t->req, &flag, MPI_STATUSES_IGNORE));
+}
+
+/* Between blocks of the backward GEMMs: let MPI advance the reductions already started (Open MPI
+ * progresses non-blocking collectives only inside MPI calls). */
+static void on_progress(void *arg) {
+  trainer *t = arg;
+  int flag;
+  if (t->nreq) MPI_CHECK(MPI_Testall(t->nreq, t->req, &flag, MPI_STATUSES_IGNORE));
 }
 
 static void finish_reduce(trainer *t) {
@@ -478,6 +484,7 @@ static int run(trainer *t) {
   const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
   const float scale = 1.0f / (float)t->smp.batch;
   const uint64_t seed = (uint64_t)config_int(c, "train.seed");
+  const model_hooks hooks = {on_layer_ready, dist_size() > 1 && t->overlap ? on_progress : NULL, t};
   buf ck = {0};
   buf_printf(&ck, "%s/checkpoint.h5", t->out);
   double t_start = now(), lr = base_lr, last_train_loss = 0, t_compute = 0;
@@ -495,7 +502,7 @@ static int run(trainer *t) {
       loss_sum[0] += model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)off,
                                    scale, NULL);
       loss_sum[1] += (double)n;
-      model_backward(&t->m, &mb, on_layer_ready, t);
+      model_backward(&t->m, &mb, &hooks);
       finish_reduce(t);
       if (clip > 0) optim_clip_grad_norm(be, t->m.grads, t->m.n_params, clip);
       optim_step(&t->opt, t->m.params, t->m.grads, lr);
