@@ -5,7 +5,7 @@
 #     2 threads); ratio of epoch times (target <= 0.33);
 #  2. scaling: 2 ranks x 1 thread vs 1 rank x 1 thread at the same global batch (target >= 1.8x);
 #  3. the all-reduce: fraction of step time spent waiting, with the per-layer buckets started
-#     during backward (overlap) and with one blocking all-reduce after backward (DPT_NO_OVERLAP=1).
+#     during backward (train.overlap=true) and with one blocking all-reduce after it (false).
 #   bench/bench_train.sh [EPOCHS]       (default 2; the best epoch of each is compared)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,7 +16,7 @@ data=${DPT_DATA:-$root/data}/mnist.h5
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flags=(--oversubscribe --bind-to none -q); [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
-common=(model.hidden="1024,1024" optim.name=nesterov optim.lr=0.1 optim.momentum=0.9 schedule.name=constant
+common=(model.hidden="1024,1024" model.dropout=0 optim.name=nesterov optim.lr=0.1 optim.momentum=0.9 schedule.name=constant
         train.batch_size=128 train.epochs="$epochs" data.path="$data")
 
 # best_epoch DIR: the shortest epoch time in DIR/metrics.jsonl
@@ -37,7 +37,7 @@ printf '  dptrain %.2f s   pytorch %.2f s   dptrain/pytorch = %s   (target <= 0.
 
 OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/d1" > /dev/null
 mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/r2" > /dev/null
-mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 -x DPT_NO_OVERLAP=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.out="$tmp/r2n" > /dev/null
+mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.overlap=false train.out="$tmp/r2n" > /dev/null
 s1=$(best_epoch "$tmp/d1"); s2=$(best_epoch "$tmp/r2"); s2n=$(best_epoch "$tmp/r2n")
 echo "== scaling at the same global batch (1 BLAS thread per rank) =="
 printf '  1 rank %.2f s/epoch   2 ranks %.2f s/epoch   speed-up %sx   (target >= 1.8x)\n' "$s1" "$s2" "$(ratio "$s1" "$s2")"

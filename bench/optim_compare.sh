@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# optim_compare.sh — the eight optimizers on MNIST, same model (784-256-10 ReLU), same epochs, same
+# optim_compare.sh — the eight optimizers on MNIST, same model (784-256-10 ReLU, no dropout), same epochs, same
 # global batch (gd: the whole training set, one step per epoch), each at its usual learning rate.
 # Prints a table (final test error, training loss, wall time) and plots every run's curves into
 # runs/optim_compare.png.
@@ -22,7 +22,7 @@ for r in "${runs[@]}"; do
   read -r -a over <<<"${r#*:}"
   out=runs/optim_$name
   mpirun "${flags[@]}" -np "$np" -x OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini \
-    model.hidden=256 optim.name="$name" "${over[@]}" schedule.name=constant train.epochs="$epochs" \
+    model.hidden=256 model.dropout=0 optim.name="$name" "${over[@]}" schedule.name=constant train.epochs="$epochs" \
     train.out="$out" > "$out.log" 2>&1 || { echo "| $name | FAILED (see $out.log) | | | |"; continue; }
   dirs+=("$out")
   /usr/bin/python3 - "$out/metrics.jsonl" "$name" "${r#*:}" <<'PY'

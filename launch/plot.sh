@@ -22,7 +22,9 @@ trap 'rm -rf "$tmp"' EXIT
 # metrics.jsonl -> "epoch train_loss test_loss test_error%" (the flat objects dptrain writes)
 field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p"; }
 plots_loss=() plots_err=()
+i=0
 for r in "${runs[@]}"; do
+  i=$((i + 1))
   m=$r/metrics.jsonl
   [ -f "$m" ] || { echo "plot: $m: No such file or directory" >&2; exit 1; }
   name=$(basename "$r")
@@ -30,8 +32,9 @@ for r in "${runs[@]}"; do
     printf '%s %s %s %s\n' "$(field epoch <<<"$line")" "$(field train_loss <<<"$line")" \
       "$(field test_loss <<<"$line")" "$(awk -v a="$(field test_acc <<<"$line")" 'BEGIN{print 100*(1-a)}')"
   done > "$tmp/$name.dat"
-  plots_loss+=("'$tmp/$name.dat' using 1:2 with lines lw 2 title '$name train', '$tmp/$name.dat' using 1:3 with lines dt 2 lw 2 title '$name test'")
-  plots_err+=("'$tmp/$name.dat' using 1:4 with linespoints lw 2 pt 7 ps 0.5 title '$name'")
+  # one colour per run in both panels: training loss solid, test loss dashed
+  plots_loss+=("'$tmp/$name.dat' using 1:2 with lines lw 2 lc $i title '$name train', '$tmp/$name.dat' using 1:3 with lines dt 2 lw 2 lc $i notitle")
+  plots_err+=("'$tmp/$name.dat' using 1:4 with linespoints lw 2 pt 7 ps 0.5 lc $i title '$name'")
 done
 join() { local IFS=,; echo "$*"; }
 gnuplot <<GP
@@ -40,7 +43,7 @@ set output '$out'
 set multiplot layout 1,2
 set grid
 set xlabel 'epoch'
-set ylabel 'cross-entropy loss'
+set ylabel 'cross-entropy loss (solid: train, dashed: test)'
 set logscale y
 set key top right
 plot $(join "${plots_loss[@]}")

@@ -63,6 +63,7 @@ static const key_spec schema[] = {
      "hidden layer widths, comma separated; empty = logistic regression"},
     {"model", "activation", T_ENUM, "relu", 0, 0, 0, v_activation, "hidden-layer activation"},
     {"model", "dropout", T_DOUBLE, "0", LO | HI_X, 0, 1, NULL, "dropout probability (hidden)"},
+    {"model", "input_dropout", T_DOUBLE, "0", LO | HI_X, 0, 1, NULL, "dropout probability (dense input)"},
     {"model", "init", T_ENUM, "he", 0, 0, 0, v_init, "weight initialisation"},
 
     {"optim", "name", T_ENUM, "sgd", 0, 0, 0, v_optim, "optimizer (gd: full batch)"},
@@ -99,6 +100,8 @@ static const key_spec schema[] = {
     {"train", "precision", T_ENUM, "fp32", 0, 0, 0, v_precision, "compute precision"},
     {"train", "init", T_STR, NULL, 0, 0, 0, NULL, "checkpoint whose /params start the run"},
     {"train", "threads", T_INT, "0", LO, 0, 0, NULL, "CPU threads (0: library default)"},
+    {"train", "overlap", T_BOOL, "true", 0, 0, 0, NULL,
+     "all-reduce each layer's gradients during backward (false: one all-reduce after it)"},
 
     {"pca", "k", T_INT, "10", LO, 1, 0, NULL, "number of components"},
     {"pca", "method", T_ENUM, "auto", 0, 0, 0, v_pca_method, "algorithm"},

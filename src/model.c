@@ -38,6 +38,10 @@ int model_init(model *m, const model_spec *s, const backend_ops *be, int max_row
       ok = (m->mask[l] = be->alloc(n)) && (m->drop[l] = be->alloc(n));
   }
   for (int i = 0; ok && i < 2; i++) ok = (m->delta[i] = be->alloc((size_t)max_rows * widest * sizeof(float))) != NULL;
+  if (ok && s->input_dropout > 0) {
+    size_t n = (size_t)max_rows * (size_t)s->dims[0] * sizeof(float);
+    ok = (m->in_drop = be->alloc(n)) && (m->in_mask = be->alloc(n));
+  }
   if (!ok) {
     model_free(m);
     return log_fail("out of device memory for a model of %zu parameters and batch %d", off, max_rows);
@@ -47,7 +51,7 @@ int model_init(model *m, const model_spec *s, const backend_ops *be, int max_row
 
 void model_free(model *m) {
   if (!m->be) return;
-  void *ptrs[] = {m->params, m->grads, m->delta[0], m->delta[1]};
+  void *ptrs[] = {m->params, m->grads, m->delta[0], m->delta[1], m->in_drop, m->in_mask};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++) m->be->free(ptrs[i]);
   for (int l = 0; l <= MODEL_MAX_LAYERS; l++) m->be->free(m->act[l]);
   for (int l = 0; l < MODEL_MAX_LAYERS; l++) m->be->free(m->mask[l]), m->be->free(m->drop[l]);
@@ -83,12 +87,18 @@ double model_forward(model *m, const model_batch *b, int train, uint64_t dropout
                      uint64_t row_offset, float loss_scale, int *correct) {
   const backend_ops *be = m->be;
   const int L = m->spec.n_layers, B = b->rows;
+  const float *x0 = b->x;
+  if (train && x0 && m->in_drop) { /* input dropout: its own counter stream (layer 0) */
+    be->dropout(x0, m->in_drop, m->in_mask, (size_t)B * m->spec.dims[0], m->spec.input_dropout,
+                dropout_seed, row_offset * (uint64_t)m->spec.dims[0]);
+    x0 = m->in_drop;
+  }
   for (int l = 0; l < L; l++) {
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     const float *W = m->params + m->w_off[l], *bias = m->params + m->b_off[l];
     float *out = m->act[l + 1];
     if (l > 0) be->gemm(0, 0, B, N, K, 1.0f, layer_input(m, l, train), K, W, N, 0.0f, out, N);
-    else if (b->x) be->gemm(0, 0, B, N, K, 1.0f, b->x, K, W, N, 0.0f, out, N);
+    else if (x0) be->gemm(0, 0, B, N, K, 1.0f, x0, K, W, N, 0.0f, out, N);
     else be->spmm(B, N, b->indptr, b->indices, b->values, W, 0.0f, out);
     int hidden = l < L - 1;
     be->bias_act(out, bias, B, N, hidden ? m->spec.act : BACKEND_ACT_NONE);
@@ -130,7 +140,7 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     float *dW = m->grads + m->w_off[l], *db = m->grads + m->b_off[l];
     if (l > 0) gemm_blocked(be, 1, 0, K, N, B, layer_input(m, l, 1), K, dY, N, dW, N, hooks);
-    else if (b->x) gemm_blocked(be, 1, 0, K, N, B, b->x, K, dY, N, dW, N, hooks);
+    else if (b->x) gemm_blocked(be, 1, 0, K, N, B, m->in_drop ? m->in_drop : b->x, K, dY, N, dW, N, hooks);
     else {
       be->fill(dW, (size_t)K * N, 0.0f);
       be->spmm_t(B, N, b->indptr, b->indices, b->values, dY, dW);

@@ -24,6 +24,7 @@ typedef struct model_spec {
   int64_t dims[MODEL_MAX_LAYERS + 1]; /* d[0..L] */
   backend_act act;              /* hidden activation */
   float dropout;                /* drop probability of hidden units while training */
+  float input_dropout;          /* drop probability of input features (dense input only) */
   model_init_kind init;
 } model_spec;
 
@@ -48,6 +49,7 @@ typedef struct model {
   float *mask[MODEL_MAX_LAYERS];    /* dropout multipliers of hidden layer l's output */
   float *drop[MODEL_MAX_LAYERS];    /* hidden layer l's output after dropout (the next input) */
   float *delta[2];              /* ping-pong [max_rows, max width] for backward */
+  float *in_drop, *in_mask;     /* dense input after dropout, its multipliers [max_rows, d0] */
 } model;
 
 /* Total parameter count of a spec. */

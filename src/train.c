@@ -382,7 +382,11 @@ static int setup(trainer *t, int eval_only) {
   /* model */
   model_spec s = {.act = (backend_act)(1 + config_enum(c, "model.activation")),
                   .dropout = (float)config_double(c, "model.dropout"),
+                  .input_dropout = (float)config_double(c, "model.input_dropout"),
                   .init = (model_init_kind)config_enum(c, "model.init")};
+  if (s.input_dropout > 0 && f->train.kind == DATA_CSR &&
+      !dist_all_ok(log_fail("%s: [model] input_dropout applies to dense data only", config_path(c)) == 0))
+    return -1;
   int64_t hidden[MODEL_MAX_LAYERS];
   int nh = config_int_list(c, "model.hidden", hidden, MODEL_MAX_LAYERS - 1);
   s.n_layers = nh + 1;
@@ -574,8 +578,9 @@ int train_main(int argc, char **argv, int eval_only) {
               eval_only ? "   (with train.resume=CHECKPOINT.h5)" : "");
     return LOG_EXIT_USAGE;
   }
-  trainer t = {.overlap = getenv("DPT_NO_OVERLAP") == NULL};
+  trainer t = {0};
   if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
+  t.overlap = config_bool(t.cfg, "train.overlap");
   if (eval_only && !dist_all_ok(config_str(t.cfg, "train.resume") != NULL ||
                                 log_fail("eval: give the checkpoint as train.resume=PATH") == 0)) {
     config_free(t.cfg);

@@ -58,7 +58,11 @@ static double ref_loss(const model_spec *s, const double *p, int rows, const dou
 /* Every gradient entry of the float model against central differences of the double reference
  * (h = 1e-6): |num - g| / max(0.01, |num| + |g|) <= 1e-4. */
 static void gradcheck(backend_act act, int sparse, float dropout) {
-  model_spec s = {.n_layers = 3, .dims = {D, H1, H2, C}, .act = act, .dropout = dropout, .init = MODEL_INIT_XAVIER};
+  /* dropout < 0 means input dropout of -dropout (the reference then drops the same inputs) */
+  float in_p = dropout < 0 ? -dropout : 0;
+  dropout = dropout < 0 ? 0 : dropout;
+  model_spec s = {.n_layers = 3, .dims = {D, H1, H2, C}, .act = act, .dropout = dropout,
+                  .input_dropout = in_p, .init = MODEL_INIT_XAVIER};
   model m;
   assert_int_equal(model_init(&m, &s, backend_cpu(), B), 0);
   model_init_params(&m, 7);
@@ -85,6 +89,11 @@ static void gradcheck(backend_act act, int sparse, float dropout) {
   else b.x = x;
   model_forward(&m, &b, 1, 99, 0, 1.0f / B, NULL);
   model_backward(&m, &b, NULL);
+  if (m.in_mask) { /* the reference sees the dropped input */
+    int dropped = 0;
+    for (int i = 0; i < B * D; i++) xd[i] = (double)x[i] * m.in_mask[i], dropped += m.in_mask[i] == 0;
+    assert_true(dropped > 0);
+  }
   double *p = malloc(m.n_params * sizeof(double));
   for (size_t i = 0; i < m.n_params; i++) p[i] = m.params[i];
   double worst = 0;
@@ -110,6 +119,7 @@ static void test_grad_tanh(void **s) { (void)s, gradcheck(BACKEND_ACT_TANH, 0, 0
 static void test_grad_sigmoid(void **s) { (void)s, gradcheck(BACKEND_ACT_SIGMOID, 0, 0); }
 static void test_grad_sparse(void **s) { (void)s, gradcheck(BACKEND_ACT_TANH, 1, 0); }
 static void test_grad_dropout(void **s) { (void)s, gradcheck(BACKEND_ACT_TANH, 0, 0.3f); }
+static void test_grad_input_dropout(void **s) { (void)s, gradcheck(BACKEND_ACT_RELU, 0, -0.25f); }
 
 static void count_progress(void *arg) { ++*(int *)arg; }
 
@@ -213,7 +223,7 @@ int main(void) {
       cmocka_unit_test(test_grad_relu),    cmocka_unit_test(test_grad_tanh),
       cmocka_unit_test(test_grad_sigmoid), cmocka_unit_test(test_grad_sparse),
       cmocka_unit_test(test_grad_dropout), cmocka_unit_test(test_softmax_xent),
-      cmocka_unit_test(test_backward_blocked),
+      cmocka_unit_test(test_backward_blocked),     cmocka_unit_test(test_grad_input_dropout),
       cmocka_unit_test(test_sampler_rank_independent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
