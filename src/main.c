@@ -8,6 +8,7 @@
 #include "dist.h"
 #include "info.h"
 #include "log.h"
+#include "pca.h"
 #include "prep/prep.h"
 #include "train.h"
 
@@ -61,8 +62,13 @@ int main(int argc, char **argv) {
     return rc;
   }
   if (strcmp(cmd, "pca") == 0) {
-    log_error("%s: not yet implemented in this build", cmd);
-    return LOG_EXIT_USAGE;
+    if (dist_init(&argc, &argv)) {
+      log_report();
+      return LOG_EXIT_RUNTIME;
+    }
+    int rc = pca_main(argc - 1, argv + 1);
+    dist_finalize();
+    return rc;
   }
   log_error("unknown command '%s' (try dptrain --help)", cmd);
   return LOG_EXIT_USAGE;

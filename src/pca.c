@@ -1,0 +1,508 @@
+/* pca.c — distributed PCA (see pca.h): statistics, the three solvers, pca.h5, `dptrain pca`. */
+#include "pca.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "dist.h"
+#include "h5io.h"
+#include "log.h"
+#include "pca_ops.h"
+#include "rng.h"
+
+pca_opts pca_opts_default(void) {
+  return (pca_opts){.k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500,
+                    .ddof = 1, .center = 1, .seed = 0};
+}
+
+const char *pca_method_name(pca_method m) {
+  static const char *const names[] = {"auto", "block", "deflation", "covariance"};
+  return m >= PCA_AUTO && m <= PCA_COVARIANCE ? names[m] : "?";
+}
+
+int pca_check(const pca_opts *o, int64_t n, int64_t d) {
+  if (o->k < 1) return log_fail("[pca] k: must be >= 1, got %d", o->k);
+  if (n < 1) return log_fail("pca: the data has no rows");
+  if (d < 1) return log_fail("pca: the data has no features");
+  int64_t mn = n < d ? n : d;
+  if (o->k > mn) return log_fail("[pca] k: %d exceeds min(n, d) = %lld", o->k, (long long)mn);
+  if (o->ddof != 0 && o->ddof != 1) return log_fail("[pca] ddof: must be 0 or 1, got %d", o->ddof);
+  if (n - o->ddof <= 0)
+    return log_fail("[pca] ddof: n - ddof = %lld must be > 0", (long long)(n - o->ddof));
+  if (o->oversample < 0) return log_fail("[pca] oversample: must be >= 0, got %d", o->oversample);
+  if (!(o->tol > 0) || !isfinite(o->tol)) return log_fail("[pca] tol: must be > 0, got %g", o->tol);
+  if (o->max_iter < 1) return log_fail("[pca] max_iter: must be >= 1, got %d", o->max_iter);
+  if (o->method < PCA_AUTO || o->method > PCA_COVARIANCE)
+    return log_fail("[pca] method: unknown method %d", (int)o->method);
+  if ((o->method == PCA_COVARIANCE || (o->method == PCA_AUTO && d <= PCA_AUTO_MAX_DIM)) &&
+      d > 46340) /* d*d must fit the int counts of LAPACK */
+    return log_fail("[pca] method: covariance needs d <= 46340, got %lld", (long long)d);
+  return 0;
+}
+
+void pca_result_free(pca_result *r) {
+  free(r->components);
+  free(r->explained_variance);
+  free(r->explained_variance_ratio);
+  free(r->mean);
+  free(r->residuals);
+  memset(r, 0, sizeof *r);
+}
+
+/* ---- the distributed operator ------------------------------------------------------------------ */
+
+typedef struct fit_ctx {
+  const data_block *b;
+  MPI_Comm comm;
+  int64_t d;
+  double denom;        /* N − ddof */
+  const double *shift; /* μ, or NULL when not centring */
+  int64_t passes;
+} fit_ctx;
+
+/* In-place sum over comm of n doubles (in pieces that fit MPI's int count); MPI_COMM_NULL: none. */
+static void allreduce_sum(double *x, int64_t n, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return;
+  for (int64_t off = 0; off < n; off += INT_MAX / 2) {
+    int64_t len = n - off < INT_MAX / 2 ? n - off : INT_MAX / 2;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x + off, (int)len, MPI_DOUBLE, MPI_SUM, comm));
+  }
+}
+
+/* w [d, l] = C v: one pass over the local rows and one all-reduce of the d×l block. */
+static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
+  int64_t n = c->d * l;
+  memset(w, 0, sizeof(double) * (size_t)n);
+  pca_ops_apply(c->b, c->shift, v, l, w);
+  allreduce_sum(w, n, c->comm);
+  for (int64_t i = 0; i < n; i++) w[i] /= c->denom;
+  c->passes++;
+}
+
+static double norm2(const double *x, int64_t n) { return cblas_dnrm2((int)n, x, 1); }
+
+/* The denominator of a relative residual: λᵢ, but not below 1e-6 λ₁ (null-space components have
+ * residuals of rounding size, ~1e-15 λ₁, which no iteration reduces). */
+static double res_scale(double lam, double lam1) {
+  double s = fmax(lam, 1e-6 * lam1);
+  return s > 0 ? s : 1.0;
+}
+
+/* Orthonormalise the columns of v [d, l] in place (Householder QR). Returns 0 or -1. */
+static int orthonormalise(double *v, int64_t d, int l) {
+  double *tau = xmalloc(sizeof(double) * (size_t)l);
+  lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)d, l, v, (lapack_int)d, tau);
+  if (info == 0) info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)d, l, l, v, (lapack_int)d, tau);
+  free(tau);
+  return info == 0 ? 0 : log_fail("pca: QR of the %lld x %d block failed (LAPACK info %d)", (long long)d, l, (int)info);
+}
+
+/* Column c of v [d, l]: independent normal entries from stream `stream` of the seed. */
+static void random_block(double *v, int64_t d, int l, uint64_t seed, uint64_t stream) {
+  rng g;
+  rng_init(&g, seed, stream);
+  for (int64_t i = 0; i < d * l; i++) v[i] = rng_normal(&g);
+}
+
+/* ---- solvers: each fills vec [d, k] column-major, lam [k], res [k] -------------------------------- */
+
+static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double *res) {
+  int64_t d = c->d;
+  double *g = xcalloc((size_t)(d * d), sizeof(double));
+  pca_ops_gram(c->b, c->shift, g);
+  allreduce_sum(g, d * d, c->comm);
+  for (int64_t i = 0; i < d * d; i++) g[i] /= c->denom;
+  c->passes++;
+  lapack_int found = 0, *isuppz = xmalloc(sizeof(lapack_int) * 2 * (size_t)k);
+  double *w = xmalloc(sizeof(double) * (size_t)d);
+  lapack_int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'U', (lapack_int)d, g, (lapack_int)d,
+                                   0.0, 0.0, (lapack_int)(d - k + 1), (lapack_int)d, 0.0, &found, w,
+                                   vec, (lapack_int)d, isuppz);
+  free(isuppz);
+  free(g);
+  int rc = 0;
+  if (info != 0 || found != k) {
+    rc = log_fail("pca: LAPACK dsyevr failed (info %d, %d of %d eigenpairs)", (int)info, (int)found, k);
+  } else { /* ascending -> descending */
+    for (int i = 0; i < k / 2; i++) {
+      double t = w[i];
+      w[i] = w[k - 1 - i];
+      w[k - 1 - i] = t;
+      for (int64_t j = 0; j < d; j++) {
+        t = vec[i * d + j];
+        vec[i * d + j] = vec[(k - 1 - i) * d + j];
+        vec[(k - 1 - i) * d + j] = t;
+      }
+    }
+    memcpy(lam, w, sizeof(double) * (size_t)k);
+    /* residuals through one more pass (keeps memory at one d×d) */
+    double *cv = xmalloc(sizeof(double) * (size_t)(d * k));
+    apply_c(c, vec, k, cv);
+    for (int i = 0; i < k; i++) {
+      cblas_daxpy((int)d, -lam[i], vec + i * d, 1, cv + i * d, 1);
+      res[i] = norm2(cv + i * d, d) / res_scale(lam[i], lam[0]);
+    }
+    free(cv);
+  }
+  free(w);
+  return rc;
+}
+
+/* Rayleigh–Ritz on the orthonormal basis v [d, l] with w = C v: u [d, l] = the Ritz vectors
+ * (descending Ritz values theta [l]), cu = C u, res [k] = their relative residuals for the first
+ * k. h, s are [l, l] scratch. Returns the number of residuals above tol, or -1 (LAPACK failed). */
+static int rayleigh_ritz(int64_t d, int l, int k, double tol, const double *v, const double *w,
+                         double *u, double *cu, double *theta, double *h, double *s, double *res) {
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, l, l, (int)d, 1.0, v, (int)d, w, (int)d, 0.0,
+              h, l);
+  for (int i = 0; i < l; i++)
+    for (int j = i + 1; j < l; j++) h[i * l + j] = h[j * l + i] = 0.5 * (h[i * l + j] + h[j * l + i]);
+  lapack_int info = LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'U', l, h, l, theta);
+  if (info != 0)
+    return log_fail("pca: LAPACK dsyev on the %d x %d Rayleigh quotient failed (info %d)", l, l, (int)info);
+  for (int i = 0; i < l; i++) memcpy(s + i * l, h + (l - 1 - i) * l, sizeof(double) * (size_t)l);
+  for (int i = 0; i < l / 2; i++) {
+    double t = theta[i];
+    theta[i] = theta[l - 1 - i];
+    theta[l - 1 - i] = t;
+  }
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, l, l, 1.0, v, (int)d, s, l, 0.0, u, (int)d);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, l, l, 1.0, w, (int)d, s, l, 0.0, cu, (int)d);
+  int above = 0;
+  for (int i = 0; i < k; i++) {
+    double r2 = 0;
+    for (int64_t j = 0; j < d; j++) {
+      double e = cu[i * d + j] - theta[i] * u[i * d + j];
+      r2 += e * e;
+    }
+    res[i] = sqrt(r2) / res_scale(theta[i], theta[0]);
+    if (!(res[i] <= tol)) above++;
+  }
+  return above;
+}
+
+/* Subspace iteration with Rayleigh–Ritz on l vectors; returns the number of iterations or -1. */
+static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double *lam, double *res,
+                       int *converged) {
+  int64_t d = c->d;
+  int k = o->k, it = 0, rc = 0;
+  double *v = xmalloc(sizeof(double) * (size_t)(d * l));  /* [d, l] orthonormal basis */
+  double *w = xmalloc(sizeof(double) * (size_t)(d * l));  /* [d, l] C v */
+  double *u = xmalloc(sizeof(double) * (size_t)(d * l));  /* [d, l] Ritz vectors */
+  double *cu = xmalloc(sizeof(double) * (size_t)(d * l)); /* [d, l] C u */
+  double *h = xmalloc(sizeof(double) * (size_t)(l * l));
+  double *s = xmalloc(sizeof(double) * (size_t)(l * l));
+  double *theta = xmalloc(sizeof(double) * (size_t)l);
+  random_block(v, d, l, o->seed, 0);
+  rc = orthonormalise(v, d, l);
+  while (!rc) {
+    it++;
+    apply_c(c, v, l, w);
+    int above = rayleigh_ritz(d, l, k, o->tol, v, w, u, cu, theta, h, s, res);
+    if (above < 0) {
+      rc = -1;
+      break;
+    }
+    if (above == 0 || it >= o->max_iter) {
+      *converged = above == 0;
+      memcpy(vec, u, sizeof(double) * (size_t)(d * k));
+      memcpy(lam, theta, sizeof(double) * (size_t)k);
+      break;
+    }
+    memcpy(v, cu, sizeof(double) * (size_t)(d * l)); /* span(C u) = span(C v) */
+    rc = orthonormalise(v, d, l);
+  }
+  free(v);
+  free(w);
+  free(u);
+  free(cu);
+  free(h);
+  free(s);
+  free(theta);
+  return rc ? -1 : it;
+}
+
+/* v -= P Pᵀ v for the i orthonormal columns of p [d, i] (classical Gram–Schmidt, twice). */
+static void project_out(const double *p, int i, int64_t d, double *v) {
+  for (int pass = 0; pass < 2; pass++)
+    for (int j = 0; j < i; j++) cblas_daxpy((int)d, -cblas_ddot((int)d, p + j * d, 1, v, 1), p + j * d, 1, v, 1);
+}
+
+/* Power iteration on C − Σⱼ λⱼ vⱼvⱼᵀ, one vector at a time, then one Rayleigh–Ritz pass over
+ * the k vectors found (true residuals, and the small couplings the deflation left undone).
+ * A vector stops when the residual of the deflated problem, ‖(I − PPᵀ)Cv − λv‖ / λ, is <= tol:
+ * the part of Cv along earlier vectors is bounded by THEIR residuals and no power step on v can
+ * remove it. Returns the total number of iterations, or -1. */
+static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *lam, double *res,
+                           int *converged) {
+  int64_t d = c->d;
+  int k = o->k, total = 0;
+  double *w = xmalloc(sizeof(double) * (size_t)d);
+  *converged = 1;
+  for (int i = 0; i < k; i++) {
+    double *v = vec + i * d;
+    random_block(v, d, 1, o->seed, (uint64_t)i + 1);
+    for (int it = 1;; it++) {
+      project_out(vec, i, d, v); /* exact orthogonality: rounding lets found directions back in */
+      double nv = norm2(v, d);
+      if (!(nv > 0)) { /* C vanishes on the rest of the space: start again elsewhere */
+        random_block(v, d, 1, o->seed, (uint64_t)i + 1 + (uint64_t)it * 1000003u);
+        continue;
+      }
+      cblas_dscal((int)d, 1.0 / nv, v, 1);
+      apply_c(c, v, 1, w);
+      total++;
+      for (int j = 0; j < i; j++) /* the deflation: w = Cv − Σⱼ λⱼ vⱼ (vⱼᵀv) */
+        cblas_daxpy((int)d, -lam[j] * cblas_ddot((int)d, vec + j * d, 1, v, 1), vec + j * d, 1, w, 1);
+      project_out(vec, i, d, w);
+      lam[i] = cblas_ddot((int)d, v, 1, w, 1);
+      double r2 = 0;
+      for (int64_t j = 0; j < d; j++) r2 += (w[j] - lam[i] * v[j]) * (w[j] - lam[i] * v[j]);
+      res[i] = sqrt(r2) / res_scale(lam[i], lam[0]);
+      if (res[i] <= o->tol) break;
+      if (it >= o->max_iter) {
+        *converged = 0;
+        break;
+      }
+      memcpy(v, w, sizeof(double) * (size_t)d);
+    }
+  }
+  free(w);
+  /* Rayleigh–Ritz on span(v₁..v_k): one more pass */
+  double *cv = xmalloc(sizeof(double) * (size_t)(d * k)), *u = xmalloc(sizeof(double) * (size_t)(d * k));
+  double *cu = xmalloc(sizeof(double) * (size_t)(d * k)), *h = xmalloc(sizeof(double) * (size_t)(k * k));
+  double *s = xmalloc(sizeof(double) * (size_t)(k * k));
+  apply_c(c, vec, k, cv);
+  int above = rayleigh_ritz(d, k, k, o->tol, vec, cv, u, cu, lam, h, s, res);
+  if (above >= 0) memcpy(vec, u, sizeof(double) * (size_t)(d * k));
+  free(cv);
+  free(u);
+  free(cu);
+  free(h);
+  free(s);
+  return above < 0 ? -1 : total;
+}
+
+/* ---- pca_fit ------------------------------------------------------------------------------------ */
+
+/* Sort the k pairs by descending eigenvalue, fill the result, apply svd_flip's signs. */
+static void finish(pca_result *r, const double *vec, const double *lam, const double *res) {
+  int k = r->k;
+  int64_t d = r->d;
+  int *ord = xmalloc(sizeof(int) * (size_t)k);
+  for (int i = 0; i < k; i++) ord[i] = i;
+  for (int i = 1; i < k; i++) /* insertion sort: stable, k is small */
+    for (int j = i; j > 0 && lam[ord[j]] > lam[ord[j - 1]]; j--) {
+      int t = ord[j];
+      ord[j] = ord[j - 1];
+      ord[j - 1] = t;
+    }
+  for (int i = 0; i < k; i++) {
+    double *row = r->components + i * d;
+    memcpy(row, vec + ord[i] * d, sizeof(double) * (size_t)d);
+    r->explained_variance[i] = lam[ord[i]];
+    r->explained_variance_ratio[i] = lam[ord[i]] / r->total_variance;
+    r->residuals[i] = res[ord[i]];
+    /* scikit-learn's svd_flip on the components: the first entry of largest |value| is positive */
+    int64_t jmax = 0;
+    for (int64_t j = 1; j < d; j++)
+      if (fabs(row[j]) > fabs(row[jmax])) jmax = j;
+    if (row[jmax] < 0)
+      for (int64_t j = 0; j < d; j++) row[j] = -row[j];
+  }
+  free(ord);
+}
+
+int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MPI_Comm comm,
+            pca_result *r) {
+  memset(r, 0, sizeof *r);
+  if (pca_check(o, n, d)) return dist_agree(comm, 0), -1; /* same inputs: every rank fails */
+  int64_t m = local->end - local->begin;
+  int ok = local->cols == d ||
+           log_fail("pca: local rows have %lld features, expected %lld", (long long)local->cols, (long long)d) == 0;
+  ok = ok && (m >= 0 || log_fail("pca: negative local row count") == 0);
+  if (!dist_agree(comm, ok)) return -1;
+  int64_t mn = 0;
+  if (comm == MPI_COMM_NULL) mn = m;
+  else MPI_CHECK(MPI_Allreduce(&m, &mn, 1, MPI_INT64_T, MPI_SUM, comm));
+  if (!dist_agree(comm, mn == n || log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n) == 0))
+    return -1;
+
+  fit_ctx c = {.b = local, .comm = comm, .d = d, .denom = (double)(n - o->ddof)};
+  double *sum = xcalloc((size_t)d, sizeof(double)), *sq = xcalloc((size_t)d, sizeof(double));
+  double *mean = xcalloc((size_t)d, sizeof(double));
+  int64_t bad = pca_ops_sum(local, sum);
+  c.passes++;
+  if (!dist_agree(comm, bad == 0 || log_fail("pca: %lld non-finite values in rows %lld..%lld", (long long)bad,
+                                                (long long)local->begin, (long long)local->end - 1) == 0)) {
+    free(sum), free(sq), free(mean);
+    return -1;
+  }
+  allreduce_sum(sum, d, comm);
+  if (o->center)
+    for (int64_t j = 0; j < d; j++) mean[j] = sum[j] / (double)n;
+  /* total variance: Σⱼ Σᵢ (x_ij − μⱼ)² / (N − ddof); CSR from Σx² − 2μΣx + Nμ² (= Σx² − Nμ²) */
+  pca_ops_sumsq(local, o->center ? mean : NULL, sq);
+  c.passes++;
+  allreduce_sum(sq, d, comm);
+  double tv = 0;
+  for (int64_t j = 0; j < d; j++) {
+    double s = sq[j];
+    if (local->kind == DATA_CSR) s += (double)n * mean[j] * mean[j] - 2 * mean[j] * sum[j];
+    tv += s > 0 ? s : 0;
+  }
+  tv /= c.denom;
+  free(sum);
+  free(sq);
+  if (!(tv > 0)) {
+    free(mean);
+    log_fail("pca: the data has zero variance (every feature is constant)");
+    return dist_agree(comm, 0), -1;
+  }
+  c.shift = o->center ? mean : NULL;
+
+  pca_method meth = o->method;
+  if (meth == PCA_AUTO) meth = d <= PCA_AUTO_MAX_DIM ? PCA_COVARIANCE : PCA_BLOCK;
+  int k = o->k, converged = 1, iters = 0;
+  double *vec = xcalloc((size_t)(d * k), sizeof(double)); /* [d, k] column-major */
+  double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
+  int rc = 0;
+  if (meth == PCA_COVARIANCE) {
+    rc = solve_covariance(&c, k, vec, lam, res);
+    iters = 1;
+    for (int i = 0; i < k; i++)
+      if (!(res[i] <= o->tol)) converged = 0;
+  } else if (meth == PCA_BLOCK) {
+    int64_t l = (int64_t)k + o->oversample, lim = n < d ? n : d;
+    iters = solve_block(&c, o, (int)(l < lim ? l : lim), vec, lam, res, &converged);
+    rc = iters < 0 ? -1 : 0;
+  } else {
+    iters = solve_deflation(&c, o, vec, lam, res, &converged);
+    rc = iters < 0 ? -1 : 0;
+  }
+  if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
+    free(vec), free(lam), free(res), free(mean);
+    return -1;
+  }
+  r->k = k;
+  r->d = d;
+  r->n = n;
+  r->method = meth;
+  r->total_variance = tv;
+  r->mean = mean;
+  r->components = xmalloc(sizeof(double) * (size_t)(d * k));
+  r->explained_variance = xmalloc(sizeof(double) * (size_t)k);
+  r->explained_variance_ratio = xmalloc(sizeof(double) * (size_t)k);
+  r->residuals = xmalloc(sizeof(double) * (size_t)k);
+  r->iterations = iters;
+  r->passes = c.passes;
+  r->converged = converged;
+  finish(r, vec, lam, res);
+  free(vec);
+  free(lam);
+  free(res);
+  return 0;
+}
+
+/* ---- pca.h5 ----------------------------------------------------------------------------------- */
+
+int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n) {
+  h5io_out out;
+  if (h5io_create(&out, path)) return h5io_discard(&out), -1;
+  hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d}, k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
+  hid_t f = out.file, t = H5T_NATIVE_DOUBLE;
+  int rc = h5io_write(f, "components", t, 2, kd, r->components, 0) ||
+           h5io_write(f, "explained_variance", t, 1, k1, r->explained_variance, 0) ||
+           h5io_write(f, "explained_variance_ratio", t, 1, k1, r->explained_variance_ratio, 0) ||
+           h5io_write(f, "mean", t, 1, d1, r->mean, 0) ||
+           h5io_write(f, "residuals", t, 1, k1, r->residuals, 0) ||
+           h5io_attr_int64(f, "ddof", o->ddof) ||
+           h5io_attr_string(f, "method", pca_method_name(r->method)) ||
+           h5io_attr_int64(f, "iterations", r->iterations) ||
+           h5io_attr_int64(f, "passes", r->passes) ||
+           h5io_attr_int64(f, "n_samples", n) ||
+           h5io_attr_int64(f, "n_features", r->d) ||
+           h5io_attr_double(f, "total_variance", r->total_variance) ||
+           h5io_attr_int64(f, "center", o->center) ||
+           h5io_attr_double(f, "tol", o->tol) ||
+           h5io_attr_int64(f, "converged", r->converged);
+  if (rc) {
+    log_prefix(path);
+    h5io_discard(&out);
+    return -1;
+  }
+  return h5io_commit(&out);
+}
+
+/* ---- dptrain pca -------------------------------------------------------------------------------- */
+
+static void print_summary(const pca_result *r, const pca_opts *o, const char *path, double secs) {
+  printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s, ddof %d%s\n", path,
+         (long long)r->n, (long long)r->d, dist_size(), dist_size() == 1 ? "" : "s",
+         pca_method_name(r->method), o->ddof, o->center ? "" : ", not centred");
+  printf("total variance %.6g\n", r->total_variance);
+  printf("%9s %14s %10s %10s %10s\n", "component", "eigenvalue", "ratio", "cumulative", "residual");
+  double cum = 0;
+  for (int i = 0; i < r->k; i++) {
+    cum += r->explained_variance_ratio[i];
+    printf("%9d %14.6e %10.6f %10.6f %10.2e\n", i + 1, r->explained_variance[i],
+           r->explained_variance_ratio[i], cum, r->residuals[i]);
+  }
+  printf("iterations %d, passes over the data %lld, %.2f s%s\n", r->iterations, (long long)r->passes,
+         secs, r->converged ? "" : "  (NOT converged: residuals above tol; raise [pca] max_iter)");
+}
+
+int pca_main(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-') {
+    if (dist_rank() == 0) fprintf(stderr, "usage: dptrain pca CONFIG.ini [section.key=value ...]\n");
+    return LOG_EXIT_USAGE;
+  }
+  config *cfg = NULL;
+  if (!dist_all_ok(config_load(&cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
+  const char *cpath = config_path(cfg) ? config_path(cfg) : "config";
+  int code = LOG_EXIT_USAGE;
+  data_file f = {0};
+  data_block b = {0};
+  pca_result r = {0};
+  const char *path = config_str(cfg, "data.path"), *out = config_str(cfg, "pca.out");
+  if (!dist_all_ok(path || log_fail("%s: [data] path is required", cpath) == 0)) goto done;
+  if (!dist_all_ok(!config_str(cfg, "pca.transform") ||
+                   log_fail("%s: [pca] transform: not supported yet", cpath) == 0))
+    goto done;
+  pca_opts o = {.k = (int)config_int(cfg, "pca.k"),
+                .method = (pca_method)config_enum(cfg, "pca.method"),
+                .oversample = (int)config_int(cfg, "pca.oversample"),
+                .tol = config_double(cfg, "pca.tol"),
+                .max_iter = (int)config_int(cfg, "pca.max_iter"),
+                .ddof = (int)config_int(cfg, "pca.ddof"),
+                .center = config_bool(cfg, "pca.center") == 1,
+                .seed = 0};
+  if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) goto done;
+  const data_split *s = &f.train;
+  if (!dist_all_ok(pca_check(&o, s->rows, s->cols) == 0 || log_prefix(cpath) == 0)) goto done;
+  int64_t lo, hi;
+  data_shard(s->rows, dist_rank(), dist_size(), &lo, &hi);
+  if (!dist_all_ok(data_read_block(&f, s, lo, hi, &b) == 0)) goto done;
+  code = LOG_EXIT_RUNTIME;
+  double t0 = MPI_Wtime();
+  if (!dist_all_ok(pca_fit(&o, &b, s->rows, s->cols, dist_comm(), &r) == 0)) goto done;
+  double secs = MPI_Wtime() - t0;
+  data_block_free(&b);
+  if (dist_rank() == 0) print_summary(&r, &o, path, secs);
+  if (!dist_all_ok(dist_rank() != 0 || pca_write(out, &r, &o, s->rows) == 0)) goto done;
+  if (dist_rank() == 0) printf("wrote %s\n", out);
+  code = LOG_EXIT_OK;
+done:
+  pca_result_free(&r);
+  data_block_free(&b);
+  data_close(&f);
+  config_free(cfg);
+  return code;
+}

@@ -1,0 +1,91 @@
+/* pca.h — distributed PCA: `dptrain pca` and the solver behind it (DESIGN.md, [pca] keys).
+ *
+ * Every rank holds a block of rows of X [N, D] (dense or CSR) and calls pca_fit() with the same
+ * options; the result is the same on every rank. The covariance is C = Xcᵀ Xc / (N − ddof) with
+ * Xc = X − 1μᵀ (or X when center = false). Nothing of size D×D is formed except by the
+ * `covariance` method; the others only ever need C·V for a block V [D, ℓ], which is one pass over
+ * the local rows and ONE MPI_Allreduce of D×ℓ doubles. For CSR rows the centring is implicit,
+ * (X − 1μᵀ)V = XV − 1(μᵀV), so sparse data is never densified. All arithmetic is in double.
+ *
+ * Methods:
+ *   PCA_DEFLATION   power iteration, one vector at a time against the deflated operator
+ *                   C − Σⱼ λⱼ vⱼvⱼᵀ (one all-reduce of a D-vector per iteration);
+ *   PCA_BLOCK       subspace iteration on ℓ = min(k + oversample, N, D) vectors with QR and
+ *                   Rayleigh–Ritz (an ℓ×ℓ symmetric eigenproblem) after every pass;
+ *   PCA_COVARIANCE  one all-reduce of the D×D covariance, then LAPACK dsyevr (exact reference);
+ *   PCA_AUTO        covariance when D <= PCA_AUTO_MAX_DIM, else block.
+ * A component i has converged when ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) <= tol. */
+#ifndef DPT_PCA_H
+#define DPT_PCA_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "data.h"
+
+/* Same order as config_enum("pca.method"). */
+typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE } pca_method;
+
+/* PCA_AUTO picks the covariance method up to this many features. */
+#define PCA_AUTO_MAX_DIM 2048
+
+typedef struct pca_opts {
+  int k;             /* components wanted, 1 <= k <= min(N, D) */
+  pca_method method;
+  int oversample;    /* block: extra vectors beyond k (>= 0) */
+  double tol;        /* residual tolerance (> 0) */
+  int max_iter;      /* iterations (block) or iterations per vector (deflation), >= 1 */
+  int ddof;          /* 0 or 1: divisor N − ddof */
+  int center;        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
+  uint64_t seed;     /* start vectors: the same on every rank for the same seed */
+} pca_opts;
+
+/* Defaults of the [pca] section: k = 10, auto, oversample 10, tol 1e-6, max_iter 500, ddof 1,
+ * center, seed 0. */
+pca_opts pca_opts_default(void);
+
+typedef struct pca_result {
+  int k;
+  int64_t d, n;
+  pca_method method;          /* the method that ran (never PCA_AUTO) */
+  double *components;         /* [k, d] row i = component i, unit norm, largest |entry| > 0 */
+  double *explained_variance; /* [k] eigenvalues of C, descending */
+  double *explained_variance_ratio; /* [k] explained_variance / total_variance */
+  double *mean;               /* [d] the vector subtracted (zeros when center = 0) */
+  double *residuals;          /* [k] ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) */
+  double total_variance;      /* trace of C, from exact per-feature sums */
+  int iterations;             /* block: subspace iterations; deflation: summed over vectors */
+  int64_t passes;             /* passes over the local rows (statistics included) */
+  int converged;              /* 1 when every residual <= tol */
+} pca_result;
+
+/* Check the options against the data shape: k, oversample, tol, max_iter, ddof, N > 0, N − ddof > 0.
+ * Returns 0, or -1 with one log_fail line naming the key ("[pca] k: 20 exceeds min(n, d) = 10").
+ * Not collective (the inputs are the same on every rank). */
+int pca_check(const pca_opts *o, int64_t n_total, int64_t d);
+
+/* Fit on the rows of every rank of comm (collective; MPI_COMM_NULL: this process alone, without
+ * any MPI call, so MPI need not be initialised). local: this rank's rows (any count >= 0,
+ * dense or CSR, local->cols == d); n_total: the sum of the row counts over comm. On success r
+ * owns new arrays (free with pca_result_free) and 0 is returned on every rank; on error -1 on
+ * every rank, the ranks that found the problem with log_fail set, the others log_silent. */
+int pca_fit(const pca_opts *o, const data_block *local, int64_t n_total, int64_t d, MPI_Comm comm,
+            pca_result *r);
+
+/* Release the arrays of r; r is zeroed. Safe on a zeroed struct. */
+void pca_result_free(pca_result *r);
+
+/* "auto", "block", "deflation", "covariance". */
+const char *pca_method_name(pca_method m);
+
+/* Write r to the HDF5 file `path` atomically (h5io): /components [k, d], /explained_variance,
+ * /explained_variance_ratio, /residuals [k], /mean [d], all float64; attributes ddof, method,
+ * iterations, passes, n_samples, n_features, total_variance, center, tol. Call on ONE rank.
+ * Returns 0, or -1 with log_fail("PATH: why"). */
+int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
+
+/* `dptrain pca CONFIG [section.key=value ...]`: argv[0] is "pca". MPI must be initialised
+ * (dist_init). Returns a LOG_EXIT_* code, the error already printed once. */
+int pca_main(int argc, char **argv);
+
+#endif
