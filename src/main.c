@@ -19,6 +19,7 @@ static const char *const k_usage =
     "  dptrain prep mnist   --src DIR --out data/mnist.h5\n"
     "  dptrain prep fashion --src DIR --out data/fashion.h5\n"
     "  dptrain prep spam    --src DIR --out data/spam.h5 [--min-df N] [--test-fraction F] [--seed S]\n"
+    "  dptrain prep synth   --rows N --cols D --density P --rank R [--seed S] --out FILE.h5\n"
     "  dptrain train CONFIG.ini [section.key=value ...]   (under mpirun -np N, or alone)\n"
     "  dptrain eval  CONFIG.ini train.resume=CHECKPOINT.h5\n"
     "  dptrain pca   CONFIG.ini [section.key=value ...]\n"

@@ -29,6 +29,11 @@ typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE
 /* PCA_AUTO picks the covariance method up to this many features. */
 #define PCA_AUTO_MAX_DIM 2048
 
+/* Text data (a /vocab dataset): /top_terms in pca.h5 is [k, PCA_TOP_TERMS] UTF-8 strings, row i
+ * = component i: columns 0..7 the terms of the 8 largest loadings (descending), columns 8..15
+ * the terms of the 8 most negative loadings (most negative first); "" where D < 8. */
+#define PCA_TOP_TERMS 16
+
 typedef struct pca_opts {
   int k;             /* components wanted, 1 <= k <= min(N, D) */
   pca_method method;
@@ -84,8 +89,18 @@ const char *pca_method_name(pca_method m);
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
 
+/* Project rows [0, rows) of b onto the components, (x − μ)·Vᵀ computed as x·Vᵀ − μ·Vᵀ (CSR is
+ * never densified): out [rows, k] float32 row-major. Rows are taken every `step` from row 0
+ * (step >= 1); `rows` of them. Not collective. */
+void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, float *out);
+
 /* `dptrain pca CONFIG [section.key=value ...]`: argv[0] is "pca". MPI must be initialised
- * (dist_init). Returns a LOG_EXIT_* code, the error already printed once. */
+ * (dist_init). Returns a LOG_EXIT_* code, the error already printed once.
+ * After the fit: the LSA topics (/top_terms, printed) when the data file has /vocab; with
+ * [pca] transform = PATH every rank projects its /train and /test rows and rank 0 writes them as
+ * a dataset file (/train/X float32 [N, k], /train/y, /test/..., num_classes, source); rank 0
+ * draws eigendigits.png (when /train/X has image_shape = [h, w], h·w = D), scatter.png and
+ * scree.png beside pca.out with gnuplot (skipped with a note when gnuplot is not on PATH). */
 int pca_main(int argc, char **argv);
 
 #endif

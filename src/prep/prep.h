@@ -3,6 +3,7 @@
  *   dptrain prep mnist   --src DIR --out FILE.h5
  *   dptrain prep fashion --src DIR --out FILE.h5
  *   dptrain prep spam    --src DIR --out FILE.h5 [--min-df N] [--test-fraction F] [--seed S]
+ *   dptrain prep synth   --rows N --cols D --density P --rank R [--seed S] --out FILE.h5
  *
  * Every writer goes through h5io_create/h5io_commit: a failed prep leaves no file behind. */
 #ifndef DPT_PREP_H
@@ -15,7 +16,11 @@ typedef struct prep_opts {
   const char *out;      /* output HDF5 path */
   int64_t min_df;       /* spam: keep terms in at least this many training documents (>= 1) */
   double test_fraction; /* spam: fraction of each class held out for /test, in (0, 1) */
-  uint64_t seed;        /* spam: seed of the stratified split */
+  uint64_t seed;        /* spam: seed of the stratified split; synth: seed of everything */
+  int64_t rows;         /* synth: training rows N (>= 1) */
+  int64_t cols;         /* synth: features D (1 <= D <= INT32_MAX) */
+  double density;       /* synth: target nonzeros per row / D, in (0, 1] */
+  int64_t rank;         /* synth: planted rank r (1 <= r <= D) */
 } prep_opts;
 
 /* Entry point of the subcommand; argv[0] is "prep". Returns a LOG_EXIT_* code, errors printed. */
@@ -26,5 +31,10 @@ int prep_idx(const prep_opts *o, const char *name);
 
 /* SpamAssassin JSON e-mails -> TF-IDF CSR. Returns 0 or -1 with log_fail. */
 int prep_spam(const prep_opts *o);
+
+/* Synthetic sparse data with a planted low-rank covariance of known spectrum (synth.c):
+ * /train, /test, /planted_eigenvalues [r], /planted_factors (CSR [r, D]). Memory O(nnz + D).
+ * Returns 0 or -1 with log_fail. */
+int prep_synth(const prep_opts *o);
 
 #endif

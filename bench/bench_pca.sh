@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bench_pca.sh — dptrain pca beside scikit-learn, whole processes (loading included), one run:
+#  1. MNIST 60,000 x 784, k = 10, 2 ranks: dptrain / sklearn PCA(svd_solver='arpack')  (target <= 0.5)
+#  2. SpamAssassin TF-IDF (CSR), centered, k = 100, 2 ranks, block method:
+#     dptrain / sklearn TruncatedSVD(100) (which does not even center)              (target <= 0.25)
+# Also prints dptrain's passes over the data, iterations and largest final residual.
+#   bench/bench_pca.sh            (needs launch/data.sh first)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+dptrain=${DPTRAIN:-$root/build/dptrain}
+data=${DPT_DATA:-$root/data}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+flags=(--oversubscribe --bind-to none -q); [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" > "$tmp/last.log" 2>&1 || { cat "$tmp/last.log" >&2; exit 1; }; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}'; }
+info() { /usr/bin/python3 -c "
+import h5py,sys
+f=h5py.File(sys.argv[1],'r'); a=f.attrs
+print(f\"passes {int(a['passes'])}, iterations {int(a['iterations'])}, max residual {f['residuals'][...].max():.2e}\")" "$1"; }
+printf '%-34s %10s %10s %8s  %s\n' case "dptrain s" "sklearn s" ratio target
+a=$(secs mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" pca configs/mnist_pca.ini \
+      data.path="$data/mnist.h5" pca.k=10 pca.out="$tmp/mnist.h5")
+b=$(secs /usr/bin/python3 bench/peer_pca.py mnist "$data/mnist.h5" 10)
+printf '%-34s %10s %10s %8s  %s   (%s)\n' "mnist k=10 (auto) vs PCA arpack" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')" "<= 0.5" "$(info "$tmp/mnist.h5")"
+a=$(secs mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" pca configs/mnist_pca.ini \
+      data.path="$data/spam.h5" pca.k=100 pca.method=block pca.out="$tmp/spam.h5")
+b=$(secs /usr/bin/python3 bench/peer_pca.py spam "$data/spam.h5" 100)
+printf '%-34s %10s %10s %8s  %s   (%s)\n' "spam k=100 (block) vs TruncatedSVD" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')" "<= 0.25" "$(info "$tmp/spam.h5")"

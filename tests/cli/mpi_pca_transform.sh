@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# PCA -> classifier pipeline:
+#  - `dptrain pca` on MNIST, 2 ranks, k = 50, pca.transform=proj.h5: proj.h5 is a dataset file
+#    (/train/X float32 [60000, 50], /test/X [10000, 50], labels, num_classes, source) and its rows
+#    equal (X/255 − mean)·componentsᵀ of pca.h5 within 1e-4; the pictures are written beside
+#    pca.h5 when gnuplot is on PATH;
+#  - `dptrain train` on proj.h5, 2 ranks (50-128-10 MLP, 3 epochs): test accuracy > 0.95.
+# shellcheck source=tests/cli/lib.sh
+source "$(dirname "$0")/lib.sh"
+need "$DPT_DATA/mnist.h5"
+"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 "$DPTRAIN" pca "$DPT_TESTS/../configs/mnist_pca.ini" \
+  data.path="$DPT_DATA/mnist.h5" pca.k=50 pca.out="$T/pca/pca.h5" pca.transform="$T/proj.h5" > "$T/pca.log" 2>&1 ||
+  { cat "$T/pca.log"; fail "dptrain pca with pca.transform"; finish; }
+grep '^wrote' "$T/pca.log" || true
+ok=1
+"$PY" - "$DPT_DATA/mnist.h5" "$T/pca/pca.h5" "$T/proj.h5" <<'PY' || ok=0
+import sys, h5py, numpy as np
+data, res, proj = sys.argv[1:]
+with h5py.File(data, "r") as f, h5py.File(res, "r") as r, h5py.File(proj, "r") as p:
+    comp, mean = r["components"][...], r["mean"][...]
+    assert comp.shape == (50, 784), comp.shape
+    assert int(p.attrs["num_classes"]) == int(f.attrs["num_classes"]) == 10
+    src = p.attrs["source"]
+    src = src.decode() if isinstance(src, bytes) else src
+    assert src == f"pca of {data}", src
+    for s in ("train", "test"):
+        X = f[s + "/X"][...].astype(np.float64) / 255
+        Z = p[s + "/X"][...]
+        assert Z.dtype == np.float32 and Z.shape == (X.shape[0], 50), (Z.dtype, Z.shape)
+        assert (p[s + "/y"][...] == f[s + "/y"][...]).all(), s + ": labels differ"
+        err = np.abs(Z - (X - mean) @ comp.T).max()
+        print(f"{s}: {Z.shape}, max |proj - (X/255 - mean) V^T| = {err:.2e}")
+        assert err <= 1e-4, err
+PY
+if [ "$ok" -eq 1 ]; then pass "proj.h5 = (X/255 - mean) components^T"; else fail "projection check"; fi
+if command -v gnuplot > /dev/null; then
+  for png in eigendigits scatter scree; do
+    if [ -s "$T/pca/$png.png" ]; then pass "$png.png written"; else fail "$png.png missing"; fi
+  done
+fi
+cat > "$T/proj.ini" <<INI
+[data]
+path = $T/proj.h5
+[model]
+hidden = 128
+[optim]
+name = momentum
+lr = 0.05
+momentum = 0.9
+[train]
+epochs = 3
+batch_size = 128
+INI
+"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 "$DPTRAIN" train "$T/proj.ini" train.out="$T/m" > "$T/train.log" 2>&1 ||
+  { cat "$T/train.log"; fail "dptrain train on proj.h5"; finish; }
+tail -2 "$T/train.log"
+acc=$("$PY" -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['test_acc'])" "$T/m/metrics.jsonl")
+if awk -v a="$acc" 'BEGIN{exit !(a > 0.95)}'; then pass "3 epochs on the 50 PCA coordinates: test accuracy $acc > 0.95"
+else fail "training on proj.h5: test accuracy $acc <= 0.95"; fi
+finish
