@@ -12,7 +12,7 @@
 
 int checkpoint_save(const char *path, const checkpoint *c) {
   h5io_out o;
-  if (h5io_create(&o, path)) return h5io_discard(&o), -1;
+  if (h5io_create(&o, path)) return -1;
   hsize_t np[1] = {c->n_params}, ns[1] = {4};
   int64_t smp[4] = {c->epoch, c->step_in_epoch, c->n_train, c->batch};
   int rc = h5io_write(o.file, "params", H5T_NATIVE_FLOAT, 1, np, c->params, 0);

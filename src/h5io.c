@@ -27,22 +27,18 @@ const char *h5io_why(void) {
   return why;
 }
 
-/* mkdir -p for the directory part of `path`. */
-static int make_parent(const char *path) {
-  char *copy = xstrdup(path), *dir = dirname(copy);
+int h5io_mkdir_p(const char *dir) {
+  char *p = xstrdup(dir);
   int rc = 0;
-  struct stat st;
-  if (stat(dir, &st) != 0) {
-    for (char *p = dir + 1; *p; p++) {
-      if (*p != '/') continue;
-      *p = '\0';
-      if (mkdir(dir, 0777) != 0 && errno != EEXIST) rc = -1;
-      *p = '/';
+  for (char *c = p + 1; *c && !rc; c++)
+    if (*c == '/') {
+      *c = '\0';
+      if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
+      *c = '/';
     }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) rc = -1;
-    if (rc) log_fail("%s: cannot create directory %s: %s", path, dir, strerror(errno));
-  }
-  free(copy);
+  if (!rc && mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
+  if (rc) log_fail("%s: cannot create directory: %s", dir, strerror(errno));
+  free(p);
   return rc;
 }
 
@@ -50,7 +46,13 @@ int h5io_create(h5io_out *o, const char *path) {
   o->file = H5I_INVALID_HID;
   o->path = xstrdup(path);
   o->tmp = NULL;
-  if (make_parent(path) != 0) return -1;
+  char *parent = xstrdup(path);
+  int rc = h5io_mkdir_p(dirname(parent));
+  free(parent);
+  if (rc != 0) {
+    h5io_discard(o); /* a failed create leaves nothing to clean up for the caller */
+    return log_prefix(path);
+  }
   char *copy = xstrdup(path), *copy2 = xstrdup(path);
   buf t = {0};
   buf_printf(&t, "%s/.%s.tmp.%ld", dirname(copy), basename(copy2), (long)getpid());
@@ -59,7 +61,11 @@ int h5io_create(h5io_out *o, const char *path) {
   o->tmp = t.data;
   h5io_quiet();
   o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (o->file < 0) return log_fail("%s: cannot create: %s", path, h5io_why());
+  if (o->file < 0) {
+    log_fail("%s: cannot create: %s", path, h5io_why());
+    h5io_discard(o);
+    return -1;
+  }
   return 0;
 }
 

@@ -26,8 +26,12 @@ typedef struct h5io_out {
   char *tmp;  /* temporary name in the same directory */
 } h5io_out;
 
-/* Create an empty temporary HDF5 file that h5io_commit() will rename to `path`.
- * Returns 0, or -1 with log_fail("PATH: why"). */
+/* mkdir -p: create dir and its missing parents. Returns 0, or -1 with log_fail("DIR: why"). */
+int h5io_mkdir_p(const char *dir);
+
+/* Create an empty temporary HDF5 file that h5io_commit() will rename to `path` (its directory is
+ * created if missing). Returns 0, or -1 with log_fail("PATH: why") and nothing left to discard
+ * (calling h5io_discard after a failed create is harmless). */
 int h5io_create(h5io_out *o, const char *path);
 /* Flush, close, fsync and rename into place. Returns 0, or -1 (log_fail set; temp removed). */
 int h5io_commit(h5io_out *o);

@@ -419,7 +419,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
 static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n,
                         char *const *top_terms) {
   h5io_out out;
-  if (h5io_create(&out, path)) return h5io_discard(&out), -1;
+  if (h5io_create(&out, path)) return -1;
   hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d}, k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
   hid_t f = out.file, t = H5T_NATIVE_DOUBLE;
   int rc = h5io_write(f, "components", t, 2, kd, r->components, 0) ||
@@ -523,7 +523,7 @@ static int write_transform(const char *path, const char *src, int64_t num_classe
                            const proj_split sp[2]) {
   static const char *const names[2] = {"train", "test"};
   h5io_out out;
-  if (h5io_create(&out, path)) return h5io_discard(&out), -1;
+  if (h5io_create(&out, path)) return -1;
   int rc = 0;
   for (int s = 0; s < 2 && !rc; s++) {
     if (!sp[s].present) continue;

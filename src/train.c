@@ -301,21 +301,6 @@ static int restore(trainer *t, const char *path, int full) {
 
 /* ---- set-up --------------------------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir) {
-  char *p = xstrdup(dir);
-  int rc = 0;
-  for (char *s = p + 1; *s && !rc; s++)
-    if (*s == '/') {
-      *s = '\0';
-      if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
-      *s = '/';
-    }
-  if (!rc && mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
-  if (rc) log_fail("%s: cannot create directory: %s", dir, strerror(errno));
-  free(p);
-  return rc;
-}
-
 static int optim_from_config(const config *c, optim_hparams *h) {
   static const char *const keys[] = {"lr", "momentum", "dampening", "alpha", "eps", "beta1", "beta2",
                                      "weight_decay", "lr_decay", "initial_accumulator", "clip_norm", "max_norm"};
@@ -418,7 +403,7 @@ static int setup(trainer *t, int eval_only) {
   t->out = config_str(c, "train.out");
   ok = 1;
   if (rank == 0 && !eval_only) {
-    ok = mkdir_p(t->out) == 0;
+    ok = h5io_mkdir_p(t->out) == 0;
     buf p = {0};
     if (ok) {
       buf_printf(&p, "%s/config.ini", t->out);

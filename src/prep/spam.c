@@ -259,7 +259,6 @@ int prep_spam(const prep_opts *o) {
     text_corpus_tfidf(corpus, train_ids, n_train, &Xtr);
     text_corpus_tfidf(corpus, test_ids, n_test, &Xte);
     rc = h5io_create(&out, o->out);
-    if (rc) h5io_discard(&out); /* frees the names it kept */
     if (rc == 0) {
       rc = write_split(out.file, "train", &Xtr, train_ids, label, files.v);
       if (!rc) rc = write_split(out.file, "test", &Xte, test_ids, label, files.v);

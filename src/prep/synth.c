@@ -252,9 +252,7 @@ int prep_synth(const prep_opts *o) {
 
   h5io_out out = {0};
   int rc = h5io_create(&out, o->out);
-  if (rc) {
-    h5io_discard(&out);
-  } else {
+  if (rc == 0) {
     rc = write_split(out.file, "train", &tr, ytr, md.d, md.r);
     if (!rc) rc = write_split(out.file, "test", &te, yte, md.d, md.r);
     if (!rc) rc = write_meta(out.file, o, &md, source.data, sha);
