@@ -1,5 +1,8 @@
 /* buf.c — growable byte buffer and checked allocation (see buf.h). */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include "buf.h"
+
+#include <sys/mman.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,6 +18,18 @@ static _Noreturn void oom(size_t n) {
 void *xmalloc(size_t n) {
   void *p = malloc(n ? n : 1);
   if (!p) oom(n);
+  return p;
+}
+
+void *xmalloc_big(size_t n) {
+  const size_t huge = (size_t)2 << 20;
+  if (n < 2 * huge) return xmalloc(n);
+  void *p = NULL;
+  size_t len = (n + huge - 1) / huge * huge;
+  if (posix_memalign(&p, huge, len) != 0 || !p) oom(n);
+#ifdef MADV_HUGEPAGE
+  (void)madvise(p, len, MADV_HUGEPAGE); /* advice only: a kernel without THP ignores it */
+#endif
   return p;
 }
 

@@ -34,6 +34,10 @@ int buf_read_file(buf *b, const char *path);
 /* malloc/calloc/realloc that abort with a message on failure (never return NULL for n > 0). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
+/* xmalloc for big working arrays (>= 4 MiB): 2 MiB-aligned and advised to use transparent huge
+ * pages, so first touch costs one fault per 2 MiB instead of one per 4 KiB (measured in a VM:
+ * ~14 µs per fault, 0.2 s for a 58 MB block). Release with free(). */
+void *xmalloc_big(size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 

@@ -10,8 +10,10 @@
  * Methods:
  *   PCA_DEFLATION   power iteration, one vector at a time against the deflated operator
  *                   C − Σⱼ λⱼ vⱼvⱼᵀ (one all-reduce of a D-vector per iteration);
- *   PCA_BLOCK       subspace iteration on ℓ = min(k + oversample, N, D) vectors with QR and
- *                   Rayleigh–Ritz (an ℓ×ℓ symmetric eigenproblem) after every pass;
+ *   PCA_BLOCK       Chebyshev-filtered subspace iteration on ℓ = min(k + oversample, N, D)
+ *                   vectors: each cycle applies a degree-m Chebyshev polynomial of C that damps
+ *                   the spectrum below the ℓ-th Ritz value (m passes), then QR and Rayleigh–Ritz
+ *                   (an ℓ×ℓ symmetric eigenproblem); m adapts to the residuals and the spectrum;
  *   PCA_COVARIANCE  one all-reduce of the D×D covariance, then LAPACK dsyevr (exact reference);
  *   PCA_AUTO        covariance when D <= PCA_AUTO_MAX_DIM, else block.
  * A component i has converged when ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) <= tol. */
@@ -39,7 +41,7 @@ typedef struct pca_opts {
   pca_method method;
   int oversample;    /* block: extra vectors beyond k (>= 0) */
   double tol;        /* residual tolerance (> 0) */
-  int max_iter;      /* iterations (block) or iterations per vector (deflation), >= 1 */
+  int max_iter;      /* filter cycles (block) or iterations per vector (deflation), >= 1 */
   int ddof;          /* 0 or 1: divisor N − ddof */
   int center;        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
   uint64_t seed;     /* start vectors: the same on every rank for the same seed */
@@ -59,8 +61,9 @@ typedef struct pca_result {
   double *mean;               /* [d] the vector subtracted (zeros when center = 0) */
   double *residuals;          /* [k] ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) */
   double total_variance;      /* trace of C, from exact per-feature sums */
-  int iterations;             /* block: subspace iterations; deflation: summed over vectors */
+  int iterations;             /* block: filter cycles (Rayleigh–Ritz steps); deflation: summed over vectors */
   int64_t passes;             /* passes over the local rows (statistics included) */
+  double pass_s, reduce_s;    /* seconds in this rank's products of C·V passes, and in their all-reduce */
   int converged;              /* 1 when every residual <= tol */
 } pca_result;
 

@@ -61,8 +61,7 @@ void pca_ops_sumsq(const data_block *b, const double *shift, double *s2) {
   }
 }
 
-/* Dense: per chunk Y = Xc V (chunk × l), then Wᵀ += Yᵀ Xc. V and W are column-major [d, l], which
- * is row-major [l, d]: the two gemms read and write them in place. */
+/* Dense: per chunk Y = Xc V (chunk × l), then W += Xcᵀ Y; V and W row-major [d, l]. */
 static void apply_dense(const data_block *b, const double *shift, const double *v, int l, double *w) {
   int64_t m = b->end - b->begin, d = b->cols, cr = chunk_rows(d);
   if (m == 0) return;
@@ -71,45 +70,37 @@ static void apply_dense(const data_block *b, const double *shift, const double *
   for (int64_t r0 = 0; r0 < m; r0 += cr) {
     int64_t nr = m - r0 < cr ? m - r0 : cr;
     load_dense(b, shift, r0, nr, xc);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, l, (int)d, 1.0, xc, (int)d, v,
-                (int)d, 0.0, y, l);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, (int)d, (int)nr, 1.0, y, l, xc, (int)d,
-                1.0, w, (int)d);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, l, (int)d, 1.0, xc, (int)d, v, l,
+                0.0, y, l);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, l, (int)nr, 1.0, xc, (int)d, y, l,
+                1.0, w, l);
   }
   free(xc);
   free(y);
 }
 
-/* CSR with implicit centring: y_i = x_iᵀV − μᵀV for each row, W += Xᵀ Y − μ (1ᵀY). Work in
- * row-major [d, l] copies so each stored entry touches l contiguous doubles. */
+/* CSR with implicit centring: y_i = x_iᵀV − μᵀV for each row, W += Xᵀ Y − μ (1ᵀY). Row-major
+ * blocks: each stored entry reads and writes l contiguous doubles. */
 static void apply_csr(const data_block *b, const double *shift, const double *v, int l, double *w) {
   int64_t m = b->end - b->begin, d = b->cols;
-  double *vr = xmalloc(sizeof(double) * (size_t)(d * l)); /* [d, l] */
-  double *wr = xcalloc((size_t)(d * l), sizeof(double));  /* [d, l] */
   double *muv = xcalloc((size_t)l, sizeof(double)), *ysum = xcalloc((size_t)l, sizeof(double));
   double *y = xmalloc(sizeof(double) * (size_t)l);
-  for (int c = 0; c < l; c++)
-    for (int64_t j = 0; j < d; j++) {
-      vr[j * l + c] = v[c * d + j];
-      if (shift) muv[c] += shift[j] * v[c * d + j];
-    }
+  if (shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)d, l, 1.0, v, l, shift, 1, 0.0, muv, 1);
   for (int64_t i = 0; i < m; i++) {
     for (int c = 0; c < l; c++) y[c] = -muv[c];
     for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
-      const double a = b->values[p], *vj = vr + (int64_t)b->indices[p] * l;
+      const double a = b->values[p], *vj = v + (int64_t)b->indices[p] * l;
       for (int c = 0; c < l; c++) y[c] += a * vj[c];
     }
     for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
       const double a = b->values[p];
-      double *wj = wr + (int64_t)b->indices[p] * l;
+      double *wj = w + (int64_t)b->indices[p] * l;
       for (int c = 0; c < l; c++) wj[c] += a * y[c];
     }
     for (int c = 0; c < l; c++) ysum[c] += y[c];
   }
-  for (int c = 0; c < l; c++)
-    for (int64_t j = 0; j < d; j++) w[c * d + j] += wr[j * l + c] - (shift ? shift[j] * ysum[c] : 0.0);
-  free(vr);
-  free(wr);
+  if (shift) /* W −= μ (1ᵀY): a rank-one update */
+    cblas_dger(CblasRowMajor, (int)d, l, -1.0, shift, 1, ysum, 1, w, l);
   free(muv);
   free(ysum);
   free(y);

@@ -4,7 +4,8 @@
  * output (the caller zeroes it and all-reduces the sum over ranks). `shift` [d] is the vector
  * subtracted from every row (the global mean), or NULL for none. Dense rows are converted to
  * double a chunk at a time and shifted explicitly; CSR rows are never densified: the shift enters
- * through rank-one corrections. Vector blocks are column-major [d, l] (column c at v + c*d). */
+ * through rank-one corrections. Vector blocks are row-major [d, l]: feature j's l coefficients are
+ * contiguous at v + j*l (what a sparse row touches), vector c is the strided column c. */
 #ifndef DPT_PCA_OPS_H
 #define DPT_PCA_OPS_H
 
