@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +16,28 @@ static _Noreturn void oom(size_t n) {
   abort();
 }
 
-void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) oom(n);
-  return p;
-}
-
-void *xmalloc_big(size_t n) {
-  const size_t huge = (size_t)2 << 20;
-  if (n < 2 * huge) return xmalloc(n);
+/* Allocations of 4 MiB and more: 2 MiB-aligned and advised to use transparent huge pages. */
+#define HUGE_PAGE ((size_t)2 << 20)
+static void *alloc_huge(size_t n) {
   void *p = NULL;
-  size_t len = (n + huge - 1) / huge * huge;
-  if (posix_memalign(&p, huge, len) != 0 || !p) oom(n);
+  size_t len = (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+  if (posix_memalign(&p, HUGE_PAGE, len) != 0 || !p) oom(n);
 #ifdef MADV_HUGEPAGE
   (void)madvise(p, len, MADV_HUGEPAGE); /* advice only: a kernel without THP ignores it */
 #endif
   return p;
 }
 
+void *xmalloc(size_t n) {
+  if (n >= 2 * HUGE_PAGE) return alloc_huge(n);
+  void *p = malloc(n ? n : 1);
+  if (!p) oom(n);
+  return p;
+}
+
 void *xcalloc(size_t count, size_t size) {
+  if (size && count > SIZE_MAX / size) oom(SIZE_MAX);
+  if (count * size >= 2 * HUGE_PAGE) return memset(alloc_huge(count * size), 0, count * size);
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) oom(count * size);
   return p;

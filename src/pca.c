@@ -140,22 +140,24 @@ static double cholqr_step(double *v, int64_t d, int l, double shift, double *g) 
 }
 
 /* Orthonormalise the l columns of the row-major block v [d, l] in place, all in level-3 BLAS
- * (about 6x faster than Householder at d = 66k, l = 110): unit columns, one shifted Cholesky-QR
- * step (the shift, ~u·d·l, keeps the Cholesky factorisation alive for condition numbers up to
- * ~1/u and leaves a block with condition ~1e3; Fukaya et al., "Shifted CholeskyQR", 2020), then
- * plain steps until the block was orthonormal to 1e-5 on entry (so ~1e-10 after). Householder
- * if that fails. Returns 0 or -1. */
-static int orthonormalise(double *v, int64_t d, int l) {
+ * (about 6x faster than Householder at d = 66k, l = 110): unit columns, then Cholesky-QR steps.
+ * A block that may be ill-conditioned (a filtered one: `shifted`) starts with a shifted step (the
+ * shift, ~u·d·l, keeps the Cholesky factorisation alive for condition numbers up to ~1/u and
+ * leaves a block with condition ~1e3; Fukaya et al., "Shifted CholeskyQR", 2020). Plain steps
+ * follow until one started from a block whose Gram matrix was within 0.5/l of the identity
+ * (condition <= 3: the step leaves it orthonormal to rounding). Householder if that fails.
+ * Returns 0 or -1. */
+static int orthonormalise(double *v, int64_t d, int l, int shifted) {
   for (int i = 0; i < l; i++) {
     double nv = cblas_dnrm2((int)d, v + i, l);
     if (nv > 0 && isfinite(nv)) cblas_dscal((int)d, 1.0 / nv, v + i, l);
   }
   double *g = xmalloc(sizeof(double) * (size_t)l * (size_t)l);
-  double shift = 11.0 * ((double)d * l + (double)l * (l + 1)) * DBL_EPSILON * l;
-  double dev = cholqr_step(v, d, l, shift, g);
-  for (int step = 0; step < 3 && dev > 1e-5; step++) dev = cholqr_step(v, d, l, 0.0, g);
+  double shift = 11.0 * ((double)d * l + (double)l * (l + 1)) * DBL_EPSILON * l, dev = 1;
+  if (shifted) dev = cholqr_step(v, d, l, shift, g);
+  for (int step = 0; step < 4 && dev >= 0 && dev * l > 0.5; step++) dev = cholqr_step(v, d, l, 0.0, g);
   free(g);
-  return dev >= 0 && dev <= 1e-5 ? 0 : householder(v, d, l);
+  return dev >= 0 && dev * l <= 0.5 ? 0 : householder(v, d, l);
 }
 
 /* Fill v [d, l] with independent entries uniform in [-1, 1) from stream `stream` of the seed (a
@@ -276,12 +278,12 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
                        int *converged) {
   int64_t d = c->d, n = d * l;
   int k = o->k, it = 1, rc = 0, above = -1;
-  double *u = xmalloc_big(sizeof(double) * (size_t)n), *cu = xmalloc_big(sizeof(double) * (size_t)n);
-  double *p1 = xmalloc_big(sizeof(double) * (size_t)n), *p2 = xmalloc_big(sizeof(double) * (size_t)n);
+  double *u = xmalloc(sizeof(double) * (size_t)n), *cu = xmalloc(sizeof(double) * (size_t)n);
+  double *p1 = xmalloc(sizeof(double) * (size_t)n), *p2 = xmalloc(sizeof(double) * (size_t)n);
   double *h = xmalloc(sizeof(double) * (size_t)(l * l)), *s = xmalloc(sizeof(double) * (size_t)(l * l));
   double *theta = xmalloc(sizeof(double) * (size_t)l), *t = xmalloc(sizeof(double) * (size_t)l);
   random_block(p1, d, l, o->seed, 0);
-  rc = orthonormalise(p1, d, l);
+  rc = orthonormalise(p1, d, l, 0);
   if (!rc) {
     apply_c(c, p1, l, p2);
     above = rayleigh_ritz(d, l, k, o->tol, p1, p2, u, cu, theta, h, s, res);
@@ -300,7 +302,7 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
       prev = cur;
       cur = x;
     }
-    if ((rc = orthonormalise(cur, d, l))) break;
+    if ((rc = orthonormalise(cur, d, l, 1))) break;
     apply_c(c, cur, l, tmp);
     above = rayleigh_ritz(d, l, k, o->tol, cur, tmp, prev, spare, theta, h, s, res);
     it++;

@@ -81,6 +81,7 @@ static void apply_dense(const data_block *b, const double *shift, const double *
 
 /* CSR with implicit centring: y_i = x_iᵀV − μᵀV for each row, W += Xᵀ Y − μ (1ᵀY). Row-major
  * blocks: each stored entry reads and writes l contiguous doubles. */
+__attribute__((target_clones("avx2", "default")))
 static void apply_csr(const data_block *b, const double *shift, const double *v, int l, double *w) {
   int64_t m = b->end - b->begin, d = b->cols;
   double *muv = xcalloc((size_t)l, sizeof(double)), *ysum = xcalloc((size_t)l, sizeof(double));
