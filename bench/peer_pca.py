@@ -2,7 +2,10 @@
 
     /usr/bin/python3 peer_pca.py mnist DATA.h5 K     PCA(K, svd_solver='arpack') on /train/X * scale
     /usr/bin/python3 peer_pca.py spam  DATA.h5 K     TruncatedSVD(K) on the /train CSR (no centering)
-Prints the explained variances.
+    /usr/bin/python3 peer_pca.py spam  DATA.h5 K --residual
+Prints the explained variances; with --residual also "max_residual R", the largest relative
+residual ||Gv - s v|| / s of TruncatedSVD's components on its own operator G = X^T X (run it
+untimed: bench_pca.sh uses R as dptrain's tol for an equal-accuracy comparison).
 """
 import sys
 
@@ -22,9 +25,15 @@ def main(kind, path, k):
             X = sp.csr_matrix((g["data"][...], g["indices"][...], g["indptr"][...]), shape=tuple(g.attrs["shape"]))
             model = TruncatedSVD(n_components=k, random_state=0).fit(X)
     print(" ".join(f"{v:.6g}" for v in model.explained_variance_[:5]), "...")
+    if kind == "spam" and len(sys.argv) > 4 and sys.argv[4] == "--residual":
+        V = model.components_.T.astype(np.float64)
+        Xd = X.astype(np.float64)
+        GV = Xd.T @ (Xd @ V)
+        s = np.sum(V * GV, axis=0)
+        print(f"max_residual {np.max(np.linalg.norm(GV - V * s, axis=0) / s):.3e}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         raise SystemExit(__doc__)
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
