@@ -2,7 +2,9 @@
  * (libdpt_cuda.so) is found and dlopen'ed on first use (see backend_cuda_api.h for why).
  *
  * Where the module is looked for, first hit wins: $DPT_CUDA_LIB; beside the running executable;
- * ../lib/dptrain/ relative to it (an installed layout); the dynamic loader's search path. */
+ * ../lib/dptrain/ relative to it (an installed layout); the dynamic loader's search path.
+ * backend_get(BACKEND_CUDA) binds the process to device (local rank % devices) and gives the
+ * module a fatal hook that names the rank and aborts the MPI job when an op fails on the GPU. */
 #include <dlfcn.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -13,11 +15,13 @@
 #include "backend.h"
 #include "backend_cuda_api.h"
 #include "buf.h"
+#include "dist.h"
 #include "log.h"
 
 static const backend_cuda_api *g_cuda;
 static int g_cuda_tried;
 static char g_cuda_why[512];
+static int g_cuda_device = -1;
 
 #ifdef DPT_HAVE_CUDA
 static void *try_open(const char *path) {
@@ -66,6 +70,14 @@ static const backend_cuda_api *cuda_api(void) {
 #endif
 }
 
+const backend_cuda_api *backend_cuda_module(const char **why) {
+  const backend_cuda_api *api = cuda_api();
+  if (!api && why) *why = g_cuda_why;
+  return api;
+}
+
+int backend_cuda_device(void) { return g_cuda_device; }
+
 int backend_cuda_built(void) {
 #ifdef DPT_HAVE_CUDA
   return 1;
@@ -94,12 +106,31 @@ int backend_device_info_get(backend_kind kind, int index, backend_device_info *i
   return 0;
 }
 
+/* The module's fatal hook: an op failed on the GPU (the message is "FILE:LINE: CALL: error").
+ * One line naming this rank, then the whole job stops: a rank that exits alone would leave the
+ * others waiting in a collective. */
+static _Noreturn void cuda_fatal(const char *msg) {
+  log_error("CUDA device %d: %s", g_cuda_device, msg);
+  fflush(NULL);
+  int inited = 0, fin = 0;
+  MPI_Initialized(&inited);
+  if (inited) MPI_Finalized(&fin);
+  if (inited && !fin && dist_size() > 1) MPI_Abort(MPI_COMM_WORLD, LOG_EXIT_RUNTIME);
+  exit(LOG_EXIT_RUNTIME);
+}
+
 const backend_ops *backend_get(backend_kind kind) {
   if (kind == BACKEND_CPU) return backend_cpu();
   const char *why = NULL;
-  if (backend_cuda_device_count(&why) == 0) return log_fail("no CUDA device: %s", why), NULL;
-  /* The CUDA kernels behind the ops table are the GPU issue's work; until they land the module
-   * describes devices only. */
-  log_fail("the CUDA backend ops are not implemented in this build yet (use train.device = cpu)");
-  return NULL;
+  int n = backend_cuda_device_count(&why);
+  if (n == 0) return log_fail("no CUDA device: %s", why ? why : "unknown reason"), NULL;
+  /* one device per rank of a node: local rank modulo the devices this process sees */
+  int device = dist_local_rank() % n;
+  const char *tf32 = getenv("DPT_CUDA_TF32");
+  unsigned flags = tf32 && *tf32 && strcmp(tf32, "0") != 0 ? BACKEND_CUDA_TF32 : 0;
+  why = NULL;
+  const backend_ops *ops = g_cuda->ops(device, flags, cuda_fatal, &why);
+  if (!ops) return log_fail("CUDA device %d: %s", device, why ? why : "set-up failed"), NULL;
+  g_cuda_device = device;
+  return ops;
 }

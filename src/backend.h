@@ -3,8 +3,9 @@
  * src/ never includes CUDA headers: everything device-specific is reached through this header.
  * A backend is a table of ops (backend_ops): memory, GEMM, sparse products, fused elementwise
  * kernels, the loss, dropout, reductions and the fused optimizer update. kernels/cpu implements
- * it on OpenBLAS and C loops; kernels/cuda (a dlopen'ed module) on cuBLAS/cuSPARSE and .cu
- * kernels. tests/unit/test_backend_ops.c checks every op of every backend against plain C. */
+ * it on OpenBLAS and C loops; kernels/cuda (a dlopen'ed module) on cuBLAS and .cu kernels; the
+ * per-element arithmetic both share is in the headers of kernels/common. tests/unit/
+ * test_backend_ops.c checks every op of every backend against plain C. */
 #ifndef DPT_BACKEND_H
 #define DPT_BACKEND_H
 
@@ -83,7 +84,9 @@ const backend_ops *backend_cpu(void);
 void backend_cpu_set_threads(int n);
 
 /* The backend of `kind`: the CPU one, or the CUDA one when the module and a device are there;
- * NULL with log_fail otherwise. */
+ * NULL with log_fail otherwise. The CUDA backend binds the process to device
+ * (local rank % devices) on the first call (backend_cuda_api.h has the device, streams and NCCL);
+ * DPT_CUDA_TF32=1 lets its GEMMs use TF32, DPT_CUDA_SYNC=1 synchronises after every op. */
 const backend_ops *backend_get(backend_kind kind);
 
 typedef struct backend_device_info {

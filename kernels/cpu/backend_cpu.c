@@ -1,6 +1,7 @@
 /* backend_cpu.c — the CPU backend on OpenBLAS and C loops (src/backend.h): memory is host memory,
- * GEMM is cblas_sgemm, everything else is a fused loop written once here. The optimizer update
- * and max-norm live in optim_cpu.c. This is also the reference the CUDA backend is tested against. */
+ * GEMM is cblas_sgemm, everything else is a fused loop here over the per-element arithmetic of
+ * kernels/common/elem_math.h, which the CUDA backend shares. The optimizer update and max-norm
+ * live in optim_cpu.c. This is also the reference the CUDA backend is tested against. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +9,13 @@
 #include <string.h>
 
 #include "backend.h"
+#include "common/elem_math.h"
 #include "optim_cpu.h"
+
+/* elem_math.h's act_forward / act_backward_elem number the activations as backend_act does */
+_Static_assert(BACKEND_ACT_NONE == 0 && BACKEND_ACT_RELU == 1 && BACKEND_ACT_TANH == 2 &&
+                   BACKEND_ACT_SIGMOID == 3,
+               "backend_act numbering changed: update kernels/common/elem_math.h");
 
 int backend_cpu_info(backend_device_info *info) {
   snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(),
@@ -59,21 +66,19 @@ static void cpu_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indic
   }
 }
 
+/* One loop per activation (the switch outside), so each vectorises where its function can. */
 static void cpu_bias_act(float *Y, const float *b, int B, int N, backend_act act) {
   for (int r = 0; r < B; r++) {
     float *y = Y + (size_t)r * N;
     switch (act) {
     case BACKEND_ACT_RELU:
-      for (int j = 0; j < N; j++) {
-        float z = y[j] + b[j];
-        y[j] = z > 0.0f ? z : 0.0f; /* not fmaxf: that is a libm call unless -ffinite-math-only */
-      }
+      for (int j = 0; j < N; j++) y[j] = act_relu(y[j] + b[j]);
       break;
     case BACKEND_ACT_TANH:
-      for (int j = 0; j < N; j++) y[j] = tanhf(y[j] + b[j]);
+      for (int j = 0; j < N; j++) y[j] = act_tanh(y[j] + b[j]);
       break;
     case BACKEND_ACT_SIGMOID:
-      for (int j = 0; j < N; j++) y[j] = 1.0f / (1.0f + expf(-(y[j] + b[j])));
+      for (int j = 0; j < N; j++) y[j] = act_sigmoid(y[j] + b[j]);
       break;
     default:
       for (int j = 0; j < N; j++) y[j] += b[j];
@@ -84,13 +89,13 @@ static void cpu_bias_act(float *Y, const float *b, int B, int N, backend_act act
 static void cpu_act_backward(float *dY, const float *Y, size_t n, backend_act act) {
   switch (act) {
   case BACKEND_ACT_RELU:
-    for (size_t i = 0; i < n; i++) dY[i] = Y[i] > 0.0f ? dY[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) dY[i] = act_relu_grad(dY[i], Y[i]);
     break;
   case BACKEND_ACT_TANH:
-    for (size_t i = 0; i < n; i++) dY[i] *= 1.0f - Y[i] * Y[i];
+    for (size_t i = 0; i < n; i++) dY[i] = act_tanh_grad(dY[i], Y[i]);
     break;
   case BACKEND_ACT_SIGMOID:
-    for (size_t i = 0; i < n; i++) dY[i] *= Y[i] * (1.0f - Y[i]);
+    for (size_t i = 0; i < n; i++) dY[i] = act_sigmoid_grad(dY[i], Y[i]);
     break;
   default: break;
   }
@@ -114,33 +119,23 @@ static double cpu_softmax_xent(const float *logits, const int32_t *y, int B, int
     ok += arg == y[r];
     const float mx = z[arg];
     double sum = 0;
-    for (int j = 0; j < C; j++) sum += exp((double)(z[j] - mx));
-    loss += log(sum) - (double)(z[y[r]] - mx);
+    for (int j = 0; j < C; j++) sum += xent_exp(z[j], mx);
+    loss += xent_loss(sum, z[y[r]], mx);
     if (dlogits) {
       float *d = dlogits + (size_t)r * C;
       const double inv = 1.0 / sum;
-      for (int j = 0; j < C; j++)
-        d[j] = (float)((exp((double)(z[j] - mx)) * inv - (j == y[r])) * scale);
+      for (int j = 0; j < C; j++) d[j] = xent_grad(xent_exp(z[j], mx), inv, j == y[r], scale);
     }
   }
   if (correct) *correct = ok;
   return loss;
 }
 
-/* Counter-based uniform in [0,1): a splitmix64 finaliser of (seed, counter). */
-static inline float counter_uniform(uint64_t seed, uint64_t ctr) {
-  uint64_t z = seed ^ (ctr * 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (float)(z >> 40) * 0x1.0p-24f;
-}
-
 static void cpu_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
                         uint64_t offset) {
-  const float keep = 1.0f / (1.0f - p);
+  const float keep = dropout_keep_scale(p);
   for (size_t i = 0; i < n; i++) {
-    mask[i] = counter_uniform(seed, offset + i) >= p ? keep : 0.0f;
+    mask[i] = dropout_mask(seed, offset + i, p, keep);
     Y[i] = X[i] * mask[i];
   }
 }

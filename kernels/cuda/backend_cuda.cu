@@ -1,23 +1,47 @@
-/* backend_cuda.cu — the CUDA backend module libdpt_cuda.so (cuBLAS, cuSPARSE, NCCL).
- * Device discovery for now; grows into one file per op family (gemm, act, loss, optim, sparse,
- * pca) behind the table of src/backend_cuda_api.h. Loaded by src/backend.c with dlopen. */
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#include <nccl.h>
+/* backend_cuda.cu — the CUDA backend module libdpt_cuda.so: device discovery, binding a process
+ * to its device (streams, cuBLAS, scratch), memory, events, and the two tables it hands out —
+ * backend_ops (src/backend.h; the op families live in gemm.cu, sparse.cu, act.cu, loss.cu,
+ * optim.cu) and backend_cuda_api (src/backend_cuda_api.h; NCCL in nccl.cu). Loaded by
+ * src/backend.c with dlopen; dpt_cuda_api is its only exported symbol. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-extern "C" {
-#include "backend_cuda_api.h"
+#include <nccl.h>
+
+#include "cuda_common.cuh"
+
+cuda_ctx g_cuda = {};
+
+static char g_why[512];
+
+const char *cuda_why(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_why, sizeof g_why, fmt, ap);
+  va_end(ap);
+  return g_why;
 }
+
+void cuda_fatal(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (g_cuda.fatal) g_cuda.fatal(msg); /* does not return */
+  fprintf(stderr, "dptrain: %s\n", msg);
+  exit(1);
+}
+
+/* ---- discovery ------------------------------------------------------------------------------- */
 
 static int cuda_device_count(const char **why) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
-    static char msg[256];
-    snprintf(msg, sizeof msg, "no NVIDIA driver or GPU usable (CUDA: %s)", cudaGetErrorString(e));
-    if (why) *why = msg;
+    if (why) *why = cuda_why("no NVIDIA driver or GPU usable (CUDA: %s)", cudaGetErrorString(e));
     cudaGetLastError(); /* clear the error so later calls start clean */
     return 0;
   }
@@ -30,19 +54,187 @@ static int cuda_device_info(int index, backend_device_info *info, const char **w
   cudaError_t e = cudaGetDeviceProperties(&p, index);
   if (e != cudaSuccess) {
     if (why) *why = cudaGetErrorString(e);
+    cudaGetLastError();
     return -1;
   }
   int nccl = 0, cublas = 0;
   ncclGetVersion(&nccl);
   cublasGetProperty(MAJOR_VERSION, &cublas);
-  snprintf(info->name, sizeof info->name, "%s (cuBLAS %d, NCCL %d)", p.name, cublas, nccl);
+  snprintf(info->name, sizeof info->name, "%.96s (cuBLAS %d, NCCL %d)", p.name, cublas, nccl);
   info->memory_bytes = p.totalGlobalMem;
   info->compute_major = p.major;
   info->compute_minor = p.minor;
   return 0;
 }
 
-static const backend_cuda_api k_api = {BACKEND_CUDA_ABI, cuda_device_count, cuda_device_info};
+/* ---- memory ---------------------------------------------------------------------------------- */
+
+/* Zeroed device memory; NULL (not fatal) when the device is out of memory, so callers can say
+ * what did not fit. */
+static void *cuda_alloc(size_t bytes) {
+  void *p = NULL;
+  if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+    cudaGetLastError();
+    return NULL;
+  }
+  CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, g_cuda.compute));
+  return p;
+}
+
+static void cuda_free(void *p) {
+  if (!p) return;
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute)); /* no queued op may still use it */
+  CUDA_CHECK(cudaFree(p));
+}
+
+/* Copies are ordered on the compute stream and complete on return (the host buffer may be
+ * reused at once; a download's data is there). */
+static void cuda_upload(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, g_cuda.compute));
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
+
+static void cuda_download(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, g_cuda.compute));
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
+
+static const backend_ops k_cuda_ops = {
+    BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_upload,   cuda_download, cuda_fill,
+    cuda_gemm,         cuda_spmm,       cuda_spmm_t,       cuda_bias_act, cuda_act_backward,
+    cuda_bias_grad,    cuda_softmax_xent, cuda_dropout,    cuda_mul,      cuda_scale,    cuda_sumsq,
+    cuda_optim_update, cuda_max_norm,
+};
+
+/* ---- binding to a device --------------------------------------------------------------------- */
+
+#define INIT_TRY(call)                                                                             \
+  do {                                                                                             \
+    cudaError_t init_e_ = (call);                                                                  \
+    if (init_e_ != cudaSuccess) {                                                                  \
+      if (why) *why = cuda_why("CUDA device %d: %s: %s", device, #call, cudaGetErrorString(init_e_)); \
+      cudaGetLastError();                                                                          \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal)(const char *msg),
+                                        const char **why) {
+  if (g_cuda.ready) {
+    if (device != g_cuda.device) {
+      if (why) *why = cuda_why("the CUDA backend is bound to device %d already (asked for %d)", g_cuda.device, device);
+      return NULL;
+    }
+    if (fatal) g_cuda.fatal = fatal;
+    return &k_cuda_ops;
+  }
+  const int n = cuda_device_count(why);
+  if (n == 0) return NULL;
+  if (device < 0 || device >= n) {
+    if (why) *why = cuda_why("CUDA device %d does not exist (%d present)", device, n);
+    return NULL;
+  }
+  cudaDeviceProp p;
+  INIT_TRY(cudaGetDeviceProperties(&p, device));
+  if (p.major < 7) {
+    if (why) *why = cuda_why("CUDA device %d (%s) has compute capability %d.%d; 7.0 or newer is needed", device,
+                             p.name, p.major, p.minor);
+    return NULL;
+  }
+  INIT_TRY(cudaSetDevice(device));
+  INIT_TRY(cudaStreamCreateWithFlags(&g_cuda.compute, cudaStreamNonBlocking));
+  INIT_TRY(cudaStreamCreateWithFlags(&g_cuda.comm, cudaStreamNonBlocking));
+  INIT_TRY(cudaMalloc(&g_cuda.red_d, sizeof(double) * (RED_BLOCKS + 1)));
+  INIT_TRY(cudaMalloc(&g_cuda.red_i, sizeof(int) * (RED_BLOCKS + 1)));
+  INIT_TRY(cudaMallocHost(&g_cuda.res_host, sizeof(double)));
+  INIT_TRY(cudaMallocHost(&g_cuda.res_host_i, sizeof(int)));
+  cublasStatus_t s = cublasCreate(&g_cuda.blas);
+  if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g_cuda.blas, g_cuda.compute);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasSetMathMode(g_cuda.blas, (flags & BACKEND_CUDA_TF32) ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    if (why) *why = cuda_why("CUDA device %d: cuBLAS set-up: %s", device, cublasGetStatusString(s));
+    return NULL;
+  }
+  const char *sync = getenv("DPT_CUDA_SYNC");
+  g_cuda.debug_sync = sync && *sync && strcmp(sync, "0") != 0;
+  g_cuda.tf32 = (flags & BACKEND_CUDA_TF32) != 0;
+  g_cuda.fatal = fatal;
+  g_cuda.device = device;
+  g_cuda.ready = 1;
+  return &k_cuda_ops;
+}
+
+/* ---- streams and events ---------------------------------------------------------------------- */
+
+static int need_ready(const char **why) {
+  if (g_cuda.ready) return 0;
+  if (why) *why = "the CUDA backend is not set up on a device yet (call ops() first)";
+  return -1;
+}
+
+static cudaStream_t stream_of(int stream) {
+  return stream == BACKEND_CUDA_STREAM_COMM ? g_cuda.comm : g_cuda.compute;
+}
+
+static int bad_stream(int stream, const char **why) {
+  if (stream == BACKEND_CUDA_STREAM_COMPUTE || stream == BACKEND_CUDA_STREAM_COMM) return 0;
+  if (why) *why = cuda_why("unknown stream %d", stream);
+  return -1;
+}
+
+static int cuda_result(cudaError_t e, const char *what, const char **why) {
+  if (e == cudaSuccess) return 0;
+  if (why) *why = cuda_why("%s: CUDA error: %s", what, cudaGetErrorString(e));
+  return -1;
+}
+
+static int cuda_sync(int stream, const char **why) {
+  if (need_ready(why) || bad_stream(stream, why)) return -1;
+  return cuda_result(cudaStreamSynchronize(stream_of(stream)), "cudaStreamSynchronize", why);
+}
+
+static void *cuda_event_create(const char **why) {
+  if (need_ready(why)) return NULL;
+  cudaEvent_t ev = NULL;
+  if (cuda_result(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate", why)) return NULL;
+  return (void *)ev;
+}
+
+static void cuda_event_destroy(void *ev) {
+  if (ev) cudaEventDestroy((cudaEvent_t)ev);
+}
+
+static int cuda_event_record(void *ev, int stream, const char **why) {
+  if (need_ready(why) || bad_stream(stream, why)) return -1;
+  return cuda_result(cudaEventRecord((cudaEvent_t)ev, stream_of(stream)), "cudaEventRecord", why);
+}
+
+static int cuda_stream_wait(int stream, void *ev, const char **why) {
+  if (need_ready(why) || bad_stream(stream, why)) return -1;
+  return cuda_result(cudaStreamWaitEvent(stream_of(stream), (cudaEvent_t)ev, 0), "cudaStreamWaitEvent", why);
+}
+
+static int cuda_event_query(void *ev, const char **why) {
+  if (need_ready(why)) return -1;
+  cudaError_t e = cudaEventQuery((cudaEvent_t)ev);
+  if (e == cudaSuccess) return 1;
+  if (e == cudaErrorNotReady) {
+    cudaGetLastError(); /* "not ready" is no error: keep it out of the next launch check */
+    return 0;
+  }
+  return cuda_result(e, "cudaEventQuery", why);
+}
+
+/* ---- the exported table ---------------------------------------------------------------------- */
+
+static const backend_cuda_api k_api = {
+    BACKEND_CUDA_ABI,   cuda_device_count,  cuda_device_info,        cuda_ops_init,    cuda_sync,
+    cuda_event_create,  cuda_event_destroy, cuda_event_record,       cuda_stream_wait, cuda_event_query,
+    cuda_nccl_get_id,   cuda_nccl_init,     cuda_nccl_allreduce_sum, cuda_nccl_check,  cuda_nccl_destroy,
+};
 
 extern "C" __attribute__((visibility("default"))) const backend_cuda_api *dpt_cuda_api(void) {
   return &k_api;

@@ -1,0 +1,119 @@
+/* nccl.cu — the NCCL communicator of the module (one per process) and the in-place all-reduce
+ * on the communication stream (backend_cuda_api.h). Errors come back as -1 with a message that
+ * names the call, NCCL's error string and NCCL's own last-error detail; the host decides how to
+ * stop the job (it aborts every rank, naming the failing one). */
+#include <nccl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+static_assert(sizeof(ncclUniqueId) == BACKEND_CUDA_NCCL_ID_BYTES, "NCCL unique id size changed");
+
+static ncclComm_t g_comm;
+static int g_nranks, g_rank;
+
+/* -1 with *why = "CALL [rank R of N]: NCCL error string (detail)" */
+static int nccl_fail(const char **why, const char *call, ncclResult_t r) {
+  const char *detail = ncclGetLastError(g_comm);
+  const int has = detail && *detail;
+  char where[64] = "";
+  if (g_comm) snprintf(where, sizeof where, " [rank %d of %d]", g_rank, g_nranks);
+  if (why)
+    *why = cuda_why("%s%s: NCCL error: %s%s%s%s", call, where, ncclGetErrorString(r), has ? " (" : "",
+                    has ? detail : "", has ? ")" : "");
+  return -1;
+}
+
+#define NCCL_TRY(call)                                                                             \
+  do {                                                                                             \
+    ncclResult_t nccl_try_r_ = (call);                                                             \
+    if (nccl_try_r_ != ncclSuccess) return nccl_fail(why, #call, nccl_try_r_);                     \
+  } while (0)
+
+static int need_ready(const char **why) {
+  if (g_cuda.ready) return 0;
+  if (why) *why = "the CUDA backend is not set up on a device yet (call ops() first)";
+  return -1;
+}
+
+int cuda_nccl_get_id(void *id, const char **why) {
+  if (!id) {
+    if (why) *why = "nccl_get_id: NULL id buffer";
+    return -1;
+  }
+  ncclUniqueId u;
+  NCCL_TRY(ncclGetUniqueId(&u));
+  memcpy(id, &u, sizeof u);
+  return 0;
+}
+
+int cuda_nccl_init(const void *id, int nranks, int rank, const char **why) {
+  if (need_ready(why)) return -1;
+  if (g_comm) {
+    if (why) *why = "nccl_init: a communicator already exists (nccl_destroy it first)";
+    return -1;
+  }
+  if (!id || nranks < 1 || rank < 0 || rank >= nranks) {
+    if (why) *why = cuda_why("nccl_init: bad arguments (rank %d of %d%s)", rank, nranks, id ? "" : ", NULL id");
+    return -1;
+  }
+  ncclUniqueId u;
+  memcpy(&u, id, sizeof u);
+  CUDA_CHECK(cudaSetDevice(g_cuda.device));
+  ncclComm_t c = NULL;
+  ncclResult_t r = ncclCommInitRank(&c, nranks, u, rank);
+  if (r != ncclSuccess) {
+    const char *detail = c ? ncclGetLastError(c) : ncclGetLastError(NULL);
+    if (why)
+      *why = cuda_why("ncclCommInitRank(rank %d of %d): NCCL error: %s%s%s%s", rank, nranks, ncclGetErrorString(r),
+                      detail && *detail ? " (" : "", detail && *detail ? detail : "", detail && *detail ? ")" : "");
+    if (c) ncclCommAbort(c);
+    return -1;
+  }
+  g_comm = c;
+  g_nranks = nranks;
+  g_rank = rank;
+  return 0;
+}
+
+int cuda_nccl_allreduce_sum(float *x, size_t n, const char **why) {
+  if (!g_comm) {
+    if (why) *why = "nccl_allreduce_sum: no communicator (nccl_init first)";
+    return -1;
+  }
+  if (n == 0) return 0;
+  NCCL_TRY(ncclAllReduce(x, x, n, ncclFloat, ncclSum, g_comm, g_cuda.comm));
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) {
+    if (why) *why = cuda_why("ncclAllReduce: CUDA error: %s", cudaGetErrorString(e));
+    return -1;
+  }
+  return 0;
+}
+
+int cuda_nccl_check(const char **why) {
+  if (!g_comm) return 0;
+  ncclResult_t async = ncclSuccess;
+  NCCL_TRY(ncclCommGetAsyncError(g_comm, &async));
+  if (async != ncclSuccess && async != ncclInProgress)
+    return nccl_fail(why, "NCCL communicator (asynchronous error)", async);
+  return 0;
+}
+
+int cuda_nccl_destroy(int abort_comm, const char **why) {
+  if (!g_comm) return 0;
+  ncclComm_t c = g_comm;
+  int rc = 0;
+  if (abort_comm) {
+    ncclCommAbort(c);
+  } else {
+    ncclResult_t r = ncclCommFinalize(c);
+    if (r != ncclSuccess) rc = nccl_fail(why, "ncclCommFinalize", r);
+    r = ncclCommDestroy(c);
+    if (r != ncclSuccess && rc == 0) rc = nccl_fail(why, "ncclCommDestroy", r);
+  }
+  g_comm = NULL;
+  g_nranks = g_rank = 0;
+  return rc;
+}

@@ -1,0 +1,110 @@
+/* sparse.cu — the CSR first layer: Y = X·W and dW += Xᵀ·dY with X in CSR (indptr int64,
+ * indices int32, the scipy/anndata layout the data files use).
+ *
+ * Own kernels rather than cusparseSpMM: cuSPARSE's generic API documents CSR with 32-bit or with
+ * 64-bit indices, not offsets and column indices of different widths, so it would need a
+ * converted copy of every batch's indptr; it also wants a workspace (no op here allocates) and
+ * its transposed product is not deterministic. A warp works on one (row, tile of 128 columns):
+ * the row's (index, value) pairs are read 32 at a time, one per lane, and broadcast with
+ * shuffles; each lane owns 4 columns of the tile, so reads of W / dY / Y rows are coalesced.
+ *   spmm  : acc = beta·Y (0 when beta = 0: Y is not read), then acc += v·W[i, j] in the row's
+ *           order — the CPU loop's arithmetic exactly (no FMA: --fmad=false), same bits.
+ *   spmm_t: dW[i, j] += v·dY[r, j] with atomicAdd: sums over rows land in any order, so results
+ *           may differ from the CPU's (and from run to run) in the last bits. */
+#include "cuda_common.cuh"
+
+enum { SP_THREADS = 256, SP_WARPS = SP_THREADS / 32, SP_COLS = 4, SP_TILE = 32 * SP_COLS };
+
+__global__ void spmm_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+                            const float *W, float beta, float *Y) {
+  const int lane = threadIdx.x & 31;
+  const int tiles = (N + SP_TILE - 1) / SP_TILE;
+  const int64_t items = (int64_t)B * tiles;
+  for (int64_t it = (int64_t)blockIdx.x * SP_WARPS + (threadIdx.x >> 5); it < items;
+       it += (int64_t)gridDim.x * SP_WARPS) {
+    const int r = (int)(it / tiles), j0 = (int)(it % tiles) * SP_TILE;
+    float *y = Y + (size_t)r * N;
+    float acc[SP_COLS];
+#pragma unroll
+    for (int c = 0; c < SP_COLS; c++) {
+      const int j = j0 + c * 32 + lane;
+      acc[c] = 0.0f;
+      if (j < N && beta != 0.0f) acc[c] = beta == 1.0f ? y[j] : y[j] * beta;
+    }
+    const int64_t k0 = indptr[r], k1 = indptr[r + 1];
+    for (int64_t kb = k0; kb < k1; kb += 32) {
+      const int cnt = k1 - kb < 32 ? (int)(k1 - kb) : 32;
+      const int my_i = lane < cnt ? indices[kb + lane] : 0;
+      const float my_v = lane < cnt ? values[kb + lane] : 0.0f;
+      for (int t = 0; t < cnt; t++) {
+        const int i = __shfl_sync(0xffffffffu, my_i, t);
+        const float v = __shfl_sync(0xffffffffu, my_v, t);
+        const float *w = W + (size_t)i * N;
+#pragma unroll
+        for (int c = 0; c < SP_COLS; c++) {
+          const int j = j0 + c * 32 + lane;
+          if (j < N) acc[c] = acc[c] + v * w[j];
+        }
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < SP_COLS; c++) {
+      const int j = j0 + c * 32 + lane;
+      if (j < N) y[j] = acc[c];
+    }
+  }
+}
+
+__global__ void spmm_t_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+                              const float *dY, float *dW) {
+  const int lane = threadIdx.x & 31;
+  const int tiles = (N + SP_TILE - 1) / SP_TILE;
+  const int64_t items = (int64_t)B * tiles;
+  for (int64_t it = (int64_t)blockIdx.x * SP_WARPS + (threadIdx.x >> 5); it < items;
+       it += (int64_t)gridDim.x * SP_WARPS) {
+    const int r = (int)(it / tiles), j0 = (int)(it % tiles) * SP_TILE;
+    const float *d = dY + (size_t)r * N;
+    float g[SP_COLS];
+#pragma unroll
+    for (int c = 0; c < SP_COLS; c++) {
+      const int j = j0 + c * 32 + lane;
+      g[c] = j < N ? d[j] : 0.0f;
+    }
+    const int64_t k0 = indptr[r], k1 = indptr[r + 1];
+    for (int64_t kb = k0; kb < k1; kb += 32) {
+      const int cnt = k1 - kb < 32 ? (int)(k1 - kb) : 32;
+      const int my_i = lane < cnt ? indices[kb + lane] : 0;
+      const float my_v = lane < cnt ? values[kb + lane] : 0.0f;
+      for (int t = 0; t < cnt; t++) {
+        const int i = __shfl_sync(0xffffffffu, my_i, t);
+        const float v = __shfl_sync(0xffffffffu, my_v, t);
+        float *w = dW + (size_t)i * N;
+#pragma unroll
+        for (int c = 0; c < SP_COLS; c++) {
+          const int j = j0 + c * 32 + lane;
+          if (j < N) atomicAdd(w + j, v * g[c]);
+        }
+      }
+    }
+  }
+}
+
+static unsigned sp_grid(int B, int N) {
+  const int64_t items = (int64_t)B * ((N + SP_TILE - 1) / SP_TILE);
+  const int64_t blocks = (items + SP_WARPS - 1) / SP_WARPS;
+  return (unsigned)(blocks < 8192 ? blocks : 8192);
+}
+
+void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+               const float *W, float beta, float *Y) {
+  if (B <= 0 || N <= 0) return;
+  spmm_kernel<<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, W, beta, Y);
+  KERNEL_CHECK("spmm");
+}
+
+void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+                 const float *dY, float *dW) {
+  if (B <= 0 || N <= 0) return;
+  spmm_t_kernel<<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, dY, dW);
+  KERNEL_CHECK("spmm_t");
+}
