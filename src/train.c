@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backend_cuda_api.h"
 #include "buf.h"
 #include "checkpoint.h"
 #include "config.h"
@@ -54,6 +55,10 @@ typedef struct trainer {
   const char *out;
   FILE *metrics;
   int overlap;               /* start each layer's reduction during backward (1) or after (0) */
+  /* CUDA backend on more than one rank: gradients are summed by NCCL on the device */
+  const backend_cuda_api *cuda;       /* NULL: MPI on host memory */
+  void *ev_ready[MODEL_MAX_LAYERS];   /* compute stream: layer l's gradients are final */
+  void *ev_done;                      /* communication stream: every reduction has finished */
 } trainer;
 
 static double now(void) { return MPI_Wtime(); }
@@ -140,12 +145,36 @@ static void bucket_range(const model *m, int l, size_t *off, size_t *len) {
   *len = m->b_off[l] + (size_t)m->spec.dims[l + 1] - m->w_off[l];
 }
 
+/* An NCCL or CUDA stream call failed: the message names this rank; stop every rank now (the
+ * others may be blocked inside a collective that will never complete). */
+static _Noreturn void nccl_fatal(trainer *t, const char *why) {
+  log_rank("NCCL: %s", why ? why : "unknown error");
+  const char *ignored;
+  if (t->cuda) t->cuda->nccl_destroy(1, &ignored);
+  MPI_Abort(MPI_COMM_WORLD, LOG_EXIT_RUNTIME);
+  exit(LOG_EXIT_RUNTIME);
+}
+
+/* Queue the device sum of grads[off, off+len) on the communication stream, after the work the
+ * compute stream has queued so far (event ev). */
+static void nccl_reduce(trainer *t, void *ev, size_t off, size_t len) {
+  const char *why = NULL;
+  if (t->cuda->event_record(ev, BACKEND_CUDA_STREAM_COMPUTE, &why) ||
+      t->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, ev, &why) ||
+      t->cuda->nccl_allreduce_sum(t->m.grads + off, len, &why))
+    nccl_fatal(t, why);
+}
+
 /* model_backward calls this when layer l's gradients are final: start their reduction. */
 static void on_layer_ready(int l, void *arg) {
   trainer *t = arg;
   if (dist_size() == 1 || !t->overlap) return;
   size_t off, len;
   bucket_range(&t->m, l, &off, &len);
+  if (t->cuda) {
+    nccl_reduce(t, t->ev_ready[l], off, len);
+    return;
+  }
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t->m.grads + off, (int)len, MPI_FLOAT, MPI_SUM,
                            dist_comm(), &t->req[t->nreq++]));
 }
@@ -158,16 +187,63 @@ static void on_progress(void *arg) {
   if (t->nreq) MPI_CHECK(MPI_Testall(t->nreq, t->req, &flag, MPI_STATUSES_IGNORE));
 }
 
+/* NCCL: make the compute stream wait for the reductions, and wait on the host until they are
+ * done (that wait is the time reported as all-reduce wait), polling NCCL's error state so that a
+ * failed or vanished peer ends the job with a message instead of a hang. */
+static void finish_nccl(trainer *t) {
+  const char *why = NULL;
+  if (!t->overlap) nccl_reduce(t, t->ev_ready[0], 0, t->m.n_params);
+  if (t->cuda->event_record(t->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
+      t->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, t->ev_done, &why))
+    nccl_fatal(t, why);
+  int q;
+  while ((q = t->cuda->event_query(t->ev_done, &why)) == 0)
+    if (t->cuda->nccl_check(&why)) nccl_fatal(t, why);
+  if (q < 0) nccl_fatal(t, why);
+}
+
 static void finish_reduce(trainer *t) {
   if (dist_size() == 1) return;
   double t0 = now();
-  if (t->overlap) {
+  if (t->cuda) {
+    finish_nccl(t);
+  } else if (t->overlap) {
     MPI_CHECK(MPI_Waitall(t->nreq, t->req, MPI_STATUSES_IGNORE));
   } else {
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t->m.grads, (int)t->m.n_params, MPI_FLOAT, MPI_SUM, dist_comm()));
   }
   t->t_wait += now() - t0;
   t->nreq = 0;
+}
+
+/* CUDA backend on more than one rank: one NCCL communicator over the ranks (rank 0 makes the
+ * unique id, MPI_Bcast carries it) and the events of the bucketed reduction. Collective; 0 or
+ * -1 (reported once). */
+static int nccl_setup(trainer *t) {
+  const char *why = NULL;
+  if (t->be->kind != BACKEND_CUDA || dist_size() == 1) return 0;
+  t->cuda = backend_cuda_module(&why);
+  unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES] = {0};
+  int ok = t->cuda != NULL && (dist_rank() != 0 || t->cuda->nccl_get_id(id, &why) == 0);
+  if (!dist_all_ok(ok || log_fail("NCCL: %s", why ? why : "no CUDA module") == 0)) return t->cuda = NULL, -1;
+  MPI_CHECK(MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, dist_comm()));
+  ok = t->cuda->nccl_init(id, dist_size(), dist_rank(), &why) == 0 || log_fail("NCCL: %s", why) != 0;
+  for (int l = 0; ok && l < t->m.spec.n_layers; l++)
+    ok = (t->ev_ready[l] = t->cuda->event_create(&why)) != NULL || log_fail("CUDA: %s", why) != 0;
+  ok = ok && ((t->ev_done = t->cuda->event_create(&why)) != NULL || log_fail("CUDA: %s", why) != 0);
+  if (!dist_all_ok(ok)) return -1;
+  log_info("all-reduce: NCCL on the device, %d ranks\n", dist_size());
+  return 0;
+}
+
+static void nccl_teardown(trainer *t, int failed) {
+  if (!t->cuda) return;
+  const char *why = NULL;
+  for (int l = 0; l < MODEL_MAX_LAYERS; l++)
+    if (t->ev_ready[l]) t->cuda->event_destroy(t->ev_ready[l]);
+  if (t->ev_done) t->cuda->event_destroy(t->ev_done);
+  if (t->cuda->nccl_destroy(failed, &why)) log_rank("NCCL: %s", why);
+  t->cuda = NULL;
 }
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
@@ -388,6 +464,7 @@ static int setup(trainer *t, int eval_only) {
   ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
        optim_from_config(c, &h) == 0 && optim_init(&t->opt, &h, t->be, t->m.n_params) == 0;
   if (!dist_all_ok(ok)) return -1;
+  if (nccl_setup(t)) return -1;
   t->rows = xmalloc(sizeof(int64_t) * (size_t)rows);
   t->sch = (sched){.kind = (sched_kind)config_enum(c, "schedule.name"),
                    .warmup_epochs = config_double(c, "schedule.warmup_epochs"),
@@ -424,7 +501,7 @@ static int setup(trainer *t, int eval_only) {
   }
   if (!dist_all_ok(ok)) return -1;
   backend_device_info info;
-  backend_device_info_get(t->be->kind, 0, &info);
+  backend_device_info_get(t->be->kind, t->be->kind == BACKEND_CUDA ? backend_cuda_device() : 0, &info);
   log_info("dptrain: %d rank%s on %s; %s: %lld train / %lld test rows, %lld features (%s), %lld classes\n",
            size, size > 1 ? "s" : "", info.name, path, (long long)f->train.rows, (long long)f->test.rows,
            (long long)f->train.cols, f->train.kind == DATA_CSR ? "sparse" : "dense", (long long)t->classes);
@@ -436,7 +513,8 @@ static int setup(trainer *t, int eval_only) {
   return 0;
 }
 
-static void teardown(trainer *t) {
+static void teardown(trainer *t, int failed) {
+  nccl_teardown(t, failed);
   if (t->metrics) fclose(t->metrics);
   stage_free(&t->st, t->be);
   if (t->opt.be) optim_free(&t->opt);
@@ -588,7 +666,7 @@ int train_main(int argc, char **argv, int eval_only) {
   } else if (rc == 0) {
     code = run(&t) == 0 ? LOG_EXIT_OK : LOG_EXIT_RUNTIME;
   }
-  teardown(&t);
+  teardown(&t, code != LOG_EXIT_OK);
   config_free(t.cfg);
   return code;
 }
