@@ -5,7 +5,9 @@
 #     2 threads); ratio of epoch times (target <= 0.33);
 #  2. scaling: 2 ranks x 1 thread vs 1 rank x 1 thread at the same global batch (target >= 1.8x);
 #  3. the all-reduce: fraction of step time spent waiting, with the per-layer buckets started
-#     during backward (train.overlap=true) and with one blocking all-reduce after it (false).
+#     during backward (train.overlap=true) and with one blocking all-reduce after it (false);
+#  4. the ceiling of (2) on this machine: two independent 1-rank runs at batch 64 side by side
+#     (each rank's share of the 2-rank step, no communication at all) against 1 rank at batch 128.
 #   bench/bench_train.sh [EPOCHS]       (default 2; the best epoch of each is compared)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,3 +47,21 @@ echo "== all-reduce (2 ranks) =="
 printf '  overlapped buckets: wait %.1f%% of step time, %.2f s/epoch\n' "$(awk -v f="$(summary "$tmp/r2" allreduce_wait_fraction)" 'BEGIN{print 100*f}')" "$s2"
 printf '  one blocking all-reduce: wait %.1f%% of step time, %.2f s/epoch\n' "$(awk -v f="$(summary "$tmp/r2n" allreduce_wait_fraction)" 'BEGIN{print 100*f}')" "$s2n"
 printf '  overlap saves %.2f s/epoch\n' "$(awk -v a="$s2n" -v b="$s2" 'BEGIN{print a-b}')"
+
+# 4. two processes with no communication, each computing a 2-rank run's half of every step
+for i in 1 2; do
+  OPENBLAS_NUM_THREADS=1 "$dptrain" train configs/mnist_mlp800.ini "${common[@]}" train.batch_size=64 \
+    train.out="$tmp/half$i" > /dev/null &
+done
+wait
+step_s() { /usr/bin/python3 -c "
+import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1]+'/metrics.jsonl')]
+s=rows[-1]; per=s['steps']/s['epochs']
+print(min(r['epoch_s'] for r in rows if 'summary' not in r)/per)" "$1"; }
+full=$(step_s "$tmp/d1"); h1=$(step_s "$tmp/half1"); h2=$(step_s "$tmp/half2")
+echo "== ceiling of the 2-rank speed-up here: compute alone, no all-reduce =="
+printf '  1 rank, batch 128: %.2f ms/step   two concurrent 1-rank runs at batch 64: %.2f / %.2f ms/step\n' \
+  "$(awk -v a="$full" 'BEGIN{print 1000*a}')" "$(awk -v a="$h1" 'BEGIN{print 1000*a}')" "$(awk -v a="$h2" 'BEGIN{print 1000*a}')"
+printf '  ceiling = %sx (what 2 ranks would reach if the all-reduce cost nothing)\n' \
+  "$(awk -v a="$full" -v b="$h1" -v c="$h2" 'BEGIN{m=(b>c?b:c); printf "%.2f", a/m}')"
