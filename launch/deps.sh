@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # deps.sh — install every Debian package that dptrain's build, tests and data need.
 #
+# slurm-wlm (slurmctld, slurmd, the clients; munge comes with it) is for the single-node Slurm of
+# tests/cli/slurm_train.sh, and is left out where a site Slurm is installed (an sbatch on PATH that
+# no Debian package owns, as on a ParallelCluster node); without /etc/slurm/slurm.conf its own
+# services do not start. gettext-base (envsubst) and python3-yaml are for cluster/aws/create.sh.
+#
 # Idempotent: packages already present are skipped, and when everything is present nothing runs
 # (no apt-get update, no network). Works as root or through sudo.
 #   launch/deps.sh            build + tests + data packages
 #   DPT_DEPS_PEERS=0 ...      skip the peer packages (python3-torch, python3-sklearn) used only by
 #                             benchmarks, when a lighter install is wanted
+#   DPT_DEPS_SLURM=0 ...      skip slurm-wlm
 set -euo pipefail
 
 pkgs=(
@@ -15,10 +21,17 @@ pkgs=(
   libopenblas-dev liblapacke-dev
   zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev
   gnuplot-nox shellcheck
+  gettext-base python3-yaml
   nodejs npm
   dataset-fashion-mnist
   python3 python3-numpy python3-h5py
 )
+# slurm-wlm for the local Slurm test, unless a site Slurm is installed (ParallelCluster's /opt/slurm):
+# Debian's clients beside it would talk to its daemons in the wrong version
+site_sbatch=$(command -v sbatch 2>/dev/null || true)
+if [ "${DPT_DEPS_SLURM:-1}" != 0 ] && { [ -z "$site_sbatch" ] || dpkg -S "$site_sbatch" >/dev/null 2>&1; }; then
+  pkgs+=(slurm-wlm)
+fi
 if [ "${DPT_DEPS_PEERS:-1}" != 0 ]; then
   pkgs+=(python3-sklearn python3-scipy python3-torch)
 fi

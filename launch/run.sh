@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# run.sh — the one way to start a dptrain run on several MPI ranks: checks everything it can before
+# anything starts, builds the mpirun line, prints it, and runs it (exec, so signals reach mpirun).
+#
+#   launch/run.sh -n RANKS [options] SUBCOMMAND CONFIG [section.key=value ...]
+#     SUBCOMMAND               train | eval | pca (prep, info and version need no mpirun)
+#     -n, --np RANKS           number of MPI ranks
+#     --gpus-per-node G        one rank per GPU, G per node (checked with nvidia-smi -L; on every
+#                              host of a hostfile); without it nothing asks for a GPU, and
+#                              train.device (auto | cpu | cuda) decides where dptrain computes
+#     --hostfile F             run on the hosts of F (Open MPI format: "host slots=N", a host
+#                              without slots= counts 1, # comments); RANKS must fit the slots
+#     --cpus-per-rank C        cores bound to each rank (default: cores per node / ranks per node)
+#     --bind core|none         bind each rank to its cores (default core, where the ranks fit)
+#     --mpi-arg ARG            one more mpirun argument (repeatable)
+#     --dry-run                check and print the mpirun line, start nothing
+#     -v, --verbose            keep mpirun's own messages and report the bindings
+#
+# Three modes, picked from the arguments and the environment:
+#   local     (no hostfile, not inside a Slurm job) this machine, --oversubscribe: `run.sh -n 2
+#             train CONFIG` works on a laptop without GPUs.
+#   hostfile  the hosts of F (plain EC2: cluster/aws/hostfile.sh writes F); no oversubscription.
+#             Hosts are assumed to be like this one when counting cores: launch from one of them.
+#   slurm     (SLURM_JOB_ID set) mpirun takes the hosts and slots from the allocation
+#             (cluster/slurm/train.sbatch); RANKS must fit its tasks.
+# Threads: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to the cores per rank unless already
+# set. Passed through to every rank with -x: PATH, LD_LIBRARY_PATH and every NCCL_*, FI_*, CUDA_*,
+# OMP_*, OPENBLAS_*, UCX_*, HDF5_* and DPT_* variable that is set. --allow-run-as-root is added
+# only when running as root.
+#
+# Environment: DPTRAIN (default build/dptrain), MPIRUN (default mpirun), NVIDIA_SMI (default
+# nvidia-smi). Errors are one line, "run.sh: ...", exit status 2 for usage (bad arguments, missing
+# config, too many ranks) and 1 for an unfit machine (no GPUs, dptrain or mpirun missing).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${DPTRAIN:-$root/build/dptrain}
+mpirun_cmd=${MPIRUN:-mpirun}
+nvsmi=${NVIDIA_SMI:-nvidia-smi}
+
+usage() { sed -n '4,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+die() { echo "run.sh: $1" >&2; exit "${2:-2}"; }
+is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+
+np="" gpus="" hostfile="" cpr="" bind=core dry=0 verbose=0
+extra=()
+need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see launch/run.sh --help)"; fi; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n | --np) need_value "$@"; np=$2; shift 2 ;;
+    --gpus-per-node) need_value "$@"; gpus=$2; shift 2 ;;
+    --hostfile) need_value "$@"; hostfile=$2; shift 2 ;;
+    --cpus-per-rank) need_value "$@"; cpr=$2; shift 2 ;;
+    --bind) need_value "$@"; bind=$2; shift 2 ;;
+    --mpi-arg) need_value "$@"; extra+=("$2"); shift 2 ;;
+    --dry-run) dry=1; shift ;;
+    -v | --verbose) verbose=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    --) shift; break ;;
+    -*) die "unknown option $1 (see launch/run.sh --help)" ;;
+    *) break ;;
+  esac
+done
+
+# ---- arguments -----------------------------------------------------------------------------------
+[ -n "$np" ] || die "-n RANKS is required (usage: launch/run.sh -n RANKS [options] SUBCOMMAND CONFIG [overrides])"
+is_count "$np" || die "-n $np: the rank count must be a positive integer"
+[ -z "$gpus" ] || is_count "$gpus" || die "--gpus-per-node $gpus: must be a positive integer"
+[ -z "$cpr" ] || is_count "$cpr" || die "--cpus-per-rank $cpr: must be a positive integer"
+case $bind in core | none) ;; *) die "--bind $bind: must be core or none" ;; esac
+[ $# -ge 1 ] || die "SUBCOMMAND and CONFIG are missing (usage: launch/run.sh -n RANKS [options] SUBCOMMAND CONFIG [overrides])"
+sub=$1; shift
+case $sub in
+  train | eval | pca) ;;
+  prep | info | version) die "$sub runs without mpirun: build/dptrain $sub ..." ;;
+  *) die "unknown subcommand '$sub' (train, eval or pca)" ;;
+esac
+[ $# -ge 1 ] || die "$sub: CONFIG is missing"
+config=$1
+[ -e "$config" ] || die "$config: no such config file"
+if [ ! -f "$config" ] || [ ! -r "$config" ]; then die "$config: not a readable file"; fi
+if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then die "$bin: dptrain is not built (launch/build.sh, or set DPTRAIN)" 1; fi
+command -v "$mpirun_cmd" >/dev/null 2>&1 || die "$mpirun_cmd not found (launch/deps.sh installs Open MPI)" 1
+
+# ---- where: local, hostfile or slurm -------------------------------------------------------------
+# Physical cores of this machine (Open MPI binds cores, not hardware threads).
+cpus_here=$(nproc)
+tpc=$(LC_ALL=C lscpu 2>/dev/null | awk -F: '/^Thread\(s\) per core/ {gsub(/ /, "", $2); print $2}')
+is_count "${tpc:-}" || tpc=1
+cores_here=$((cpus_here / tpc > 0 ? cpus_here / tpc : 1))
+
+# count_gpus: GPUs that nvidia-smi lists on this machine (0 without nvidia-smi).
+count_gpus() {
+  command -v "$nvsmi" >/dev/null 2>&1 || { echo 0; return; }
+  "$nvsmi" -L 2>/dev/null | grep -c '^GPU' || true
+}
+# need_local_gpus WHERE: this machine must have G GPUs.
+need_local_gpus() {
+  command -v "$nvsmi" >/dev/null 2>&1 ||
+    die "--gpus-per-node $gpus: $1 has no GPUs ($nvsmi not found: no NVIDIA driver); leave --gpus-per-node out to run on the CPU" 1
+  local have; have=$(count_gpus)
+  [ "$have" -ge "$gpus" ] ||
+    die "--gpus-per-node $gpus: $1 has $have GPU$([ "$have" = 1 ] || echo s) ($nvsmi -L); leave --gpus-per-node out to run on the CPU" 1
+}
+
+mode=local
+if [ -n "$hostfile" ]; then mode=hostfile; elif [ -n "${SLURM_JOB_ID:-}" ]; then mode=slurm; fi
+case $mode in
+  local)
+    if [ -n "$gpus" ]; then
+      [ "$np" -le "$gpus" ] || die "-n $np: more ranks than --gpus-per-node $gpus on one machine; use --hostfile or Slurm for more nodes"
+      need_local_gpus "this machine"
+    fi
+    rpn=$np
+    if [ -n "$cpr" ] && [ "$bind" = core ] && [ $((np * cpr)) -gt "$cores_here" ]; then
+      die "--cpus-per-rank $cpr: $np ranks need $((np * cpr)) cores, this machine has $cores_here"
+    fi
+    ;;
+  hostfile)
+    if [ ! -f "$hostfile" ] || [ ! -r "$hostfile" ]; then die "$hostfile: no such hostfile"; fi
+    # hosts and slots: "host [slots=N] [max_slots=M]", # comments; a repeated host adds up
+    read -r nhosts slots maxslots < <(awk '
+      { sub(/#.*/, "") } NF == 0 { next }
+      { s = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { s = substr($i, 7) + 0 }
+        if (!($1 in h)) { n++; h[$1] = 0 } h[$1] += s; total += s }
+      END { m = 0; for (k in h) if (h[k] > m) m = h[k]; print n + 0, total + 0, m + 0 }' "$hostfile")
+    [ "$nhosts" -gt 0 ] || die "$hostfile: no hosts in the hostfile"
+    [ "$np" -le "$slots" ] ||
+      die "-n $np: more ranks than the $slots slot$([ "$slots" = 1 ] || echo s) of $hostfile ($nhosts host$([ "$nhosts" = 1 ] || echo s))"
+    if [ -n "$gpus" ]; then
+      [ "$np" -le $((nhosts * gpus)) ] ||
+        die "-n $np: $nhosts host$([ "$nhosts" = 1 ] || echo s) × $gpus GPUs (--gpus-per-node) hold only $((nhosts * gpus)) ranks"
+      rpn=$gpus
+    else
+      rpn=$maxslots
+    fi
+    ;;
+  slurm)
+    # slots of the allocation, from SLURM_TASKS_PER_NODE ("2(x3),1" = 2+2+2+1), as mpirun reads it
+    tpn=${SLURM_TASKS_PER_NODE:-${SLURM_NTASKS:-1}}
+    read -r slots rpn < <(awk -v s="$tpn" 'BEGIN {
+      n = split(s, a, ","); t = 0; m = 0
+      for (i = 1; i <= n; i++) { c = a[i] + 0; r = 1; if (match(a[i], /\(x[0-9]+\)/)) r = substr(a[i], RSTART + 2, RLENGTH - 3) + 0
+        t += c * r; if (c > m) m = c }
+      print t, m }')
+    [ "$np" -le "$slots" ] ||
+      die "-n $np: more ranks than the $slots task$([ "$slots" = 1 ] || echo s) of Slurm job ${SLURM_JOB_ID} (sbatch --ntasks / --ntasks-per-node)"
+    if [ -n "$gpus" ]; then
+      nodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}
+      [ "$np" -le $((nodes * gpus)) ] ||
+        die "-n $np: $nodes node$([ "$nodes" = 1 ] || echo s) × $gpus GPUs (--gpus-per-node) hold only $((nodes * gpus)) ranks"
+      need_local_gpus "node $(hostname -s)"
+      rpn=$gpus
+    fi
+    if [ -n "${SLURM_CPUS_ON_NODE:-}" ] && is_count "$SLURM_CPUS_ON_NODE"; then
+      cores_here=$((SLURM_CPUS_ON_NODE / tpc > 0 ? SLURM_CPUS_ON_NODE / tpc : 1))
+    fi
+    if [ -z "$cpr" ] && is_count "${SLURM_CPUS_PER_TASK:-}"; then cpr=$SLURM_CPUS_PER_TASK; fi
+    ;;
+esac
+
+# ---- the mpirun line -----------------------------------------------------------------------------
+pe=${cpr:-$((cores_here / (rpn > 0 ? rpn : 1)))}
+map=slot
+[ -z "$gpus" ] || map=ppr:$gpus:node
+cmd=("$mpirun_cmd" -np "$np")
+[ "$verbose" = 1 ] || cmd+=(-q)
+[ "$(id -u)" -ne 0 ] || cmd+=(--allow-run-as-root)
+[ "$mode" != local ] || cmd+=(--oversubscribe)
+[ "$mode" != hostfile ] || cmd+=(--hostfile "$hostfile")
+if [ "$bind" = core ] && [ "$pe" -ge 1 ]; then
+  cmd+=(--map-by "$map:PE=$pe" --bind-to core)
+  threads=$pe
+else
+  cmd+=(--map-by "$map" --bind-to none)
+  threads=1
+  [ "$pe" -lt 1 ] || threads=$pe
+fi
+[ "$verbose" = 0 ] || cmd+=(--report-bindings)
+while IFS= read -r name; do
+  case $name in
+    PATH | LD_LIBRARY_PATH | NCCL_* | FI_* | CUDA_* | OMP_* | OPENBLAS_* | UCX_* | HDF5_* | DPT_*) cmd+=(-x "$name") ;;
+  esac
+done < <(compgen -e | LC_ALL=C sort)
+[ -n "${OMP_NUM_THREADS:-}" ] || cmd+=(-x "OMP_NUM_THREADS=$threads")
+[ -n "${OPENBLAS_NUM_THREADS:-}" ] || cmd+=(-x "OPENBLAS_NUM_THREADS=$threads")
+cmd+=(${extra[@]+"${extra[@]}"} "$bin" "$sub" "$@")
+
+# ---- the GPU check of a hostfile's hosts (starts only nvidia-smi, one per host) -------------------
+if [ "$mode" = hostfile ] && [ -n "$gpus" ] && [ "$dry" = 0 ]; then
+  probe=("$mpirun_cmd" -q --hostfile "$hostfile" --map-by ppr:1:node --mca plm_rsh_args "-o BatchMode=yes -o ConnectTimeout=20")
+  [ "$(id -u)" -ne 0 ] || probe+=(--allow-run-as-root)
+  # shellcheck disable=SC2016  # expanded on each host
+  probe+=(sh -c 'n=0; command -v "$1" >/dev/null 2>&1 && n=$("$1" -L 2>/dev/null | grep -c "^GPU"); echo "$(hostname) ${n:-0}"' sh "$nvsmi")
+  out=$(timeout 60 "${probe[@]}" 2>&1) || die "$hostfile: cannot start a process on every host to count GPUs: $(echo "$out" | grep -v '^[- ]*$' | head -n 1)" 1
+  short=$(echo "$out" | awk -v g="$gpus" 'NF == 2 && $2 + 0 < g { printf "%s%s has %d", (n++ ? ", " : ""), $1, $2 }')
+  [ -z "$short" ] || die "--gpus-per-node $gpus: $short GPU(s) ($nvsmi -L)" 1
+fi
+
+line=$(printf '%q ' "${cmd[@]}")
+echo "${line% }"
+[ "$dry" = 1 ] && exit 0
+exec "${cmd[@]}"
