@@ -124,7 +124,12 @@ const backend_ops *backend_get(backend_kind kind) {
   const char *why = NULL;
   int n = backend_cuda_device_count(&why);
   if (n == 0) return log_fail("no CUDA device: %s", why ? why : "unknown reason"), NULL;
-  /* one device per rank of a node: local rank modulo the devices this process sees */
+  /* one device per rank of a node: local rank modulo the devices this process sees; more ranks
+   * than devices on a node only when asked for (DPT_SHARE_GPUS=1: ranks then share devices) */
+  const char *share = getenv("DPT_SHARE_GPUS");
+  if (dist_local_size() > n && !(share && strcmp(share, "1") == 0))
+    return log_fail("%d ranks on this node but %d GPU%s: start at most one rank per GPU (or set "
+                    "DPT_SHARE_GPUS=1 to share them)", dist_local_size(), n, n == 1 ? "" : "s"), NULL;
   int device = dist_local_rank() % n;
   const char *tf32 = getenv("DPT_CUDA_TF32");
   unsigned flags = tf32 && *tf32 && strcmp(tf32, "0") != 0 ? BACKEND_CUDA_TF32 : 0;

@@ -6,7 +6,7 @@
 
 #include "log.h"
 
-static int g_started = 0, g_rank = 0, g_size = 1, g_local = 0;
+static int g_started = 0, g_rank = 0, g_size = 1, g_local = 0, g_local_size = 1;
 
 int dist_init(int *argc, char ***argv) {
   int inited = 0;
@@ -21,6 +21,7 @@ int dist_init(int *argc, char ***argv) {
   MPI_Comm node;
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
   MPI_CHECK(MPI_Comm_rank(node, &g_local));
+  MPI_CHECK(MPI_Comm_size(node, &g_local_size));
   MPI_CHECK(MPI_Comm_free(&node));
   log_set_rank(g_rank, g_size);
   return 0;
@@ -36,6 +37,7 @@ void dist_finalize(void) {
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 int dist_local_rank(void) { return g_local; }
+int dist_local_size(void) { return g_local_size; }
 MPI_Comm dist_comm(void) { return MPI_COMM_WORLD; }
 
 int dist_all_ok(int ok) {
