@@ -370,6 +370,9 @@ static int restore(trainer *t, const char *path, int full) {
           t->be->upload(t->opt.state[j], c.state[i], c.n_params * sizeof(float));
     t->opt.step = c.step;
     sampler_seek(&t->smp, c.epoch, c.step_in_epoch);
+    log_info("resumed from %s at epoch %lld, step %lld of %lld (global step %lld)\n", path,
+             (long long)c.epoch + 1, (long long)c.step_in_epoch, (long long)t->smp.steps_per_epoch,
+             (long long)c.step);
   }
   checkpoint_free(&c);
   return 0;
