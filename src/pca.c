@@ -106,6 +106,50 @@ static void transpose(const double *src, int64_t rows, int64_t cols, double *dst
 
 static double norm2(const double *x, int64_t n) { return cblas_dnrm2((int)n, x, 1); }
 
+/* How the d rows of a row-major [d, l] block are shared out for the dense work (QR, Rayleigh–
+ * Ritz): this rank computes rows [r0, r1) and all-gathers the others, so that work is divided by
+ * the rank count instead of repeated on every rank. comm = MPI_COMM_NULL: one rank has them all. */
+typedef struct rowsplit {
+  MPI_Comm comm;
+  int64_t d, r0, r1;
+  int *cnt, *disp;  /* rows per rank and their offsets */
+  MPI_Datatype row; /* one row: l doubles */
+} rowsplit;
+
+static rowsplit rowsplit_whole(int64_t d) { return (rowsplit){.comm = MPI_COMM_NULL, .d = d, .r0 = 0, .r1 = d}; }
+
+static void rowsplit_init(rowsplit *p, MPI_Comm comm, int64_t d, int l) {
+  int size = 1, rank = 0;
+  if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
+  *p = rowsplit_whole(d);
+  if (size == 1 || d > INT_MAX) return;
+  MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  p->comm = comm;
+  p->cnt = xmalloc(sizeof(int) * (size_t)size);
+  p->disp = xmalloc(sizeof(int) * (size_t)size);
+  for (int r = 0; r < size; r++) {
+    int64_t b, e;
+    data_shard(d, r, size, &b, &e);
+    p->cnt[r] = (int)(e - b);
+    p->disp[r] = (int)b;
+  }
+  data_shard(d, rank, size, &p->r0, &p->r1);
+  MPI_CHECK(MPI_Type_contiguous(l, MPI_DOUBLE, &p->row));
+  MPI_CHECK(MPI_Type_commit(&p->row));
+}
+
+static void rowsplit_free(rowsplit *p) {
+  if (p->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Type_free(&p->row));
+  free(p->cnt);
+  free(p->disp);
+}
+
+/* Every rank's rows of v [d, l] to every rank (in place). */
+static void rowsplit_gather(const rowsplit *p, double *v) {
+  if (p->comm == MPI_COMM_NULL) return;
+  MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v, p->cnt, p->disp, p->row, p->comm));
+}
+
 /* The denominator of a relative residual: λᵢ, but not below 1e-6 λ₁ (null-space components have
  * residuals of rounding size, ~1e-15 λ₁, which no iteration reduces). */
 static double res_scale(double lam, double lam1) {
@@ -124,39 +168,52 @@ static int householder(double *v, int64_t d, int l) {
   return info == 0 ? 0 : log_fail("pca: QR of the %lld x %d block failed (LAPACK info %d)", (long long)d, l, (int)info);
 }
 
-/* One Cholesky-QR step on v [d, l]: G = vᵀv + shift·I, G = RᵀR, v ← v R⁻¹. g is [l, l]
- * scratch. Returns max |(vᵀv)ᵢⱼ − δᵢⱼ| (how far v was from orthonormal), or -1 when G is not
- * numerically positive definite (v untouched then). */
-static double cholqr_step(double *v, int64_t d, int l, double shift, double *g) {
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, l, (int)d, 1.0, v, l, 0.0, g, l);
+/* One Cholesky-QR step on this rank's rows of v [d, l]: G = vᵀv (summed over the ranks) +
+ * shift·I, G = RᵀR, v ← v R⁻¹. g is [l, l] scratch. Returns max |(vᵀv)ᵢⱼ − δᵢⱼ| (how far v was
+ * from orthonormal), or -1 when G is not numerically positive definite (v untouched then). Every
+ * rank gets the same G, so every rank takes the same branch. */
+static double cholqr_step(const rowsplit *p, double *v, int l, double shift, double *g) {
+  int64_t ns = p->r1 - p->r0;
+  memset(g, 0, sizeof(double) * (size_t)l * (size_t)l);
+  if (ns > 0) cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, l, (int)ns, 1.0, v + p->r0 * l, l, 0.0, g, l);
+  allreduce_sum(g, (int64_t)l * l, p->comm);
   double dev = 0;
   for (int i = 0; i < l; i++) {
     for (int j = i; j < l; j++) dev = fmax(dev, fabs(g[i * l + j] - (i == j)));
     g[i * l + i] += shift;
   }
   if (!isfinite(dev) || LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', l, g, l) != 0) return -1;
-  cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)d, l, 1.0, g, l, v, l);
+  if (ns > 0)
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)ns, l, 1.0, g, l,
+                v + p->r0 * l, l);
   return dev;
 }
 
 /* Orthonormalise the l columns of the row-major block v [d, l] in place, all in level-3 BLAS
- * (about 6x faster than Householder at d = 66k, l = 110): unit columns, then Cholesky-QR steps.
- * A block that may be ill-conditioned (a filtered one: `shifted`) starts with a shifted step (the
- * shift, ~u·d·l, keeps the Cholesky factorisation alive for condition numbers up to ~1/u and
- * leaves a block with condition ~1e3; Fukaya et al., "Shifted CholeskyQR", 2020). Plain steps
- * follow until one started from a block whose Gram matrix was within 0.5/l of the identity
- * (condition <= 3: the step leaves it orthonormal to rounding). Householder if that fails.
+ * (about 6x faster than Householder at d = 66k, l = 110), each rank working on its rows of the
+ * split and all-gathering at the end: unit columns, then Cholesky-QR steps. A block that may be
+ * ill-conditioned (a filtered one: `shifted`) starts with a shifted step (the shift, ~u·d·l,
+ * keeps the Cholesky factorisation alive for condition numbers up to ~1/u and leaves a block with
+ * condition ~1e3; Fukaya et al., "Shifted CholeskyQR", 2020). Plain steps follow until one
+ * started from a block whose Gram matrix was within 0.5/l of the identity (condition <= 3: the
+ * step leaves it orthonormal to rounding). Householder on the whole block if that fails.
  * Returns 0 or -1. */
-static int orthonormalise(double *v, int64_t d, int l, int shifted) {
-  for (int i = 0; i < l; i++) {
-    double nv = cblas_dnrm2((int)d, v + i, l);
-    if (nv > 0 && isfinite(nv)) cblas_dscal((int)d, 1.0 / nv, v + i, l);
-  }
+static int orthonormalise(const rowsplit *p, double *v, int l, int shifted) {
+  int64_t d = p->d;
+  double *nrm = xcalloc((size_t)l, sizeof(double));
+  for (int64_t j = p->r0; j < p->r1; j++)
+    for (int i = 0; i < l; i++) nrm[i] += v[j * l + i] * v[j * l + i];
+  allreduce_sum(nrm, l, p->comm);
+  for (int64_t j = p->r0; j < p->r1; j++)
+    for (int i = 0; i < l; i++)
+      if (nrm[i] > 0 && isfinite(nrm[i])) v[j * l + i] /= sqrt(nrm[i]);
+  free(nrm);
   double *g = xmalloc(sizeof(double) * (size_t)l * (size_t)l);
   double shift = 11.0 * ((double)d * l + (double)l * (l + 1)) * DBL_EPSILON * l, dev = 1;
-  if (shifted) dev = cholqr_step(v, d, l, shift, g);
-  for (int step = 0; step < 4 && dev >= 0 && dev * l > 0.5; step++) dev = cholqr_step(v, d, l, 0.0, g);
+  if (shifted) dev = cholqr_step(p, v, l, shift, g);
+  for (int step = 0; step < 4 && dev >= 0 && dev * l > 0.5; step++) dev = cholqr_step(p, v, l, 0.0, g);
   free(g);
+  rowsplit_gather(p, v); /* the same R on every rank: the gathered rows form one block */
   return dev >= 0 && dev * l <= 0.5 ? 0 : householder(v, d, l);
 }
 
@@ -170,10 +227,17 @@ static void random_block(double *v, int64_t d, int l, uint64_t seed, uint64_t st
 
 /* Rayleigh–Ritz on the orthonormal basis q [d, l] (row-major) with w = C q: u [d, l] = the Ritz
  * vectors (descending Ritz values theta [l]), cu = C u, res [k] = the relative residuals of the
- * first k. h, s are [l, l] scratch. Returns how many of the k residuals are above tol, or -1. */
-static int rayleigh_ritz(int64_t d, int l, int k, double tol, const double *q, const double *w,
+ * first k. Each rank works on its rows of the split (the l×l products and the residuals are
+ * summed over the ranks, the small eigenproblem is solved alike on every rank) and u, cu are
+ * all-gathered. h, s are [l, l] scratch. Returns how many of the k residuals are above tol, or -1. */
+static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const double *q, const double *w,
                          double *u, double *cu, double *theta, double *h, double *s, double *res) {
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, l, (int)d, 1.0, q, l, w, l, 0.0, h, l);
+  int64_t ns = p->r1 - p->r0, r0 = p->r0;
+  memset(h, 0, sizeof(double) * (size_t)l * (size_t)l);
+  if (ns > 0)
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, l, (int)ns, 1.0, q + r0 * l, l, w + r0 * l, l,
+                0.0, h, l);
+  allreduce_sum(h, (int64_t)l * l, p->comm);
   for (int i = 0; i < l; i++)
     for (int j = i + 1; j < l; j++) h[i * l + j] = h[j * l + i] = 0.5 * (h[i * l + j] + h[j * l + i]);
   lapack_int info = LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'U', l, h, l, theta);
@@ -187,14 +251,21 @@ static int rayleigh_ritz(int64_t d, int l, int k, double tol, const double *q, c
     theta[i] = theta[l - 1 - i];
     theta[l - 1 - i] = t;
   }
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, l, l, 1.0, q, l, s, l, 0.0, u, l);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, l, l, 1.0, w, l, s, l, 0.0, cu, l);
+  if (ns > 0) {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, q + r0 * l, l, s, l, 0.0,
+                u + r0 * l, l);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, w + r0 * l, l, s, l, 0.0,
+                cu + r0 * l, l);
+  }
   for (int i = 0; i < k; i++) res[i] = 0;
-  for (int64_t j = 0; j < d; j++)
+  for (int64_t j = p->r0; j < p->r1; j++)
     for (int i = 0; i < k; i++) {
       double e = cu[j * l + i] - theta[i] * u[j * l + i];
       res[i] += e * e;
     }
+  allreduce_sum(res, k, p->comm);
+  rowsplit_gather(p, u);
+  rowsplit_gather(p, cu);
   int above = 0;
   for (int i = 0; i < k; i++) {
     res[i] = sqrt(res[i]) / res_scale(theta[i], theta[0]);
@@ -282,11 +353,13 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
   double *p1 = xmalloc(sizeof(double) * (size_t)n), *p2 = xmalloc(sizeof(double) * (size_t)n);
   double *h = xmalloc(sizeof(double) * (size_t)(l * l)), *s = xmalloc(sizeof(double) * (size_t)(l * l));
   double *theta = xmalloc(sizeof(double) * (size_t)l), *t = xmalloc(sizeof(double) * (size_t)l);
+  rowsplit split;
+  rowsplit_init(&split, c->comm, d, l);
   random_block(p1, d, l, o->seed, 0);
-  rc = orthonormalise(p1, d, l, 0);
+  rc = orthonormalise(&split, p1, l, 0);
   if (!rc) {
     apply_c(c, p1, l, p2);
-    above = rayleigh_ritz(d, l, k, o->tol, p1, p2, u, cu, theta, h, s, res);
+    above = rayleigh_ritz(&split, l, k, o->tol, p1, p2, u, cu, theta, h, s, res);
   }
   while (above > 0 && it < o->max_iter) {
     /* the damped interval [0, a]; a null-space block (a ~ 0) degrades to power steps */
@@ -302,9 +375,9 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
       prev = cur;
       cur = x;
     }
-    if ((rc = orthonormalise(cur, d, l, 1))) break;
+    if ((rc = orthonormalise(&split, cur, l, 1))) break;
     apply_c(c, cur, l, tmp);
-    above = rayleigh_ritz(d, l, k, o->tol, cur, tmp, prev, spare, theta, h, s, res);
+    above = rayleigh_ritz(&split, l, k, o->tol, cur, tmp, prev, spare, theta, h, s, res);
     it++;
     u = prev, cu = spare, p1 = cur, p2 = tmp;
   }
@@ -322,6 +395,7 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
   free(s);
   free(theta);
   free(t);
+  rowsplit_free(&split);
   return rc || above < 0 ? -1 : it;
 }
 
@@ -377,7 +451,8 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *l
   double *h = xmalloc(sizeof(double) * (size_t)(k * k)), *s = xmalloc(sizeof(double) * (size_t)(k * k));
   transpose(vec, k, d, v);
   apply_c(c, v, k, cv);
-  int above = rayleigh_ritz(d, k, k, o->tol, v, cv, u, cu, lam, h, s, res);
+  rowsplit whole = rowsplit_whole(d);
+  int above = rayleigh_ritz(&whole, k, k, o->tol, v, cv, u, cu, lam, h, s, res);
   if (above >= 0) transpose(u, d, k, vec);
   free(v);
   free(cv);
