@@ -86,7 +86,27 @@ int backend_cuda_built(void) {
 #endif
 }
 
+/* Is the NVIDIA driver's library there? Without it no GPU is usable, and loading the module
+ * (cuBLAS and NCCL: ~0.6 s of start-up) would be wasted on every CPU-only `device = auto` run. */
+static int driver_present(const char **why) {
+#ifdef DPT_HAVE_CUDA
+  static int present = -1;
+  static char msg[400];
+  if (present < 0) {
+    void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL); /* kept: cudart opens it again */
+    present = h != NULL;
+    if (!h) snprintf(msg, sizeof msg, "no NVIDIA driver (%s)", dlerror());
+  }
+  if (!present && why) *why = msg;
+  return present;
+#else
+  (void)why;
+  return 1;
+#endif
+}
+
 int backend_cuda_device_count(const char **why) {
+  if (!driver_present(why)) return 0;
   const backend_cuda_api *api = cuda_api();
   if (!api) {
     if (why) *why = g_cuda_why;
@@ -138,4 +158,25 @@ const backend_ops *backend_get(backend_kind kind) {
   if (!ops) return log_fail("CUDA device %d: %s", device, why ? why : "set-up failed"), NULL;
   g_cuda_device = device;
   return ops;
+}
+
+const backend_ops *backend_choose(int device, const char *key) {
+  const char *why = NULL;
+  if (device == 1) return backend_cpu();
+  if (device == 2) {
+    const backend_ops *be = backend_get(BACKEND_CUDA);
+    if (!be) {
+      char p[96];
+      snprintf(p, sizeof p, "%s = cuda", key);
+      log_prefix(p);
+    }
+    return be;
+  }
+  if (backend_cuda_device_count(&why) > 0) {
+    const backend_ops *be = backend_get(BACKEND_CUDA);
+    if (be) return be;
+    why = log_last_error();
+  }
+  log_info("%s = auto: cpu (%s)\n", key, why ? why : "no GPU");
+  return backend_cpu();
 }

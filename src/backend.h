@@ -28,6 +28,19 @@ typedef struct backend_optim_args {
   double clr;                         /* AdaGrad: lr / (1 + (t - 1) * lr_decay) */
 } backend_optim_args;
 
+/* One rank's rows for the PCA products (host memory): dense x [m, d] row-major, or CSR (x NULL)
+ * with indptr [m + 1] (indptr[0] = 0), indices [nnz] in [0, d) and values [nnz]. */
+typedef struct backend_pca_rows {
+  int64_t m, d;
+  const float *x;
+  const int64_t *indptr;
+  const int32_t *indices;
+  const float *values;
+} backend_pca_rows;
+
+/* A backend's working copy of those rows for pca_apply (its own layout and scratch). */
+typedef struct backend_pca backend_pca;
+
 /* The compute a backend provides. Pointers are device pointers of that backend (host memory for
  * the CPU). Matrices are row-major; shapes in comments. No op allocates. */
 typedef struct backend_ops {
@@ -72,10 +85,43 @@ typedef struct backend_ops {
   /* One fused optimizer update over n parameters: p, g and up to three state buffers. */
   void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0,
                        float *s1, float *s2, size_t n);
+  /* PCA (src/pca.c): the products of power/subspace iteration over one rank's rows, in double.
+   * pca_create: take the rows (and the centre shift [d], NULL for none) for blocks of up to lmax
+   * vectors; the CPU backend keeps pointers to rows and shift (they must outlive the object),
+   * the CUDA one copies them to the device (CSR also as its transpose, values in double).
+   * NULL when out of memory. pca_apply: w [d, l] = Xcᵀ (Xc v) for v [d, l], both host memory,
+   * row-major, Xc = rows − 1 shiftᵀ (never formed for CSR: the shift enters as rank-one
+   * corrections); w is overwritten. pca_destroy: free (NULL is a no-op). */
+  backend_pca *(*pca_create)(const backend_pca_rows *rows, const double *shift, int lmax);
+  void (*pca_apply)(backend_pca *p, const double *v, int l, double *w);
+  void (*pca_destroy)(backend_pca *p);
   /* Max-norm constraint: every column j of W[K,N] (a unit's incoming weights) is rescaled to
    * norm <= c. */
   void (*max_norm)(float *W, int K, int N, float c);
+  /* trainer data path and precision */
+  /* Gather rows: dst[i, :] = src[idx[i], :] for i < n, rows of `cols` 4-byte elements (float
+   * features or int32 labels); dst [n, cols], src [*, cols], idx [n] (each a row of src). All
+   * three are memory of the backend; dst may not overlap src. */
+  void (*gather_rows)(void *dst, const void *src, const int64_t *idx, int n, int64_t cols);
+  /* Gather CSR rows: row i of (dst_ptr, dst_ind, dst_val) becomes row idx[i] of (src_ptr,
+   * src_ind, src_val). dst_ptr [n + 1] is the caller's (dst_ptr[0] = 0, dst_ptr[i + 1] -
+   * dst_ptr[i] = the length of source row idx[i]) and only read; dst_ind / dst_val get
+   * dst_ptr[n] entries. All memory of the backend. */
+  void (*gather_csr)(int32_t *dst_ind, float *dst_val, const int64_t *dst_ptr, const int64_t *src_ptr,
+                     const int32_t *src_ind, const float *src_val, const int64_t *idx, int n);
+  /* gemm with bf16 inputs: C[M,N] = alpha * bf16(op(A)) · bf16(op(B)) + beta * C, where bf16()
+   * rounds each element to bfloat16 (round to nearest even, kernels/common/bf16.h), products and
+   * sums in fp32, C fp32. ws: scratch of backend_gemm_bf16_ws(M, N, K) floats (the rounded
+   * copies of the operands), memory of the backend, allocated by the caller at set-up. */
+  void (*gemm_bf16)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, float *ws);
 } backend_ops;
+
+/* Floats of scratch gemm_bf16 needs for an M x N x K product: op(A) [M,K] and op(B) [K,N], plus
+ * room to align the second operand. */
+static inline size_t backend_gemm_bf16_ws(int M, int N, int K) {
+  return (size_t)M * (size_t)K + (size_t)K * (size_t)N + 8;
+}
 
 /* The CPU backend (always present). */
 const backend_ops *backend_cpu(void);
@@ -88,6 +134,11 @@ void backend_cpu_set_threads(int n);
  * (local rank % devices) on the first call (backend_cuda_api.h has the device, streams and NCCL);
  * DPT_CUDA_TF32=1 lets its GEMMs use TF32, DPT_CUDA_SYNC=1 synchronises after every op. */
 const backend_ops *backend_get(backend_kind kind);
+
+/* The backend of a `device = auto | cpu | cuda` config key (device 0, 1, 2; key e.g.
+ * "[pca] device"): cpu; cuda (NULL with log_fail "KEY = cuda: why" when unusable); auto: cuda
+ * when a GPU is usable, else the CPU, logging "KEY = auto: cpu (why)". */
+const backend_ops *backend_choose(int device, const char *key);
 
 typedef struct backend_device_info {
   char name[128];      /* e.g. "OpenBLAS 0.3.21 (2 threads)" or "NVIDIA H100 80GB HBM3" */

@@ -109,6 +109,7 @@ static const key_spec schema[] = {
     {"pca", "tol", T_DOUBLE, "1e-6", LO_X, 0, 0, NULL, "convergence tolerance"},
     {"pca", "max_iter", T_INT, "500", LO, 1, 0, NULL, "iteration limit"},
     {"pca", "ddof", T_INT, "1", LO | HI, 0, 1, NULL, "variance divisor N - ddof"},
+    {"pca", "device", T_ENUM, "auto", 0, 0, 0, v_device, "where the block products run"},
     {"pca", "center", T_BOOL, "true", 0, 0, 0, NULL, "subtract the mean"},
     {"pca", "out", T_STR, "runs/{name}/pca.h5", 0, 0, 0, NULL, "result file"},
     {"pca", "transform", T_STR, NULL, 0, 0, 0, NULL, "also write the projected rows here"},

@@ -42,6 +42,16 @@ int model_init(model *m, const model_spec *s, const backend_ops *be, int max_row
     size_t n = (size_t)max_rows * (size_t)s->dims[0] * sizeof(float);
     ok = (m->in_drop = be->alloc(n)) && (m->in_mask = be->alloc(n));
   }
+  if (ok && s->bf16) { /* the largest of each layer's three products (forward, dW, dX) */
+    size_t ws = 0;
+    for (int l = s->csr_input ? 1 : 0; l < s->n_layers; l++) {
+      const int K = (int)s->dims[l], N = (int)s->dims[l + 1];
+      size_t w[3] = {backend_gemm_bf16_ws(max_rows, N, K), backend_gemm_bf16_ws(K, N, max_rows),
+                     backend_gemm_bf16_ws(max_rows, K, N)};
+      for (int i = 0; i < 3; i++) ws = w[i] > ws ? w[i] : ws;
+    }
+    ok = (m->gemm_ws = be->alloc((ws ? ws : 1) * sizeof(float))) != NULL;
+  }
   if (!ok) {
     model_free(m);
     return log_fail("out of device memory for a model of %zu parameters and batch %d", off, max_rows);
@@ -51,7 +61,7 @@ int model_init(model *m, const model_spec *s, const backend_ops *be, int max_row
 
 void model_free(model *m) {
   if (!m->be) return;
-  void *ptrs[] = {m->params, m->grads, m->delta[0], m->delta[1], m->in_drop, m->in_mask};
+  void *ptrs[] = {m->params, m->grads, m->delta[0], m->delta[1], m->in_drop, m->in_mask, m->gemm_ws};
   for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++) m->be->free(ptrs[i]);
   for (int l = 0; l <= MODEL_MAX_LAYERS; l++) m->be->free(m->act[l]);
   for (int l = 0; l < MODEL_MAX_LAYERS; l++) m->be->free(m->mask[l]), m->be->free(m->drop[l]);
@@ -78,6 +88,13 @@ void model_init_params(model *m, uint64_t seed) {
   free(host);
 }
 
+/* C[M,N] = op(A) · op(B) in the model's precision (gemm, or gemm_bf16 on the scratch). */
+static void model_gemm(const model *m, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc) {
+  if (m->spec.bf16) m->be->gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, m->gemm_ws);
+  else m->be->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
 /* The input of layer l (l >= 1): the previous layer's output, after dropout when there is one. */
 static const float *layer_input(const model *m, int l, int train) {
   return (train && m->drop[l - 1]) ? m->drop[l - 1] : m->act[l];
@@ -97,8 +114,8 @@ double model_forward(model *m, const model_batch *b, int train, uint64_t dropout
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     const float *W = m->params + m->w_off[l], *bias = m->params + m->b_off[l];
     float *out = m->act[l + 1];
-    if (l > 0) be->gemm(0, 0, B, N, K, 1.0f, layer_input(m, l, train), K, W, N, 0.0f, out, N);
-    else if (x0) be->gemm(0, 0, B, N, K, 1.0f, x0, K, W, N, 0.0f, out, N);
+    if (l > 0) model_gemm(m, 0, 0, B, N, K, layer_input(m, l, train), K, W, N, out, N);
+    else if (x0) model_gemm(m, 0, 0, B, N, K, x0, K, W, N, out, N);
     else be->spmm(B, N, b->indptr, b->indices, b->values, W, 0.0f, out);
     int hidden = l < L - 1;
     be->bias_act(out, bias, B, N, hidden ? m->spec.act : BACKEND_ACT_NONE);
@@ -118,16 +135,16 @@ double model_forward(model *m, const model_batch *b, int train, uint64_t dropout
 /* C[M, N] = op(A) · op(B) computed in column blocks of C with progress calls between them.
  * B_cols(j) is B's first column block j: for tb = 0 B[K, N] (column offset j), for tb = 1
  * B[N, K] (row offset j). */
-static void gemm_blocked(const backend_ops *be, int ta, int tb, int M, int N, int K, const float *A,
+static void gemm_blocked(const model *m, int ta, int tb, int M, int N, int K, const float *A,
                          int lda, const float *B, int ldb, float *C, int ldc, const model_hooks *h) {
   if (!h || !h->progress || N <= MODEL_GEMM_BLOCK) {
-    be->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    model_gemm(m, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
     if (h && h->progress) h->progress(h->arg);
     return;
   }
   for (int j = 0; j < N; j += MODEL_GEMM_BLOCK) {
     int n = N - j < MODEL_GEMM_BLOCK ? N - j : MODEL_GEMM_BLOCK;
-    be->gemm(ta, tb, M, n, K, 1.0f, A, lda, tb ? B + (size_t)j * ldb : B + j, ldb, 0.0f, C + j, ldc);
+    model_gemm(m, ta, tb, M, n, K, A, lda, tb ? B + (size_t)j * ldb : B + j, ldb, C + j, ldc);
     h->progress(h->arg);
   }
 }
@@ -139,8 +156,8 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
   for (int l = L - 1; l >= 0; l--) {
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     float *dW = m->grads + m->w_off[l], *db = m->grads + m->b_off[l];
-    if (l > 0) gemm_blocked(be, 1, 0, K, N, B, layer_input(m, l, 1), K, dY, N, dW, N, hooks);
-    else if (b->x) gemm_blocked(be, 1, 0, K, N, B, m->in_drop ? m->in_drop : b->x, K, dY, N, dW, N, hooks);
+    if (l > 0) gemm_blocked(m, 1, 0, K, N, B, layer_input(m, l, 1), K, dY, N, dW, N, hooks);
+    else if (b->x) gemm_blocked(m, 1, 0, K, N, B, m->in_drop ? m->in_drop : b->x, K, dY, N, dW, N, hooks);
     else {
       be->fill(dW, (size_t)K * N, 0.0f);
       be->spmm_t(B, N, b->indptr, b->indices, b->values, dY, dW);
@@ -148,7 +165,7 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
     be->bias_grad(db, dY, B, N);
     if (l > 0) { /* gradient w.r.t. this layer's input = previous layer's output */
       float *dX = m->delta[l % 2];
-      gemm_blocked(be, 0, 1, B, K, N, dY, N, m->params + m->w_off[l], N, dX, K, hooks);
+      gemm_blocked(m, 0, 1, B, K, N, dY, N, m->params + m->w_off[l], N, dX, K, hooks);
       if (m->mask[l - 1]) be->mul(dX, m->mask[l - 1], (size_t)B * K);
       be->act_backward(dX, m->act[l], (size_t)B * K, m->spec.act);
       dY = dX;

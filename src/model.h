@@ -6,7 +6,12 @@
  * softmax cross-entropy. The flat buffer holds, layer by layer, W_l [d[l], d[l+1]] row-major
  * (y = xW + b) then b_l [d[l+1]] — the checkpoint's /params layout. Every buffer a step needs is
  * allocated by model_init for the largest local batch: nothing is allocated in the step.
- * The first layer reads dense rows or CSR rows (sparse text data). */
+ * The first layer reads dense rows or CSR rows (sparse text data).
+ *
+ * Precision (spec.bf16, train.precision = bf16): every dense GEMM of forward and backward rounds
+ * its two inputs to bf16 (backend gemm_bf16) and accumulates in fp32; parameters, gradients,
+ * activations, the loss and the optimizer state stay fp32 (the weights are the fp32 masters,
+ * rounded afresh at each product). The CSR first layer's sparse products stay fp32. */
 #ifndef DPT_MODEL_H
 #define DPT_MODEL_H
 
@@ -26,6 +31,8 @@ typedef struct model_spec {
   float dropout;                /* drop probability of hidden units while training */
   float input_dropout;          /* drop probability of input features (dense input only) */
   model_init_kind init;
+  int bf16;                     /* dense GEMMs take bf16-rounded inputs (fp32 sums, fp32 weights) */
+  int csr_input;                /* the first layer reads CSR rows (sparse products, always fp32) */
 } model_spec;
 
 /* A batch on the device: dense x [rows, d0] or CSR rows, and labels. */
@@ -50,6 +57,7 @@ typedef struct model {
   float *drop[MODEL_MAX_LAYERS];    /* hidden layer l's output after dropout (the next input) */
   float *delta[2];              /* ping-pong [max_rows, max width] for backward */
   float *in_drop, *in_mask;     /* dense input after dropout, its multipliers [max_rows, d0] */
+  float *gemm_ws;               /* bf16: scratch of the largest gemm_bf16 (rounded operands) */
 } model;
 
 /* Total parameter count of a spec. */

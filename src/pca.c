@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "buf.h"
 #include "config.h"
 #include "dist.h"
@@ -63,6 +64,8 @@ void pca_result_free(pca_result *r) {
 
 typedef struct fit_ctx {
   const data_block *b;
+  const backend_ops *be; /* the block products (pca_apply) */
+  backend_pca *px;       /* be's copy of the rows */
   MPI_Comm comm;
   int64_t d;
   double denom;        /* N − ddof */
@@ -83,13 +86,12 @@ static void allreduce_sum(double *x, int64_t n, MPI_Comm comm) {
   }
 }
 
-/* w [d, l] = C v for row-major blocks (pca_ops.h): one pass over the local rows and one
- * all-reduce of the d×l block. */
+/* w [d, l] = C v for row-major blocks: one pass over the local rows on the backend (pca_apply)
+ * and one all-reduce of the d×l block. */
 static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
   double t0 = MPI_Wtime();
-  memset(w, 0, sizeof(double) * (size_t)n);
-  pca_ops_apply(c->b, c->shift, v, l, w);
+  c->be->pca_apply(c->px, v, l, w);
   double t1 = MPI_Wtime();
   allreduce_sum(w, n, c->comm);
   c->reduce_s += MPI_Wtime() - t1;
@@ -279,10 +281,17 @@ static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const doub
 static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double *res) {
   int64_t d = c->d;
   double *g = xcalloc((size_t)(d * d), sizeof(double));
-  pca_ops_gram(c->b, c->shift, g);
-  allreduce_sum(g, d * d, c->comm);
-  for (int64_t i = 0; i < d * d; i++) g[i] /= c->denom;
-  c->passes++;
+  if (c->be->kind == BACKEND_CPU) { /* dsyrk on the host: half the flops of the products */
+    pca_ops_gram(c->b, c->shift, g);
+    allreduce_sum(g, d * d, c->comm);
+    for (int64_t i = 0; i < d * d; i++) g[i] /= c->denom;
+    c->passes++;
+  } else { /* on the device: C = C·I through the block products (pca_create got lmax >= d) */
+    double *eye = xcalloc((size_t)(d * d), sizeof(double));
+    for (int64_t i = 0; i < d; i++) eye[i * d + i] = 1.0;
+    apply_c(c, eye, (int)d, g);
+    free(eye);
+  }
   lapack_int found = 0, *isuppz = xmalloc(sizeof(lapack_int) * 2 * (size_t)k);
   double *w = xmalloc(sizeof(double) * (size_t)d);
   lapack_int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'U', (lapack_int)d, g, (lapack_int)d,
@@ -544,6 +553,20 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   pca_method meth = o->method;
   if (meth == PCA_AUTO) meth = d <= PCA_AUTO_MAX_DIM ? PCA_COVARIANCE : PCA_BLOCK;
   int k = o->k, converged = 1, iters = 0;
+  int64_t l = (int64_t)k + o->oversample, lim = n < d ? n : d;
+  if (l > lim) l = lim;
+  if (l < k) l = k;
+  c.be = o->backend ? o->backend : backend_cpu();
+  if (meth == PCA_COVARIANCE && c.be->kind != BACKEND_CPU) l = d; /* solve_covariance applies C to I */
+  backend_pca_rows rows = {.m = m, .d = d, .x = local->kind == DATA_DENSE ? local->x : NULL,
+                           .indptr = local->indptr, .indices = local->indices, .values = local->values};
+  c.px = c.be->pca_create(&rows, c.shift, (int)l);
+  if (!dist_agree(comm, c.px != NULL || log_fail("pca: no memory for the %s copy of this rank's %lld rows and a block of %lld vectors",
+                                                 c.be->kind == BACKEND_CPU ? "cpu" : "device", (long long)m, (long long)l) == 0)) {
+    c.be->pca_destroy(c.px);
+    free(mean);
+    return -1;
+  }
   double *vec = xcalloc((size_t)(d * k), sizeof(double)); /* [d, k] column-major */
   double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
   int rc = 0;
@@ -553,13 +576,13 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     for (int i = 0; i < k; i++)
       if (!(res[i] <= o->tol)) converged = 0;
   } else if (meth == PCA_BLOCK) {
-    int64_t l = (int64_t)k + o->oversample, lim = n < d ? n : d;
-    iters = solve_block(&c, o, (int)(l < lim ? l : lim), vec, lam, res, &converged);
+    iters = solve_block(&c, o, (int)l, vec, lam, res, &converged);
     rc = iters < 0 ? -1 : 0;
   } else {
     iters = solve_deflation(&c, o, vec, lam, res, &converged);
     rc = iters < 0 ? -1 : 0;
   }
+  c.be->pca_destroy(c.px);
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
     free(vec), free(lam), free(res), free(mean);
     return -1;
@@ -1052,6 +1075,8 @@ int pca_main(int argc, char **argv) {
                 .ddof = (int)config_int(cfg, "pca.ddof"),
                 .center = config_bool(cfg, "pca.center") == 1,
                 .seed = 0};
+  o.backend = backend_choose(config_enum(cfg, "pca.device"), "[pca] device");
+  if (!dist_all_ok(o.backend != NULL || log_prefix(cpath) == 0)) goto done;
   if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) goto done;
   s = &f.train;
   if (!dist_all_ok(pca_check(&o, s->rows, s->cols) == 0 || log_prefix(cpath) == 0)) goto done;

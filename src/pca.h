@@ -45,6 +45,7 @@ typedef struct pca_opts {
   int ddof;          /* 0 or 1: divisor N − ddof */
   int center;        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
   uint64_t seed;     /* start vectors: the same on every rank for the same seed */
+  const struct backend_ops *backend; /* where the block products run (NULL: the CPU) */
 } pca_opts;
 
 /* Defaults of the [pca] section: k = 10, auto, oversample 10, tol 1e-6, max_iter 500, ddof 1,

@@ -1,4 +1,5 @@
-/* pca_ops.c — one rank's passes over its rows for pca_fit (see pca_ops.h). */
+/* pca_ops.c — one rank's host-side passes over its rows for pca_fit (see pca_ops.h): column
+ * sums, sums of squares, the explicit Gram matrix. The block products are backend ops. */
 #include "pca_ops.h"
 
 #include <cblas.h>
@@ -59,57 +60,6 @@ void pca_ops_sumsq(const data_block *b, const double *shift, double *s2) {
   } else {
     for (int64_t p = 0; p < b->indptr[m]; p++) s2[b->indices[p]] += (double)b->values[p] * b->values[p];
   }
-}
-
-/* Dense: per chunk Y = Xc V (chunk × l), then W += Xcᵀ Y; V and W row-major [d, l]. */
-static void apply_dense(const data_block *b, const double *shift, const double *v, int l, double *w) {
-  int64_t m = b->end - b->begin, d = b->cols, cr = chunk_rows(d);
-  if (m == 0) return;
-  double *xc = xmalloc(sizeof(double) * (size_t)(cr * d)); /* [cr, d] */
-  double *y = xmalloc(sizeof(double) * (size_t)(cr * l));  /* [cr, l] */
-  for (int64_t r0 = 0; r0 < m; r0 += cr) {
-    int64_t nr = m - r0 < cr ? m - r0 : cr;
-    load_dense(b, shift, r0, nr, xc);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, l, (int)d, 1.0, xc, (int)d, v, l,
-                0.0, y, l);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, l, (int)nr, 1.0, xc, (int)d, y, l,
-                1.0, w, l);
-  }
-  free(xc);
-  free(y);
-}
-
-/* CSR with implicit centring: y_i = x_iᵀV − μᵀV for each row, W += Xᵀ Y − μ (1ᵀY). Row-major
- * blocks: each stored entry reads and writes l contiguous doubles. */
-__attribute__((target_clones("avx2", "default")))
-static void apply_csr(const data_block *b, const double *shift, const double *v, int l, double *w) {
-  int64_t m = b->end - b->begin, d = b->cols;
-  double *muv = xcalloc((size_t)l, sizeof(double)), *ysum = xcalloc((size_t)l, sizeof(double));
-  double *y = xmalloc(sizeof(double) * (size_t)l);
-  if (shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)d, l, 1.0, v, l, shift, 1, 0.0, muv, 1);
-  for (int64_t i = 0; i < m; i++) {
-    for (int c = 0; c < l; c++) y[c] = -muv[c];
-    for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
-      const double a = b->values[p], *vj = v + (int64_t)b->indices[p] * l;
-      for (int c = 0; c < l; c++) y[c] += a * vj[c];
-    }
-    for (int64_t p = b->indptr[i]; p < b->indptr[i + 1]; p++) {
-      const double a = b->values[p];
-      double *wj = w + (int64_t)b->indices[p] * l;
-      for (int c = 0; c < l; c++) wj[c] += a * y[c];
-    }
-    for (int c = 0; c < l; c++) ysum[c] += y[c];
-  }
-  if (shift) /* W −= μ (1ᵀY): a rank-one update */
-    cblas_dger(CblasRowMajor, (int)d, l, -1.0, shift, 1, ysum, 1, w, l);
-  free(muv);
-  free(ysum);
-  free(y);
-}
-
-void pca_ops_apply(const data_block *b, const double *shift, const double *v, int l, double *w) {
-  if (b->kind == DATA_DENSE) apply_dense(b, shift, v, l, w);
-  else apply_csr(b, shift, v, l, w);
 }
 
 void pca_ops_gram(const data_block *b, const double *shift, double *g) {

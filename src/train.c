@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "backend.h"
 #include "backend_cuda_api.h"
+#include "batch.h"
 #include "buf.h"
 #include "checkpoint.h"
 #include "config.h"
@@ -23,17 +25,6 @@
 #include "model.h"
 #include "optim.h"
 #include "sampler.h"
-
-/* A batch staged on the host and its device copy. */
-typedef struct stage {
-  int64_t rows_cap, nnz_cap, cols;
-  int sparse;
-  float *hx, *dx;            /* dense [rows_cap, cols] */
-  int64_t *hptr, *dptr;      /* CSR [rows_cap + 1] */
-  int32_t *hind, *dind;      /* CSR [nnz_cap] */
-  float *hval, *dval;        /* CSR [nnz_cap] */
-  int32_t *hy, *dy;          /* [rows_cap] */
-} stage;
 
 typedef struct trainer {
   config *cfg;
@@ -46,7 +37,8 @@ typedef struct trainer {
   model m;
   optim opt;
   sched sch;
-  stage st;
+  batch_stage st;
+  batch_resident res;
   int64_t *rows;             /* row ids of the local batch */
   int64_t classes;
   MPI_Request req[MODEL_MAX_LAYERS];
@@ -62,81 +54,6 @@ typedef struct trainer {
 } trainer;
 
 static double now(void) { return MPI_Wtime(); }
-
-/* ---- batches -------------------------------------------------------------------------------- */
-
-/* Device buffer for a host staging buffer: on the CPU backend the staging buffer itself (no copy). */
-static void *stage_dev(const backend_ops *be, void *host, size_t bytes) {
-  return be->kind == BACKEND_CPU ? host : be->alloc(bytes);
-}
-
-static int stage_init(stage *s, const backend_ops *be, const data_block *src, int64_t rows) {
-  memset(s, 0, sizeof *s);
-  s->rows_cap = rows;
-  s->cols = src->cols;
-  s->sparse = src->kind == DATA_CSR;
-  size_t by = sizeof(int32_t) * (size_t)rows;
-  s->hy = xmalloc(by);
-  int ok = (s->dy = stage_dev(be, s->hy, by)) != NULL;
-  if (s->sparse) {
-    s->nnz_cap = src->nnz > 0 ? src->nnz : 1; /* a batch never holds more than the block */
-    size_t bp = sizeof(int64_t) * (size_t)(rows + 1), bi = sizeof(int32_t) * (size_t)s->nnz_cap,
-           bv = sizeof(float) * (size_t)s->nnz_cap;
-    s->hptr = xmalloc(bp);
-    s->hind = xmalloc(bi);
-    s->hval = xmalloc(bv);
-    ok = ok && (s->dptr = stage_dev(be, s->hptr, bp)) && (s->dind = stage_dev(be, s->hind, bi)) &&
-         (s->dval = stage_dev(be, s->hval, bv));
-  } else {
-    size_t bx = sizeof(float) * (size_t)(rows * s->cols);
-    s->hx = xmalloc(bx);
-    ok = ok && (s->dx = stage_dev(be, s->hx, bx));
-  }
-  return ok ? 0 : log_fail("out of device memory for a batch of %lld rows", (long long)rows);
-}
-
-static void stage_free(stage *s, const backend_ops *be) {
-  if (be && be->kind != BACKEND_CPU)
-    be->free(s->dx), be->free(s->dptr), be->free(s->dind), be->free(s->dval), be->free(s->dy);
-  free(s->hx), free(s->hptr), free(s->hind), free(s->hval), free(s->hy);
-  memset(s, 0, sizeof *s);
-}
-
-/* Gather rows (indices into block b, relative to b->begin when `rel`) into the stage, upload,
- * and describe the device batch. */
-static model_batch stage_rows(stage *s, const backend_ops *be, const data_block *b,
-                              const int64_t *rows, int64_t n, int64_t base) {
-  int64_t nnz = 0;
-  if (s->sparse) s->hptr[0] = 0;
-  for (int64_t i = 0; i < n; i++) {
-    int64_t r = rows ? rows[i] - base : base + i; /* row within the block */
-    s->hy[i] = b->y[r];
-    if (s->sparse) {
-      int64_t a = b->indptr[r], e = b->indptr[r + 1];
-      memcpy(s->hind + nnz, b->indices + a, sizeof(int32_t) * (size_t)(e - a));
-      memcpy(s->hval + nnz, b->values + a, sizeof(float) * (size_t)(e - a));
-      nnz += e - a;
-      s->hptr[i + 1] = nnz;
-    } else {
-      memcpy(s->hx + i * s->cols, b->x + r * s->cols, sizeof(float) * (size_t)s->cols);
-    }
-  }
-  model_batch mb = {.rows = (int)n, .y = s->dy};
-  const int copy = be->kind != BACKEND_CPU; /* the CPU backend reads the staging buffers */
-  if (copy) be->upload(s->dy, s->hy, sizeof(int32_t) * (size_t)n);
-  if (s->sparse) {
-    if (copy) {
-      be->upload(s->dptr, s->hptr, sizeof(int64_t) * (size_t)(n + 1));
-      be->upload(s->dind, s->hind, sizeof(int32_t) * (size_t)nnz);
-      be->upload(s->dval, s->hval, sizeof(float) * (size_t)nnz);
-    }
-    mb.indptr = s->dptr, mb.indices = s->dind, mb.values = s->dval;
-  } else {
-    if (copy) be->upload(s->dx, s->hx, sizeof(float) * (size_t)(n * s->cols));
-    mb.x = s->dx;
-  }
-  return mb;
-}
 
 /* ---- gradient all-reduce in per-layer buckets ------------------------------------------------- */
 
@@ -262,7 +179,7 @@ static void evaluate(trainer *t, int want_confusion, eval_result *r) {
   float *logits = want_confusion ? xmalloc(sizeof(float) * (size_t)(t->st.rows_cap * C)) : NULL;
   for (int64_t a = 0; a < n; a += t->st.rows_cap) {
     int64_t k = n - a < t->st.rows_cap ? n - a : t->st.rows_cap;
-    model_batch mb = stage_rows(&t->st, t->be, &t->test, NULL, k, a);
+    model_batch mb = batch_stage_rows(&t->st, t->be, &t->test, NULL, k, a);
     int correct = 0;
     acc[0] += model_forward(&t->m, &mb, 0, 0, 0, 1.0f, &correct);
     acc[1] += correct;
@@ -396,21 +313,6 @@ static int optim_from_config(const config *c, optim_hparams *h) {
   return 0;
 }
 
-/* Choose the backend from train.device (auto | cpu | cuda) and say which. */
-static const backend_ops *choose_backend(const config *c) {
-  int dev = config_enum(c, "train.device"); /* auto, cpu, cuda */
-  const char *why = NULL;
-  if (dev == 1) return backend_cpu();
-  if (dev == 2) return backend_get(BACKEND_CUDA);
-  if (backend_cuda_device_count(&why) > 0) {
-    const backend_ops *be = backend_get(BACKEND_CUDA);
-    if (be) return be;
-    why = log_last_error();
-  }
-  log_info("device: cpu (auto: %s)\n", why ? why : "no GPU");
-  return backend_cpu();
-}
-
 /* Everything before the first step; returns 0, or -1 (reported once, on every rank). */
 static int setup(trainer *t, int eval_only) {
   const config *c = t->cfg;
@@ -420,8 +322,6 @@ static int setup(trainer *t, int eval_only) {
     int ok = log_fail("%s: [data] path is required", config_path(c) ? config_path(c) : "config") == 0;
     return dist_all_ok(ok) ? 0 : -1;
   }
-  if (config_enum(c, "train.precision") != 0 && !dist_all_ok(log_fail("[train] precision = bf16 needs the CUDA backend") == 0))
-    return -1;
   if (!dist_all_ok(data_open(&t->data, path, dist_comm()) == 0)) return -1;
   data_file *f = &t->data;
   if (!dist_all_ok(f->test.present || log_fail("%s: no /test split to evaluate on", path) == 0)) return -1;
@@ -447,7 +347,9 @@ static int setup(trainer *t, int eval_only) {
   model_spec s = {.act = (backend_act)(1 + config_enum(c, "model.activation")),
                   .dropout = (float)config_double(c, "model.dropout"),
                   .input_dropout = (float)config_double(c, "model.input_dropout"),
-                  .init = (model_init_kind)config_enum(c, "model.init")};
+                  .init = (model_init_kind)config_enum(c, "model.init"),
+                  .bf16 = config_enum(c, "train.precision") == CONFIG_PRECISION_BF16,
+                  .csr_input = f->train.kind == DATA_CSR};
   if (s.input_dropout > 0 && f->train.kind == DATA_CSR &&
       !dist_all_ok(log_fail("%s: [model] input_dropout applies to dense data only", config_path(c)) == 0))
     return -1;
@@ -457,14 +359,15 @@ static int setup(trainer *t, int eval_only) {
   s.dims[0] = f->train.cols;
   for (int i = 0; i < nh; i++) s.dims[i + 1] = hidden[i];
   s.dims[nh + 1] = t->classes;
-  if (!(t->be = choose_backend(c))) return dist_all_ok(0) ? 0 : -1;
+  t->be = backend_choose(config_enum(c, "train.device"), "[train] device");
+  if (!dist_all_ok(t->be != NULL || log_prefix(config_path(c) ? config_path(c) : "config") == 0)) return -1;
   if (config_int(c, "train.threads") > 0) backend_cpu_set_threads((int)config_int(c, "train.threads"));
   int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
   if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
   if (rows < 1) rows = 1;
   data_block nnz_max = t->local.nnz >= t->test.nnz ? t->local : t->test;
   optim_hparams h;
-  ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
+  ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && batch_stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
        optim_from_config(c, &h) == 0 && optim_init(&t->opt, &h, t->be, t->m.n_params) == 0;
   if (!dist_all_ok(ok)) return -1;
   if (nccl_setup(t)) return -1;
@@ -510,16 +413,19 @@ static int setup(trainer *t, int eval_only) {
            (long long)f->train.cols, f->train.kind == DATA_CSR ? "sparse" : "dense", (long long)t->classes);
   buf arch = {0};
   for (int l = 0; l <= s.n_layers; l++) buf_printf(&arch, "%s%lld", l ? "-" : "", (long long)s.dims[l]);
-  log_info("model %s (%zu parameters), %s, global batch %lld (%lld steps/epoch)\n", arch.data,
-           t->m.n_params, config_str(c, "optim.name"), (long long)t->smp.batch, (long long)t->smp.steps_per_epoch);
+  log_info("model %s (%zu parameters%s), %s, global batch %lld (%lld steps/epoch)\n", arch.data,
+           t->m.n_params, s.bf16 ? ", bf16 GEMM inputs" : "", config_str(c, "optim.name"), (long long)t->smp.batch,
+           (long long)t->smp.steps_per_epoch);
   buf_free(&arch);
+  if (!eval_only) batch_resident_init(&t->res, t->be, &t->local, t->st.rows_cap);
   return 0;
 }
 
 static void teardown(trainer *t, int failed) {
   nccl_teardown(t, failed);
   if (t->metrics) fclose(t->metrics);
-  stage_free(&t->st, t->be);
+  batch_resident_free(&t->res, t->be);
+  batch_stage_free(&t->st, t->be);
   if (t->opt.be) optim_free(&t->opt);
   model_free(&t->m);
   sampler_free(&t->smp);
@@ -565,7 +471,8 @@ static int run(trainer *t) {
     const int64_t first_step = t->smp.step;
     for (int64_t step = first_step; step < spe; step++) {
       int64_t off, n = sampler_next(&t->smp, t->rows, &off);
-      model_batch mb = stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
+      model_batch mb = t->res.on ? batch_resident_rows(&t->res, &t->st, be, &t->local, t->rows, n)
+                                 : batch_stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
       int64_t gstep = epoch * spe + step;
       lr = sched_lr(&t->sch, base_lr, gstep);
       double tc = now();

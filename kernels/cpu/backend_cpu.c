@@ -1,7 +1,8 @@
 /* backend_cpu.c — the CPU backend on OpenBLAS and C loops (src/backend.h): memory is host memory,
  * GEMM is cblas_sgemm, everything else is a fused loop here over the per-element arithmetic of
  * kernels/common/elem_math.h, which the CUDA backend shares. The optimizer update and max-norm
- * live in optim_cpu.c. This is also the reference the CUDA backend is tested against. */
+ * live in optim_cpu.c. gemm_bf16 rounds its operands to bf16 (kernels/common/bf16.h) and then
+ * calls sgemm. This is also the reference the CUDA backend is tested against. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,8 +10,10 @@
 #include <string.h>
 
 #include "backend.h"
+#include "common/bf16.h"
 #include "common/elem_math.h"
 #include "optim_cpu.h"
+#include "pca_cpu.h"
 
 /* elem_math.h's act_forward / act_backward_elem number the activations as backend_act does */
 _Static_assert(BACKEND_ACT_NONE == 0 && BACKEND_ACT_RELU == 1 && BACKEND_ACT_TANH == 2 &&
@@ -154,6 +157,41 @@ static double cpu_sumsq(const float *x, size_t n) {
   return s;
 }
 
+/* ---- trainer data path and precision ---------------------------------------------------------- */
+
+static void cpu_gather_rows(void *dst, const void *src, const int64_t *idx, int n, int64_t cols) {
+  const size_t row = sizeof(float) * (size_t)cols;
+  for (int i = 0; i < n; i++) memcpy((char *)dst + (size_t)i * row, (const char *)src + (size_t)idx[i] * row, row);
+}
+
+static void cpu_gather_csr(int32_t *dst_ind, float *dst_val, const int64_t *dst_ptr, const int64_t *src_ptr,
+                           const int32_t *src_ind, const float *src_val, const int64_t *idx, int n) {
+  for (int i = 0; i < n; i++) {
+    const int64_t a = src_ptr[idx[i]], len = dst_ptr[i + 1] - dst_ptr[i];
+    memcpy(dst_ind + dst_ptr[i], src_ind + a, sizeof(int32_t) * (size_t)len);
+    memcpy(dst_val + dst_ptr[i], src_val + a, sizeof(float) * (size_t)len);
+  }
+}
+
+/* dst [rows, cols] (packed) = bf16_round(src [rows, cols] with leading dimension ld) */
+static void cpu_round_bf16(float *dst, const float *src, int rows, int cols, int ld) {
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < cols; j++) dst[(size_t)r * cols + j] = bf16_round(src[(size_t)r * ld + j]);
+}
+
+/* The reference of the CUDA bf16 GEMM: round both operands into ws (as floats), then sgemm —
+ * bf16 x bf16 products are exact in fp32, so only the order of the fp32 sums differs. */
+static void cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc, float *ws) {
+  if (M == 0 || N == 0) return;
+  const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N; /* as stored */
+  float *a = ws, *b = ws + (size_t)M * K;
+  cpu_round_bf16(a, A, ar, ac, lda);
+  cpu_round_bf16(b, B, br, bc, ldb);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
+}
+
 static const backend_ops k_cpu = {
     .kind = BACKEND_CPU,
     .alloc = cpu_alloc,
@@ -173,7 +211,13 @@ static const backend_ops k_cpu = {
     .scale = cpu_scale,
     .sumsq = cpu_sumsq,
     .optim_update = backend_cpu_optim_update,
+    .pca_create = backend_cpu_pca_create,
+    .pca_apply = backend_cpu_pca_apply,
+    .pca_destroy = backend_cpu_pca_destroy,
     .max_norm = backend_cpu_max_norm,
+    .gather_rows = cpu_gather_rows,
+    .gather_csr = cpu_gather_csr,
+    .gemm_bf16 = cpu_gemm_bf16,
 };
 
 const backend_ops *backend_cpu(void) { return &k_cpu; }

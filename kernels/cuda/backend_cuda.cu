@@ -1,7 +1,7 @@
 /* backend_cuda.cu — the CUDA backend module libdpt_cuda.so: device discovery, binding a process
  * to its device (streams, cuBLAS, scratch), memory, events, and the two tables it hands out —
- * backend_ops (src/backend.h; the op families live in gemm.cu, sparse.cu, act.cu, loss.cu,
- * optim.cu) and backend_cuda_api (src/backend_cuda_api.h; NCCL in nccl.cu). Loaded by
+ * backend_ops (src/backend.h; the op families live in gemm.cu, sparse.cu, act.cu, loss.cu, pca.cu,
+ * optim.cu, gather.cu) and backend_cuda_api (src/backend_cuda_api.h; NCCL in nccl.cu). Loaded by
  * src/backend.c with dlopen; dpt_cuda_api is its only exported symbol. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,7 +105,9 @@ static const backend_ops k_cuda_ops = {
     BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_upload,   cuda_download, cuda_fill,
     cuda_gemm,         cuda_spmm,       cuda_spmm_t,       cuda_bias_act, cuda_act_backward,
     cuda_bias_grad,    cuda_softmax_xent, cuda_dropout,    cuda_mul,      cuda_scale,    cuda_sumsq,
-    cuda_optim_update, cuda_max_norm,
+    cuda_optim_update, cuda_pca_create, cuda_pca_apply,  cuda_pca_destroy, cuda_max_norm,
+    /* trainer data path and precision */
+    cuda_gather_rows,  cuda_gather_csr, cuda_gemm_bf16,
 };
 
 /* ---- binding to a device --------------------------------------------------------------------- */

@@ -109,11 +109,24 @@ __device__ __forceinline__ double block_sum(double v, double *shared32) {
 /* gemm.cu */
 void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
+void cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, float *ws);
+/* gather.cu */
+void cuda_gather_rows(void *dst, const void *src, const int64_t *idx, int n, int64_t cols);
+void cuda_gather_csr(int32_t *dst_ind, float *dst_val, const int64_t *dst_ptr, const int64_t *src_ptr,
+                     const int32_t *src_ind, const float *src_val, const int64_t *idx, int n);
 /* sparse.cu */
 void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
                const float *W, float beta, float *Y);
 void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
                  const float *dY, float *dW);
+/* Y[B,N] = X[B,K] · W[K,N] in double, X in CSR (pca.cu) */
+void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, const double *values,
+                const double *W, double *Y);
+/* pca.cu */
+backend_pca *cuda_pca_create(const backend_pca_rows *rows, const double *shift, int lmax);
+void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w);
+void cuda_pca_destroy(backend_pca *p);
 /* act.cu */
 void cuda_fill(float *x, size_t n, float v);
 void cuda_bias_act(float *Y, const float *b, int B, int N, backend_act act);

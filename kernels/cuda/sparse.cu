@@ -1,5 +1,6 @@
 /* sparse.cu — the CSR first layer: Y = X·W and dW += Xᵀ·dY with X in CSR (indptr int64,
- * indices int32, the scipy/anndata layout the data files use).
+ * indices int32, the scipy/anndata layout the data files use); and Y = X·W in double for the
+ * PCA products (pca.cu), the same kernel instantiated for double.
  *
  * Own kernels rather than cusparseSpMM: cuSPARSE's generic API documents CSR with 32-bit or with
  * 64-bit indices, not offsets and column indices of different widths, so it would need a
@@ -15,31 +16,33 @@
 
 enum { SP_THREADS = 256, SP_WARPS = SP_THREADS / 32, SP_COLS = 4, SP_TILE = 32 * SP_COLS };
 
-__global__ void spmm_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-                            const float *W, float beta, float *Y) {
+/* T = float: the CSR layer; T = double: the PCA products (pca.cu). */
+template <typename T>
+__global__ void spmm_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const T *values,
+                            const T *W, T beta, T *Y) {
   const int lane = threadIdx.x & 31;
   const int tiles = (N + SP_TILE - 1) / SP_TILE;
   const int64_t items = (int64_t)B * tiles;
   for (int64_t it = (int64_t)blockIdx.x * SP_WARPS + (threadIdx.x >> 5); it < items;
        it += (int64_t)gridDim.x * SP_WARPS) {
     const int r = (int)(it / tiles), j0 = (int)(it % tiles) * SP_TILE;
-    float *y = Y + (size_t)r * N;
-    float acc[SP_COLS];
+    T *y = Y + (size_t)r * N;
+    T acc[SP_COLS];
 #pragma unroll
     for (int c = 0; c < SP_COLS; c++) {
       const int j = j0 + c * 32 + lane;
-      acc[c] = 0.0f;
-      if (j < N && beta != 0.0f) acc[c] = beta == 1.0f ? y[j] : y[j] * beta;
+      acc[c] = T(0);
+      if (j < N && beta != T(0)) acc[c] = beta == T(1) ? y[j] : y[j] * beta;
     }
     const int64_t k0 = indptr[r], k1 = indptr[r + 1];
     for (int64_t kb = k0; kb < k1; kb += 32) {
       const int cnt = k1 - kb < 32 ? (int)(k1 - kb) : 32;
       const int my_i = lane < cnt ? indices[kb + lane] : 0;
-      const float my_v = lane < cnt ? values[kb + lane] : 0.0f;
+      const T my_v = lane < cnt ? values[kb + lane] : T(0);
       for (int t = 0; t < cnt; t++) {
         const int i = __shfl_sync(0xffffffffu, my_i, t);
-        const float v = __shfl_sync(0xffffffffu, my_v, t);
-        const float *w = W + (size_t)i * N;
+        const T v = __shfl_sync(0xffffffffu, my_v, t);
+        const T *w = W + (size_t)i * N;
 #pragma unroll
         for (int c = 0; c < SP_COLS; c++) {
           const int j = j0 + c * 32 + lane;
@@ -98,8 +101,15 @@ static unsigned sp_grid(int B, int N) {
 void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
                const float *W, float beta, float *Y) {
   if (B <= 0 || N <= 0) return;
-  spmm_kernel<<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, W, beta, Y);
+  spmm_kernel<float><<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, W, beta, Y);
   KERNEL_CHECK("spmm");
+}
+
+void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, const double *values,
+                const double *W, double *Y) {
+  if (B <= 0 || N <= 0) return;
+  spmm_kernel<double><<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, W, 0.0, Y);
+  KERNEL_CHECK("dspmm");
 }
 
 void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,

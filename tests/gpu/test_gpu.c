@@ -490,6 +490,109 @@ static void test_max_norm(void) {
   }
 }
 
+/* ---- trainer data path and precision: gathers, bf16 GEMM -------------------------------------- */
+
+/* gemm_bf16 on the GPU (cuBLAS GemmEx, bf16 inputs, fp32 compute) against the CPU backend's
+ * reference (the same bf16 rounding, then sgemm), with scale s = |alpha| |A||B| + |beta C|:
+ *   vs the CPU bf16 reference: |g - c| <= 1e-3 s — both multiply the same bf16 values, whose
+ *     products are exact in fp32; only the fp32 sums differ (order, split-K, the tensor cores'
+ *     accumulation), which stays far below 1e-3 of the terms' magnitude for K <= 800;
+ *   vs the fp32 gemm: |g - c| <= 1e-2 s — rounding each input to 8 significant bits moves each
+ *     product by at most ~2^-7 relative (documents what bf16 costs; not a backend property). */
+static void test_gemm_bf16(void) {
+  static const int shapes[][3] = {{1, 1, 1}, {13, 11, 17}, {64, 10, 784}, {127, 33, 65}, {257, 129, 3}, {128, 512, 800}};
+  static const float ab[][2] = {{1.0f, 0.0f}, {-2.0f, 0.5f}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++)
+        for (size_t q = 0; q < 2; q++) {
+          const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = (int)q * 5; /* q = 1: wider rows */
+          const float alpha = ab[q][0], beta = ab[q][1];
+          const int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+          const size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+          float *A = rnd(na, -1, 1), *B = rnd(nb, -1, 1), *C = rnd(nc, -1, 1);
+          if (s == 3) A[0] = NAN; /* op(A)[0, 0] for either ta: row 0 of C is NaN on both sides */
+          float *Cb = dup(C, nc), *Cf = dup(C, nc), *ws = xalloc(backend_gemm_bf16_ws(M, N, K));
+          float *dA = to_gpu(A, sizeof(float) * na), *dB = to_gpu(B, sizeof(float) * nb), *dC = to_gpu(C, sizeof(float) * nc);
+          float *dws = GPU->alloc(sizeof(float) * backend_gemm_bf16_ws(M, N, K));
+          CPU->gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cb, ldc, ws);
+          CPU->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cf, ldc);
+          GPU->gemm_bf16(ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc, dws);
+          float *aA = dup(A, na), *aB = dup(B, nb), *sc = xalloc(nc);
+          for (size_t i = 0; i < na; i++) aA[i] = fabsf(aA[i]);
+          for (size_t i = 0; i < nb; i++) aB[i] = fabsf(aB[i]);
+          for (size_t i = 0; i < nc; i++) sc[i] = fabsf(beta * C[i]);
+          CPU->gemm(ta, tb, M, N, K, fabsf(alpha), aA, lda, aB, ldb, 1.0f, sc, ldc);
+          float *g = from_gpu(dC, nc);
+          char what[128];
+          snprintf(what, sizeof what, "gemm_bf16 %dx%dx%d ta=%d tb=%d ld+%d vs the CPU bf16 reference", M, N, K, ta, tb, pad);
+          check_close(what, g, Cb, nc, 1e-3, 1e-30, sc);
+          snprintf(what, sizeof what, "gemm_bf16 %dx%dx%d ta=%d tb=%d vs fp32 gemm", M, N, K, ta, tb);
+          check_close(what, g, Cf, nc, 1e-2, 1e-30, sc);
+          GPU->free(dA), GPU->free(dB), GPU->free(dC), GPU->free(dws);
+          free(A), free(B), free(C), free(Cb), free(Cf), free(ws), free(aA), free(aB), free(sc), free(g);
+        }
+}
+
+/* gather_rows (dense features, labels) and gather_csr on the GPU: the CPU's bytes exactly. Rows
+ * chosen at random with repeats; CSR rows from empty to longer than a block of threads. */
+static void test_gather(void) {
+  static const int64_t dense[][3] = {{1, 1, 1}, {5000, 784, 1000}, {300, 3, 257}}; /* rows, cols, n */
+  for (size_t s = 0; s < 3; s++) {
+    const int64_t R = dense[s][0], C = dense[s][1];
+    const int n = (int)dense[s][2];
+    float *src = rnd((size_t)(R * C), -1, 1), *x = xalloc((size_t)n * C);
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)n);
+    for (int i = 0; i < n; i++) idx[i] = (int64_t)rng_below(&g_rng, (uint64_t)R);
+    float *dsrc = to_gpu(src, sizeof(float) * (size_t)(R * C)), *dx = GPU->alloc(sizeof(float) * (size_t)n * C);
+    int64_t *didx = to_gpu(idx, sizeof(int64_t) * (size_t)n);
+    CPU->gather_rows(x, src, idx, n, C);
+    GPU->gather_rows(dx, dsrc, didx, n, C);
+    float *g = from_gpu(dx, (size_t)n * C);
+    char what[96];
+    snprintf(what, sizeof what, "gather_rows %d of %lld rows x %lld", n, (long long)R, (long long)C);
+    check_exact(what, g, x, (size_t)n * C);
+    /* labels: rows of one int32 */
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)R), *yc = malloc(sizeof(int32_t) * (size_t)n), *yg = malloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t r = 0; r < R; r++) y[r] = (int32_t)rng_below(&g_rng, 100000);
+    int32_t *dy = to_gpu(y, sizeof(int32_t) * (size_t)R), *dyo = GPU->alloc(sizeof(int32_t) * (size_t)n);
+    CPU->gather_rows(yc, y, idx, n, 1);
+    GPU->gather_rows(dyo, dy, didx, n, 1);
+    GPU->download(yg, dyo, sizeof(int32_t) * (size_t)n);
+    result(memcmp(yc, yg, sizeof(int32_t) * (size_t)n) == 0, "gather_rows labels: %d of %lld identical", n, (long long)R);
+    GPU->free(dsrc), GPU->free(dx), GPU->free(didx), GPU->free(dy), GPU->free(dyo);
+    free(src), free(x), free(idx), free(g), free(y), free(yc), free(yg);
+  }
+  const int R = 3000, n = 700;
+  int64_t *ptr = malloc(sizeof(int64_t) * (R + 1)), *idx = malloc(sizeof(int64_t) * n), *bptr = malloc(sizeof(int64_t) * (n + 1));
+  ptr[0] = 0;
+  for (int r = 0; r < R; r++) ptr[r + 1] = ptr[r] + (r % 7 == 3 ? 0 : (int64_t)rng_below(&g_rng, r % 50 == 1 ? 700 : 40));
+  const size_t nnz = (size_t)ptr[R];
+  int32_t *ind = malloc(sizeof(int32_t) * nnz + 4);
+  float *val = rnd(nnz, -1, 1);
+  for (size_t k = 0; k < nnz; k++) ind[k] = (int32_t)rng_below(&g_rng, 60000);
+  bptr[0] = 0;
+  for (int i = 0; i < n; i++) {
+    idx[i] = (int64_t)rng_below(&g_rng, R);
+    bptr[i + 1] = bptr[i] + ptr[idx[i] + 1] - ptr[idx[i]];
+  }
+  const size_t bn = (size_t)bptr[n];
+  int32_t *ci = malloc(sizeof(int32_t) * bn + 4), *gi = malloc(sizeof(int32_t) * bn + 4);
+  float *cv = xalloc(bn), *gv;
+  int64_t *dptr = to_gpu(ptr, sizeof(int64_t) * (R + 1)), *didx = to_gpu(idx, sizeof(int64_t) * n), *dbptr = to_gpu(bptr, sizeof(int64_t) * (n + 1));
+  int32_t *dind = to_gpu(ind, sizeof(int32_t) * nnz + 4), *doi = GPU->alloc(sizeof(int32_t) * bn + 4);
+  float *dval = to_gpu(val, sizeof(float) * nnz + 4), *dov = GPU->alloc(sizeof(float) * bn + 4);
+  CPU->gather_csr(ci, cv, bptr, ptr, ind, val, idx, n);
+  GPU->gather_csr(doi, dov, dbptr, dptr, dind, dval, didx, n);
+  GPU->download(gi, doi, sizeof(int32_t) * bn);
+  gv = from_gpu(dov, bn);
+  check_exact("gather_csr values", gv, cv, bn);
+  result(memcmp(gi, ci, sizeof(int32_t) * bn) == 0, "gather_csr indices: %d rows, %zu entries identical", n, bn);
+  void *all[] = {dptr, didx, dbptr, dind, doi, dval, dov};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) GPU->free(all[i]);
+  free(ptr), free(idx), free(bptr), free(ind), free(val), free(ci), free(gi), free(cv), free(gv);
+}
+
 /* ---- module: memory errors, events, NCCL ---------------------------------------------------- */
 
 static void test_module(void) {
@@ -540,6 +643,71 @@ static void test_module(void) {
   GPU->free(dx), free(x), free(want);
 }
 
+/* ---- PCA products ---------------------------------------------------------------------------- */
+
+/* pca_apply on the GPU against the CPU backend, in double: dense (one chunk, and rows wide
+ * enough that the GPU goes in several chunks) and CSR (text-like: wide, sparse, empty rows),
+ * centred and not, the block narrower than lmax. Tolerance: 1e-12 of max |w| (sums of ~1e5
+ * double terms in different orders). */
+static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int lmax) {
+  float *x = NULL, *val = NULL;
+  int64_t *ptr = NULL;
+  int32_t *ind = NULL;
+  if (sparse) {
+    size_t cap = (size_t)((double)m * (double)d * density * 2) + 64;
+    ptr = malloc(sizeof(int64_t) * (size_t)(m + 1));
+    ind = malloc(sizeof(int32_t) * cap);
+    val = xalloc(cap);
+    size_t nnz = 0;
+    ptr[0] = 0;
+    for (int64_t r = 0; r < m; r++) {
+      int64_t cnt = r % 9 == 4 ? 0 : (int64_t)(d * density * 2 * rng_uniform(&g_rng));
+      for (int64_t t = 0; t < cnt && nnz < cap; t++) {
+        ind[nnz] = (int32_t)((r * 7919 + t * (d / (cnt + 1) + 1)) % d); /* distinct within a row */
+        val[nnz++] = (float)rng_uniform(&g_rng);
+      }
+      ptr[r + 1] = (int64_t)nnz;
+    }
+  } else {
+    x = rnd((size_t)(m * d), 0, 1);
+  }
+  double *shift = malloc(sizeof(double) * (size_t)d), *v = malloc(sizeof(double) * (size_t)(d * lmax));
+  double *wg = malloc(sizeof(double) * (size_t)(d * lmax)), *wc = malloc(sizeof(double) * (size_t)(d * lmax));
+  for (int64_t j = 0; j < d; j++) shift[j] = 0.5 * rng_uniform(&g_rng);
+  for (int64_t i = 0; i < d * lmax; i++) v[i] = rng_uniform(&g_rng) * 2 - 1;
+  backend_pca_rows rows = {.m = m, .d = d, .x = x, .indptr = ptr, .indices = ind, .values = val};
+  for (int centred = 0; centred < 2; centred++) {
+    backend_pca *pc = CPU->pca_create(&rows, centred ? shift : NULL, lmax);
+    backend_pca *pg = GPU->pca_create(&rows, centred ? shift : NULL, lmax);
+    if (!pc || !pg) {
+      result(0, "pca_create %s m=%lld d=%lld returned NULL", sparse ? "csr" : "dense", (long long)m, (long long)d);
+    } else {
+      for (int l = lmax - 3; l <= lmax; l += 3) {
+        CPU->pca_apply(pc, v, l, wc);
+        GPU->pca_apply(pg, v, l, wg);
+        double big = 0, worst = 0;
+        for (int64_t i = 0; i < d * l; i++) big = fmax(big, fabs(wc[i]));
+        for (int64_t i = 0; i < d * l; i++) {
+          double e = fabs(wg[i] - wc[i]) / (big > 0 ? big : 1);
+          if (!(e <= worst)) worst = e;
+        }
+        result(big > 0 && worst <= 1e-12, "pca_apply %s m=%lld d=%lld l=%d %s: worst %.2e of max |w| %.3g",
+               sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
+      }
+    }
+    CPU->pca_destroy(pc);
+    GPU->pca_destroy(pg);
+  }
+  free(x), free(ptr), free(ind), free(val), free(shift), free(v), free(wg), free(wc);
+}
+
+static void test_pca(void) {
+  test_pca_case(0, 3000, 784, 1, 20);    /* MNIST-like: one chunk on the GPU */
+  test_pca_case(0, 700, 100000, 1, 8);   /* wide: several GPU chunks of 335 rows */
+  test_pca_case(1, 2000, 60000, 0.002, 110); /* spam-like CSR */
+  test_pca_case(1, 50, 7, 0.5, 4);       /* tiny, with empty rows */
+}
+
 /* test_gpu --cpu-as-gpu: the harness against itself (the CPU backend on both sides), to check
  * the checks on a machine without a GPU; the module tests are left out. */
 static int self_test(void) {
@@ -553,6 +721,9 @@ static int self_test(void) {
   test_xent();
   test_optim();
   test_max_norm();
+  test_gemm_bf16();
+  test_gather();
+  test_pca();
   printf("%d checks, %d failed (CPU against CPU)\n", g_checks, g_fail);
   return g_fail ? 1 : 0;
 }
@@ -594,6 +765,9 @@ int main(int argc, char **argv) {
   test_xent();
   test_optim();
   test_max_norm();
+  test_gemm_bf16();
+  test_gather();
+  test_pca();
   test_module();
   printf("%d checks, %d failed\n", g_checks, g_fail);
   return g_fail ? 1 : 0;

@@ -164,11 +164,164 @@ static void check_dropout(const backend_ops *be) {
   be->free(dX), be->free(dY), be->free(dM), free(X), free(Y), free(M), free(M2);
 }
 
+/* pca_apply: w = Xcᵀ (Xc v) against the densified, explicitly centred product in double, for
+ * dense and CSR rows, with and without a shift, and a block narrower than lmax. */
+static void check_pca(const backend_ops *be) {
+  enum { M = 37, D = 29, L = 6 };
+  float *x = rand_host((size_t)M * D);
+  int64_t ptr[M + 1] = {0};
+  int32_t ind[M * D];
+  float val[M * D];
+  int nnz = 0;
+  for (int r = 0; r < M; r++) { /* CSR: about a fifth of x's entries, the rest zero */
+    for (int j = 0; j < D; j++) {
+      if (rng_below(&g_rng, 5) == 0) ind[nnz] = j, val[nnz++] = x[r * D + j];
+      else x[r * D + j] = 0.0f;
+    }
+    ptr[r + 1] = nnz;
+  }
+  double shift[D], v[D * L], w[D * L], want[D * L], xc[M * D], y[M * L];
+  for (int j = 0; j < D; j++) shift[j] = rng_uniform(&g_rng) - 0.5;
+  for (int i = 0; i < D * L; i++) v[i] = rng_uniform(&g_rng) * 2 - 1;
+  for (int sparse = 0; sparse < 2; sparse++)
+    for (int centred = 0; centred < 2; centred++)
+      for (int l = L - 1; l <= L; l++) {
+        backend_pca_rows rows = {.m = M, .d = D, .x = sparse ? NULL : x, .indptr = ptr, .indices = ind, .values = val};
+        backend_pca *p = be->pca_create(&rows, centred ? shift : NULL, L);
+        assert_non_null(p);
+        for (int r = 0; r < M; r++)
+          for (int j = 0; j < D; j++) xc[r * D + j] = (double)x[r * D + j] - (centred ? shift[j] : 0.0);
+        for (int r = 0; r < M; r++)
+          for (int c = 0; c < l; c++) {
+            double s = 0;
+            for (int j = 0; j < D; j++) s += xc[r * D + j] * v[j * l + c];
+            y[r * l + c] = s;
+          }
+        double big = 0, worst = 0;
+        for (int j = 0; j < D; j++)
+          for (int c = 0; c < l; c++) {
+            double s = 0;
+            for (int r = 0; r < M; r++) s += xc[r * D + j] * y[r * l + c];
+            want[j * l + c] = s, big = fmax(big, fabs(s));
+          }
+        be->pca_apply(p, v, l, w);
+        for (int i = 0; i < D * l; i++) {
+          double e = fabs(w[i] - want[i]) / big;
+          if (!(e <= worst)) worst = e;
+        }
+        if (!(worst <= 1e-13))
+          fail_msg("pca_apply (%s, %s, l=%d) on backend %d: worst error %.3g of max |w| > 1e-13",
+                   sparse ? "csr" : "dense", centred ? "centred" : "uncentred", l, be->kind, worst);
+        be->pca_destroy(p);
+      }
+  be->pca_destroy(NULL);
+  free(x);
+}
+
+/* x rounded to bfloat16 (8 significant bits, ties to even), written independently of
+ * kernels/common/bf16.h: through frexp and the default rounding of nearbyint; below 2^-126 (the
+ * subnormals) on the fixed grid of 2^-133. */
+static float ref_bf16(float x) {
+  if (isnan(x) || isinf(x) || x == 0) return x;
+  if (fabsf(x) < 0x1p-126f) return (float)ldexp(nearbyint(ldexp(x, 133)), -133);
+  int e;
+  double m = frexp(x, &e); /* x = m 2^e, 0.5 <= |m| < 1 */
+  return (float)ldexp(nearbyint(ldexp(m, 8)), e - 8); /* 2^128 becomes inf */
+}
+
+static void check_gemm_bf16(const backend_ops *be) {
+  /* the rounding itself, through a K = 1 product with B = 1: ties (to even, both ways), the
+   * largest float (to infinity), infinities, zeros, subnormals, NaN */
+  static const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f), 3.0e38f, 3.4028235e38f,
+                                  INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, 0x1.fffffep-127f, NAN, 0.1f, -1.0f / 3};
+  enum { NS = sizeof special / sizeof *special, NR = 200, M = NS + NR };
+  float A[M], one = 1.0f, got[M];
+  memcpy(A, special, sizeof special);
+  for (int i = 0; i < NR; i++) A[NS + i] = (float)((rng_uniform(&g_rng) * 2 - 1) * ldexp(1, (int)rng_below(&g_rng, 40) - 20));
+  float *dA = dev(be, A, sizeof A), *dB = dev(be, &one, sizeof one), *dC = be->alloc(sizeof A),
+        *ws = be->alloc(sizeof(float) * backend_gemm_bf16_ws(M, 1, 1));
+  be->gemm_bf16(0, 0, M, 1, 1, 1.0f, dA, 1, dB, 1, 0.0f, dC, 1, ws);
+  be->download(got, dC, sizeof got);
+  for (int i = 0; i < M; i++) {
+    const float w = ref_bf16(A[i]);
+    if (be->kind != BACKEND_CPU && fabsf(w) < 0x1p-126f && w != 0) continue; /* tensor cores may flush subnormals */
+    if (!(isnan(w) ? isnan(got[i]) : w == got[i])) /* == : the product's sum makes -0 +0 */
+      fail_msg("gemm_bf16 rounding of %a on backend %d: %a, want %a", (double)A[i], be->kind, (double)got[i], (double)w);
+  }
+  assert_true(got[0] == 1.0f && got[1] == 1.0f + 0x1p-6f && isinf(got[4]) && (got[9] != 0.0f || be->kind != BACKEND_CPU));
+  be->free(dA), be->free(dB), be->free(dC), be->free(ws);
+  /* products against double loops over the rounded inputs (bf16 x bf16 is exact in fp32), with
+   * leading dimensions above the minimum; C's padding columns must stay as they were */
+  const int m = 13, n = 11, k = 17, pad = 3;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      const int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+      const size_t na = (size_t)(ta ? k : m) * lda, nb = (size_t)(tb ? n : k) * ldb, nc = (size_t)m * ldc;
+      float *a = rand_host(na), *b = rand_host(nb), *c = rand_host(nc);
+      double *want = malloc(sizeof(double) * nc);
+      for (int i = 0; i < m; i++)
+        for (int j = 0; j < ldc; j++) {
+          double acc = 0;
+          for (int q = 0; q < k; q++)
+            acc += (double)ref_bf16(ta ? a[q * lda + i] : a[i * lda + q]) * ref_bf16(tb ? b[j * ldb + q] : b[q * ldb + j]);
+          want[i * ldc + j] = j < n ? 2.0 * acc - 0.5 * c[i * ldc + j] : c[i * ldc + j];
+        }
+      float *da = dev(be, a, sizeof(float) * na), *db = dev(be, b, sizeof(float) * nb), *dc = dev(be, c, sizeof(float) * nc),
+            *w = be->alloc(sizeof(float) * backend_gemm_bf16_ws(m, n, k));
+      be->gemm_bf16(ta, tb, m, n, k, 2.0f, da, lda, db, ldb, -0.5f, dc, ldc, w);
+      expect_close(be, dc, want, nc, 1e-5, "gemm_bf16");
+      be->free(da), be->free(db), be->free(dc), be->free(w), free(a), free(b), free(c), free(want);
+    }
+}
+
+/* gather_rows (features and labels) and gather_csr: exact copies of the chosen rows, repeats too */
+static void check_gather(const backend_ops *be) {
+  enum { R = 40, C = 9, n = 25 };
+  float *src = rand_host(R * C), val[R * C], x[n * C], v[R * C];
+  int32_t y[R], ygot[n], ind[R * C], gi[R * C];
+  int64_t idx[n], ptr[R + 1] = {0}, bptr[n + 1] = {0};
+  int nnz = 0;
+  for (int r = 0; r < R; r++) {
+    y[r] = (int32_t)rng_below(&g_rng, 1000);
+    for (int k = 0; k < C; k++)
+      if (rng_below(&g_rng, 3) == 0) ind[nnz] = k, val[nnz++] = src[r * C + k];
+    ptr[r + 1] = nnz;
+  }
+  for (int i = 0; i < n; i++) {
+    idx[i] = i < 3 ? 7 : (int64_t)rng_below(&g_rng, R);
+    bptr[i + 1] = bptr[i] + ptr[idx[i] + 1] - ptr[idx[i]];
+  }
+  int64_t *didx = dev(be, idx, sizeof idx), *dptr = dev(be, ptr, sizeof ptr), *dbptr = dev(be, bptr, sizeof bptr);
+  float *dsrc = dev(be, src, sizeof(float) * R * C), *dx = be->alloc(sizeof x), *dval = dev(be, val, sizeof val),
+        *gval = be->alloc(sizeof val);
+  int32_t *dy = dev(be, y, sizeof y), *gy = be->alloc(sizeof ygot), *dind = dev(be, ind, sizeof ind), *gind = be->alloc(sizeof ind);
+  be->gather_rows(dx, dsrc, didx, n, C);
+  be->gather_rows(gy, dy, didx, n, 1);
+  be->gather_csr(gind, gval, dbptr, dptr, dind, dval, didx, n);
+  be->download(x, dx, sizeof x);
+  be->download(ygot, gy, sizeof ygot);
+  be->download(gi, gind, sizeof gi);
+  be->download(v, gval, sizeof v);
+  for (int i = 0; i < n; i++) {
+    assert_memory_equal(x + i * C, src + idx[i] * C, sizeof(float) * C);
+    assert_int_equal(ygot[i], y[idx[i]]);
+    const size_t len = (size_t)(bptr[i + 1] - bptr[i]);
+    if (len) assert_memory_equal(gi + bptr[i], ind + ptr[idx[i]], sizeof(int32_t) * len);
+    if (len) assert_memory_equal(v + bptr[i], val + ptr[idx[i]], sizeof(float) * len);
+  }
+  void *all[] = {didx, dptr, dbptr, dsrc, dx, dval, gval, dy, gy, dind, gind};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) be->free(all[i]);
+  free(src);
+}
+
 static void run_backend(const backend_ops *be) {
   check_gemm(be);
   check_sparse(be);
   check_elementwise(be);
   check_dropout(be);
+  check_gemm_bf16(be);
+  check_gather(be);
+  check_pca(be);
 }
 
 static void test_cpu(void **state) {

@@ -1,0 +1,19 @@
+/* pca_cpu.h — CPU implementations of the PCA ops of src/backend.h (pca_create, pca_apply,
+ * pca_destroy; contracts there). The CPU backend table (kernels/cpu/backend_cpu.c) points at
+ * these; the CUDA backend is tested against them. */
+#ifndef DPT_PCA_CPU_H
+#define DPT_PCA_CPU_H
+
+#include "backend.h"
+
+/* Points at rows and shift (they must outlive the object); scratch for blocks of <= lmax
+ * vectors. NULL when out of memory. */
+backend_pca *backend_cpu_pca_create(const backend_pca_rows *rows, const double *shift, int lmax);
+
+/* w [d, l] = Xcᵀ (Xc v) (overwritten); l > lmax leaves w zero. */
+void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w);
+
+/* Free p (NULL: nothing). */
+void backend_cpu_pca_destroy(backend_pca *p);
+
+#endif

@@ -1,0 +1,211 @@
+/* pca.cu — the CUDA backend's PCA products (backend.h: pca_create / pca_apply / pca_destroy),
+ * the same arithmetic as kernels/cpu/pca_cpu.c, in double: w = Xcᵀ (Xc v) over one rank's rows
+ * for the row-major [d, l] blocks of src/pca.c.
+ *
+ * pca_create copies the rows to the device once (they stay there for every pass):
+ *   dense: x as float [m, d]; each pass converts a chunk of rows to double minus the shift
+ *          (as large as 256 MiB of doubles allows: all of MNIST's rows at once) and runs two
+ *          DGEMMs per chunk, y = Xc v and w += Xcᵀ y.
+ *   CSR:   X and its transpose Xᵀ (built on the host by a counting sort, so each column's
+ *          entries keep the row order), values in double. A pass is y = X v (the CSR kernel of
+ *          sparse.cu for double), y −= 1 (μᵀv), w = Xᵀ y (the same kernel over Xᵀ: a gather,
+ *          no atomics, deterministic), w −= μ (1ᵀy) — the shift as rank-one updates, never a
+ *          dense Xc.
+ * v goes up and w comes back on the compute stream each pass (host memory on both ends, as
+ * src/pca.c's dense work and all-reduce are on the host). Out of device memory in pca_create
+ * returns NULL (src/pca.c reports it); any failure inside a pass is fatal (cuda_common.cuh). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+struct backend_pca {
+  int64_t m, d;
+  int lmax;
+  int sparse;
+  int64_t chunk;           /* dense: rows per chunk */
+  float *x;                /* dense: [m, d] */
+  double *xc;              /* dense: [chunk, d] */
+  int64_t *ptr, *tptr;     /* CSR: X [m + 1], Xᵀ [d + 1] */
+  int32_t *ind, *tind;     /* [nnz] */
+  double *val, *tval;      /* [nnz] */
+  double *shift;           /* [d], NULL when not centring */
+  double *v, *w, *y;       /* [d, lmax], [d, lmax], [rows, lmax] (rows = chunk or m) */
+  double *ones;            /* [rows] */
+  double *muv, *ysum;      /* [lmax] */
+};
+
+/* cudaMalloc that records failure instead of aborting (pca_create reports out of memory). */
+template <typename T>
+static void pca_alloc(T **p, size_t count, int *ok) {
+  *p = NULL;
+  if (!*ok) return;
+  if (cudaMalloc((void **)p, sizeof(T) * (count ? count : 1)) != cudaSuccess) {
+    cudaGetLastError(); /* clear the sticky-free allocation error */
+    *p = NULL;
+    *ok = 0;
+  }
+}
+
+static void pca_upload(void *dst, const void *src, size_t bytes) {
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cuda.compute));
+}
+
+__global__ void pca_fill_kernel(double *x, size_t n, double v) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    x[i] = v;
+}
+
+/* xc [nr, d] = (double) x [nr, d] − shift (shift NULL: no shift) */
+__global__ void pca_load_kernel(const float *x, const double *shift, int64_t nr, int64_t d, double *xc) {
+  const size_t n = (size_t)nr * (size_t)d;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    xc[i] = shift ? (double)x[i] - shift[i % (size_t)d] : (double)x[i];
+}
+
+void cuda_pca_destroy(backend_pca *p) {
+  if (!p) return;
+  void *bufs[] = {p->x, p->xc, p->ptr, p->tptr, p->ind, p->tind, p->val, p->tval,
+                  p->shift, p->v, p->w, p->y, p->ones, p->muv, p->ysum};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    if (bufs[i]) cudaFree(bufs[i]);
+  free(p);
+}
+
+/* The transpose of the CSR rows (counting sort by column: each column keeps its rows in order),
+ * values widened to double; and the rows' own values widened. Host scratch, uploaded by the
+ * caller. Returns 0, or -1 when out of host memory. */
+static int pca_transpose(const backend_pca_rows *r, int64_t *tptr, int32_t *tind, double *tval, double *val) {
+  const int64_t nnz = r->indptr[r->m];
+  int64_t *next = (int64_t *)calloc((size_t)r->d + 1, sizeof(int64_t));
+  if (!next) return -1;
+  memset(tptr, 0, sizeof(int64_t) * (size_t)(r->d + 1));
+  for (int64_t q = 0; q < nnz; q++) tptr[r->indices[q] + 1]++;
+  for (int64_t j = 0; j < r->d; j++) tptr[j + 1] += tptr[j];
+  memcpy(next, tptr, sizeof(int64_t) * (size_t)(r->d + 1));
+  for (int64_t i = 0; i < r->m; i++)
+    for (int64_t q = r->indptr[i]; q < r->indptr[i + 1]; q++) {
+      const int64_t at = next[r->indices[q]]++;
+      tind[at] = (int32_t)i;
+      tval[at] = (double)r->values[q];
+    }
+  for (int64_t q = 0; q < nnz; q++) val[q] = (double)r->values[q];
+  free(next);
+  return 0;
+}
+
+backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int lmax) {
+  backend_pca *p = (backend_pca *)calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->m = r->m, p->d = r->d, p->lmax = lmax > 0 ? lmax : 1, p->sparse = r->x == NULL;
+  const size_t d = (size_t)r->d, l = (size_t)p->lmax;
+  int ok = 1;
+  int64_t rows;
+  if (!p->sparse) {
+    int64_t cap = ((int64_t)256 << 20) / (int64_t)(8 * (d ? d : 1));
+    p->chunk = r->m < cap ? r->m : cap;
+    if (p->chunk < 1) p->chunk = 1;
+    rows = p->chunk;
+    pca_alloc(&p->x, (size_t)r->m * d, &ok);
+    pca_alloc(&p->xc, (size_t)p->chunk * d, &ok);
+    if (ok) pca_upload(p->x, r->x, sizeof(float) * (size_t)r->m * d);
+  } else {
+    const size_t nnz = (size_t)r->indptr[r->m];
+    rows = r->m;
+    pca_alloc(&p->ptr, (size_t)r->m + 1, &ok);
+    pca_alloc(&p->tptr, d + 1, &ok);
+    pca_alloc(&p->ind, nnz, &ok);
+    pca_alloc(&p->tind, nnz, &ok);
+    pca_alloc(&p->val, nnz, &ok);
+    pca_alloc(&p->tval, nnz, &ok);
+    if (ok) {
+      int64_t *tptr = (int64_t *)malloc(sizeof(int64_t) * (d + 1));
+      int32_t *tind = (int32_t *)malloc(sizeof(int32_t) * (nnz ? nnz : 1));
+      double *tval = (double *)malloc(sizeof(double) * (nnz ? nnz : 1));
+      double *val = (double *)malloc(sizeof(double) * (nnz ? nnz : 1));
+      ok = tptr && tind && tval && val && pca_transpose(r, tptr, tind, tval, val) == 0;
+      if (ok) {
+        pca_upload(p->ptr, r->indptr, sizeof(int64_t) * ((size_t)r->m + 1));
+        pca_upload(p->ind, r->indices, sizeof(int32_t) * nnz);
+        pca_upload(p->val, val, sizeof(double) * nnz);
+        pca_upload(p->tptr, tptr, sizeof(int64_t) * (d + 1));
+        pca_upload(p->tind, tind, sizeof(int32_t) * nnz);
+        pca_upload(p->tval, tval, sizeof(double) * nnz);
+        ok = cudaStreamSynchronize(g_cuda.compute) == cudaSuccess; /* before the host copies go */
+      }
+      free(tptr), free(tind), free(tval), free(val);
+    }
+  }
+  if (shift) {
+    pca_alloc(&p->shift, d, &ok);
+    if (ok) pca_upload(p->shift, shift, sizeof(double) * d);
+  }
+  pca_alloc(&p->v, d * l, &ok);
+  pca_alloc(&p->w, d * l, &ok);
+  pca_alloc(&p->y, (size_t)rows * l, &ok);
+  pca_alloc(&p->ones, (size_t)rows, &ok);
+  pca_alloc(&p->muv, l, &ok);
+  pca_alloc(&p->ysum, l, &ok);
+  if (ok) {
+    pca_fill_kernel<<<grid_for((size_t)rows ? (size_t)rows : 1, 256), 256, 0, g_cuda.compute>>>(p->ones, (size_t)rows, 1.0);
+    KERNEL_CHECK("pca_fill");
+    ok = cudaStreamSynchronize(g_cuda.compute) == cudaSuccess;
+  }
+  if (!ok) {
+    cuda_pca_destroy(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* Dense: per chunk, xc = rows − shift, y = xc v, w += xcᵀ y. Row-major X [r, c] is column-major
+ * [c, r], so y (row-major [nr, l]) = column-major v_cm [l, d] · xc_cm [d, nr], and
+ * w_cm [l, d] += y_cm [l, nr] · xc_cm[d, nr]ᵀ. */
+static void pca_dense(backend_pca *p, int l) {
+  const double one = 1.0, zero = 0.0;
+  const int d = (int)p->d;
+  for (int64_t r0 = 0; r0 < p->m; r0 += p->chunk) {
+    const int nr = (int)(p->m - r0 < p->chunk ? p->m - r0 : p->chunk);
+    pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr, p->d, p->xc);
+    KERNEL_CHECK("pca_load");
+    CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, l, nr, d, &one, p->v, l, p->xc, d, &zero, p->y, l));
+    CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_T, l, d, nr, &one, p->y, l, p->xc, d, &one, p->w, l));
+  }
+}
+
+/* CSR: y = X v − 1 (μᵀv), w = Xᵀ y − μ (1ᵀy). Column-major views: v_cm [l, d], y_cm [l, m],
+ * w_cm [l, d]; μᵀv = v_cm μ, 1ᵀy = y_cm 1, and the rank-one updates are DGER on those views. */
+static void pca_csr(backend_pca *p, int l) {
+  const double one = 1.0, zero = 0.0, minus = -1.0;
+  const int m = (int)p->m, d = (int)p->d;
+  cuda_dspmm(m, l, p->ptr, p->ind, p->val, p->v, p->y);
+  if (p->shift) {
+    CUBLAS_CHECK(cublasDgemv(g_cuda.blas, CUBLAS_OP_N, l, d, &one, p->v, l, p->shift, 1, &zero, p->muv, 1));
+    CUBLAS_CHECK(cublasDger(g_cuda.blas, l, m, &minus, p->muv, 1, p->ones, 1, p->y, l));
+  }
+  cuda_dspmm(d, l, p->tptr, p->tind, p->tval, p->y, p->w);
+  if (p->shift) {
+    CUBLAS_CHECK(cublasDgemv(g_cuda.blas, CUBLAS_OP_N, l, m, &one, p->y, l, p->ones, 1, &zero, p->ysum, 1));
+    CUBLAS_CHECK(cublasDger(g_cuda.blas, l, d, &minus, p->ysum, 1, p->shift, 1, p->w, l));
+  }
+}
+
+void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
+  const size_t n = (size_t)p->d * (size_t)(l > 0 ? l : 0);
+  if (l <= 0 || l > p->lmax || p->m == 0) {
+    memset(w, 0, sizeof(double) * n);
+    return;
+  }
+  if (p->m > INT32_MAX || p->d > INT32_MAX)
+    cuda_fatal("%s:%d: pca: %lld rows x %lld features exceed the 32-bit BLAS dimensions", __FILE__, __LINE__,
+               (long long)p->m, (long long)p->d);
+  pca_upload(p->v, v, sizeof(double) * n);
+  if (p->sparse) {
+    pca_csr(p, l);
+  } else {
+    CUDA_CHECK(cudaMemsetAsync(p->w, 0, sizeof(double) * n, g_cuda.compute));
+    pca_dense(p, l);
+  }
+  CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
