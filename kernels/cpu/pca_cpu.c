@@ -81,34 +81,39 @@ static void pca_cpu_dense(backend_pca *p, const double *v, int l, double *w) {
   }
 }
 
+/* restrict: v, w and the scratch never overlap, so the inner loops vectorise without run-time
+ * overlap checks (which, per stored entry of ~100 coefficients, cost as much as the work). */
 __attribute__((target_clones("avx2", "default")))
-static void pca_cpu_csr(backend_pca *p, const double *v, int l, double *w) {
-  const backend_pca_rows *b = &p->r;
-  double *y = p->y, *muv = p->muv, *ysum = p->ysum;
+static void pca_cpu_csr(const backend_pca_rows *b, const double *shift, const double *restrict v, int l,
+                        double *restrict w, double *restrict y, double *restrict muv, double *restrict ysum) {
   memset(muv, 0, sizeof(double) * (size_t)l);
   memset(ysum, 0, sizeof(double) * (size_t)l);
-  if (p->shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)b->d, l, 1.0, v, l, p->shift, 1, 0.0, muv, 1);
+  if (shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)b->d, l, 1.0, v, l, shift, 1, 0.0, muv, 1);
+  const int64_t *ptr = b->indptr;
+  const int32_t *ind = b->indices;
+  const float *val = b->values;
   for (int64_t i = 0; i < b->m; i++) {
     for (int c = 0; c < l; c++) y[c] = -muv[c];
-    for (int64_t q = b->indptr[i]; q < b->indptr[i + 1]; q++) {
-      const double a = b->values[q], *vj = v + (int64_t)b->indices[q] * l;
+    for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
+      const double a = val[q];
+      const double *restrict vj = v + (int64_t)ind[q] * l;
       for (int c = 0; c < l; c++) y[c] += a * vj[c];
     }
-    for (int64_t q = b->indptr[i]; q < b->indptr[i + 1]; q++) {
-      const double a = b->values[q];
-      double *wj = w + (int64_t)b->indices[q] * l;
+    for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
+      const double a = val[q];
+      double *restrict wj = w + (int64_t)ind[q] * l;
       for (int c = 0; c < l; c++) wj[c] += a * y[c];
     }
     for (int c = 0; c < l; c++) ysum[c] += y[c];
   }
-  if (p->shift) /* W −= μ (1ᵀY) */
-    cblas_dger(CblasRowMajor, (int)b->d, l, -1.0, p->shift, 1, ysum, 1, w, l);
+  if (shift) /* W −= μ (1ᵀY) */
+    cblas_dger(CblasRowMajor, (int)b->d, l, -1.0, shift, 1, ysum, 1, w, l);
 }
 
 void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w) {
   memset(w, 0, sizeof(double) * (size_t)(p->r.d * l));
   if (l <= 0 || l > p->lmax || p->r.m == 0) return;
   if (p->r.x) pca_cpu_dense(p, v, l, w);
-  else pca_cpu_csr(p, v, l, w);
+  else pca_cpu_csr(&p->r, p->shift, v, l, w, p->y, p->muv, p->ysum);
 }
 
