@@ -78,14 +78,16 @@ start=$(date +%s.%N)
 "$DPTRAIN" prep synth --rows 20000 --cols 1000000 --density 1e-4 --rank 20 --seed 0 --out "$T/big.h5" \
   > "$T/prep_big.log" 2>&1 || { cat "$T/prep_big.log"; fail "prep synth (1M columns)"; }
 mid=$(date +%s.%N)
-# /usr/bin/time prints each rank's peak RSS (KiB) as a line of digits on stderr
-"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 /usr/bin/time -f "%M" \
-  "$DPTRAIN" pca "$CONF" data.path="$T/big.h5" pca.out="$T/big/pca.h5" > "$T/big.log" 2> "$T/big.err" ||
+# /usr/bin/time writes each rank's peak RSS (KiB) to its own file (the ranks' stderr lines can
+# interleave without a newline between them)
+# shellcheck disable=SC2016  # $0 and $OMPI_COMM_WORLD_RANK expand in the rank's shell
+"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 bash -c 'exec /usr/bin/time -f "%M" -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' \
+  "$T/rss" "$DPTRAIN" pca "$CONF" data.path="$T/big.h5" pca.out="$T/big/pca.h5" > "$T/big.log" 2> "$T/big.err" ||
   { cat "$T/big.log" "$T/big.err"; fail "dptrain pca on 1M columns"; }
 end=$(date +%s.%N)
 awk -v s="$start" -v m="$mid" -v e="$end" 'BEGIN{printf "scale: prep %.1f s, pca %.1f s wall (2 ranks)\n", m - s, e - m}'
-mapfile -t rss < <(grep -E '^[0-9]+$' "$T/big.err" || true)
-[ "${#rss[@]}" -eq 2 ] || fail "expected 2 peak RSS lines, got ${#rss[@]}: $(head -c 400 "$T/big.err")"
+mapfile -t rss < <(cat "$T"/rss.* 2>/dev/null | grep -E '^[0-9]+$' || true)
+[ "${#rss[@]}" -eq 2 ] || fail "expected 2 peak RSS files, got ${#rss[@]}: $(head -c 400 "$T/big.err")"
 for kb in "${rss[@]}"; do
   echo "scale: peak RSS $((kb / 1024)) MiB on one rank"
   [ "$kb" -le $((2 * 1024 * 1024)) ] || fail "peak RSS ${kb} KiB > 2 GiB per rank"
