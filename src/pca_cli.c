@@ -1,0 +1,560 @@
+/* pca_cli.c — everything around pca_fit (see pca.h): pca.h5, projections and `pca.transform`,
+ * the LSA topics of text data, the gnuplot pictures, and the `dptrain pca` subcommand. */
+#include "pca.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "config.h"
+#include "dist.h"
+#include "h5io.h"
+#include "log.h"
+
+/* ---- pca.h5 ----------------------------------------------------------------------------------- */
+
+/* pca_write, plus /top_terms [k, 16] (vlen UTF-8) when top_terms is not NULL. */
+static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n,
+                        char *const *top_terms) {
+  h5io_out out;
+  if (h5io_create(&out, path)) return -1;
+  hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d}, k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
+  hid_t f = out.file, t = H5T_NATIVE_DOUBLE;
+  int rc = h5io_write(f, "components", t, 2, kd, r->components, 0) ||
+           h5io_write(f, "explained_variance", t, 1, k1, r->explained_variance, 0) ||
+           h5io_write(f, "explained_variance_ratio", t, 1, k1, r->explained_variance_ratio, 0) ||
+           h5io_write(f, "mean", t, 1, d1, r->mean, 0) ||
+           h5io_write(f, "residuals", t, 1, k1, r->residuals, 0) ||
+           h5io_attr_int64(f, "ddof", o->ddof) ||
+           h5io_attr_string(f, "method", pca_method_name(r->method)) ||
+           h5io_attr_int64(f, "iterations", r->iterations) ||
+           h5io_attr_int64(f, "passes", r->passes) ||
+           h5io_attr_int64(f, "n_samples", n) ||
+           h5io_attr_int64(f, "n_features", r->d) ||
+           h5io_attr_double(f, "total_variance", r->total_variance) ||
+           h5io_attr_int64(f, "center", o->center) ||
+           h5io_attr_double(f, "tol", o->tol) ||
+           h5io_attr_int64(f, "converged", r->converged);
+  if (!rc && top_terms) {
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, H5T_VARIABLE);
+    H5Tset_cset(st, H5T_CSET_UTF8);
+    hsize_t td[2] = {(hsize_t)r->k, PCA_TOP_TERMS};
+    rc = h5io_write(f, "top_terms", st, 2, td, top_terms, 0);
+    H5Tclose(st);
+  }
+  if (rc) {
+    log_prefix(path);
+    h5io_discard(&out);
+    return -1;
+  }
+  return h5io_commit(&out);
+}
+
+int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n) {
+  return write_result(path, r, o, n, NULL);
+}
+
+/* ---- projection, transform, topics, pictures ----------------------------------------------------- */
+
+void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, float *out) {
+  int k = r->k;
+  int64_t d = r->d;
+  double *mv = xmalloc(sizeof(double) * (size_t)k), *row = xmalloc(sizeof(double) * (size_t)d);
+  for (int i = 0; i < k; i++) mv[i] = cblas_ddot((int)d, r->mean, 1, r->components + i * d, 1);
+  for (int64_t t = 0; t < rows; t++) {
+    int64_t at = t * step;
+    for (int i = 0; i < k; i++) {
+      const double *v = r->components + i * d;
+      double s = 0;
+      if (b->kind == DATA_CSR) {
+        for (int64_t j = b->indptr[at]; j < b->indptr[at + 1]; j++) s += (double)b->values[j] * v[b->indices[j]];
+      } else {
+        if (i == 0)
+          for (int64_t j = 0; j < d; j++) row[j] = b->x[at * d + j];
+        s = cblas_ddot((int)d, row, 1, v, 1);
+      }
+      out[t * k + i] = (float)(s - mv[i]);
+    }
+  }
+  free(mv);
+  free(row);
+}
+
+typedef struct proj_split {
+  int present;
+  int64_t rows;
+  float *x;  /* rank 0: [rows, k] */
+  int32_t *y; /* rank 0: [rows] */
+} proj_split;
+
+/* Gather this rank's projected rows px [m, k] and labels y [m] to rank 0 (collective). */
+static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, int k, proj_split *ps) {
+  int size = dist_size(), rank = dist_rank();
+  int ok = n * k < INT_MAX || log_fail("pca: transform: %lld x %d values exceed MPI's int count", (long long)n, k) == 0;
+  if (!dist_all_ok(ok)) return -1;
+  int *cnt = xmalloc(sizeof(int) * (size_t)size), *disp = xmalloc(sizeof(int) * (size_t)size);
+  int *cnty = xmalloc(sizeof(int) * (size_t)size), *dispy = xmalloc(sizeof(int) * (size_t)size);
+  int mine = (int)m;
+  MPI_CHECK(MPI_Gather(&mine, 1, MPI_INT, cnty, 1, MPI_INT, 0, dist_comm()));
+  if (rank == 0) {
+    int off = 0;
+    for (int r = 0; r < size; r++) {
+      dispy[r] = off;
+      cnt[r] = cnty[r] * k;
+      disp[r] = off * k;
+      off += cnty[r];
+    }
+    ps->x = xmalloc(sizeof(float) * (size_t)(n * k) + 1);
+    ps->y = xmalloc(sizeof(int32_t) * (size_t)n + 1);
+  }
+  MPI_CHECK(MPI_Gatherv(px, (int)(m * k), MPI_FLOAT, ps->x, cnt, disp, MPI_FLOAT, 0, dist_comm()));
+  MPI_CHECK(MPI_Gatherv(y, (int)m, MPI_INT32_T, ps->y, cnty, dispy, MPI_INT32_T, 0, dist_comm()));
+  free(cnt), free(disp), free(cnty), free(dispy);
+  ps->present = 1;
+  ps->rows = n;
+  return 0;
+}
+
+/* Rank 0: the projected dataset file. */
+static int write_transform(const char *path, const char *src, int64_t num_classes, int k,
+                           const proj_split sp[2]) {
+  static const char *const names[2] = {"train", "test"};
+  h5io_out out;
+  if (h5io_create(&out, path)) return -1;
+  int rc = 0;
+  for (int s = 0; s < 2 && !rc; s++) {
+    if (!sp[s].present) continue;
+    hid_t g = h5io_group(out.file, names[s]);
+    if (g < 0) {
+      rc = -1;
+      break;
+    }
+    hsize_t xd[2] = {(hsize_t)sp[s].rows, (hsize_t)k}, yd[1] = {(hsize_t)sp[s].rows};
+    rc = h5io_write(g, "X", H5T_NATIVE_FLOAT, 2, xd, sp[s].x, 0) ||
+         h5io_write(g, "y", H5T_NATIVE_INT32, 1, yd, sp[s].y, 0);
+    H5Gclose(g);
+  }
+  char *source = xmalloc(strlen(src) + 8);
+  sprintf(source, "pca of %s", src);
+  if (!rc) rc = h5io_attr_string(out.file, "source", source);
+  free(source);
+  if (!rc && num_classes >= 0) rc = h5io_attr_int64(out.file, "num_classes", num_classes);
+  if (rc) {
+    log_prefix(path);
+    h5io_discard(&out);
+    return -1;
+  }
+  return h5io_commit(&out);
+}
+
+/* Every rank: read /vocab [d] (vlen or fixed-length strings) when the file has it. Returns 0 with
+ * *out NULL when absent, 0 with *out = d strings (free with free_strings), or -1 with log_fail. */
+static int read_vocab(hid_t file, const char *path, int64_t d, char ***out) {
+  *out = NULL;
+  if (H5Lexists(file, "vocab", H5P_DEFAULT) <= 0) return 0;
+  hid_t ds = H5Dopen2(file, "vocab", H5P_DEFAULT);
+  if (ds < 0) return log_fail("%s: /vocab: %s", path, h5io_why());
+  hid_t sp = H5Dget_space(ds), ft = H5Dget_type(ds);
+  hssize_t n = H5Sget_simple_extent_npoints(sp);
+  int rc = 0;
+  if (H5Tget_class(ft) != H5T_STRING || n != d) {
+    rc = log_fail("%s: /vocab: expected %lld strings", path, (long long)d);
+  } else {
+    char **v = xcalloc((size_t)d, sizeof(char *));
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    if (H5Tis_variable_str(ft) > 0) {
+      H5Tset_size(mt, H5T_VARIABLE);
+      H5Tset_cset(mt, H5Tget_cset(ft));
+      char **raw = xcalloc((size_t)d, sizeof(char *));
+      if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+        rc = log_fail("%s: /vocab: %s", path, h5io_why());
+      } else {
+        for (int64_t i = 0; i < d; i++) v[i] = xstrdup(raw[i] ? raw[i] : "");
+        H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+      }
+      free(raw);
+    } else {
+      size_t sz = H5Tget_size(ft);
+      H5Tset_size(mt, sz + 1);
+      H5Tset_strpad(mt, H5T_STR_NULLTERM);
+      char *raw = xcalloc((size_t)d, sz + 1);
+      if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) rc = log_fail("%s: /vocab: %s", path, h5io_why());
+      else
+        for (int64_t i = 0; i < d; i++) v[i] = xstrdup(raw + (size_t)i * (sz + 1));
+      free(raw);
+    }
+    H5Tclose(mt);
+    if (rc) {
+      for (int64_t i = 0; i < d; i++) free(v[i]);
+      free(v);
+    } else {
+      *out = v;
+    }
+  }
+  H5Tclose(ft);
+  H5Sclose(sp);
+  H5Dclose(ds);
+  return rc;
+}
+
+static void free_strings(char **s, int64_t n) {
+  if (!s) return;
+  for (int64_t i = 0; i < n; i++) free(s[i]);
+  free(s);
+}
+
+/* top [k * PCA_TOP_TERMS] pointers into vocab (see pca.h); prints the first 10 components. */
+static char **top_terms(const pca_result *r, char **vocab) {
+  const int half = PCA_TOP_TERMS / 2;
+  static char empty[] = "";
+  int64_t d = r->d;
+  char **top = xmalloc(sizeof(char *) * (size_t)r->k * PCA_TOP_TERMS);
+  int64_t *idx = xmalloc(sizeof(int64_t) * PCA_TOP_TERMS);
+  printf("topics: the terms of the %d largest positive and negative loadings of each component\n", half);
+  for (int i = 0; i < r->k; i++) {
+    const double *v = r->components + i * d;
+    for (int side = 0; side < 2; side++) { /* 0: largest, 1: most negative */
+      int64_t *sel = idx + side * half;
+      int got = 0;
+      for (int64_t j = 0; j < d; j++) { /* insertion into a sorted list of `half` */
+        double x = side ? -v[j] : v[j];
+        if (got == half && !(x > (side ? -v[sel[half - 1]] : v[sel[half - 1]]))) continue;
+        int p = got < half ? got++ : half - 1;
+        while (p > 0 && x > (side ? -v[sel[p - 1]] : v[sel[p - 1]])) {
+          sel[p] = sel[p - 1];
+          p--;
+        }
+        sel[p] = j;
+      }
+      for (int t = 0; t < half; t++) top[(size_t)i * PCA_TOP_TERMS + side * half + t] = t < got ? vocab[sel[t]] : empty;
+    }
+    if (i < 10) {
+      printf("  PC %-3d +", i + 1);
+      for (int t = 0; t < half; t++) printf(" %s", top[(size_t)i * PCA_TOP_TERMS + t]);
+      printf("\n         -");
+      for (int t = 0; t < half; t++) printf(" %s", top[(size_t)i * PCA_TOP_TERMS + half + t]);
+      printf("\n");
+    }
+  }
+  if (r->k > 10) printf("  (%d more in /top_terms)\n", r->k - 10);
+  free(idx);
+  return top;
+}
+
+static int on_path(const char *prog) {
+  const char *p = getenv("PATH");
+  if (!p) return 0;
+  char *copy = xstrdup(p), *save = NULL;
+  int found = 0;
+  for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+    char *full = xmalloc(strlen(dir) + strlen(prog) + 2);
+    sprintf(full, "%s/%s", *dir ? dir : ".", prog);
+    found = access(full, X_OK) == 0;
+    free(full);
+  }
+  free(copy);
+  return found;
+}
+
+/* "DIR/NAME" where DIR is the directory of `path` (malloc'd). */
+static char *beside(const char *path, const char *name) {
+  const char *slash = strrchr(path, '/');
+  size_t dl = slash ? (size_t)(slash - path) : 1;
+  char *s = xmalloc(dl + strlen(name) + 2);
+  if (slash) sprintf(s, "%.*s/%s", (int)dl, path, name);
+  else sprintf(s, "./%s", name);
+  return s;
+}
+
+/* Run gnuplot on the script `script`; returns 0 or -1 (message printed). */
+static int gnuplot_run(const char *script) {
+  FILE *g = popen("gnuplot", "w");
+  if (!g) {
+    fprintf(stderr, "dptrain: pca: cannot start gnuplot\n");
+    return -1;
+  }
+  fputs(script, g);
+  int st = pclose(g);
+  if (st != 0) {
+    fprintf(stderr, "dptrain: pca: gnuplot failed (status %d)\n", st);
+    return -1;
+  }
+  return 0;
+}
+
+/* A growing script text. */
+typedef struct text { char *s; size_t len, cap; } text;
+static void text_add(text *t, const char *fmt, ...) LOG_PRINTF(2, 3);
+static void text_add(text *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (t->len + (size_t)n + 1 > t->cap) {
+    t->cap = (t->len + (size_t)n + 1) * 2;
+    char *ns = xmalloc(t->cap);
+    if (t->s) memcpy(ns, t->s, t->len + 1);
+    free(t->s);
+    t->s = ns;
+  }
+  va_start(ap, fmt);
+  vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+  va_end(ap);
+  t->len += (size_t)n;
+}
+
+/* Rank 0: eigendigits.png, scatter.png, scree.png beside `out`. xy [m, k] are projected training
+ * rows with labels y [m]; img = {h, w} or {0, 0}. */
+static void draw_pictures(const pca_result *r, const char *out, const char *data_path, const float *xy,
+                          const int32_t *y, int64_t m, const int64_t img[2]) {
+  if (!on_path("gnuplot")) {
+    printf("pictures skipped: gnuplot is not on PATH\n");
+    return;
+  }
+  if (strchr(out, '\'') || strchr(data_path, '\'')) {
+    printf("pictures skipped: a quote in the path\n");
+    return;
+  }
+  const char *tdir = getenv("TMPDIR");
+  char *tmp = xmalloc(strlen(tdir && *tdir ? tdir : "/tmp") + 32);
+  sprintf(tmp, "%s/dptrain_pca.XXXXXX", tdir && *tdir ? tdir : "/tmp");
+  if (!mkdtemp(tmp)) {
+    printf("pictures skipped: cannot create a temporary directory in %s\n", tdir && *tdir ? tdir : "/tmp");
+    free(tmp);
+    return;
+  }
+  char *file = xmalloc(strlen(tmp) + 32);
+  int k = r->k;
+  int64_t d = r->d;
+  text sc = {0};
+  text_add(&sc, "set terminal pngcairo size 1000,1060 font ',10' noenhanced\n");
+  /* (a) eigendigits */
+  int nimg = k < 16 ? k : 16;
+  if (img[0] > 0 && img[1] > 0 && img[0] * img[1] == d) {
+    char *png = beside(out, "eigendigits.png");
+    text_add(&sc, "set output '%s'\n", png);
+    text_add(&sc, "set multiplot layout 4,4 title 'top %d principal components of %s (red +, blue -, white 0)' font ',12'\n", nimg, data_path);
+    text_add(&sc, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n"
+                  "unset colorbox\nunset xtics\nunset ytics\nset size ratio -1\nset lmargin 1\nset rmargin 1\n"
+                  "set xrange [-0.5:%lld.5]\nset yrange [%lld.5:-0.5]\n", (long long)img[1] - 1, (long long)img[0] - 1);
+    for (int i = 0; i < nimg; i++) {
+      const double *v = r->components + i * d;
+      double mx = 0;
+      for (int64_t j = 0; j < d; j++) mx = fmax(mx, fabs(v[j]));
+      sprintf(file, "%s/c%d.dat", tmp, i);
+      FILE *f = fopen(file, "w");
+      if (!f) continue;
+      for (int64_t a = 0; a < img[0]; a++) {
+        for (int64_t b = 0; b < img[1]; b++) fprintf(f, "%s%.6g", b ? " " : "", v[a * img[1] + b]);
+        fputc('\n', f);
+      }
+      fclose(f);
+      text_add(&sc, "set title 'PC %d  (%.1f%%)'\nset cbrange [%g:%g]\nplot '%s' matrix with image notitle\n", i + 1,
+               100 * r->explained_variance_ratio[i], -mx, mx, file);
+    }
+    text_add(&sc, "unset multiplot\n");
+    free(png);
+  }
+  text_add(&sc, "reset\n");
+  /* (b) scatter of the first two coordinates */
+  if (k >= 2 && m > 0) {
+    int32_t ymax = 0;
+    for (int64_t t = 0; t < m; t++) ymax = y[t] > ymax ? y[t] : ymax;
+    sprintf(file, "%s/scatter.dat", tmp);
+    FILE *f = fopen(file, "w");
+    if (f) {
+      static const char *const colours[10] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                              "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+      char *png = beside(out, "scatter.png");
+      text_add(&sc, "set terminal pngcairo size 900,760 font ',10' noenhanced\nset output '%s'\n", png);
+      text_add(&sc, "set title 'first two principal components of %lld training rows of %s'\n", (long long)m, data_path);
+      text_add(&sc, "set xlabel 'PC 1 (%.1f%% of the variance)'\nset ylabel 'PC 2 (%.1f%% of the variance)'\n",
+               100 * r->explained_variance_ratio[0], 100 * r->explained_variance_ratio[1]);
+      text_add(&sc, "set grid\nset key outside right top title 'label' box Left reverse spacing 1.2\nplot ");
+      int block = 0;
+      for (int32_t c = 0; c <= ymax; c++) {
+        int64_t cnt = 0;
+        for (int64_t t = 0; t < m; t++)
+          if (y[t] == c) {
+            fprintf(f, "%.6g %.6g\n", xy[t * k], xy[t * k + 1]);
+            cnt++;
+          }
+        if (!cnt) continue;
+        fprintf(f, "\n\n");
+        if (c < 10) text_add(&sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc rgb '%s' title '%d'", block ? ", " : "",
+                             file, block, colours[c], (int)c);
+        else text_add(&sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc %d title '%d'", block ? ", " : "", file,
+                      block, (int)c + 1, (int)c);
+        block++;
+      }
+      text_add(&sc, "\nreset\n");
+      fclose(f);
+      free(png);
+    }
+  }
+  /* (c) scree */
+  sprintf(file, "%s/scree.dat", tmp);
+  FILE *f = fopen(file, "w");
+  if (f) {
+    double cum = 0;
+    for (int i = 0; i < k; i++) {
+      cum += r->explained_variance_ratio[i];
+      fprintf(f, "%d %.8g %.8g\n", i + 1, r->explained_variance_ratio[i], cum);
+    }
+    fclose(f);
+    char *png = beside(out, "scree.png");
+    text_add(&sc, "set terminal pngcairo size 900,520 font ',10' noenhanced\nset output '%s'\n", png);
+    text_add(&sc, "set title 'explained variance ratio, %d components of %s (%.1f%% in all)'\n", k, data_path, 100 * cum);
+    text_add(&sc, "set xlabel 'component'\nset ylabel 'ratio per component (bars)'\nset y2label 'cumulative ratio (line)'\n"
+                  "set xrange [0.3:%d.7]\nset yrange [0:*]\nset y2range [0:1]\nset ytics nomirror\nset y2tics 0.1\n"
+                  "set grid y2tics\nset style fill solid 0.7 border -1\nset boxwidth 0.75 relative\nset key top center\n"
+                  "plot '%s' using 1:2 with boxes lc rgb '#4c72b0' title 'per component', "
+                  "'' using 1:3 axes x1y2 with linespoints pt 7 ps 0.7 lw 2 lc rgb '#dd5500' title 'cumulative'\n",
+             k, file);
+    free(png);
+  }
+  if (gnuplot_run(sc.s) == 0) {
+    printf("wrote %s%sscree.png beside %s\n", img[0] > 0 && img[0] * img[1] == d ? "eigendigits.png, " : "",
+           k >= 2 && m > 0 ? "scatter.png, " : "", out);
+  }
+  free(sc.s);
+  for (int i = 0; i < nimg; i++) {
+    sprintf(file, "%s/c%d.dat", tmp, i);
+    unlink(file);
+  }
+  sprintf(file, "%s/scatter.dat", tmp);
+  unlink(file);
+  sprintf(file, "%s/scree.dat", tmp);
+  unlink(file);
+  rmdir(tmp);
+  free(file);
+  free(tmp);
+}
+
+/* ---- dptrain pca -------------------------------------------------------------------------------- */
+
+static void print_summary(const pca_result *r, const pca_opts *o, const char *path, double secs) {
+  printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s, ddof %d%s\n", path,
+         (long long)r->n, (long long)r->d, dist_size(), dist_size() == 1 ? "" : "s",
+         pca_method_name(r->method), o->ddof, o->center ? "" : ", not centred");
+  printf("total variance %.6g\n", r->total_variance);
+  printf("%9s %14s %10s %10s %10s\n", "component", "eigenvalue", "ratio", "cumulative", "residual");
+  double cum = 0;
+  for (int i = 0; i < r->k; i++) {
+    cum += r->explained_variance_ratio[i];
+    printf("%9d %14.6e %10.6f %10.6f %10.2e\n", i + 1, r->explained_variance[i],
+           r->explained_variance_ratio[i], cum, r->residuals[i]);
+  }
+  printf("iterations %d, passes over the data %lld, %.2f s (products %.2f s, all-reduce %.2f s)%s\n",
+         r->iterations, (long long)r->passes, secs, r->pass_s, r->reduce_s,
+         r->converged ? "" : "  (NOT converged: residuals above tol; raise [pca] max_iter)");
+}
+
+int pca_main(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-') {
+    if (dist_rank() == 0) fprintf(stderr, "usage: dptrain pca CONFIG.ini [section.key=value ...]\n");
+    return LOG_EXIT_USAGE;
+  }
+  config *cfg = NULL;
+  if (!dist_all_ok(config_load(&cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
+  const char *cpath = config_path(cfg) ? config_path(cfg) : "config";
+  int code = LOG_EXIT_USAGE;
+  data_file f = {0};
+  data_block b = {0};
+  pca_result r = {0};
+  proj_split proj[2] = {{0}};
+  char **vocab = NULL, **top = NULL;
+  const data_split *s = NULL;
+  const char *path = config_str(cfg, "data.path"), *out = config_str(cfg, "pca.out");
+  if (!dist_all_ok(path || log_fail("%s: [data] path is required", cpath) == 0)) goto done;
+  const char *tpath = config_str(cfg, "pca.transform");
+  pca_opts o = {.k = (int)config_int(cfg, "pca.k"),
+                .method = (pca_method)config_enum(cfg, "pca.method"),
+                .oversample = (int)config_int(cfg, "pca.oversample"),
+                .tol = config_double(cfg, "pca.tol"),
+                .max_iter = (int)config_int(cfg, "pca.max_iter"),
+                .ddof = (int)config_int(cfg, "pca.ddof"),
+                .center = config_bool(cfg, "pca.center") == 1,
+                .seed = 0};
+  o.backend = backend_choose(config_enum(cfg, "pca.device"), "[pca] device");
+  if (!dist_all_ok(o.backend != NULL || log_prefix(cpath) == 0)) goto done;
+  if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) goto done;
+  s = &f.train;
+  if (!dist_all_ok(pca_check(&o, s->rows, s->cols) == 0 || log_prefix(cpath) == 0)) goto done;
+  int64_t lo, hi;
+  data_shard(s->rows, dist_rank(), dist_size(), &lo, &hi);
+  if (!dist_all_ok(data_read_block(&f, s, lo, hi, &b) == 0)) goto done;
+  code = LOG_EXIT_RUNTIME;
+  double t0 = MPI_Wtime();
+  if (!dist_all_ok(pca_fit(&o, &b, s->rows, s->cols, dist_comm(), &r) == 0)) goto done;
+  double secs = MPI_Wtime() - t0;
+  if (dist_rank() == 0) print_summary(&r, &o, path, secs);
+  /* LSA topics when the file has a vocabulary */
+  if (!dist_all_ok(read_vocab(f.file, path, s->cols, &vocab) == 0)) goto done;
+  if (vocab && dist_rank() == 0) top = top_terms(&r, vocab);
+  if (!dist_all_ok(dist_rank() != 0 || write_result(out, &r, &o, s->rows, top) == 0)) goto done;
+  if (dist_rank() == 0) printf("wrote %s\n", out);
+  if (tpath) { /* every rank projects its rows of each split; rank 0 writes */
+    for (int si = 0; si < 2; si++) {
+      const data_split *sp = si ? &f.test : &f.train;
+      if (!sp->present) continue;
+      data_block tb = {0};
+      const data_block *use = &b;
+      if (si) {
+        data_shard(sp->rows, dist_rank(), dist_size(), &lo, &hi);
+        if (!dist_all_ok(data_read_block(&f, sp, lo, hi, &tb) == 0)) goto done;
+        use = &tb;
+      }
+      int64_t m = use->end - use->begin;
+      float *px = xmalloc(sizeof(float) * (size_t)(m * o.k) + 1);
+      pca_project(&r, use, m, 1, px);
+      int rc = gather_rows(px, use->y, m, sp->rows, o.k, &proj[si]);
+      free(px);
+      data_block_free(&tb);
+      if (rc) goto done;
+    }
+    if (!dist_all_ok(dist_rank() != 0 || write_transform(tpath, path, f.num_classes, o.k, proj) == 0)) goto done;
+    if (dist_rank() == 0)
+      printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o.k, proj[1].present ? " and /test" : "");
+  }
+  { /* pictures: up to 5,000 training rows, evenly spaced over every rank's block, to rank 0 */
+    int64_t m = b.end - b.begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
+    if (cnt > m) cnt = m;
+    int64_t step = cnt > 0 ? m / cnt : 1;
+    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * o.k) + 1);
+    int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
+    pca_project(&r, &b, cnt, step, xy);
+    for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
+    MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
+    proj_split pic = {0};
+    int rc = gather_rows(xy, yy, cnt, tot, o.k, &pic);
+    free(xy);
+    free(yy);
+    if (rc) goto done;
+    if (dist_rank() == 0) {
+      int64_t img[2] = {0, 0};
+      if (s->kind != DATA_DENSE || h5io_attr_get_int64s(s->x, "image_shape", img, 2) != 0) img[0] = img[1] = 0;
+      draw_pictures(&r, out, path, pic.x, pic.y, tot, img);
+    }
+    free(pic.x);
+    free(pic.y);
+  }
+  code = LOG_EXIT_OK;
+done:
+  for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
+  free(top);
+  free_strings(vocab, s ? s->cols : 0);
+  pca_result_free(&r);
+  data_block_free(&b);
+  data_close(&f);
+  config_free(cfg);
+  return code;
+}
