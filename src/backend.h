@@ -115,6 +115,15 @@ typedef struct backend_ops {
    * copies of the operands), memory of the backend, allocated by the caller at set-up. */
   void (*gemm_bf16)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc, float *ws);
+  /* Host memory for staging batches: page-locked on CUDA (cudaMallocHost: copies from it are
+   * asynchronous and run at full bus speed), plain on the CPU; zeroed; NULL on failure.
+   * host_free(NULL) is a no-op. */
+  void *(*host_alloc)(size_t bytes);
+  void (*host_free)(void *p);
+  /* host -> device copy queued in order with the ops that follow (the compute stream); returns
+   * at once when src is host_alloc memory. src must not change until an op that returns a value
+   * to the host (download, softmax_xent, sumsq) has run after it. */
+  void (*upload_async)(void *dst, const void *src, size_t bytes);
 } backend_ops;
 
 /* Floats of scratch gemm_bf16 needs for an M x N x K product: op(A) [M,K] and op(B) [K,N], plus

@@ -10,9 +10,16 @@
 #include "dist.h"
 #include "log.h"
 
-/* Device buffer for a host staging buffer: on the CPU backend the staging buffer itself (no copy). */
-static void *stage_dev(const backend_ops *be, void *host, size_t bytes) {
-  return be->kind == BACKEND_CPU ? host : be->alloc(bytes);
+/* Free a host set buffer: host_free when the sets are pinned, else free. */
+static void stage_host_free(const backend_ops *be, void *p, int pinned) {
+  if (pinned) be->host_free(p);
+  else free(p);
+}
+
+/* Point the h* fields at host set i. */
+static void stage_use(batch_stage *s, int i) {
+  s->cur = i;
+  s->hx = s->set[i][0], s->hptr = s->set[i][1], s->hind = s->set[i][2], s->hval = s->set[i][3], s->hy = s->set[i][4];
 }
 
 int batch_stage_init(batch_stage *s, const backend_ops *be, const data_block *src, int64_t rows) {
@@ -20,37 +27,48 @@ int batch_stage_init(batch_stage *s, const backend_ops *be, const data_block *sr
   s->rows_cap = rows;
   s->cols = src->cols;
   s->sparse = src->kind == DATA_CSR;
-  size_t by = sizeof(int32_t) * (size_t)rows;
-  s->hy = xmalloc(by);
-  int ok = (s->dy = stage_dev(be, s->hy, by)) != NULL;
-  if (s->sparse) {
-    s->nnz_cap = src->nnz > 0 ? src->nnz : 1; /* a batch never holds more than the block */
-    size_t bp = sizeof(int64_t) * (size_t)(rows + 1), bi = sizeof(int32_t) * (size_t)s->nnz_cap,
-           bv = sizeof(float) * (size_t)s->nnz_cap;
-    s->hptr = xmalloc(bp);
-    s->hind = xmalloc(bi);
-    s->hval = xmalloc(bv);
-    ok = ok && (s->dptr = stage_dev(be, s->hptr, bp)) && (s->dind = stage_dev(be, s->hind, bi)) &&
-         (s->dval = stage_dev(be, s->hval, bv));
-  } else {
-    size_t bx = sizeof(float) * (size_t)(rows * s->cols);
-    s->hx = xmalloc(bx);
-    ok = ok && (s->dx = stage_dev(be, s->hx, bx));
+  if (s->sparse) s->nnz_cap = src->nnz > 0 ? src->nnz : 1; /* a batch never holds more than the block */
+  const size_t bytes[5] = {s->sparse ? 0 : sizeof(float) * (size_t)(rows * s->cols),
+                           s->sparse ? sizeof(int64_t) * (size_t)(rows + 1) : 0,
+                           s->sparse ? sizeof(int32_t) * (size_t)s->nnz_cap : 0,
+                           s->sparse ? sizeof(float) * (size_t)s->nnz_cap : 0, sizeof(int32_t) * (size_t)rows};
+  const int device = be->kind != BACKEND_CPU;
+  s->nsets = device ? 2 : 1;
+  s->pinned = device; /* page-locked on a device backend, unless the driver refuses any of it */
+  for (int k = 0; k < s->nsets; k++)
+    for (int i = 0; i < 5; i++)
+      if (bytes[i] && s->pinned && !(s->set[k][i] = be->host_alloc(bytes[i]))) s->pinned = 0;
+  if (!s->pinned) { /* all or nothing: give back what was pinned, then plain memory */
+    for (int k = 0; k < s->nsets; k++)
+      for (int i = 0; i < 5; i++) {
+        if (s->set[k][i]) be->host_free(s->set[k][i]);
+        s->set[k][i] = bytes[i] ? xcalloc(1, bytes[i]) : NULL;
+      }
   }
+  stage_use(s, 0);
+  void **dev[5] = {(void **)&s->dx, (void **)&s->dptr, (void **)&s->dind, (void **)&s->dval, (void **)&s->dy};
+  int ok = 1;
+  for (int i = 0; i < 5 && ok; i++)
+    if (bytes[i]) ok = (*dev[i] = device ? be->alloc(bytes[i]) : s->set[0][i]) != NULL;
   return ok ? 0 : log_fail("out of device memory for a batch of %lld rows", (long long)rows);
 }
 
 void batch_stage_free(batch_stage *s, const backend_ops *be) {
   if (be && be->kind != BACKEND_CPU)
     be->free(s->dx), be->free(s->dptr), be->free(s->dind), be->free(s->dval), be->free(s->dy);
-  free(s->hx), free(s->hptr), free(s->hind), free(s->hval), free(s->hy);
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < 5; i++)
+      if (s->set[k][i]) {
+        if (be) stage_host_free(be, s->set[k][i], s->pinned);
+        else free(s->set[k][i]);
+      }
   memset(s, 0, sizeof *s);
 }
 
-/* Gather rows (indices into block b, relative to b->begin when `rel`) into the stage, upload,
- * and describe the device batch. */
+/* Gather rows into the next host set, queue the uploads, and describe the device batch. */
 model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_block *b,
-                              const int64_t *rows, int64_t n, int64_t base) {
+                             const int64_t *rows, int64_t n, int64_t base) {
+  stage_use(s, (s->cur + 1) % s->nsets);
   int64_t nnz = 0;
   if (s->sparse) s->hptr[0] = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -68,16 +86,16 @@ model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_b
   }
   model_batch mb = {.rows = (int)n, .y = s->dy};
   const int copy = be->kind != BACKEND_CPU; /* the CPU backend reads the staging buffers */
-  if (copy) be->upload(s->dy, s->hy, sizeof(int32_t) * (size_t)n);
+  if (copy) be->upload_async(s->dy, s->hy, sizeof(int32_t) * (size_t)n);
   if (s->sparse) {
     if (copy) {
-      be->upload(s->dptr, s->hptr, sizeof(int64_t) * (size_t)(n + 1));
-      be->upload(s->dind, s->hind, sizeof(int32_t) * (size_t)nnz);
-      be->upload(s->dval, s->hval, sizeof(float) * (size_t)nnz);
+      be->upload_async(s->dptr, s->hptr, sizeof(int64_t) * (size_t)(n + 1));
+      be->upload_async(s->dind, s->hind, sizeof(int32_t) * (size_t)nnz);
+      be->upload_async(s->dval, s->hval, sizeof(float) * (size_t)nnz);
     }
     mb.indptr = s->dptr, mb.indices = s->dind, mb.values = s->dval;
   } else {
-    if (copy) be->upload(s->dx, s->hx, sizeof(float) * (size_t)(n * s->cols));
+    if (copy) be->upload_async(s->dx, s->hx, sizeof(float) * (size_t)(n * s->cols));
     mb.x = s->dx;
   }
   return mb;
@@ -108,8 +126,11 @@ void batch_resident_free(batch_resident *r, const backend_ops *be) {
   if (be && be->kind != BACKEND_CPU) {
     for (int i = 0; i < 5; i++) be->free(r->owned[i]);
     be->free(r->didx);
+    if (r->hidx_pinned) be->host_free(r->hidx);
+    else free(r->hidx);
+  } else {
+    free(r->hidx);
   }
-  free(r->hidx);
   memset(r, 0, sizeof *r);
 }
 
@@ -135,7 +156,9 @@ void batch_resident_init(batch_resident *r, const backend_ops *be, const data_bl
     return;
   }
   const size_t idx_bytes = sizeof(int64_t) * (size_t)(2 * rows_cap + 1);
-  r->hidx = xmalloc(idx_bytes);
+  r->hidx = copy ? be->host_alloc(idx_bytes) : NULL;
+  r->hidx_pinned = r->hidx != NULL;
+  if (!r->hidx) r->hidx = xmalloc(idx_bytes);
   ok = (r->didx = copy ? be->alloc(idx_bytes) : r->hidx) != NULL;
   const void *d[5] = {0}; /* the shard's arrays in backend memory */
   for (int i = 0; i < 5 && ok; i++) {
@@ -169,7 +192,7 @@ model_batch batch_resident_rows(const batch_resident *r, const batch_stage *s, c
     for (int64_t i = 0; i < n; i++) ptr[i + 1] = ptr[i] + b->indptr[idx[i] + 1] - b->indptr[idx[i]];
     words += (size_t)n + 1;
   }
-  if (be->kind != BACKEND_CPU) be->upload(r->didx, r->hidx, sizeof(int64_t) * words);
+  if (be->kind != BACKEND_CPU) be->upload_async(r->didx, r->hidx, sizeof(int64_t) * words);
   model_batch mb = {.rows = (int)n, .y = s->dy};
   be->gather_rows(s->dy, r->y, r->didx, (int)n, 1);
   if (s->sparse) {

@@ -17,7 +17,12 @@
 #include "data.h"
 #include "model.h"
 
-/* A batch staged on the host and its device copy. */
+/* A batch staged on the host and its device copy. On a device backend the host side is two sets
+ * of page-locked buffers used in turn, and the uploads are asynchronous: the host gathers batch
+ * t+1 into one set while the copy of batch t from the other may still be queued behind the
+ * device's work (every step returns its loss to the host, so a set is free again two batches
+ * later). One set of device buffers suffices: the copies and the compute are ordered on one
+ * stream. On the CPU backend one host set, which is also the "device" copy. */
 typedef struct batch_stage {
   int64_t rows_cap, nnz_cap, cols;
   int sparse;
@@ -25,7 +30,10 @@ typedef struct batch_stage {
   int64_t *hptr, *dptr;      /* CSR [rows_cap + 1] */
   int32_t *hind, *dind;      /* CSR [nnz_cap] */
   float *hval, *dval;        /* CSR [nnz_cap] */
-  int32_t *hy, *dy;          /* [rows_cap] */
+  int32_t *hy, *dy;          /* [rows_cap]; h*: the set the last batch was staged in */
+  void *set[2][5];           /* host sets {x, ptr, ind, val, y}; set[1] unused on the CPU */
+  int nsets, cur;
+  int pinned;                /* the sets are backend host_alloc memory (else xmalloc) */
 } batch_stage;
 
 /* The rank's train shard in backend memory, from which the backend gathers each batch into the
@@ -40,7 +48,9 @@ typedef struct batch_resident {
   const int32_t *y;          /* [rows] */
   void *owned[5];            /* the device copies above, to free (none on the CPU) */
   int64_t *hidx, *didx;      /* [2 rows_cap + 1]: the batch's rows in the shard, then (CSR) its
-                                row offsets; didx is hidx on the CPU */
+                                row offsets (hidx page-locked, uploaded asynchronously); didx is
+                                hidx on the CPU */
+  int hidx_pinned;           /* hidx is backend host_alloc memory */
 } batch_resident;
 
 /* Host staging and device buffers for batches of up to `rows` rows of src's kind (CSR: room for

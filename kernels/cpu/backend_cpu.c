@@ -218,6 +218,9 @@ static const backend_ops k_cpu = {
     .gather_rows = cpu_gather_rows,
     .gather_csr = cpu_gather_csr,
     .gemm_bf16 = cpu_gemm_bf16,
+    .host_alloc = cpu_alloc,
+    .host_free = cpu_free,
+    .upload_async = cpu_copy,
 };
 
 const backend_ops *backend_cpu(void) { return &k_cpu; }

@@ -101,6 +101,29 @@ static void cuda_download(void *dst, const void *src, size_t bytes) {
   CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
 }
 
+/* Page-locked host memory (NULL when the driver refuses: the caller falls back to malloc). */
+static void *cuda_host_alloc(size_t bytes) {
+  void *p = NULL;
+  if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) {
+    cudaGetLastError();
+    return NULL;
+  }
+  memset(p, 0, bytes);
+  return p;
+}
+
+static void cuda_host_free(void *p) {
+  if (!p) return;
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute)); /* no queued copy may still read it */
+  CUDA_CHECK(cudaFreeHost(p));
+}
+
+/* Queued on the compute stream after the ops before it: no host wait. */
+static void cuda_upload_async(void *dst, const void *src, size_t bytes) {
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cuda.compute));
+  if (g_cuda.debug_sync) CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
+
 static const backend_ops k_cuda_ops = {
     BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_upload,   cuda_download, cuda_fill,
     cuda_gemm,         cuda_spmm,       cuda_spmm_t,       cuda_bias_act, cuda_act_backward,
@@ -108,6 +131,8 @@ static const backend_ops k_cuda_ops = {
     cuda_optim_update, cuda_pca_create, cuda_pca_apply,  cuda_pca_destroy, cuda_max_norm,
     /* trainer data path and precision */
     cuda_gather_rows,  cuda_gather_csr, cuda_gemm_bf16,
+    /* staging */
+    cuda_host_alloc,   cuda_host_free,  cuda_upload_async,
 };
 
 /* ---- binding to a device --------------------------------------------------------------------- */

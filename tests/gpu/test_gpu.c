@@ -708,6 +708,35 @@ static void test_pca(void) {
   test_pca_case(1, 50, 7, 0.5, 4);       /* tiny, with empty rows */
 }
 
+/* ---- staging: page-locked host memory and asynchronous uploads ----------------------------- */
+
+/* Two page-locked buffers uploaded in turn to one device buffer with upload_async, as
+ * src/batch.c does: each copy lands in order behind the work queued before it, and reading back
+ * (download, which waits) sees the last one. */
+static void test_staging(void) {
+  const size_t n = 1 << 20;
+  float *h[2] = {GPU->host_alloc(n * sizeof(float)), GPU->host_alloc(n * sizeof(float))};
+  if (!h[0] || !h[1]) {
+    result(0, "host_alloc of %zu bytes returned NULL", n * sizeof(float));
+    return;
+  }
+  float *d = GPU->alloc(n * sizeof(float));
+  int ok = 1;
+  for (int round = 0; round < 6 && ok; round++) {
+    float *src = h[round & 1];
+    for (size_t i = 0; i < n; i++) src[i] = (float)(round * 7 + (int)(i % 1000));
+    GPU->upload_async(d, src, n * sizeof(float));
+    GPU->scale(d, n, 2.0f); /* queued after the copy */
+    double ss = GPU->sumsq(d, 1000), want = 0;
+    for (int i = 0; i < 1000; i++) want += 4.0 * (double)(round * 7 + i) * (double)(round * 7 + i);
+    ok = fabs(ss - want) <= 1e-12 * want;
+  }
+  result(ok, "upload_async from page-locked buffers in turn, ordered with the compute ops");
+  GPU->free(d);
+  GPU->host_free(h[0]);
+  GPU->host_free(h[1]);
+}
+
 /* test_gpu --cpu-as-gpu: the harness against itself (the CPU backend on both sides), to check
  * the checks on a machine without a GPU; the module tests are left out. */
 static int self_test(void) {
@@ -724,6 +753,7 @@ static int self_test(void) {
   test_gemm_bf16();
   test_gather();
   test_pca();
+  test_staging();
   printf("%d checks, %d failed (CPU against CPU)\n", g_checks, g_fail);
   return g_fail ? 1 : 0;
 }
@@ -768,6 +798,7 @@ int main(int argc, char **argv) {
   test_gemm_bf16();
   test_gather();
   test_pca();
+  test_staging();
   test_module();
   printf("%d checks, %d failed\n", g_checks, g_fail);
   return g_fail ? 1 : 0;

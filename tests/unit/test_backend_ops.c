@@ -314,6 +314,27 @@ static void check_gather(const backend_ops *be) {
   free(src);
 }
 
+/* host_alloc / upload_async: a staged buffer reaches the device, and the copy is complete once
+ * an op that returns to the host (sumsq) has run. */
+static void check_staging(const backend_ops *be) {
+  enum { N = 3000 };
+  float *h = be->host_alloc(sizeof(float) * N), *want = rand_host(N);
+  assert_non_null(h);
+  for (int i = 0; i < N; i++) assert_true(h[i] == 0.0f); /* zeroed */
+  memcpy(h, want, sizeof(float) * N);
+  float *d = be->alloc(sizeof(float) * N);
+  be->upload_async(d, h, sizeof(float) * N);
+  double ss = be->sumsq(d, N), ref = 0;
+  double wd[N];
+  for (int i = 0; i < N; i++) ref += (double)want[i] * want[i], wd[i] = want[i];
+  assert_true(fabs(ss - ref) <= 1e-9 * ref);
+  expect_close(be, d, wd, N, 0.0, "upload_async");
+  be->free(d);
+  be->host_free(h);
+  be->host_free(NULL);
+  free(want);
+}
+
 static void run_backend(const backend_ops *be) {
   check_gemm(be);
   check_sparse(be);
@@ -322,6 +343,7 @@ static void run_backend(const backend_ops *be) {
   check_gemm_bf16(be);
   check_gather(be);
   check_pca(be);
+  check_staging(be);
 }
 
 static void test_cpu(void **state) {
