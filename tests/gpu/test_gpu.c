@@ -737,11 +737,8 @@ static void test_staging(void) {
   GPU->host_free(h[1]);
 }
 
-/* test_gpu --cpu-as-gpu: the harness against itself (the CPU backend on both sides), to check
- * the checks on a machine without a GPU; the module tests are left out. */
-static int self_test(void) {
-  CPU = GPU = backend_cpu();
-  rng_init(&g_rng, 20240611, 0);
+/* Every op family, GPU against CPU (the module's own tests, test_module, are GPU-only). */
+static void run_op_tests(void) {
   test_gemm();
   test_sparse();
   test_act();
@@ -754,6 +751,14 @@ static int self_test(void) {
   test_gather();
   test_pca();
   test_staging();
+}
+
+/* test_gpu --cpu-as-gpu: the harness against itself (the CPU backend on both sides), to check
+ * the checks on a machine without a GPU; the module tests are left out. */
+static int self_test(void) {
+  CPU = GPU = backend_cpu();
+  rng_init(&g_rng, 20240611, 0);
+  run_op_tests();
   printf("%d checks, %d failed (CPU against CPU)\n", g_checks, g_fail);
   return g_fail ? 1 : 0;
 }
@@ -787,18 +792,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   rng_init(&g_rng, 20240611, 0);
-  test_gemm();
-  test_sparse();
-  test_act();
-  test_dropout();
-  test_small_ops();
-  test_xent();
-  test_optim();
-  test_max_norm();
-  test_gemm_bf16();
-  test_gather();
-  test_pca();
-  test_staging();
+  run_op_tests();
   test_module();
   printf("%d checks, %d failed\n", g_checks, g_fail);
   return g_fail ? 1 : 0;
