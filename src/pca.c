@@ -277,18 +277,15 @@ static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const doub
 
 static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double *res) {
   int64_t d = c->d;
-  double *g = xcalloc((size_t)(d * d), sizeof(double));
-  if (c->be->kind == BACKEND_CPU) { /* dsyrk on the host: half the flops of the products */
-    pca_ops_gram(c->b, c->shift, g);
-    allreduce_sum(g, d * d, c->comm);
-    for (int64_t i = 0; i < d * d; i++) g[i] /= c->denom;
-    c->passes++;
-  } else { /* on the device: C = C·I through the block products (pca_create got lmax >= d) */
-    double *eye = xcalloc((size_t)(d * d), sizeof(double));
-    for (int64_t i = 0; i < d; i++) eye[i * d + i] = 1.0;
-    apply_c(c, eye, (int)d, g);
-    free(eye);
+  double *g = xmalloc(sizeof(double) * (size_t)(d * d));
+  if (c->be->pca_gram(c->px, g)) {
+    free(g);
+    return log_fail("pca: no memory for the %lld x %lld covariance on the %s", (long long)d, (long long)d,
+                    c->be->kind == BACKEND_CPU ? "host" : "device");
   }
+  allreduce_sum(g, d * d, c->comm);
+  for (int64_t i = 0; i < d * d; i++) g[i] /= c->denom;
+  c->passes++;
   lapack_int found = 0, *isuppz = xmalloc(sizeof(lapack_int) * 2 * (size_t)k);
   double *w = xmalloc(sizeof(double) * (size_t)d);
   lapack_int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'U', (lapack_int)d, g, (lapack_int)d,
@@ -554,7 +551,6 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (l > lim) l = lim;
   if (l < k) l = k;
   c.be = o->backend ? o->backend : backend_cpu();
-  if (meth == PCA_COVARIANCE && c.be->kind != BACKEND_CPU) l = d; /* solve_covariance applies C to I */
   backend_pca_rows rows = {.m = m, .d = d, .x = local->kind == DATA_DENSE ? local->x : NULL,
                            .indptr = local->indptr, .indices = local->indices, .values = local->values};
   c.px = c.be->pca_create(&rows, c.shift, (int)l);

@@ -1,11 +1,10 @@
-/* pca_ops.h — the local (one rank, no communication) products behind pca_fit. Internal to pca.c.
+/* pca_ops.h — the local (one rank, no communication) statistics behind pca_fit. Internal to pca.c.
  *
  * Each function makes one pass over the rows of a data_block and ADDS its contribution to the
  * output (the caller zeroes it and all-reduces the sum over ranks). `shift` [d] is the vector
- * subtracted from every row (the global mean), or NULL for none. Dense rows are converted to
- * double a chunk at a time and shifted explicitly; CSR rows are never densified: the shift enters
- * through rank-one corrections. The block products of the iterations (w = Xcᵀ Xc v) are backend
- * ops (backend.h: pca_apply), so that they run on the CPU or the GPU. */
+ * subtracted from every row (the global mean), or NULL for none. The products over the rows
+ * (w = Xcᵀ Xc v, and Xcᵀ Xc itself) are backend ops (backend.h: pca_apply, pca_gram), so that
+ * they run on the CPU or the GPU. */
 #ifndef DPT_PCA_OPS_H
 #define DPT_PCA_OPS_H
 
@@ -18,8 +17,5 @@ int64_t pca_ops_sum(const data_block *b, double *s1);
 
 /* Dense: s2[j] += Σᵢ (x_ij − shift_j)².  CSR: s2[j] += Σᵢ x_ij² (the caller subtracts N·μ²). */
 void pca_ops_sumsq(const data_block *b, const double *shift, double *s2);
-
-/* g [d, d] += Xcᵀ Xc (both triangles). */
-void pca_ops_gram(const data_block *b, const double *shift, double *g);
 
 #endif

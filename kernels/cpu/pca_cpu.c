@@ -5,6 +5,8 @@
  *          per chunk: y = Xc v, w += Xcᵀ y.
  *   CSR:   never densified; one pass per row computes y_i = x_iᵀ v − μᵀv and scatters
  *          w += x_i y_iᵀ, and w −= μ (1ᵀY) at the end (a rank-one update).
+ * pca_gram (the exact route, small d): dense chunks through DSYRK; CSR from the outer products
+ * of each row's entries, centred by rank-one corrections.
  * The object only points at the caller's rows and shift; scratch is allocated once here. */
 #include <cblas.h>
 #include <stdlib.h>
@@ -117,3 +119,34 @@ void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w) {
   else pca_cpu_csr(&p->r, p->shift, v, l, w, p->y, p->muv, p->ysum);
 }
 
+int backend_cpu_pca_gram(backend_pca *p, double *g) {
+  const backend_pca_rows *b = &p->r;
+  const int64_t m = b->m, d = b->d;
+  memset(g, 0, sizeof(double) * (size_t)(d * d));
+  if (b->x) {
+    for (int64_t r0 = 0; r0 < m; r0 += p->chunk) {
+      int64_t nr = m - r0 < p->chunk ? m - r0 : p->chunk;
+      pca_cpu_load(p, r0, nr);
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)nr, 1.0, p->xc, (int)d, 1.0, g, (int)d);
+    }
+    for (int64_t i = 0; i < d; i++) /* DSYRK filled the upper triangle: mirror it */
+      for (int64_t j = i + 1; j < d; j++) g[j * d + i] = g[i * d + j];
+    return 0;
+  }
+  /* CSR: XᵀX, then Σ(x − μ)(x − μ)ᵀ = XᵀX − s μᵀ − μ sᵀ + m μμᵀ with s the column sums */
+  double *s = calloc((size_t)d, sizeof(double));
+  if (!s) return -1;
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t q = b->indptr[i]; q < b->indptr[i + 1]; q++) {
+      const double a = b->values[q];
+      double *gj = g + (int64_t)b->indices[q] * d;
+      s[b->indices[q]] += a;
+      for (int64_t t = b->indptr[i]; t < b->indptr[i + 1]; t++) gj[b->indices[t]] += a * b->values[t];
+    }
+  if (p->shift)
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++)
+        g[i * d + j] += -s[i] * p->shift[j] - p->shift[i] * s[j] + (double)m * p->shift[i] * p->shift[j];
+  free(s);
+  return 0;
+}

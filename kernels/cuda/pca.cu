@@ -11,6 +11,9 @@
  *          sparse.cu for double), y −= 1 (μᵀv), w = Xᵀ y (the same kernel over Xᵀ: a gather,
  *          no atomics, deterministic), w −= μ (1ᵀy) — the shift as rank-one updates, never a
  *          dense Xc.
+ * pca_gram (the exact route, small d): Xcᵀ Xc by DGEMM over chunks of rows in double, dense rows
+ * converted as above, CSR rows expanded into a dense chunk (one block per row: the row is set
+ * to −shift, then its entries added) — d is small there.
  * v goes up and w comes back on the compute stream each pass (host memory on both ends, as
  * src/pca.c's dense work and all-reduce are on the host). Out of device memory in pca_create
  * returns NULL (src/pca.c reports it); any failure inside a pass is fatal (cuda_common.cuh). */
@@ -208,4 +211,58 @@ void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
   }
   CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
   CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
+
+/* xc [nr, d] = CSR rows r0 .. r0+nr expanded to dense, minus shift (NULL: none). One block per
+ * row; a row's column indices are distinct, so the adds do not race. */
+__global__ void pca_csr_chunk_kernel(const int64_t *ptr, const int32_t *ind, const double *val, const double *shift,
+                                     int64_t r0, int64_t nr, int64_t d, double *xc) {
+  for (int64_t r = blockIdx.x; r < nr; r += gridDim.x) {
+    double *row = xc + r * d;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) row[j] = shift ? -shift[j] : 0.0;
+    __syncthreads();
+    for (int64_t q = ptr[r0 + r] + threadIdx.x; q < ptr[r0 + r + 1]; q += blockDim.x) row[ind[q]] += val[q];
+    __syncthreads();
+  }
+}
+
+int cuda_pca_gram(backend_pca *p, double *g) {
+  const size_t dd = (size_t)p->d * (size_t)p->d;
+  if (p->d > INT32_MAX || p->m > INT32_MAX) return -1;
+  int ok = 1;
+  double *gd = NULL, *xc = p->xc;
+  int64_t chunk = p->chunk;
+  pca_alloc(&gd, dd, &ok);
+  if (ok && p->sparse) { /* a dense chunk for the expanded rows */
+    const int64_t cap = ((int64_t)256 << 20) / (int64_t)(8 * (p->d ? p->d : 1));
+    chunk = p->m < cap ? p->m : cap;
+    if (chunk < 1) chunk = 1;
+    pca_alloc(&xc, (size_t)chunk * (size_t)p->d, &ok);
+  }
+  if (!ok) {
+    if (gd) cudaFree(gd);
+    return -1;
+  }
+  const double one = 1.0;
+  const int d = (int)p->d;
+  CUDA_CHECK(cudaMemsetAsync(gd, 0, sizeof(double) * dd, g_cuda.compute));
+  for (int64_t r0 = 0; r0 < p->m; r0 += chunk) {
+    const int nr = (int)(p->m - r0 < chunk ? p->m - r0 : chunk);
+    if (p->sparse) {
+      pca_csr_chunk_kernel<<<nr < 8192 ? nr : 8192, 256, 0, g_cuda.compute>>>(p->ptr, p->ind, p->val, p->shift, r0, nr,
+                                                                            p->d, xc);
+      KERNEL_CHECK("pca_csr_chunk");
+    } else {
+      pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr,
+                                                                                        p->d, xc);
+      KERNEL_CHECK("pca_load");
+    }
+    /* column-major xc_cm [d, nr]: G += xc_cm · xc_cmᵀ (symmetric: the same in row-major) */
+    CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_T, d, d, nr, &one, xc, d, xc, d, &one, gd, d));
+  }
+  CUDA_CHECK(cudaMemcpyAsync(g, gd, sizeof(double) * dd, cudaMemcpyDeviceToHost, g_cuda.compute));
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+  CUDA_CHECK(cudaFree(gd));
+  if (p->sparse) CUDA_CHECK(cudaFree(xc));
+  return 0;
 }

@@ -695,6 +695,19 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
                sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
       }
     }
+    if (pc && pg && d <= 2048) { /* the exact route's Gram matrix */
+      double *gc = malloc(sizeof(double) * (size_t)(d * d)), *gg = malloc(sizeof(double) * (size_t)(d * d));
+      int rc = CPU->pca_gram(pc, gc) | GPU->pca_gram(pg, gg);
+      double big = 0, worst = 0;
+      for (int64_t i = 0; i < d * d; i++) big = fmax(big, fabs(gc[i]));
+      for (int64_t i = 0; i < d * d; i++) {
+        double e = fabs(gg[i] - gc[i]) / (big > 0 ? big : 1);
+        if (!(e <= worst)) worst = e;
+      }
+      result(rc == 0 && big > 0 && worst <= 1e-12, "pca_gram %s m=%lld d=%lld %s: worst %.2e of max %.3g",
+             sparse ? "csr" : "dense", (long long)m, (long long)d, centred ? "centred" : "uncentred", worst, big);
+      free(gc), free(gg);
+    }
     CPU->pca_destroy(pc);
     GPU->pca_destroy(pg);
   }
@@ -706,6 +719,7 @@ static void test_pca(void) {
   test_pca_case(0, 700, 100000, 1, 8);   /* wide: several GPU chunks of 335 rows */
   test_pca_case(1, 2000, 60000, 0.002, 110); /* spam-like CSR */
   test_pca_case(1, 50, 7, 0.5, 4);       /* tiny, with empty rows */
+  test_pca_case(1, 3000, 1500, 0.01, 12); /* CSR small enough for the Gram route */
 }
 
 /* ---- staging: page-locked host memory and asynchronous uploads ----------------------------- */

@@ -212,6 +212,21 @@ static void check_pca(const backend_ops *be) {
         if (!(worst <= 1e-13))
           fail_msg("pca_apply (%s, %s, l=%d) on backend %d: worst error %.3g of max |w| > 1e-13",
                    sparse ? "csr" : "dense", centred ? "centred" : "uncentred", l, be->kind, worst);
+        if (l == L) { /* the Gram matrix Xcᵀ Xc, both triangles */
+          double g[D * D], gbig = 0, gworst = 0;
+          assert_int_equal(be->pca_gram(p, g), 0);
+          for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) {
+              double t = 0;
+              for (int r = 0; r < M; r++) t += xc[r * D + i] * xc[r * D + j];
+              gbig = fmax(gbig, fabs(t));
+              double e = fabs(g[i * D + j] - t);
+              if (!(e <= gworst)) gworst = e;
+            }
+          if (!(gworst <= 1e-13 * gbig))
+            fail_msg("pca_gram (%s, %s) on backend %d: worst error %.3g of max %.3g", sparse ? "csr" : "dense",
+                     centred ? "centred" : "uncentred", be->kind, gworst, gbig);
+        }
         be->pca_destroy(p);
       }
   be->pca_destroy(NULL);
