@@ -46,10 +46,11 @@ int batch_stage_init(batch_stage *s, const backend_ops *be, const data_block *sr
       }
   }
   stage_use(s, 0);
-  void **dev[5] = {(void **)&s->dx, (void **)&s->dptr, (void **)&s->dind, (void **)&s->dval, (void **)&s->dy};
+  void *dev[5] = {0}; /* the device copies; on the CPU the host set itself */
   int ok = 1;
   for (int i = 0; i < 5 && ok; i++)
-    if (bytes[i]) ok = (*dev[i] = device ? be->alloc(bytes[i]) : s->set[0][i]) != NULL;
+    if (bytes[i]) ok = (dev[i] = device ? be->alloc(bytes[i]) : s->set[0][i]) != NULL;
+  s->dx = dev[0], s->dptr = dev[1], s->dind = dev[2], s->dval = dev[3], s->dy = dev[4];
   return ok ? 0 : log_fail("out of device memory for a batch of %lld rows", (long long)rows);
 }
 
