@@ -94,6 +94,9 @@ typedef struct backend_ops {
    * corrections); w is overwritten. pca_destroy: free (NULL is a no-op). */
   backend_pca *(*pca_create)(const backend_pca_rows *rows, const double *shift, int lmax);
   void (*pca_apply)(backend_pca *p, const double *v, int l, double *w);
+  /* pca_fwd: y [m, l] = Xc v for v [d, l] (host memory, row-major; y overwritten), the first
+   * half of pca_apply alone (src/pca.c maps the samples-space eigenvectors to components with it). */
+  void (*pca_fwd)(backend_pca *p, const double *v, int l, double *y);
   /* pca_gram: g [d, d] (host, both triangles, overwritten) = Xcᵀ Xc, the exact route for small
    * d. Returns 0, or -1 when out of memory for its d×d scratch (nothing written then). */
   int (*pca_gram)(backend_pca *p, double *g);

@@ -54,6 +54,7 @@ static const char *const v_schedule[] = {"constant", "step", "cosine", NULL};
 static const char *const v_device[] = {"auto", "cpu", "cuda", NULL};
 static const char *const v_precision[] = {"fp32", "bf16", NULL};
 static const char *const v_pca_method[] = {"auto", "block", "deflation", "covariance", NULL};
+static const char *const v_pca_space[] = {"auto", "features", "samples", NULL};
 
 /* The schema: sections in this order, the keys of one section together. */
 static const key_spec schema[] = {
@@ -109,6 +110,7 @@ static const key_spec schema[] = {
     {"pca", "tol", T_DOUBLE, "1e-6", LO_X, 0, 0, NULL, "convergence tolerance"},
     {"pca", "max_iter", T_INT, "500", LO, 1, 0, NULL, "iteration limit"},
     {"pca", "ddof", T_INT, "1", LO | HI, 0, 1, NULL, "variance divisor N - ddof"},
+    {"pca", "space", T_ENUM, "auto", 0, 0, 0, v_pca_space, "iterate on D-vectors or N-vectors"},
     {"pca", "device", T_ENUM, "auto", 0, 0, 0, v_device, "where the block products run"},
     {"pca", "center", T_BOOL, "true", 0, 0, 0, NULL, "subtract the mean"},
     {"pca", "out", T_STR, "runs/{name}/pca.h5", 0, 0, 0, NULL, "result file"},

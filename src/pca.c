@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "dist.h"
 #include "log.h"
+#include "pca_dual.h"
 #include "pca_ops.h"
 #include "rng.h"
 
@@ -26,6 +27,11 @@ pca_opts pca_opts_default(void) {
 const char *pca_method_name(pca_method m) {
   static const char *const names[] = {"auto", "block", "deflation", "covariance"};
   return m >= PCA_AUTO && m <= PCA_COVARIANCE ? names[m] : "?";
+}
+
+const char *pca_space_name(pca_space s) {
+  static const char *const names[] = {"auto", "features", "samples"};
+  return s >= PCA_SPACE_AUTO && s <= PCA_SPACE_SAMPLES ? names[s] : "?";
 }
 
 int pca_check(const pca_opts *o, int64_t n, int64_t d) {
@@ -42,6 +48,8 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
   if (o->max_iter < 1) return log_fail("[pca] max_iter: must be >= 1, got %d", o->max_iter);
   if (o->method < PCA_AUTO || o->method > PCA_COVARIANCE)
     return log_fail("[pca] method: unknown method %d", (int)o->method);
+  if (o->space < PCA_SPACE_AUTO || o->space > PCA_SPACE_SAMPLES)
+    return log_fail("[pca] space: unknown space %d", (int)o->space);
   if ((o->method == PCA_COVARIANCE || (o->method == PCA_AUTO && d <= PCA_AUTO_MAX_DIM)) &&
       d > 46340) /* d*d must fit the int counts of LAPACK */
     return log_fail("[pca] method: covariance needs d <= 46340, got %lld", (long long)d);
@@ -66,7 +74,8 @@ typedef struct fit_ctx {
   MPI_Comm comm;
   int64_t d;
   double denom;        /* N − ddof */
-  const double *shift; /* μ, or NULL when not centring */
+  const double *shift; /* features space: μ, or NULL when not centring */
+  double *hv;          /* samples space, centring: scratch [d, lmax] for H v (else NULL) */
   int64_t passes;
   double pass_s, reduce_s; /* time in the local products and in the all-reduce of apply_c */
 } fit_ctx;
@@ -83,15 +92,29 @@ static void allreduce_sum(double *x, int64_t n, MPI_Comm comm) {
   }
 }
 
+/* dst [rows, l] = H src: each column of the row-major block minus its mean (dst may be src). */
+static void centre_cols(const double *src, int64_t rows, int l, double *dst) {
+  double *mu = xcalloc((size_t)l, sizeof(double));
+  for (int64_t r = 0; r < rows; r++)
+    for (int i = 0; i < l; i++) mu[i] += src[r * l + i];
+  for (int i = 0; i < l; i++) mu[i] /= (double)rows;
+  for (int64_t r = 0; r < rows; r++)
+    for (int i = 0; i < l; i++) dst[r * l + i] = src[r * l + i] - mu[i];
+  free(mu);
+}
+
 /* w [d, l] = C v for row-major blocks: one pass over the local rows on the backend (pca_apply)
- * and one all-reduce of the d×l block. */
+ * and one all-reduce of the d×l block. Samples space (d = N): w = K v = H (Xᵀ_rᵀ-sum) H v, the
+ * local features' X_f X_fᵀ summed by the all-reduce, H on both sides when centring. */
 static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
   double t0 = MPI_Wtime();
+  if (c->hv) centre_cols(v, c->d, l, c->hv), v = c->hv;
   c->be->pca_apply(c->px, v, l, w);
   double t1 = MPI_Wtime();
   allreduce_sum(w, n, c->comm);
   c->reduce_s += MPI_Wtime() - t1;
+  if (c->hv) centre_cols(w, c->d, l, w);
   cblas_dscal((int)n, 1.0 / c->denom, w, 1);
   c->pass_s += t1 - t0;
   c->passes++;
@@ -468,21 +491,29 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *l
 
 /* ---- pca_fit ------------------------------------------------------------------------------------ */
 
-/* Sort the k pairs by descending eigenvalue, fill the result, apply svd_flip's signs. */
-static void finish(pca_result *r, const double *vec, const double *lam, const double *res) {
+/* Sort the k pairs by descending eigenvalue, fill the result, apply svd_flip's signs. vec [k, d]
+ * (row i = vector i) becomes r->components (r takes it over; rows reordered in place). */
+static void finish(pca_result *r, double *vec, const double *lam, const double *res) {
   int k = r->k;
   int64_t d = r->d;
-  int *ord = xmalloc(sizeof(int) * (size_t)k);
+  int *ord = xmalloc(sizeof(int) * (size_t)k), moved = 0;
   for (int i = 0; i < k; i++) ord[i] = i;
   for (int i = 1; i < k; i++) /* insertion sort: stable, k is small */
     for (int j = i; j > 0 && lam[ord[j]] > lam[ord[j - 1]]; j--) {
       int t = ord[j];
       ord[j] = ord[j - 1];
       ord[j - 1] = t;
+      moved = 1;
     }
+  r->components = vec;
+  if (moved) { /* rare (the solvers return descending values): reorder through a copy */
+    double *was = xmalloc(sizeof(double) * (size_t)(d * k));
+    memcpy(was, vec, sizeof(double) * (size_t)(d * k));
+    for (int i = 0; i < k; i++) memcpy(vec + i * d, was + ord[i] * d, sizeof(double) * (size_t)d);
+    free(was);
+  }
   for (int i = 0; i < k; i++) {
     double *row = r->components + i * d;
-    memcpy(row, vec + ord[i] * d, sizeof(double) * (size_t)d);
     r->explained_variance[i] = lam[ord[i]];
     r->explained_variance_ratio[i] = lam[ord[i]] / r->total_variance;
     r->residuals[i] = res[ord[i]];
@@ -494,6 +525,115 @@ static void finish(pca_result *r, const double *vec, const double *lam, const do
       for (int64_t j = 0; j < d; j++) row[j] = -row[j];
   }
   free(ord);
+}
+
+/* Run the solver of `meth` (block or deflation) on c's operator: vec [k, c->d] (row i = vector
+ * i), lam [k], res [k]; *iters, *converged. Returns 0 or -1. */
+static int run_solver(fit_ctx *c, const pca_opts *o, pca_method meth, int l, double *vec, double *lam,
+                      double *res, int *iters, int *converged) {
+  *iters = meth == PCA_BLOCK ? solve_block(c, o, l, vec, lam, res, converged)
+                             : solve_deflation(c, o, vec, lam, res, converged);
+  return *iters < 0 ? -1 : 0;
+}
+
+/* The backend's copy of `rows` for c (c->px), or -1 on every rank when it is out of memory. */
+static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const double *shift, int64_t l,
+                         const char *what) {
+  backend_pca_rows rows = {.m = b->end - b->begin, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
+                           .indptr = b->indptr, .indices = b->indices, .values = b->values};
+  c->px = c->be->pca_create(&rows, shift, (int)l);
+  if (dist_agree(c->comm, c->px != NULL || log_fail("pca: no memory for the %s copy of this rank's %lld %s and a block of %lld vectors",
+                                                    c->be->kind == BACKEND_CPU ? "cpu" : "device", (long long)rows.m,
+                                                    what, (long long)l) == 0))
+    return 0;
+  c->be->pca_destroy(c->px);
+  c->px = NULL;
+  return -1;
+}
+
+/* The samples-space eigenvectors u (vec [k, n], row i = u_i, unit) to the components of C:
+ * comp [k, d] row i = Xcᵀ u_i / ‖Xcᵀ u_i‖ (each rank computes its features' entries with
+ * pca_fwd on its block of Xᵀ, then all-gathers), and res [k] = the residuals of C:
+ * ‖C v − λ v‖ = sqrt(eᵀ K e / λ), e = K u − λ u. Returns 0, or 1 on every rank when some λᵢ <=
+ * 1e-8 λ₁ (that component is not determined by uᵢ: the caller falls back to features). */
+static int samples_to_components(fit_ctx *c, int k, const double *vec, const double *lam, int64_t f0, int64_t nf,
+                                 int64_t d, double *comp, double *res) {
+  const int64_t n = c->d;
+  for (int i = 0; i < k; i++)
+    if (!(lam[i] > 1e-8 * lam[0])) return 1;
+  double *u = xmalloc(sizeof(double) * (size_t)(n * k)), *e = xmalloc(sizeof(double) * (size_t)(n * k));
+  double *ke = xmalloc(sizeof(double) * (size_t)(n * k)), *y = xmalloc(sizeof(double) * (size_t)(nf * k + 1));
+  transpose(vec, k, n, u); /* [n, k] row-major */
+  apply_c(c, u, k, e);
+  for (int64_t j = 0; j < n; j++)
+    for (int i = 0; i < k; i++) e[j * k + i] -= lam[i] * u[j * k + i];
+  apply_c(c, e, k, ke);
+  for (int i = 0; i < k; i++) {
+    double eke = 0;
+    for (int64_t j = 0; j < n; j++) eke += e[j * k + i] * ke[j * k + i];
+    res[i] = sqrt(fmax(eke, 0.0) / lam[i]) / res_scale(lam[i], lam[0]);
+  }
+  if (c->hv) centre_cols(u, n, k, u); /* Xcᵀ u = Xᵀ H u */
+  double t0 = MPI_Wtime();
+  c->be->pca_fwd(c->px, u, k, y);
+  c->pass_s += MPI_Wtime() - t0;
+  c->passes++;
+  double *nrm = xcalloc((size_t)k, sizeof(double));
+  for (int64_t f = 0; f < nf; f++)
+    for (int i = 0; i < k; i++) nrm[i] += y[f * k + i] * y[f * k + i];
+  allreduce_sum(nrm, k, c->comm);
+  for (int i = 0; i < k; i++) {
+    double s = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
+    for (int64_t f = 0; f < nf; f++) comp[i * d + f0 + f] = y[f * k + i] * s;
+  }
+  if (c->comm != MPI_COMM_NULL) { /* every rank's features of every component */
+    int size;
+    MPI_CHECK(MPI_Comm_size(c->comm, &size));
+    int *cnt = xmalloc(sizeof(int) * 2 * (size_t)size), *disp = cnt + size;
+    for (int r = 0; r < size; r++) {
+      int64_t b, en;
+      data_shard(d, r, size, &b, &en);
+      cnt[r] = (int)(en - b), disp[r] = (int)b;
+    }
+    for (int i = 0; i < k; i++)
+      MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, comp + i * d, cnt, disp, MPI_DOUBLE, c->comm));
+    free(cnt);
+  }
+  free(nrm), free(u), free(e), free(ke), free(y);
+  return 0;
+}
+
+/* Block or deflation in the samples space: the rows transposed into feature blocks, the solver
+ * on N-vectors, the components mapped back. Returns 0, -1 (error, every rank), or 1 (fall back
+ * to the features space; nothing of the fit kept). */
+static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const data_block *local, int64_t n,
+                       int64_t d, int l, double *comp, double *lam, double *res, int *iters, int *converged) {
+  data_block t;
+  if (d > INT_MAX) return 1; /* the all-gather of the components counts features in int */
+  if (pca_dual_transpose(local, n, d, c->comm, &t)) return -1;
+  fit_ctx keep = *c;
+  c->d = n;
+  c->hv = o->center ? xmalloc(sizeof(double) * (size_t)(n * l)) : NULL;
+  int rc = make_operator(c, &t, n, NULL, l, "features");
+  double *vec = NULL;
+  if (rc == 0) {
+    vec = xcalloc((size_t)(n * o->k), sizeof(double));
+    rc = run_solver(c, o, meth, l, vec, lam, res, iters, converged);
+  }
+  if (!dist_agree(c->comm, rc == 0)) rc = -1;
+  if (rc == 0) rc = samples_to_components(c, o->k, vec, lam, t.begin, t.end - t.begin, d, comp, res);
+  if (rc == 0) {
+    *converged = 1;
+    for (int i = 0; i < o->k; i++)
+      if (!(res[i] <= o->tol)) *converged = 0;
+  }
+  if (c->px) c->be->pca_destroy(c->px);
+  free(vec);
+  free(c->hv);
+  data_block_free(&t);
+  keep.passes = c->passes, keep.pass_s = c->pass_s, keep.reduce_s = c->reduce_s;
+  *c = keep;
+  return rc;
 }
 
 int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MPI_Comm comm,
@@ -546,47 +686,43 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
 
   pca_method meth = o->method;
   if (meth == PCA_AUTO) meth = d <= PCA_AUTO_MAX_DIM ? PCA_COVARIANCE : PCA_BLOCK;
+  pca_space space = meth == PCA_COVARIANCE ? PCA_SPACE_FEATURES : o->space;
+  if (space == PCA_SPACE_AUTO) space = n < d ? PCA_SPACE_SAMPLES : PCA_SPACE_FEATURES;
   int k = o->k, converged = 1, iters = 0;
   int64_t l = (int64_t)k + o->oversample, lim = n < d ? n : d;
   if (l > lim) l = lim;
   if (l < k) l = k;
   c.be = o->backend ? o->backend : backend_cpu();
-  backend_pca_rows rows = {.m = m, .d = d, .x = local->kind == DATA_DENSE ? local->x : NULL,
-                           .indptr = local->indptr, .indices = local->indices, .values = local->values};
-  c.px = c.be->pca_create(&rows, c.shift, (int)l);
-  if (!dist_agree(comm, c.px != NULL || log_fail("pca: no memory for the %s copy of this rank's %lld rows and a block of %lld vectors",
-                                                 c.be->kind == BACKEND_CPU ? "cpu" : "device", (long long)m, (long long)l) == 0)) {
-    c.be->pca_destroy(c.px);
-    free(mean);
-    return -1;
-  }
-  double *vec = xcalloc((size_t)(d * k), sizeof(double)); /* [d, k] column-major */
+  double *comp = xcalloc((size_t)(d * k), sizeof(double)); /* [k, d]: row i = component i */
   double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
-  int rc = 0;
-  if (meth == PCA_COVARIANCE) {
-    rc = solve_covariance(&c, k, vec, lam, res);
-    iters = 1;
-    for (int i = 0; i < k; i++)
-      if (!(res[i] <= o->tol)) converged = 0;
-  } else if (meth == PCA_BLOCK) {
-    iters = solve_block(&c, o, (int)l, vec, lam, res, &converged);
-    rc = iters < 0 ? -1 : 0;
-  } else {
-    iters = solve_deflation(&c, o, vec, lam, res, &converged);
-    rc = iters < 0 ? -1 : 0;
+  int rc = 1;
+  if (space == PCA_SPACE_SAMPLES) {
+    rc = fit_samples(&c, o, meth, local, n, d, (int)l, comp, lam, res, &iters, &converged);
+    if (rc == 1) space = PCA_SPACE_FEATURES;
   }
-  c.be->pca_destroy(c.px);
+  if (rc == 1) {
+    rc = make_operator(&c, local, d, c.shift, l, "rows");
+    if (rc == 0 && meth == PCA_COVARIANCE) {
+      rc = solve_covariance(&c, k, comp, lam, res);
+      iters = 1;
+      for (int i = 0; i < k; i++)
+        if (!(res[i] <= o->tol)) converged = 0;
+    } else if (rc == 0) {
+      rc = run_solver(&c, o, meth, (int)l, comp, lam, res, &iters, &converged);
+    }
+    if (c.px) c.be->pca_destroy(c.px);
+  }
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
-    free(vec), free(lam), free(res), free(mean);
+    free(comp), free(lam), free(res), free(mean);
     return -1;
   }
   r->k = k;
   r->d = d;
   r->n = n;
   r->method = meth;
+  r->space = space;
   r->total_variance = tv;
   r->mean = mean;
-  r->components = xmalloc(sizeof(double) * (size_t)(d * k));
   r->explained_variance = xmalloc(sizeof(double) * (size_t)k);
   r->explained_variance_ratio = xmalloc(sizeof(double) * (size_t)k);
   r->residuals = xmalloc(sizeof(double) * (size_t)k);
@@ -595,8 +731,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   r->pass_s = c.pass_s;
   r->reduce_s = c.reduce_s;
   r->converged = converged;
-  finish(r, vec, lam, res);
-  free(vec);
+  finish(r, comp, lam, res);
   free(lam);
   free(res);
   return 0;

@@ -28,6 +28,23 @@
 /* Same order as config_enum("pca.method"). */
 typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE } pca_method;
 
+/* Which vectors block and deflation iterate on (same order as config_enum("pca.space")):
+ *   PCA_SPACE_FEATURES  D-vectors with C = Xcᵀ Xc / (N − ddof): one pass over the local rows and
+ *                       an all-reduce of D×ℓ doubles per product (what the header above says);
+ *   PCA_SPACE_SAMPLES   N-vectors with the Gram operator K = Xc Xcᵀ / (N − ddof) = H X Xᵀ H /
+ *                       (N − ddof), H = I − 11ᵀ/N: the same nonzero eigenvalues, eigenvectors
+ *                       u ↦ components v = Xcᵀ u / ‖Xcᵀ u‖. The rows are first transposed across
+ *                       the ranks into feature blocks of Xᵀ (src/pca_dual.c, one all-to-all), so
+ *                       a product is one pass over the local features and an all-reduce of N×ℓ
+ *                       doubles, and the dense block work is on N×ℓ blocks: far less of both when
+ *                       N ≪ D (text). Residuals are still reported for C: ‖C v − λ v‖² =
+ *                       eᵀ K e / λ with e = K u − λ u (two extra products of k vectors).
+ *                       Falls back to features when an eigenvalue among the first k is ~0
+ *                       (below 1e-8 λ₁: its component is not determined by u);
+ *   PCA_SPACE_AUTO      samples when N < D, else features.
+ * The covariance method ignores it. */
+typedef enum pca_space { PCA_SPACE_AUTO = 0, PCA_SPACE_FEATURES, PCA_SPACE_SAMPLES } pca_space;
+
 /* PCA_AUTO picks the covariance method up to this many features. */
 #define PCA_AUTO_MAX_DIM 2048
 
@@ -44,18 +61,21 @@ typedef struct pca_opts {
   int max_iter;      /* filter cycles (block) or iterations per vector (deflation), >= 1 */
   int ddof;          /* 0 or 1: divisor N − ddof */
   int center;        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
+  pca_space space;   /* block and deflation: iterate on D-vectors or N-vectors */
   uint64_t seed;     /* start vectors: the same on every rank for the same seed */
   const struct backend_ops *backend; /* where the block products run (NULL: the CPU) */
 } pca_opts;
 
 /* Defaults of the [pca] section: k = 10, auto, oversample 10, tol 1e-6, max_iter 500, ddof 1,
- * center, seed 0. */
+ * center, space auto, seed 0. */
 pca_opts pca_opts_default(void);
 
 typedef struct pca_result {
   int k;
   int64_t d, n;
   pca_method method;          /* the method that ran (never PCA_AUTO) */
+  pca_space space;            /* block/deflation: the space it ran in (never PCA_SPACE_AUTO);
+                                 covariance: PCA_SPACE_FEATURES */
   double *components;         /* [k, d] row i = component i, unit norm, largest |entry| > 0 */
   double *explained_variance; /* [k] eigenvalues of C, descending */
   double *explained_variance_ratio; /* [k] explained_variance / total_variance */
@@ -87,16 +107,19 @@ void pca_result_free(pca_result *r);
 /* "auto", "block", "deflation", "covariance". */
 const char *pca_method_name(pca_method m);
 
+/* "auto", "features", "samples". */
+const char *pca_space_name(pca_space s);
+
 /* Write r to the HDF5 file `path` atomically (h5io): /components [k, d], /explained_variance,
  * /explained_variance_ratio, /residuals [k], /mean [d], all float64; attributes ddof, method,
  * iterations, passes, n_samples, n_features, total_variance, center, tol. Call on ONE rank.
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
 
-/* Project rows [0, rows) of b onto the components, (x − μ)·Vᵀ computed as x·Vᵀ − μ·Vᵀ (CSR is
- * never densified): out [rows, k] float32 row-major. Rows are taken every `step` from row 0
- * (step >= 1); `rows` of them. Not collective. */
-void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, float *out);
+/* Project rows [0, rows) of b onto the first k <= r->k components, (x − μ)·Vᵀ computed as
+ * x·Vᵀ − μ·Vᵀ (CSR is never densified): out [rows, k] float32 row-major. Rows are taken every
+ * `step` from row 0 (step >= 1); `rows` of them. Not collective. */
+void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, int k, float *out);
 
 /* `dptrain pca CONFIG [section.key=value ...]`: argv[0] is "pca". MPI must be initialised
  * (dist_init). Returns a LOG_EXIT_* code, the error already printed once.

@@ -34,6 +34,7 @@ static int write_result(const char *path, const pca_result *r, const pca_opts *o
            h5io_write(f, "residuals", t, 1, k1, r->residuals, 0) ||
            h5io_attr_int64(f, "ddof", o->ddof) ||
            h5io_attr_string(f, "method", pca_method_name(r->method)) ||
+           h5io_attr_string(f, "space", pca_space_name(r->space)) ||
            h5io_attr_int64(f, "iterations", r->iterations) ||
            h5io_attr_int64(f, "passes", r->passes) ||
            h5io_attr_int64(f, "n_samples", n) ||
@@ -64,8 +65,7 @@ int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t 
 
 /* ---- projection, transform, topics, pictures ----------------------------------------------------- */
 
-void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, float *out) {
-  int k = r->k;
+void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, int k, float *out) {
   int64_t d = r->d;
   double *mv = xmalloc(sizeof(double) * (size_t)k), *row = xmalloc(sizeof(double) * (size_t)d);
   for (int i = 0; i < k; i++) mv[i] = cblas_ddot((int)d, r->mean, 1, r->components + i * d, 1);
@@ -311,7 +311,7 @@ static void text_add(text *t, const char *fmt, ...) {
   t->len += (size_t)n;
 }
 
-/* Rank 0: eigendigits.png, scatter.png, scree.png beside `out`. xy [m, k] are projected training
+/* Rank 0: eigendigits.png, scatter.png, scree.png beside `out`. xy [m, 2] are projected training
  * rows with labels y [m]; img = {h, w} or {0, 0}. */
 static void draw_pictures(const pca_result *r, const char *out, const char *data_path, const float *xy,
                           const int32_t *y, int64_t m, const int64_t img[2]) {
@@ -384,7 +384,7 @@ static void draw_pictures(const pca_result *r, const char *out, const char *data
         int64_t cnt = 0;
         for (int64_t t = 0; t < m; t++)
           if (y[t] == c) {
-            fprintf(f, "%.6g %.6g\n", xy[t * k], xy[t * k + 1]);
+            fprintf(f, "%.6g %.6g\n", xy[t * 2], xy[t * 2 + 1]);
             cnt++;
           }
         if (!cnt) continue;
@@ -442,9 +442,10 @@ static void draw_pictures(const pca_result *r, const char *out, const char *data
 /* ---- dptrain pca -------------------------------------------------------------------------------- */
 
 static void print_summary(const pca_result *r, const pca_opts *o, const char *path, double secs) {
-  printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s, ddof %d%s\n", path,
+  printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s%s, ddof %d%s\n", path,
          (long long)r->n, (long long)r->d, dist_size(), dist_size() == 1 ? "" : "s",
-         pca_method_name(r->method), o->ddof, o->center ? "" : ", not centred");
+         pca_method_name(r->method), r->space == PCA_SPACE_SAMPLES ? " (samples space)" : "", o->ddof,
+         o->center ? "" : ", not centred");
   printf("total variance %.6g\n", r->total_variance);
   printf("%9s %14s %10s %10s %10s\n", "component", "eigenvalue", "ratio", "cumulative", "residual");
   double cum = 0;
@@ -483,6 +484,7 @@ int pca_main(int argc, char **argv) {
                 .max_iter = (int)config_int(cfg, "pca.max_iter"),
                 .ddof = (int)config_int(cfg, "pca.ddof"),
                 .center = config_bool(cfg, "pca.center") == 1,
+                .space = (pca_space)config_enum(cfg, "pca.space"),
                 .seed = 0};
   o.backend = backend_choose(config_enum(cfg, "pca.device"), "[pca] device");
   if (!dist_all_ok(o.backend != NULL || log_prefix(cpath) == 0)) goto done;
@@ -515,7 +517,7 @@ int pca_main(int argc, char **argv) {
       }
       int64_t m = use->end - use->begin;
       float *px = xmalloc(sizeof(float) * (size_t)(m * o.k) + 1);
-      pca_project(&r, use, m, 1, px);
+      pca_project(&r, use, m, 1, o.k, px);
       int rc = gather_rows(px, use->y, m, sp->rows, o.k, &proj[si]);
       free(px);
       data_block_free(&tb);
@@ -529,13 +531,14 @@ int pca_main(int argc, char **argv) {
     int64_t m = b.end - b.begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
     if (cnt > m) cnt = m;
     int64_t step = cnt > 0 ? m / cnt : 1;
-    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * o.k) + 1);
+    const int kp = o.k < 2 ? o.k : 2; /* the scatter plot's two */
+    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * kp) + 1);
     int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
-    pca_project(&r, &b, cnt, step, xy);
+    pca_project(&r, &b, cnt, step, kp, xy);
     for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
     MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
     proj_split pic = {0};
-    int rc = gather_rows(xy, yy, cnt, tot, o.k, &pic);
+    int rc = gather_rows(xy, yy, cnt, tot, kp, &pic);
     free(xy);
     free(yy);
     if (rc) goto done;

@@ -213,6 +213,7 @@ static const backend_ops k_cpu = {
     .optim_update = backend_cpu_optim_update,
     .pca_create = backend_cpu_pca_create,
     .pca_apply = backend_cpu_pca_apply,
+    .pca_fwd = backend_cpu_pca_fwd,
     .pca_gram = backend_cpu_pca_gram,
     .pca_destroy = backend_cpu_pca_destroy,
     .max_norm = backend_cpu_max_norm,

@@ -1,10 +1,12 @@
-/* pca_cpu.c — the CPU backend's PCA products (backend.h: pca_create / pca_apply / pca_destroy):
+/* pca_cpu.c — the CPU backend's PCA products (backend.h: pca_create / pca_apply / pca_fwd /
+ * pca_gram / pca_destroy):
  * w = Xcᵀ (Xc v) over one rank's rows, in double, for the row-major [d, l] blocks of src/pca.c
  * (feature j's l coefficients contiguous at v + j*l: what a sparse row touches).
  *   dense: rows are converted to double (minus the shift) a chunk at a time, then two DGEMMs
  *          per chunk: y = Xc v, w += Xcᵀ y.
  *   CSR:   never densified; one pass per row computes y_i = x_iᵀ v − μᵀv and scatters
  *          w += x_i y_iᵀ, and w −= μ (1ᵀY) at the end (a rank-one update).
+ * pca_fwd is the first half alone: y = Xc v (dense: one DGEMM per chunk; CSR: the row dots).
  * pca_gram (the exact route, small d): dense chunks through DSYRK; CSR from the outer products
  * of each row's entries, centred by rank-one corrections.
  * The object only points at the caller's rows and shift; scratch is allocated once here. */
@@ -117,6 +119,39 @@ void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w) {
   if (l <= 0 || l > p->lmax || p->r.m == 0) return;
   if (p->r.x) pca_cpu_dense(p, v, l, w);
   else pca_cpu_csr(&p->r, p->shift, v, l, w, p->y, p->muv, p->ysum);
+}
+
+/* y_i = x_iᵀ v − μᵀv per CSR row (no scatter): pca_cpu_csr's first half. */
+__attribute__((target_clones("avx2", "default")))
+static void pca_cpu_csr_fwd(const backend_pca_rows *b, const double *shift, const double *restrict v, int l,
+                            double *restrict y, double *restrict muv) {
+  memset(muv, 0, sizeof(double) * (size_t)l);
+  if (shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)b->d, l, 1.0, v, l, shift, 1, 0.0, muv, 1);
+  for (int64_t i = 0; i < b->m; i++) {
+    double *restrict yi = y + i * l;
+    for (int c = 0; c < l; c++) yi[c] = -muv[c];
+    for (int64_t q = b->indptr[i]; q < b->indptr[i + 1]; q++) {
+      const double a = b->values[q];
+      const double *restrict vj = v + (int64_t)b->indices[q] * l;
+      for (int c = 0; c < l; c++) yi[c] += a * vj[c];
+    }
+  }
+}
+
+void backend_cpu_pca_fwd(backend_pca *p, const double *v, int l, double *y) {
+  const int64_t m = p->r.m, d = p->r.d;
+  memset(y, 0, sizeof(double) * (size_t)(m * (l > 0 ? l : 0)));
+  if (l <= 0 || l > p->lmax || m == 0) return;
+  if (!p->r.x) {
+    pca_cpu_csr_fwd(&p->r, p->shift, v, l, y, p->muv);
+    return;
+  }
+  for (int64_t r0 = 0; r0 < m; r0 += p->chunk) {
+    int64_t nr = m - r0 < p->chunk ? m - r0 : p->chunk;
+    pca_cpu_load(p, r0, nr);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, l, (int)d, 1.0, p->xc, (int)d, v, l, 0.0,
+                y + r0 * l, l);
+  }
 }
 
 int backend_cpu_pca_gram(backend_pca *p, double *g) {

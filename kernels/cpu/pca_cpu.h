@@ -1,5 +1,5 @@
 /* pca_cpu.h — CPU implementations of the PCA ops of src/backend.h (pca_create, pca_apply,
- * pca_gram, pca_destroy; contracts there). The CPU backend table (kernels/cpu/backend_cpu.c) points at
+ * pca_fwd, pca_gram, pca_destroy; contracts there). The CPU backend table (kernels/cpu/backend_cpu.c) points at
  * these; the CUDA backend is tested against them. */
 #ifndef DPT_PCA_CPU_H
 #define DPT_PCA_CPU_H
@@ -12,6 +12,9 @@ backend_pca *backend_cpu_pca_create(const backend_pca_rows *rows, const double *
 
 /* w [d, l] = Xcᵀ (Xc v) (overwritten); l > lmax leaves w zero. */
 void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w);
+
+/* y [m, l] = Xc v (overwritten); l > lmax leaves y zero. */
+void backend_cpu_pca_fwd(backend_pca *p, const double *v, int l, double *y);
 
 /* g [d, d] = Xcᵀ Xc (overwritten). 0, or -1 when out of memory. */
 int backend_cpu_pca_gram(backend_pca *p, double *g);

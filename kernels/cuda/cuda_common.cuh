@@ -126,6 +126,7 @@ void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, con
 /* pca.cu */
 backend_pca *cuda_pca_create(const backend_pca_rows *rows, const double *shift, int lmax);
 void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w);
+void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y);
 int cuda_pca_gram(backend_pca *p, double *g);
 void cuda_pca_destroy(backend_pca *p);
 /* act.cu */

@@ -1,4 +1,5 @@
-/* pca.cu — the CUDA backend's PCA products (backend.h: pca_create / pca_apply / pca_destroy),
+/* pca.cu — the CUDA backend's PCA products (backend.h: pca_create / pca_apply / pca_fwd /
+ * pca_gram / pca_destroy),
  * the same arithmetic as kernels/cpu/pca_cpu.c, in double: w = Xcᵀ (Xc v) over one rank's rows
  * for the row-major [d, l] blocks of src/pca.c.
  *
@@ -11,6 +12,7 @@
  *          sparse.cu for double), y −= 1 (μᵀv), w = Xᵀ y (the same kernel over Xᵀ: a gather,
  *          no atomics, deterministic), w −= μ (1ᵀy) — the shift as rank-one updates, never a
  *          dense Xc.
+ * pca_fwd is the first product alone, y = Xc v, copied back whole (CSR) or chunk by chunk.
  * pca_gram (the exact route, small d): Xcᵀ Xc by DGEMM over chunks of rows in double, dense rows
  * converted as above, CSR rows expanded into a dense chunk (one block per row: the row is set
  * to −shift, then its entries added) — d is small there.
@@ -178,7 +180,7 @@ static void pca_dense(backend_pca *p, int l) {
 
 /* CSR: y = X v − 1 (μᵀv), w = Xᵀ y − μ (1ᵀy). Column-major views: v_cm [l, d], y_cm [l, m],
  * w_cm [l, d]; μᵀv = v_cm μ, 1ᵀy = y_cm 1, and the rank-one updates are DGER on those views. */
-static void pca_csr(backend_pca *p, int l) {
+static void pca_csr_fwd(backend_pca *p, int l) {
   const double one = 1.0, zero = 0.0, minus = -1.0;
   const int m = (int)p->m, d = (int)p->d;
   cuda_dspmm(m, l, p->ptr, p->ind, p->val, p->v, p->y);
@@ -186,11 +188,24 @@ static void pca_csr(backend_pca *p, int l) {
     CUBLAS_CHECK(cublasDgemv(g_cuda.blas, CUBLAS_OP_N, l, d, &one, p->v, l, p->shift, 1, &zero, p->muv, 1));
     CUBLAS_CHECK(cublasDger(g_cuda.blas, l, m, &minus, p->muv, 1, p->ones, 1, p->y, l));
   }
+}
+
+static void pca_csr(backend_pca *p, int l) {
+  const double one = 1.0, zero = 0.0, minus = -1.0;
+  const int m = (int)p->m, d = (int)p->d;
+  pca_csr_fwd(p, l);
   cuda_dspmm(d, l, p->tptr, p->tind, p->tval, p->y, p->w);
   if (p->shift) {
     CUBLAS_CHECK(cublasDgemv(g_cuda.blas, CUBLAS_OP_N, l, m, &one, p->y, l, p->ones, 1, &zero, p->ysum, 1));
     CUBLAS_CHECK(cublasDger(g_cuda.blas, l, d, &minus, p->ysum, 1, p->shift, 1, p->w, l));
   }
+}
+
+/* Fatal when the rows exceed the 32-bit dimensions of cuBLAS and the CSR kernels. */
+static void pca_check_dims(const backend_pca *p) {
+  if (p->m > INT32_MAX || p->d > INT32_MAX)
+    cuda_fatal("%s:%d: pca: %lld rows x %lld features exceed the 32-bit BLAS dimensions", __FILE__, __LINE__,
+               (long long)p->m, (long long)p->d);
 }
 
 void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
@@ -199,9 +214,7 @@ void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
     memset(w, 0, sizeof(double) * n);
     return;
   }
-  if (p->m > INT32_MAX || p->d > INT32_MAX)
-    cuda_fatal("%s:%d: pca: %lld rows x %lld features exceed the 32-bit BLAS dimensions", __FILE__, __LINE__,
-               (long long)p->m, (long long)p->d);
+  pca_check_dims(p);
   pca_upload(p->v, v, sizeof(double) * n);
   if (p->sparse) {
     pca_csr(p, l);
@@ -210,6 +223,36 @@ void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
     pca_dense(p, l);
   }
   CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
+
+/* y [m, l] = Xc v: CSR through pca_csr_fwd (y is [m, lmax] on the device); dense a chunk at a
+ * time, y_chunk = xc v by DGEMM, each chunk's rows copied back as they are done. */
+void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y) {
+  if (l <= 0 || l > p->lmax || p->m == 0) {
+    memset(y, 0, sizeof(double) * (size_t)p->m * (size_t)(l > 0 ? l : 0));
+    return;
+  }
+  pca_check_dims(p);
+  pca_upload(p->v, v, sizeof(double) * (size_t)p->d * (size_t)l);
+  if (p->sparse) {
+    pca_csr_fwd(p, l);
+    CUDA_CHECK(cudaMemcpyAsync(y, p->y, sizeof(double) * (size_t)p->m * (size_t)l, cudaMemcpyDeviceToHost,
+                               g_cuda.compute));
+  } else {
+    const double one = 1.0, zero = 0.0;
+    const int d = (int)p->d;
+    for (int64_t r0 = 0; r0 < p->m; r0 += p->chunk) {
+      const int nr = (int)(p->m - r0 < p->chunk ? p->m - r0 : p->chunk);
+      pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr,
+                                                                                        p->d, p->xc);
+      KERNEL_CHECK("pca_load");
+      CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, l, nr, d, &one, p->v, l, p->xc, d, &zero, p->y, l));
+      /* the next chunk's DGEMM overwrites p->y: copy this one out first (same stream, in order) */
+      CUDA_CHECK(cudaMemcpyAsync(y + r0 * l, p->y, sizeof(double) * (size_t)nr * (size_t)l, cudaMemcpyDeviceToHost,
+                                 g_cuda.compute));
+    }
+  }
   CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
 }
 

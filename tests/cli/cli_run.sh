@@ -90,7 +90,7 @@ fi
 rm -f "$T/started"
 line=$(NCCL_DEBUG=INFO FI_EFA_USE_HUGE_PAGE=0 CUDA_VISIBLE_DEVICES=0 "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini" optim.lr=0.1)
 [ ! -e "$T/started" ] || fail "--dry-run started mpirun"
-has "local dry run" "$line" "$T/mpirun" "-np 2" -q --oversubscribe "-x NCCL_DEBUG" "-x FI_EFA_USE_HUGE_PAGE" "-x CUDA_VISIBLE_DEVICES" "-x PATH" \
+has "local dry run" "$line" "$T/mpirun" "-np 2" -q --oversubscribe "--mca pml ob1" "-x NCCL_DEBUG" "-x FI_EFA_USE_HUGE_PAGE" "-x CUDA_VISIBLE_DEVICES" "-x PATH" \
   "$DPTRAIN train $T/logreg.ini optim.lr=0.1" ${root_flag[@]+"${root_flag[@]}"}
 lacks "local dry run" "$line" --hostfile
 if [ "$cores" -ge 2 ]; then
@@ -100,10 +100,15 @@ line=$("${fake[@]}" "$run" -n $((cores + 1)) --dry-run train "$T/logreg.ini")
 has "more ranks than cores: oversubscribed, unbound" "$line" "--oversubscribe" "--bind-to none" "-x OPENBLAS_NUM_THREADS=1"
 line=$(OPENBLAS_NUM_THREADS=3 "${fake[@]}" "$run" -n 1 --bind none --mpi-arg --tag-output --dry-run pca "$T/logreg.ini")
 has "--bind none, --mpi-arg, a set OPENBLAS_NUM_THREADS kept" "$line" "--bind-to none" "--tag-output" "-x OPENBLAS_NUM_THREADS" "$DPTRAIN pca"
+line=$(OMPI_MCA_pml=ucx "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini")
+lacks "local, the user's OMPI_MCA_pml kept" "$line" "--mca pml ob1"
+line=$("${fake[@]}" "$run" -n 2 --mpi-arg --mca --mpi-arg pml --mpi-arg cm --dry-run train "$T/logreg.ini")
+lacks "local, the user's --mca pml kept" "$line" "--mca pml ob1"
+has "local, the user's --mca pml kept" "$line" "--mca pml cm"
 printf '# two nodes\nlocalhost slots=2\nnode-b   # one slot\n\n' >"$T/hosts"
 line=$("${fake[@]}" "$run" -n 3 --hostfile "$T/hosts" --dry-run train "$T/logreg.ini")
 has "hostfile dry run" "$line" "--hostfile $T/hosts" "-np 3"
-lacks "hostfile dry run" "$line" --oversubscribe
+lacks "hostfile dry run" "$line" --oversubscribe "pml ob1"
 line=$(SLURM_JOB_ID=7 SLURM_TASKS_PER_NODE='2(x3),1' SLURM_CPUS_PER_TASK=4 "${fake[@]}" "$run" -n 7 --dry-run train "$T/logreg.ini")
 has "inside a Slurm job (7 tasks)" "$line" "-np 7" "--map-by slot:PE=4" "--bind-to core"
 lacks "inside a Slurm job" "$line" --oversubscribe --hostfile

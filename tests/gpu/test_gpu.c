@@ -645,7 +645,7 @@ static void test_module(void) {
 
 /* ---- PCA products ---------------------------------------------------------------------------- */
 
-/* pca_apply on the GPU against the CPU backend, in double: dense (one chunk, and rows wide
+/* pca_apply and pca_fwd on the GPU against the CPU backend, in double: dense (one chunk, and rows wide
  * enough that the GPU goes in several chunks) and CSR (text-like: wide, sparse, empty rows),
  * centred and not, the block narrower than lmax. Tolerance: 1e-12 of max |w| (sums of ~1e5
  * double terms in different orders). */
@@ -693,6 +693,18 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
         }
         result(big > 0 && worst <= 1e-12, "pca_apply %s m=%lld d=%lld l=%d %s: worst %.2e of max |w| %.3g",
                sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
+        double *yc = malloc(sizeof(double) * (size_t)(m * l)), *yg = malloc(sizeof(double) * (size_t)(m * l));
+        CPU->pca_fwd(pc, v, l, yc);
+        GPU->pca_fwd(pg, v, l, yg);
+        big = 0, worst = 0;
+        for (int64_t i = 0; i < m * l; i++) big = fmax(big, fabs(yc[i]));
+        for (int64_t i = 0; i < m * l; i++) {
+          double e = fabs(yg[i] - yc[i]) / (big > 0 ? big : 1);
+          if (!(e <= worst)) worst = e;
+        }
+        result(big > 0 && worst <= 1e-12, "pca_fwd %s m=%lld d=%lld l=%d %s: worst %.2e of max |y| %.3g",
+               sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
+        free(yc), free(yg);
       }
     }
     if (pc && pg && d <= 2048) { /* the exact route's Gram matrix */

@@ -1,0 +1,19 @@
+/* pca_dual.h — the transpose behind PCA's samples space (src/pca_dual.c; used by src/pca.c). */
+#ifndef DPT_PCA_DUAL_H
+#define DPT_PCA_DUAL_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "data.h"
+
+/* This rank's block of Xᵀ from every rank's rows of X [n, d] (collective over comm;
+ * MPI_COMM_NULL: this process holds all n rows). out gets features [f0, f1) =
+ * data_shard(d, rank, size) as its rows (begin = f0, end = f1, cols = n), each a vector over the
+ * n samples numbered in rank order (rank 0's rows first), in local's format: CSR (each feature's
+ * samples ascending) or dense [f1 − f0, n]; out->y stays NULL. Free with data_block_free.
+ * Returns 0, or -1 on every rank (log_fail on the ranks that found why: n or a message too large
+ * for 32-bit counts; nothing allocated then). */
+int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm comm, data_block *out);
+
+#endif
