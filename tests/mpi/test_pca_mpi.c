@@ -2,8 +2,9 @@
  *
  * Every rank generates the same synthetic data from a seed (N = 1001 rows so shards are uneven,
  * D = 60, a decaying spectrum plus noise and a non-zero mean), keeps only its data_shard() rows,
- * and fits k = 6 components with each method, on the dense rows and on a sparse (CSR) version.
- * Rank 0 prints, for each (kind, method), the eigenvalues, the ratios and a signed checksum of each
+ * and fits k = 6 components with each method (block and deflation in both spaces: D-vectors, and
+ * N-vectors after the all-to-all transpose of src/pca_dual.c), on the dense rows and on a sparse
+ * (CSR) version. Rank 0 prints, for each (kind, method, space), the eigenvalues, the ratios and a signed checksum of each
  * component (Σⱼ (j+1)·c_ij, sign fixed by svd_flip) as "KEY %.12e" lines; the script compares
  * the outputs of different rank counts. Exit 0, or 1 with the one-line error. */
 #include <lapacke.h>
@@ -78,16 +79,19 @@ int main(int argc, char **argv) {
   int rank = dist_rank(), size = dist_size(), ok = 1;
   int64_t lo, hi;
   data_shard(N, rank, size, &lo, &hi);
-  const pca_method ms[] = {PCA_COVARIANCE, PCA_BLOCK, PCA_DEFLATION};
+  const pca_method ms[] = {PCA_COVARIANCE, PCA_BLOCK, PCA_DEFLATION, PCA_BLOCK, PCA_DEFLATION};
+  const pca_space sp[] = {PCA_SPACE_FEATURES, PCA_SPACE_FEATURES, PCA_SPACE_FEATURES, PCA_SPACE_SAMPLES,
+                          PCA_SPACE_SAMPLES};
   for (int sparse = 0; sparse < 2 && ok; sparse++) {
     float *x = make_data(sparse);
     data_block b;
     local_block(x, sparse, lo, hi, &b);
     free(x);
-    for (int m = 0; m < 3 && ok; m++) {
+    for (int m = 0; m < 5 && ok; m++) {
       pca_opts o = pca_opts_default();
       o.k = K;
       o.method = ms[m];
+      o.space = sp[m];
       o.tol = 1e-10;
       o.max_iter = 2000;
       pca_result r;
@@ -95,7 +99,14 @@ int main(int argc, char **argv) {
         ok = 0;
         break;
       }
-      const char *kind = sparse ? "csr" : "dense", *mn = pca_method_name(r.method);
+      if (!dist_all_ok(r.space == sp[m] || log_fail("%s: ran in the %s space", pca_method_name(ms[m]),
+                                                    pca_space_name(r.space)) == 0)) {
+        ok = 0;
+        break;
+      }
+      char mn[64];
+      snprintf(mn, sizeof mn, "%s.%s", pca_method_name(r.method), pca_space_name(r.space));
+      const char *kind = sparse ? "csr" : "dense";
       if (rank == 0) {
         printf("%s.%s.total_variance %.12e\n", kind, mn, r.total_variance);
         for (int i = 0; i < K; i++) {

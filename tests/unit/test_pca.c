@@ -8,7 +8,8 @@
  * Checks: eigenvalues (rel. err <= 1e-6), |cos| of components >= 0.9999, residuals, total
  * variance, mean, svd_flip signs and orthonormality for deflation, block, covariance and auto;
  * ddof 0 vs 1 (ratio N/(N−1)); CSR with implicit centring against the same values dense;
- * center = false; determinism; the one-line errors. Serial: comm = MPI_COMM_NULL (no MPI_Init,
+ * center = false; the samples space (N-vectors) against the features space and the reference;
+ * determinism; the one-line errors. Serial: comm = MPI_COMM_NULL (no MPI_Init,
  * so LeakSanitizer stays on); the MPI path is tests/mpi/test_pca_mpi.c under mpirun. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,9 +203,17 @@ static void test_full_rank_k(void **state) {
   pca_opts o = opts(PCA_BLOCK, 12);
   pca_result r;
   assert_int_equal(pca_fit(&o, &b, 12, D, MPI_COMM_NULL, &r), 0);
+  /* n < d picks the samples space, but the 12th eigenvalue is 0 (centred rank 11): its
+   * component is not determined there, so the fit falls back to the features space */
+  assert_int_equal(r.space, PCA_SPACE_FEATURES);
   r.k = 11; /* the 12th eigenvalue is 0 up to rounding: compare the others */
   check_fit("block k = n = 12 < d", &r, &rf, 1e-6, 0.9999, 1);
   r.k = 12;
+  pca_result_free(&r);
+  o.k = 11; /* every eigenvalue wanted is > 0: the samples space keeps it */
+  assert_int_equal(pca_fit(&o, &b, 12, D, MPI_COMM_NULL, &r), 0);
+  assert_int_equal(r.space, PCA_SPACE_SAMPLES);
+  check_fit("block k = 11, samples space", &r, &rf, 1e-6, 0.9999, 1);
   pca_result_free(&r);
   data_block_free(&b);
 }
@@ -279,6 +288,75 @@ static void test_csr_implicit_centring(void **state) {
   data_block_free(&dense);
 }
 
+/* The samples space (N-vectors, the Gram operator, components mapped back with pca_fwd) against
+ * the reference and against the features space: wide data (n = 30 < d = 40, where auto picks
+ * it) dense and CSR, centred and not, ddof 0 and 1, block and deflation; and tall data (n = 300)
+ * with the space forced. The reported residuals are those of C: each is checked here against
+ * ‖C v − λ v‖ / λ computed from the reference covariance. */
+static void test_samples_space(void **state) {
+  (void)state;
+  enum { NW = 30 };
+  data_block wide, csr, dense, tall;
+  make_spectrum(&wide, NW, D, 21);
+  make_sparse(&csr, &dense, NW, D, 22);
+  make_spectrum(&tall, N, D, 23);
+  const data_block *sets[] = {&wide, &csr, &tall}, *refs[] = {&wide, &dense, &tall};
+  const char *names[] = {"wide dense", "wide csr", "tall dense"};
+  for (int t = 0; t < 3; t++)
+    for (int variant = 0; variant < 3; variant++) { /* centred ddof 1, centred ddof 0, not centred */
+      int64_t n = sets[t]->end;
+      int center = variant < 2, ddof = variant == 1 ? 0 : 1;
+      ref rf;
+      reference(refs[t], ddof, center, &rf);
+      for (int m = 0; m < 2; m++) {
+        pca_result rs, rfe;
+        pca_opts o = opts(m ? PCA_DEFLATION : PCA_BLOCK, K);
+        o.tol = 1e-10, o.center = center, o.ddof = ddof;
+        o.space = t == 2 ? PCA_SPACE_SAMPLES : PCA_SPACE_AUTO;
+        assert_int_equal(pca_fit(&o, sets[t], n, D, MPI_COMM_NULL, &rs), 0);
+        o.space = PCA_SPACE_FEATURES;
+        assert_int_equal(pca_fit(&o, sets[t], n, D, MPI_COMM_NULL, &rfe), 0);
+        assert_int_equal(rs.space, PCA_SPACE_SAMPLES);
+        assert_int_equal(rfe.space, PCA_SPACE_FEATURES);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s%s ddof %d, samples", names[t], pca_method_name(rs.method),
+                 center ? "" : " uncentred", ddof);
+        check_fit(what, &rs, &rf, 1e-9, 0.999999, 1);
+        assert_true(rs.converged);
+        double ev = 0, cs = 1, rerr = 0;
+        for (int i = 0; i < K; i++) {
+          double dot = 0, r2 = 0;
+          for (int j = 0; j < D; j++) dot += rs.components[i * D + j] * rfe.components[i * D + j];
+          for (int a = 0; a < D; a++) { /* (C v − λ v)_a from the reference's eigenpairs */
+            double cv = 0;
+            for (int e = 0; e < D; e++) {
+              double vb = 0;
+              for (int j = 0; j < D; j++) vb += rf.vec[e][j] * rs.components[i * D + j];
+              cv += rf.lam[e] * rf.vec[e][a] * vb;
+            }
+            r2 += (cv - rs.explained_variance[i] * rs.components[i * D + a]) * (cv - rs.explained_variance[i] * rs.components[i * D + a]);
+          }
+          double want = sqrt(r2) / rs.explained_variance[i];
+          rerr = fmax(rerr, fabs(rs.residuals[i] - want));
+          assert_true(rs.residuals[i] <= o.tol);
+          cs = fmin(cs, dot); /* same signs too */
+          ev = fmax(ev, fabs(rs.explained_variance[i] / rfe.explained_variance[i] - 1));
+        }
+        print_message("  samples vs features: max eigenvalue rel diff %.2e, min cos %.15f, residual vs reference %.1e\n",
+                      ev, cs, rerr);
+        assert_true(ev <= 1e-9);
+        assert_true(cs >= 0.999999);
+        assert_true(rerr <= 1e-9);
+        pca_result_free(&rs);
+        pca_result_free(&rfe);
+      }
+    }
+  data_block_free(&wide);
+  data_block_free(&csr);
+  data_block_free(&dense);
+  data_block_free(&tall);
+}
+
 static void expect_fail(const data_block *b, int64_t n, const pca_opts *o, const char *msg) {
   pca_result r;
   assert_int_equal(pca_fit(o, b, n, b->cols, MPI_COMM_NULL, &r), -1);
@@ -336,6 +414,7 @@ int main(void) {
       cmocka_unit_test(test_full_rank_k),
       cmocka_unit_test(test_ddof),
       cmocka_unit_test(test_csr_implicit_centring),
+      cmocka_unit_test(test_samples_space),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
