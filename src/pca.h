@@ -116,10 +116,13 @@ const char *pca_space_name(pca_space s);
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
 
-/* Project rows [0, rows) of b onto the first k <= r->k components, (x − μ)·Vᵀ computed as
- * x·Vᵀ − μ·Vᵀ (CSR is never densified): out [rows, k] float32 row-major. Rows are taken every
- * `step` from row 0 (step >= 1); `rows` of them. Not collective. */
-void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, int k, float *out);
+/* Project rows of b onto the first k <= r->k components, (x − μ)·Vᵀ: out [rows, k] float32
+ * row-major, the rows taken every `step` from row 0 (step >= 1, (rows − 1)·step < b's rows).
+ * The product is the backend's pca_fwd over all of b's rows (be NULL: the CPU; CSR never
+ * densified, the mean a rank-one correction), in double. Not collective. Returns 0, or -1 with
+ * log_fail when the backend has no memory for its copy of the rows. */
+int pca_project(const pca_result *r, const struct backend_ops *be, const data_block *b, int64_t rows, int64_t step,
+                int k, float *out);
 
 /* `dptrain pca CONFIG [section.key=value ...]`: argv[0] is "pca". MPI must be initialised
  * (dist_init). Returns a LOG_EXIT_* code, the error already printed once.

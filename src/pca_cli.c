@@ -2,7 +2,6 @@
  * the LSA topics of text data, the gnuplot pictures, and the `dptrain pca` subcommand. */
 #include "pca.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -65,27 +64,26 @@ int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t 
 
 /* ---- projection, transform, topics, pictures ----------------------------------------------------- */
 
-void pca_project(const pca_result *r, const data_block *b, int64_t rows, int64_t step, int k, float *out) {
-  int64_t d = r->d;
-  double *mv = xmalloc(sizeof(double) * (size_t)k), *row = xmalloc(sizeof(double) * (size_t)d);
-  for (int i = 0; i < k; i++) mv[i] = cblas_ddot((int)d, r->mean, 1, r->components + i * d, 1);
-  for (int64_t t = 0; t < rows; t++) {
-    int64_t at = t * step;
-    for (int i = 0; i < k; i++) {
-      const double *v = r->components + i * d;
-      double s = 0;
-      if (b->kind == DATA_CSR) {
-        for (int64_t j = b->indptr[at]; j < b->indptr[at + 1]; j++) s += (double)b->values[j] * v[b->indices[j]];
-      } else {
-        if (i == 0)
-          for (int64_t j = 0; j < d; j++) row[j] = b->x[at * d + j];
-        s = cblas_ddot((int)d, row, 1, v, 1);
-      }
-      out[t * k + i] = (float)(s - mv[i]);
-    }
-  }
-  free(mv);
-  free(row);
+int pca_project(const pca_result *r, const backend_ops *be, const data_block *b, int64_t rows, int64_t step, int k,
+                float *out) {
+  const int64_t d = r->d, m = b->end - b->begin;
+  if (rows <= 0 || k <= 0) return 0;
+  be = be ? be : backend_cpu();
+  backend_pca_rows br = {.m = m, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
+                         .indptr = b->indptr, .indices = b->indices, .values = b->values};
+  backend_pca *p = be->pca_create(&br, r->mean, k);
+  if (!p) return log_fail("pca: no memory for the %s copy of %lld rows to project", be->kind == BACKEND_CPU ? "cpu" : "device",
+                          (long long)m);
+  double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *y = xmalloc(sizeof(double) * (size_t)(m * k));
+  for (int64_t j = 0; j < d; j++) /* v [d, k] = the first k components as columns */
+    for (int i = 0; i < k; i++) v[j * k + i] = r->components[i * d + j];
+  be->pca_fwd(p, v, k, y); /* y = (X − 1μᵀ) v */
+  for (int64_t t = 0; t < rows; t++)
+    for (int i = 0; i < k; i++) out[t * k + i] = (float)y[t * step * k + i];
+  be->pca_destroy(p);
+  free(v);
+  free(y);
+  return 0;
 }
 
 typedef struct proj_split {
@@ -517,8 +515,8 @@ int pca_main(int argc, char **argv) {
       }
       int64_t m = use->end - use->begin;
       float *px = xmalloc(sizeof(float) * (size_t)(m * o.k) + 1);
-      pca_project(&r, use, m, 1, o.k, px);
-      int rc = gather_rows(px, use->y, m, sp->rows, o.k, &proj[si]);
+      int rc = dist_all_ok(pca_project(&r, o.backend, use, m, 1, o.k, px) == 0) ? 0 : -1;
+      if (rc == 0) rc = gather_rows(px, use->y, m, sp->rows, o.k, &proj[si]);
       free(px);
       data_block_free(&tb);
       if (rc) goto done;
@@ -534,11 +532,11 @@ int pca_main(int argc, char **argv) {
     const int kp = o.k < 2 ? o.k : 2; /* the scatter plot's two */
     float *xy = xmalloc(sizeof(float) * (size_t)(cnt * kp) + 1);
     int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
-    pca_project(&r, &b, cnt, step, kp, xy);
+    int rc = dist_all_ok(pca_project(&r, o.backend, &b, cnt, step, kp, xy) == 0) ? 0 : -1;
     for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
     MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
     proj_split pic = {0};
-    int rc = gather_rows(xy, yy, cnt, tot, kp, &pic);
+    if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, kp, &pic);
     free(xy);
     free(yy);
     if (rc) goto done;
