@@ -1,8 +1,11 @@
-/* dist.c — MPI start-up, rank facts and failure agreement (see dist.h). */
+/* dist.c — MPI start-up, rank facts, failure agreement and the collective watchdog (see dist.h). */
 #include "dist.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -68,4 +71,33 @@ _Noreturn void dist_fatal_mpi(int rc, const char *call, const char *file, int li
   log_rank("%s:%d: %s: %s", file, line, call, msg);
   MPI_Abort(MPI_COMM_WORLD, LOG_EXIT_RUNTIME);
   exit(LOG_EXIT_RUNTIME);
+}
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int dist_poll(int (*done)(void *arg, const char **why), int (*check)(void *arg, const char **why), void *arg,
+              double timeout_s, const char **why) {
+  const double start = mono_now();
+  for (;;) {
+    int q = done(arg, why);
+    if (q > 0) return DIST_POLL_DONE;
+    if (q < 0) return DIST_POLL_FAILED;
+    if (check && check(arg, why)) return DIST_POLL_FAILED;
+    if (timeout_s > 0 && mono_now() - start > timeout_s) return DIST_POLL_TIMEOUT;
+  }
+}
+
+double dist_nccl_timeout(void) {
+  const char *v = getenv("DPT_NCCL_TIMEOUT");
+  if (!v || !*v) return DIST_NCCL_TIMEOUT_DEFAULT;
+  char *end = NULL;
+  errno = 0;
+  double t = strtod(v, &end);
+  if (errno || end == v || *end || !(t >= 0) || !isfinite(t))
+    return log_fail("DPT_NCCL_TIMEOUT: '%s' is not a number of seconds >= 0", v), -1.0;
+  return t;
 }

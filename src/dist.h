@@ -40,6 +40,23 @@ int dist_all_ok(int ok);
  * comm == MPI_COMM_NULL means "just me": returns ok != 0. */
 int dist_agree(MPI_Comm comm, int ok);
 
+/* Waiting on asynchronous work (a device's collective) without hanging forever, as PyTorch's
+ * NCCL watchdog does: poll done(arg) (1: finished, 0: pending, -1: failed with *why set) and,
+ * after each pending poll, check(arg) when given (non-zero: failed with *why set, e.g. NCCL's
+ * asynchronous error state), until it finishes, fails, or timeout_s seconds have passed
+ * (<= 0: no limit). Busy-polls (the latency of a training step matters more than one core).
+ * Returns DIST_POLL_DONE, DIST_POLL_FAILED or DIST_POLL_TIMEOUT (*why untouched then). Not
+ * collective; needs no MPI. */
+enum { DIST_POLL_DONE = 0, DIST_POLL_FAILED = -1, DIST_POLL_TIMEOUT = -2 };
+int dist_poll(int (*done)(void *arg, const char **why), int (*check)(void *arg, const char **why), void *arg,
+              double timeout_s, const char **why);
+
+/* The watchdog limit of device collectives, from the environment variable DPT_NCCL_TIMEOUT:
+ * seconds (a number >= 0; 0 = no limit); unset or empty: DIST_NCCL_TIMEOUT_DEFAULT. Returns it,
+ * or -1 with log_fail("DPT_NCCL_TIMEOUT: 'VALUE' is not a number of seconds >= 0"). */
+#define DIST_NCCL_TIMEOUT_DEFAULT 600.0
+double dist_nccl_timeout(void);
+
 /* Print "dptrain: rank R: FILE:LINE: CALL: MPI message" and MPI_Abort the world. Never returns. */
 _Noreturn void dist_fatal_mpi(int rc, const char *call, const char *file, int line);
 

@@ -51,6 +51,7 @@ typedef struct trainer {
   const backend_cuda_api *cuda;       /* NULL: MPI on host memory */
   void *ev_ready[MODEL_MAX_LAYERS];   /* compute stream: layer l's gradients are final */
   void *ev_done;                      /* communication stream: every reduction has finished */
+  double nccl_timeout;                /* seconds a step's reduction may take (DPT_NCCL_TIMEOUT; 0: no limit) */
 } trainer;
 
 static double now(void) { return MPI_Wtime(); }
@@ -104,19 +105,35 @@ static void on_progress(void *arg) {
   if (t->nreq) MPI_CHECK(MPI_Testall(t->nreq, t->req, &flag, MPI_STATUSES_IGNORE));
 }
 
+static int reductions_done(void *arg, const char **why) {
+  trainer *t = arg;
+  return t->cuda->event_query(t->ev_done, why);
+}
+
+static int nccl_healthy(void *arg, const char **why) {
+  trainer *t = arg;
+  return t->cuda->nccl_check(why);
+}
+
 /* NCCL: make the compute stream wait for the reductions, and wait on the host until they are
  * done (that wait is the time reported as all-reduce wait), polling NCCL's error state so that a
- * failed or vanished peer ends the job with a message instead of a hang. */
+ * failed peer ends the job with a message instead of a hang, and giving up after
+ * t->nccl_timeout seconds (a hung or vanished peer: NCCL itself never times out). */
 static void finish_nccl(trainer *t) {
   const char *why = NULL;
   if (!t->overlap) nccl_reduce(t, t->ev_ready[0], 0, t->m.n_params);
   if (t->cuda->event_record(t->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
       t->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, t->ev_done, &why))
     nccl_fatal(t, why);
-  int q;
-  while ((q = t->cuda->event_query(t->ev_done, &why)) == 0)
-    if (t->cuda->nccl_check(&why)) nccl_fatal(t, why);
-  if (q < 0) nccl_fatal(t, why);
+  int rc = dist_poll(reductions_done, nccl_healthy, t, t->nccl_timeout, &why);
+  if (rc == DIST_POLL_TIMEOUT) {
+    static char msg[200];
+    snprintf(msg, sizeof msg,
+             "the gradient all-reduce of step %lld did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is hung or gone",
+             (long long)t->opt.step + 1, t->nccl_timeout);
+    nccl_fatal(t, msg);
+  }
+  if (rc != DIST_POLL_DONE) nccl_fatal(t, why);
 }
 
 static void finish_reduce(trainer *t) {
@@ -554,6 +571,11 @@ int train_main(int argc, char **argv, int eval_only) {
   trainer t = {0};
   if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
   t.overlap = config_bool(t.cfg, "train.overlap");
+  t.nccl_timeout = dist_nccl_timeout(); /* checked on every device, so a typo shows on a laptop too */
+  if (!dist_all_ok(t.nccl_timeout >= 0)) {
+    config_free(t.cfg);
+    return LOG_EXIT_USAGE;
+  }
   if (eval_only && !dist_all_ok(config_str(t.cfg, "train.resume") != NULL ||
                                 log_fail("eval: give the checkpoint as train.resume=PATH") == 0)) {
     config_free(t.cfg);

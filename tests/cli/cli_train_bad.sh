@@ -30,4 +30,6 @@ PY
 expect_usage_error "label out of range (rank 1's rows)" "rank 1: $T/labels.h5: /train/y: row 35: label 7 is not a class in [0, 3)" - "${MPIQ[@]}" "$DPTRAIN" train "$T/ok.ini" data.path="$T/labels.h5" train.out="$T/o3" train.batch_size=8
 expect_usage_error "nesterov without momentum" "nesterov" - "$DPTRAIN" train "$T/ok.ini" optim.name=nesterov optim.momentum=0 train.out="$T/o4"
 expect_usage_error "eval without a checkpoint" "train.resume" - "$DPTRAIN" eval "$T/ok.ini"
+expect_usage_error "bad DPT_NCCL_TIMEOUT" "rank 0: DPT_NCCL_TIMEOUT: '10min' is not a number of seconds >= 0" - \
+  env DPT_NCCL_TIMEOUT=10min "${MPIQ[@]}" -x DPT_NCCL_TIMEOUT "$DPTRAIN" train "$T/ok.ini" train.out="$T/o5"
 finish

@@ -1,4 +1,5 @@
-/* test_core.c — shard arithmetic, seeded RNG, SHA-256, error prefixing, atomic HDF5 output. */
+/* test_core.c — shard arithmetic, seeded RNG, SHA-256, error prefixing, atomic HDF5 output, the
+ * watchdog poll of device collectives (dist_poll, DPT_NCCL_TIMEOUT). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +13,69 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "dist.h"
 #include "h5io.h"
 #include "hash.h"
 #include "log.h"
 #include "rng.h"
+
+/* ---- dist_poll: the watchdog of device collectives ---------------------------------------------- */
+
+typedef struct poll_fake {
+  int polls, done_after, fail_after, check_fail_after, checks;
+} poll_fake;
+
+static int fake_done(void *arg, const char **why) {
+  poll_fake *f = arg;
+  f->polls++;
+  if (f->fail_after && f->polls >= f->fail_after) return *why = "event failed", -1;
+  return f->done_after && f->polls >= f->done_after;
+}
+
+static int fake_check(void *arg, const char **why) {
+  poll_fake *f = arg;
+  f->checks++;
+  if (f->check_fail_after && f->checks >= f->check_fail_after) return *why = "peer error", -1;
+  return 0;
+}
+
+static void test_poll(void **state) {
+  (void)state;
+  const char *why = NULL;
+  poll_fake f = {.done_after = 1000};
+  assert_int_equal(dist_poll(fake_done, fake_check, &f, 5.0, &why), DIST_POLL_DONE);
+  assert_int_equal(f.polls, 1000);
+  assert_int_equal(f.checks, 999); /* after every pending poll */
+  f = (poll_fake){.done_after = 10};
+  assert_int_equal(dist_poll(fake_done, NULL, &f, 0, &why), DIST_POLL_DONE); /* no check, no limit */
+  f = (poll_fake){.fail_after = 3};
+  assert_int_equal(dist_poll(fake_done, fake_check, &f, 5.0, &why), DIST_POLL_FAILED);
+  assert_string_equal(why, "event failed");
+  f = (poll_fake){.check_fail_after = 4};
+  why = NULL;
+  assert_int_equal(dist_poll(fake_done, fake_check, &f, 5.0, &why), DIST_POLL_FAILED);
+  assert_string_equal(why, "peer error");
+  assert_int_equal(f.polls, 4);
+  f = (poll_fake){0}; /* never finishes: the limit ends the wait, *why untouched */
+  why = "unchanged";
+  assert_int_equal(dist_poll(fake_done, fake_check, &f, 0.05, &why), DIST_POLL_TIMEOUT);
+  assert_string_equal(why, "unchanged");
+  assert_true(f.polls > 1);
+  /* DPT_NCCL_TIMEOUT */
+  unsetenv("DPT_NCCL_TIMEOUT");
+  assert_true(dist_nccl_timeout() == DIST_NCCL_TIMEOUT_DEFAULT);
+  setenv("DPT_NCCL_TIMEOUT", "90.5", 1);
+  assert_true(dist_nccl_timeout() == 90.5);
+  setenv("DPT_NCCL_TIMEOUT", "0", 1);
+  assert_true(dist_nccl_timeout() == 0);
+  const char *bad[] = {"10min", "-1", "nan", "inf", " "};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    setenv("DPT_NCCL_TIMEOUT", bad[i], 1);
+    assert_true(dist_nccl_timeout() < 0);
+    assert_non_null(strstr(log_last_error(), "DPT_NCCL_TIMEOUT: '"));
+  }
+  unsetenv("DPT_NCCL_TIMEOUT");
+}
 
 static void test_shard(void **state) {
   (void)state;
@@ -139,7 +199,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shard),        cmocka_unit_test(test_rng),
       cmocka_unit_test(test_sha256),       cmocka_unit_test(test_log_prefix),
-      cmocka_unit_test(test_atomic_output),
+      cmocka_unit_test(test_atomic_output), cmocka_unit_test(test_poll),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
