@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "backend_cuda_api.h"
+#include "backend_nccl.h"
 #include "buf.h"
 #include "dist.h"
 #include "log.h"
@@ -68,6 +69,22 @@ static const backend_cuda_api *cuda_api(void) {
   g_cuda_why[0] = '\0';
   return g_cuda = api;
 #endif
+}
+
+const backend_cuda_api *backend_nccl_join(MPI_Comm comm) {
+  const char *why = NULL;
+  int rank = 0, size = 1;
+  MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  MPI_CHECK(MPI_Comm_size(comm, &size));
+  const backend_cuda_api *api = backend_cuda_module(&why);
+  unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES] = {0};
+  int ok = api != NULL && (rank != 0 || api->nccl_get_id(id, &why) == 0);
+  if (!dist_agree(comm, ok || log_fail("NCCL: %s", why ? why : "no CUDA module") == 0)) return NULL;
+  MPI_CHECK(MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, comm));
+  ok = api->nccl_init(id, size, rank, &why) == 0 || log_fail("NCCL: %s", why) != 0;
+  if (dist_agree(comm, ok)) return api;
+  if (ok) api->nccl_destroy(1, &why); /* the others failed: do not keep a half-made one */
+  return NULL;
 }
 
 const backend_cuda_api *backend_cuda_module(const char **why) {

@@ -97,6 +97,11 @@ typedef struct backend_ops {
   /* pca_fwd: y [m, l] = Xc v for v [d, l] (host memory, row-major; y overwritten), the first
    * half of pca_apply alone (src/pca.c maps the samples-space eigenvectors to components with it). */
   void (*pca_fwd)(backend_pca *p, const double *v, int l, double *y);
+  /* pca_apply_sum (optional: NULL on the CPU backend): pca_apply, then w summed over the ranks on
+   * the device (the CUDA module's NCCL communicator, which must exist: backend_nccl_join) before
+   * it comes back, so the host gets the sum without an MPI all-reduce. Collective over that
+   * communicator: every rank calls it with the same l, a rank without rows adds zeros. */
+  void (*pca_apply_sum)(backend_pca *p, const double *v, int l, double *w);
   /* pca_gram: g [d, d] (host, both triangles, overwritten) = Xcᵀ Xc, the exact route for small
    * d. Returns 0, or -1 when out of memory for its d×d scratch (nothing written then). */
   int (*pca_gram)(backend_pca *p, double *g);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_nccl.h"
 #include "buf.h"
 #include "dist.h"
 #include "log.h"
@@ -76,6 +77,7 @@ typedef struct fit_ctx {
   double denom;        /* N − ddof */
   const double *shift; /* features space: μ, or NULL when not centring */
   double *hv;          /* samples space, centring: scratch [d, lmax] for H v (else NULL) */
+  int device_sum;      /* the backend sums each product over the ranks itself (pca_apply_sum, NCCL) */
   int64_t passes;
   double pass_s, reduce_s; /* time in the local products and in the all-reduce of apply_c */
 } fit_ctx;
@@ -110,9 +112,10 @@ static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
   double t0 = MPI_Wtime();
   if (c->hv) centre_cols(v, c->d, l, c->hv), v = c->hv;
-  c->be->pca_apply(c->px, v, l, w);
+  if (c->device_sum) c->be->pca_apply_sum(c->px, v, l, w); /* summed on the device */
+  else c->be->pca_apply(c->px, v, l, w);
   double t1 = MPI_Wtime();
-  allreduce_sum(w, n, c->comm);
+  if (!c->device_sum) allreduce_sum(w, n, c->comm);
   c->reduce_s += MPI_Wtime() - t1;
   if (c->hv) centre_cols(w, c->d, l, w);
   cblas_dscal((int)n, 1.0 / c->denom, w, 1);
@@ -693,6 +696,14 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (l > lim) l = lim;
   if (l < k) l = k;
   c.be = o->backend ? o->backend : backend_cpu();
+  const backend_cuda_api *nccl = NULL; /* a device backend sums the products with NCCL */
+  int size = 1;
+  if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
+  if (c.be->kind == BACKEND_CUDA && c.be->pca_apply_sum && size > 1 && meth != PCA_COVARIANCE) {
+    nccl = backend_nccl_join(comm);
+    if (!nccl) return free(mean), -1;
+    c.device_sum = 1;
+  }
   double *comp = xcalloc((size_t)(d * k), sizeof(double)); /* [k, d]: row i = component i */
   double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
   int rc = 1;
@@ -712,6 +723,10 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     }
     if (c.px) c.be->pca_destroy(c.px);
   }
+  if (nccl) {
+    const char *why = NULL;
+    if (nccl->nccl_destroy(rc != 0, &why) && rc == 0) rc = log_fail("NCCL: %s", why);
+  }
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
     free(comp), free(lam), free(res), free(mean);
     return -1;
@@ -730,6 +745,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   r->passes = c.passes;
   r->pass_s = c.pass_s;
   r->reduce_s = c.reduce_s;
+  r->device_sum = c.device_sum;
   r->converged = converged;
   finish(r, comp, lam, res);
   free(lam);

@@ -85,6 +85,7 @@ typedef struct pca_result {
   int iterations;             /* block: filter cycles (Rayleigh–Ritz steps); deflation: summed over vectors */
   int64_t passes;             /* passes over the local rows (statistics included) */
   double pass_s, reduce_s;    /* seconds in this rank's products of C·V passes, and in their all-reduce */
+  int device_sum;             /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
   int converged;              /* 1 when every residual <= tol */
 } pca_result;
 

@@ -452,8 +452,10 @@ static void print_summary(const pca_result *r, const pca_opts *o, const char *pa
     printf("%9d %14.6e %10.6f %10.6f %10.2e\n", i + 1, r->explained_variance[i],
            r->explained_variance_ratio[i], cum, r->residuals[i]);
   }
-  printf("iterations %d, passes over the data %lld, %.2f s (products %.2f s, all-reduce %.2f s)%s\n",
-         r->iterations, (long long)r->passes, secs, r->pass_s, r->reduce_s,
+  char where[96];
+  if (r->device_sum) snprintf(where, sizeof where, "products and their NCCL sums on the device %.2f s", r->pass_s);
+  else snprintf(where, sizeof where, "products %.2f s, all-reduce %.2f s", r->pass_s, r->reduce_s);
+  printf("iterations %d, passes over the data %lld, %.2f s (%s)%s\n", r->iterations, (long long)r->passes, secs, where,
          r->converged ? "" : "  (NOT converged: residuals above tol; raise [pca] max_iter)");
 }
 
@@ -484,6 +486,7 @@ int pca_main(int argc, char **argv) {
                 .center = config_bool(cfg, "pca.center") == 1,
                 .space = (pca_space)config_enum(cfg, "pca.space"),
                 .seed = 0};
+  if (!dist_all_ok(dist_nccl_timeout() >= 0)) goto done; /* the watchdog of the device sums */
   o.backend = backend_choose(config_enum(cfg, "pca.device"), "[pca] device");
   if (!dist_all_ok(o.backend != NULL || log_prefix(cpath) == 0)) goto done;
   if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) goto done;

@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "backend_cuda_api.h"
+#include "backend_nccl.h"
 #include "batch.h"
 #include "buf.h"
 #include "checkpoint.h"
@@ -156,12 +157,9 @@ static void finish_reduce(trainer *t) {
 static int nccl_setup(trainer *t) {
   const char *why = NULL;
   if (t->be->kind != BACKEND_CUDA || dist_size() == 1) return 0;
-  t->cuda = backend_cuda_module(&why);
-  unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES] = {0};
-  int ok = t->cuda != NULL && (dist_rank() != 0 || t->cuda->nccl_get_id(id, &why) == 0);
-  if (!dist_all_ok(ok || log_fail("NCCL: %s", why ? why : "no CUDA module") == 0)) return t->cuda = NULL, -1;
-  MPI_CHECK(MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, dist_comm()));
-  ok = t->cuda->nccl_init(id, dist_size(), dist_rank(), &why) == 0 || log_fail("NCCL: %s", why) != 0;
+  t->cuda = backend_nccl_join(dist_comm());
+  if (!dist_all_ok(t->cuda != NULL)) return -1;
+  int ok = 1;
   for (int l = 0; ok && l < t->m.spec.n_layers; l++)
     ok = (t->ev_ready[l] = t->cuda->event_create(&why)) != NULL || log_fail("CUDA: %s", why) != 0;
   ok = ok && ((t->ev_done = t->cuda->event_create(&why)) != NULL || log_fail("CUDA: %s", why) != 0);

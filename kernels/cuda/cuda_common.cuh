@@ -127,6 +127,12 @@ void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, con
 backend_pca *cuda_pca_create(const backend_pca_rows *rows, const double *shift, int lmax);
 void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w);
 void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y);
+void cuda_pca_apply_sum(backend_pca *p, const double *v, int l, double *w);
+/* nccl.cu, for ops: queue the in-place sum of x [n] (device) over the module's communicator on
+ * the compute stream; wait for the compute stream, polling NCCL's error state, at most
+ * DPT_NCCL_TIMEOUT s. Failures are fatal (what names the op). */
+void cuda_nccl_sum_compute(double *x, size_t n, const char *what);
+void cuda_nccl_wait_compute(const char *what);
 int cuda_pca_gram(backend_pca *p, double *g);
 void cuda_pca_destroy(backend_pca *p);
 /* act.cu */

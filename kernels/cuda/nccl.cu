@@ -1,10 +1,15 @@
 /* nccl.cu — the NCCL communicator of the module (one per process) and the in-place all-reduce
- * on the communication stream (backend_cuda_api.h). Errors come back as -1 with a message that
+ * on the communication stream (backend_cuda_api.h); and, for ops that sum inside themselves
+ * (pca_apply_sum), a double sum on the compute stream and a wait for it that polls NCCL's error
+ * state and gives up after DPT_NCCL_TIMEOUT seconds (fatal, like any failure inside an op). Errors come back as -1 with a message that
  * names the call, NCCL's error string and NCCL's own last-error detail; the host decides how to
  * stop the job (it aborts every rank, naming the failing one). */
+#include <math.h>
 #include <nccl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cuda_common.cuh"
 
@@ -116,4 +121,46 @@ int cuda_nccl_destroy(int abort_comm, const char **why) {
   g_comm = NULL;
   g_nranks = g_rank = 0;
   return rc;
+}
+
+/* ---- sums inside the ops (pca_apply_sum) ----------------------------------------------------- */
+
+/* DPT_NCCL_TIMEOUT as src/dist.c reads it (the host has rejected bad values at start-up). */
+static double nccl_timeout_s(void) {
+  const char *v = getenv("DPT_NCCL_TIMEOUT");
+  char *end = NULL;
+  double t = v && *v ? strtod(v, &end) : 600.0;
+  return v && *v && (!end || *end || !(t >= 0) || !isfinite(t)) ? 600.0 : t;
+}
+
+void cuda_nccl_sum_compute(double *x, size_t n, const char *what) {
+  if (!g_comm) cuda_fatal("%s: no NCCL communicator (the host joins one before the first sum)", what);
+  ncclResult_t r = ncclAllReduce(x, x, n, ncclDouble, ncclSum, g_comm, g_cuda.compute);
+  if (r != ncclSuccess) {
+    const char *why = NULL;
+    nccl_fail(&why, "ncclAllReduce", r);
+    cuda_fatal("%s: %s", what, why);
+  }
+}
+
+void cuda_nccl_wait_compute(const char *what) {
+  const double limit = nccl_timeout_s();
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    cudaError_t e = cudaStreamQuery(g_cuda.compute);
+    if (e == cudaSuccess) return;
+    if (e != cudaErrorNotReady) cuda_fatal("%s: CUDA error: %s", what, cudaGetErrorString(e));
+    const char *why = NULL;
+    if (cuda_nccl_check(&why)) {
+      if (g_comm) ncclCommAbort(g_comm), g_comm = NULL;
+      cuda_fatal("%s: %s", what, why);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (limit > 0 && (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) > limit) {
+      if (g_comm) ncclCommAbort(g_comm), g_comm = NULL;
+      cuda_fatal("%s: the NCCL sum did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is hung or gone", what,
+                 limit);
+    }
+  }
 }

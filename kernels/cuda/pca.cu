@@ -13,6 +13,8 @@
  *          no atomics, deterministic), w −= μ (1ᵀy) — the shift as rank-one updates, never a
  *          dense Xc.
  * pca_fwd is the first product alone, y = Xc v, copied back whole (CSR) or chunk by chunk.
+ * pca_apply_sum sums w over the ranks with NCCL (double, on the compute stream) before the copy
+ * back, so the host receives the summed block and src/pca.c skips its MPI all-reduce.
  * pca_gram (the exact route, small d): Xcᵀ Xc by DGEMM over chunks of rows in double, dense rows
  * converted as above, CSR rows expanded into a dense chunk (one block per row: the row is set
  * to −shift, then its entries added) — d is small there.
@@ -208,10 +210,11 @@ static void pca_check_dims(const backend_pca *p) {
                (long long)p->m, (long long)p->d);
 }
 
-void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
-  const size_t n = (size_t)p->d * (size_t)(l > 0 ? l : 0);
-  if (l <= 0 || l > p->lmax || p->m == 0) {
-    memset(w, 0, sizeof(double) * n);
+/* p->w [d, l] = Xcᵀ (Xc v) on the device, queued on the compute stream (zeros without rows). */
+static void pca_products(backend_pca *p, const double *v, int l) {
+  const size_t n = (size_t)p->d * (size_t)l;
+  if (p->m == 0) {
+    CUDA_CHECK(cudaMemsetAsync(p->w, 0, sizeof(double) * n, g_cuda.compute));
     return;
   }
   pca_check_dims(p);
@@ -222,8 +225,29 @@ void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
     CUDA_CHECK(cudaMemsetAsync(p->w, 0, sizeof(double) * n, g_cuda.compute));
     pca_dense(p, l);
   }
+}
+
+void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
+  const size_t n = (size_t)p->d * (size_t)(l > 0 ? l : 0);
+  if (l <= 0 || l > p->lmax || p->m == 0) {
+    memset(w, 0, sizeof(double) * n);
+    return;
+  }
+  pca_products(p, v, l);
   CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
   CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
+}
+
+/* pca_apply, then the sum over the ranks on the device (NCCL, in place on the compute stream,
+ * after the products) before the copy back. Every rank takes part, rows or not. */
+void cuda_pca_apply_sum(backend_pca *p, const double *v, int l, double *w) {
+  if (l <= 0) return;
+  if (l > p->lmax) cuda_fatal("%s:%d: pca_apply_sum: %d vectors, the object was made for %d", __FILE__, __LINE__, l, p->lmax);
+  const size_t n = (size_t)p->d * (size_t)l;
+  pca_products(p, v, l);
+  cuda_nccl_sum_compute(p->w, n, "pca_apply_sum");
+  CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
+  cuda_nccl_wait_compute("pca_apply_sum");
 }
 
 /* y [m, l] = Xc v: CSR through pca_csr_fwd (y is [m, lmax] on the device); dense a chunk at a

@@ -645,7 +645,11 @@ static void test_module(void) {
 
 /* ---- PCA products ---------------------------------------------------------------------------- */
 
-/* pca_apply and pca_fwd on the GPU against the CPU backend, in double: dense (one chunk, and rows wide
+/* The 1-rank communicator test_pca makes for pca_apply_sum (NULL: none). */
+static const backend_cuda_api *g_pca_nccl;
+
+/* pca_apply and pca_fwd on the GPU against the CPU backend, in double (and pca_apply_sum against
+ * pca_apply on one rank): dense (one chunk, and rows wide
  * enough that the GPU goes in several chunks) and CSR (text-like: wide, sparse, empty rows),
  * centred and not, the block narrower than lmax. Tolerance: 1e-12 of max |w| (sums of ~1e5
  * double terms in different orders). */
@@ -705,6 +709,15 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
         result(big > 0 && worst <= 1e-12, "pca_fwd %s m=%lld d=%lld l=%d %s: worst %.2e of max |y| %.3g",
                sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
         free(yc), free(yg);
+        if (g_pca_nccl && GPU->pca_apply_sum) { /* the sum over one rank is the product itself */
+          double *ws = malloc(sizeof(double) * (size_t)(d * l));
+          GPU->pca_apply(pg, v, l, wg);
+          GPU->pca_apply_sum(pg, v, l, ws);
+          result(memcmp(ws, wg, sizeof(double) * (size_t)(d * l)) == 0,
+                 "pca_apply_sum on a 1-rank NCCL communicator %s m=%lld d=%lld l=%d: identical to pca_apply",
+                 sparse ? "csr" : "dense", (long long)m, (long long)d, l);
+          free(ws);
+        }
       }
     }
     if (pc && pg && d <= 2048) { /* the exact route's Gram matrix */
@@ -727,11 +740,20 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
 }
 
 static void test_pca(void) {
+  /* a 1-rank NCCL communicator for pca_apply_sum (the op sums inside itself) */
+  const char *why = NULL;
+  const backend_cuda_api *api = GPU->pca_apply_sum ? backend_cuda_module(&why) : NULL;
+  unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES];
+  if (api && api->nccl_get_id(id, &why) == 0 && api->nccl_init(id, 1, 0, &why) == 0) g_pca_nccl = api;
+  else if (GPU->pca_apply_sum) result(0, "NCCL 1-rank communicator for pca_apply_sum: %s", why ? why : "?");
+  else printf("skip: pca_apply_sum (the backend under test has none: the CPU sums with MPI)\n");
   test_pca_case(0, 3000, 784, 1, 20);    /* MNIST-like: one chunk on the GPU */
   test_pca_case(0, 700, 100000, 1, 8);   /* wide: several GPU chunks of 335 rows */
   test_pca_case(1, 2000, 60000, 0.002, 110); /* spam-like CSR */
   test_pca_case(1, 50, 7, 0.5, 4);       /* tiny, with empty rows */
   test_pca_case(1, 3000, 1500, 0.01, 12); /* CSR small enough for the Gram route */
+  if (g_pca_nccl) result(g_pca_nccl->nccl_destroy(0, &why) == 0, "nccl_destroy after the pca_apply_sum checks");
+  g_pca_nccl = NULL;
 }
 
 /* ---- staging: page-locked host memory and asynchronous uploads ----------------------------- */
