@@ -73,7 +73,7 @@ typedef struct backend_ops {
                          float *dlogits, int *correct);
   /* Inverted dropout: Y[i] = X[i] * mask[i], mask[i] = 1/(1-p) with probability 1-p, else 0. The
    * mask is a pure function of (seed, offset + i), so a sample gets the same mask whatever rank
-   * computes it. */
+   * computes it. X, Y and mask do not overlap. */
   void (*dropout)(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
                   uint64_t offset);
   /* x[n] *= y[n] elementwise */
