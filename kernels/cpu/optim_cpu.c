@@ -8,7 +8,9 @@
  * fused (FMA) and ours is not (fmaf would not vectorise on baseline x86-64), a last-ulp matter;
  * and a complement such as 1 - beta2 formed from the float argument 0.999f is not torch's
  * float(1 - 0.999) (1.3e-5 relative), since backend_optim_args carries the betas, not their
- * complements. */
+ * complements.
+ * Each loop is cloned for AVX-512, AVX2 and baseline x86-64 (picked at load time); the
+ * arithmetic is the same in each (no FMA contraction under -std=c11, no reassociation). */
 #include "optim_cpu.h"
 
 #include <math.h>
@@ -17,6 +19,7 @@
 #include "optim.h"
 
 /* gd / sgd / momentum / nesterov */
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 static void update_sgd(optim_consts k, float *restrict p, const float *restrict g,
                        float *restrict buf, size_t n) {
   if (!k.use_buf) {
@@ -33,11 +36,13 @@ static void update_sgd(optim_consts k, float *restrict p, const float *restrict 
   }
 }
 
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 static void update_adagrad(optim_consts k, float *restrict p, const float *restrict g,
                            float *restrict sum, size_t n) {
   for (size_t i = 0; i < n; i++) p[i] = optim_adagrad_elem(k, p[i], g[i], &sum[i]);
 }
 
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 static void update_rmsprop(optim_consts k, float *restrict p, const float *restrict g,
                            float *restrict sq, float *restrict gavg, float *restrict buf,
                            size_t n) {
@@ -58,6 +63,7 @@ static void update_rmsprop(optim_consts k, float *restrict p, const float *restr
 }
 
 /* adam, and adamw (decay loop first: p *= 1 - lr * wd) */
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 static void update_adam(optim_consts k, float *restrict p, const float *restrict g,
                         float *restrict m, float *restrict v, size_t n) {
   if (k.kind == OPTIM_ADAMW)
@@ -84,6 +90,7 @@ void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float
  * W is read row by row (contiguous) rather than column by column. */
 enum { MAXNORM_BLOCK = 256 };
 
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 void backend_cpu_max_norm(float *W, int K, int N, float c) {
   double ss[MAXNORM_BLOCK];
   float f[MAXNORM_BLOCK];
