@@ -700,9 +700,9 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   int size = 1;
   if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
   if (c.be->kind == BACKEND_CUDA && c.be->pca_apply_sum && size > 1 && meth != PCA_COVARIANCE) {
-    nccl = backend_nccl_join(comm);
-    if (!nccl) return free(mean), -1;
-    c.device_sum = 1;
+    nccl = backend_nccl_join(comm); /* without it (e.g. two ranks on one GPU) the sums stay MPI */
+    if (!nccl && log_last_error()[0]) log_rank("pca: %s; the products are summed on the host with MPI", log_last_error());
+    c.device_sum = nccl != NULL;
   }
   double *comp = xcalloc((size_t)(d * k), sizeof(double)); /* [k, d]: row i = component i */
   double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
