@@ -374,7 +374,7 @@ static int filter_degree(const double *t, const double *res, int k, double tol) 
  * roughly the square root of the eigengap in the exponent, as Krylov methods do, while memory
  * stays at four d×l blocks and the dense work (QR, Rayleigh–Ritz) happens once per m passes.
  * Returns the number of cycles (Rayleigh–Ritz steps) or -1. */
-static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double *lam, double *res,
+static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double *cvec, double *lam, double *res,
                        int *converged) {
   int64_t d = c->d, n = d * l;
   int k = o->k, it = 1, rc = 0, above = -1;
@@ -412,8 +412,11 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
   }
   if (above >= 0) {
     *converged = above == 0;
-    for (int i = 0; i < k; i++) /* the first k Ritz vectors, column-major */
-      for (int64_t j = 0; j < d; j++) vec[i * d + j] = u[j * l + i];
+    for (int i = 0; i < k; i++) /* the first k Ritz vectors, column-major (and C times them) */
+      for (int64_t j = 0; j < d; j++) {
+        vec[i * d + j] = u[j * l + i];
+        if (cvec) cvec[i * d + j] = cu[j * l + i];
+      }
     memcpy(lam, theta, sizeof(double) * (size_t)k);
   }
   free(u);
@@ -439,7 +442,7 @@ static void project_out(const double *p, int i, int64_t d, double *v) {
  * A vector stops when the residual of the deflated problem, ‖(I − PPᵀ)Cv − λv‖ / λ, is <= tol:
  * the part of Cv along earlier vectors is bounded by THEIR residuals and no power step on v can
  * remove it. Returns the total number of iterations, or -1. */
-static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *lam, double *res,
+static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *cvec, double *lam, double *res,
                            int *converged) {
   int64_t d = c->d;
   int k = o->k, total = 0;
@@ -483,6 +486,7 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *l
   rowsplit whole = rowsplit_whole(d);
   int above = rayleigh_ritz(&whole, k, k, o->tol, v, cv, u, cu, lam, h, s, res);
   if (above >= 0) transpose(u, d, k, vec);
+  if (above >= 0 && cvec) transpose(cu, d, k, cvec);
   free(v);
   free(cv);
   free(u);
@@ -531,11 +535,12 @@ static void finish(pca_result *r, double *vec, const double *lam, const double *
 }
 
 /* Run the solver of `meth` (block or deflation) on c's operator: vec [k, c->d] (row i = vector
- * i), lam [k], res [k]; *iters, *converged. Returns 0 or -1. */
-static int run_solver(fit_ctx *c, const pca_opts *o, pca_method meth, int l, double *vec, double *lam,
-                      double *res, int *iters, int *converged) {
-  *iters = meth == PCA_BLOCK ? solve_block(c, o, l, vec, lam, res, converged)
-                             : solve_deflation(c, o, vec, lam, res, converged);
+ * i), cvec (NULL: not wanted) the operator times each, lam [k], res [k]; *iters, *converged.
+ * Returns 0 or -1. */
+static int run_solver(fit_ctx *c, const pca_opts *o, pca_method meth, int l, double *vec, double *cvec,
+                      double *lam, double *res, int *iters, int *converged) {
+  *iters = meth == PCA_BLOCK ? solve_block(c, o, l, vec, cvec, lam, res, converged)
+                             : solve_deflation(c, o, vec, cvec, lam, res, converged);
   return *iters < 0 ? -1 : 0;
 }
 
@@ -554,40 +559,43 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
   return -1;
 }
 
-/* The samples-space eigenvectors u (vec [k, n], row i = u_i, unit) to the components of C:
- * comp [k, d] row i = Xcᵀ u_i / ‖Xcᵀ u_i‖ (each rank computes its features' entries with
- * pca_fwd on its block of Xᵀ, then all-gathers), and res [k] = the residuals of C:
- * ‖C v − λ v‖ = sqrt(eᵀ K e / λ), e = K u − λ u. Returns 0, or 1 on every rank when some λᵢ <=
- * 1e-8 λ₁ (that component is not determined by uᵢ: the caller falls back to features). */
-static int samples_to_components(fit_ctx *c, int k, const double *vec, const double *lam, int64_t f0, int64_t nf,
-                                 int64_t d, double *comp, double *res) {
+/* ‖Xcᵀ x_i‖² for the k columns of x [n, k] (row-major; overwritten by H x): one pca_fwd over this
+ * rank's features into y [nf, k], squares summed here and over the ranks into s [k]. */
+static void fwd_sumsq(fit_ctx *c, double *x, int k, int64_t nf, double *y, double *s) {
+  if (c->hv) centre_cols(x, c->d, k, x); /* Xcᵀ x = Xᵀ H x */
+  double t0 = MPI_Wtime();
+  c->be->pca_fwd(c->px, x, k, y);
+  c->pass_s += MPI_Wtime() - t0;
+  c->passes++;
+  memset(s, 0, sizeof(double) * (size_t)k);
+  for (int64_t f = 0; f < nf; f++)
+    for (int i = 0; i < k; i++) s[i] += y[f * k + i] * y[f * k + i];
+  allreduce_sum(s, k, c->comm);
+}
+
+/* The samples-space eigenvectors u (vec [k, n], row i = u_i, unit; cvec row i = K u_i from the
+ * solver) to the components of C: comp [k, d] row i = Xcᵀ u_i / ‖Xcᵀ u_i‖ (each rank computes
+ * its features' entries with pca_fwd on its block of Xᵀ, then all-gathers), and res [k] = the
+ * residuals of C: ‖C v − λ v‖² = eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ), e = K u − λ u (one
+ * more pca_fwd, no product with K). Returns 0, or 1 on every rank when some λᵢ <= 1e-8 λ₁
+ * (that component is not determined by uᵢ: the caller falls back to features). */
+static int samples_to_components(fit_ctx *c, int k, const double *vec, const double *cvec, const double *lam,
+                                 int64_t f0, int64_t nf, int64_t d, double *comp, double *res) {
   const int64_t n = c->d;
   for (int i = 0; i < k; i++)
     if (!(lam[i] > 1e-8 * lam[0])) return 1;
   double *u = xmalloc(sizeof(double) * (size_t)(n * k)), *e = xmalloc(sizeof(double) * (size_t)(n * k));
-  double *ke = xmalloc(sizeof(double) * (size_t)(n * k)), *y = xmalloc(sizeof(double) * (size_t)(nf * k + 1));
+  double *y = xmalloc(sizeof(double) * (size_t)(nf * k + 1)), *nrm = xmalloc(sizeof(double) * (size_t)k);
   transpose(vec, k, n, u); /* [n, k] row-major */
-  apply_c(c, u, k, e);
+  transpose(cvec, k, n, e);
   for (int64_t j = 0; j < n; j++)
     for (int i = 0; i < k; i++) e[j * k + i] -= lam[i] * u[j * k + i];
-  apply_c(c, e, k, ke);
+  fwd_sumsq(c, e, k, nf, y, nrm);
+  for (int i = 0; i < k; i++) res[i] = sqrt(nrm[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
+  fwd_sumsq(c, u, k, nf, y, nrm); /* y = Xcᵀ u, nrm = its squared norms */
   for (int i = 0; i < k; i++) {
-    double eke = 0;
-    for (int64_t j = 0; j < n; j++) eke += e[j * k + i] * ke[j * k + i];
-    res[i] = sqrt(fmax(eke, 0.0) / lam[i]) / res_scale(lam[i], lam[0]);
-  }
-  if (c->hv) centre_cols(u, n, k, u); /* Xcᵀ u = Xᵀ H u */
-  double t0 = MPI_Wtime();
-  c->be->pca_fwd(c->px, u, k, y);
-  c->pass_s += MPI_Wtime() - t0;
-  c->passes++;
-  double *nrm = xcalloc((size_t)k, sizeof(double));
-  for (int64_t f = 0; f < nf; f++)
-    for (int i = 0; i < k; i++) nrm[i] += y[f * k + i] * y[f * k + i];
-  allreduce_sum(nrm, k, c->comm);
-  for (int i = 0; i < k; i++) {
-    double s = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
-    for (int64_t f = 0; f < nf; f++) comp[i * d + f0 + f] = y[f * k + i] * s;
+    double sc = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
+    for (int64_t f = 0; f < nf; f++) comp[i * d + f0 + f] = y[f * k + i] * sc;
   }
   if (c->comm != MPI_COMM_NULL) { /* every rank's features of every component */
     int size;
@@ -602,7 +610,7 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
       MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, comp + i * d, cnt, disp, MPI_DOUBLE, c->comm));
     free(cnt);
   }
-  free(nrm), free(u), free(e), free(ke), free(y);
+  free(nrm), free(u), free(e), free(y);
   return 0;
 }
 
@@ -618,13 +626,14 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   c->d = n;
   c->hv = o->center ? xmalloc(sizeof(double) * (size_t)(n * l)) : NULL;
   int rc = make_operator(c, &t, n, NULL, l, "features");
-  double *vec = NULL;
+  double *vec = NULL, *cvec = NULL;
   if (rc == 0) {
     vec = xcalloc((size_t)(n * o->k), sizeof(double));
-    rc = run_solver(c, o, meth, l, vec, lam, res, iters, converged);
+    cvec = xcalloc((size_t)(n * o->k), sizeof(double));
+    rc = run_solver(c, o, meth, l, vec, cvec, lam, res, iters, converged);
   }
   if (!dist_agree(c->comm, rc == 0)) rc = -1;
-  if (rc == 0) rc = samples_to_components(c, o->k, vec, lam, t.begin, t.end - t.begin, d, comp, res);
+  if (rc == 0) rc = samples_to_components(c, o->k, vec, cvec, lam, t.begin, t.end - t.begin, d, comp, res);
   if (rc == 0) {
     *converged = 1;
     for (int i = 0; i < o->k; i++)
@@ -632,6 +641,7 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   }
   if (c->px) c->be->pca_destroy(c->px);
   free(vec);
+  free(cvec);
   free(c->hv);
   data_block_free(&t);
   keep.passes = c->passes, keep.pass_s = c->pass_s, keep.reduce_s = c->reduce_s;
@@ -719,7 +729,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
       for (int i = 0; i < k; i++)
         if (!(res[i] <= o->tol)) converged = 0;
     } else if (rc == 0) {
-      rc = run_solver(&c, o, meth, (int)l, comp, lam, res, &iters, &converged);
+      rc = run_solver(&c, o, meth, (int)l, comp, NULL, lam, res, &iters, &converged);
     }
     if (c.px) c.be->pca_destroy(c.px);
   }

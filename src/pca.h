@@ -38,7 +38,9 @@ typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE
  *                       a product is one pass over the local features and an all-reduce of N×ℓ
  *                       doubles, and the dense block work is on N×ℓ blocks: far less of both when
  *                       N ≪ D (text). Residuals are still reported for C: ‖C v − λ v‖² =
- *                       eᵀ K e / λ with e = K u − λ u (two extra products of k vectors).
+ *                       eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ) with e = K u − λ u (K u
+ *                       from the solver's last Rayleigh–Ritz step: one pca_fwd, and one more
+ *                       for the components).
  *                       Falls back to features when an eigenvalue among the first k is ~0
  *                       (below 1e-8 λ₁: its component is not determined by u);
  *   PCA_SPACE_AUTO      samples when N < D, else features.
