@@ -128,7 +128,9 @@ static const backend_ops k_cuda_ops = {
     BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_upload,   cuda_download, cuda_fill,
     cuda_gemm,         cuda_spmm,       cuda_spmm_t,       cuda_bias_act, cuda_act_backward,
     cuda_bias_grad,    cuda_softmax_xent, cuda_dropout,    cuda_mul,      cuda_scale,    cuda_sumsq,
-    cuda_optim_update, cuda_pca_create, cuda_pca_apply,  cuda_pca_fwd,      cuda_pca_apply_sum, cuda_pca_gram,  cuda_pca_destroy,
+    cuda_optim_update,
+    /* PCA (pca_fwd and pca_apply_sum share a signature: keep backend.h's order) */
+    cuda_pca_create,   cuda_pca_apply,  cuda_pca_fwd,      cuda_pca_apply_sum, cuda_pca_gram, cuda_pca_destroy,
     cuda_max_norm,
     /* trainer data path and precision */
     cuda_gather_rows,  cuda_gather_csr, cuda_gemm_bf16,

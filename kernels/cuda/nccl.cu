@@ -1,9 +1,10 @@
 /* nccl.cu — the NCCL communicator of the module (one per process) and the in-place all-reduce
- * on the communication stream (backend_cuda_api.h); and, for ops that sum inside themselves
- * (pca_apply_sum), a double sum on the compute stream and a wait for it that polls NCCL's error
- * state and gives up after DPT_NCCL_TIMEOUT seconds (fatal, like any failure inside an op). Errors come back as -1 with a message that
+ * on the communication stream (backend_cuda_api.h). Errors come back as -1 with a message that
  * names the call, NCCL's error string and NCCL's own last-error detail; the host decides how to
- * stop the job (it aborts every rank, naming the failing one). */
+ * stop the job (it aborts every rank, naming the failing one).
+ * For ops that sum inside themselves (pca_apply_sum): a double sum on the compute stream, and a
+ * wait for it that polls NCCL's error state and gives up after DPT_NCCL_TIMEOUT seconds (fatal,
+ * like any failure inside an op). */
 #include <math.h>
 #include <nccl.h>
 #include <stdio.h>
