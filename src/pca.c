@@ -106,8 +106,9 @@ static void centre_cols(const double *src, int64_t rows, int l, double *dst) {
 }
 
 /* w [d, l] = C v for row-major blocks: one pass over the local rows on the backend (pca_apply)
- * and one all-reduce of the d×l block. Samples space (d = N): w = K v = H (Xᵀ_rᵀ-sum) H v, the
- * local features' X_f X_fᵀ summed by the all-reduce, H on both sides when centring. */
+ * and one all-reduce of the d×l block. Samples space (d = N): w = K v = H (Σ X_f X_fᵀ) H v /
+ * (N − ddof), X_f the columns of the features a rank holds (its pca_apply), the sum over the
+ * ranks by the all-reduce, H on both sides when centring. */
 static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
   double t0 = MPI_Wtime();
