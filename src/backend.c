@@ -81,7 +81,7 @@ const backend_cuda_api *backend_nccl_join(MPI_Comm comm) {
   int ok = api != NULL && (rank != 0 || api->nccl_get_id(id, &why) == 0);
   if (!dist_agree(comm, ok || log_fail("NCCL: %s", why ? why : "no CUDA module") == 0)) return NULL;
   MPI_CHECK(MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, comm));
-  ok = api->nccl_init(id, size, rank, &why) == 0 || log_fail("NCCL: %s", why) != 0;
+  ok = api->nccl_init(id, size, rank, dist_nccl_timeout(), &why) == 0 || log_fail("NCCL: %s", why) != 0;
   if (dist_agree(comm, ok)) return api;
   if (ok) api->nccl_destroy(1, &why); /* the others failed: do not keep a half-made one */
   return NULL;

@@ -72,13 +72,14 @@ typedef struct backend_cuda_api {
   /* NCCL (need ops() first). nccl_get_id: a new unique id into id[BACKEND_CUDA_NCCL_ID_BYTES]
    * (one rank makes it and broadcasts it, e.g. with MPI_Bcast). nccl_init: join the
    * communicator of nranks ranks as `rank` (collective over those ranks; blocks until all have
-   * joined). nccl_allreduce_sum: in-place sum of x[n] (device memory) over the ranks, queued on
+   * joined); timeout_s (> 0; 0 = none) bounds the waits of ops that sum inside themselves
+   * (pca_apply_sum) as DPT_NCCL_TIMEOUT bounds the host's. nccl_allreduce_sum: in-place sum of x[n] (device memory) over the ranks, queued on
    * the communication stream — order it after the compute that wrote x with event_record +
    * stream_wait. nccl_check: the communicator's asynchronous error state (0 while healthy),
    * for polling while waiting. nccl_destroy: finalize (abort_comm = 0) or abort (abort_comm =
    * 1: on an error path, without waiting for the other ranks) and free the communicator. */
   int (*nccl_get_id)(void *id, const char **why);
-  int (*nccl_init)(const void *id, int nranks, int rank, const char **why);
+  int (*nccl_init)(const void *id, int nranks, int rank, double timeout_s, const char **why);
   int (*nccl_allreduce_sum)(float *x, size_t n, const char **why);
   int (*nccl_check)(const char **why);
   int (*nccl_destroy)(int abort_comm, const char **why);

@@ -8,7 +8,7 @@
 #include "backend_cuda_api.h"
 
 /* Collective over comm: rank 0 of comm makes the unique id, MPI_Bcast carries it, every rank calls
- * nccl_init. Returns the module, or NULL on every rank with one log_fail line ("NCCL: why") on
+ * nccl_init (with the watchdog limit dist_nccl_timeout(), which the caller has checked). Returns the module, or NULL on every rank with one log_fail line ("NCCL: why") on
  * the rank that failed (the others log_silent). Leave with api->nccl_destroy. */
 const backend_cuda_api *backend_nccl_join(MPI_Comm comm);
 

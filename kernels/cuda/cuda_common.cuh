@@ -129,8 +129,8 @@ void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w);
 void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y);
 void cuda_pca_apply_sum(backend_pca *p, const double *v, int l, double *w);
 /* nccl.cu, for ops: queue the in-place sum of x [n] (device) over the module's communicator on
- * the compute stream; wait for the compute stream, polling NCCL's error state, at most
- * DPT_NCCL_TIMEOUT s. Failures are fatal (what names the op). */
+ * the compute stream; wait for the compute stream, polling NCCL's error state, at most the
+ * timeout given to nccl_init. Failures are fatal (what names the op). */
 void cuda_nccl_sum_compute(double *x, size_t n, const char *what);
 void cuda_nccl_wait_compute(const char *what);
 int cuda_pca_gram(backend_pca *p, double *g);
@@ -154,7 +154,7 @@ void cuda_optim_update(const backend_optim_args *a, float *p, const float *g, fl
 void cuda_max_norm(float *W, int K, int N, float c);
 /* nccl.cu */
 int cuda_nccl_get_id(void *id, const char **why);
-int cuda_nccl_init(const void *id, int nranks, int rank, const char **why);
+int cuda_nccl_init(const void *id, int nranks, int rank, double timeout_s, const char **why);
 int cuda_nccl_allreduce_sum(float *x, size_t n, const char **why);
 int cuda_nccl_check(const char **why);
 int cuda_nccl_destroy(int abort_comm, const char **why);

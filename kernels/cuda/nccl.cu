@@ -3,12 +3,10 @@
  * names the call, NCCL's error string and NCCL's own last-error detail; the host decides how to
  * stop the job (it aborts every rank, naming the failing one).
  * For ops that sum inside themselves (pca_apply_sum): a double sum on the compute stream, and a
- * wait for it that polls NCCL's error state and gives up after DPT_NCCL_TIMEOUT seconds (fatal,
- * like any failure inside an op). */
-#include <math.h>
+ * wait for it that polls NCCL's error state and gives up after the timeout given to nccl_init
+ * (the host's DPT_NCCL_TIMEOUT; fatal, like any failure inside an op). */
 #include <nccl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +16,7 @@ static_assert(sizeof(ncclUniqueId) == BACKEND_CUDA_NCCL_ID_BYTES, "NCCL unique i
 
 static ncclComm_t g_comm;
 static int g_nranks, g_rank;
+static double g_timeout_s; /* the bound of cuda_nccl_wait_compute (0: none), from nccl_init */
 
 /* -1 with *why = "CALL [rank R of N]: NCCL error string (detail)" */
 static int nccl_fail(const char **why, const char *call, ncclResult_t r) {
@@ -54,7 +53,7 @@ int cuda_nccl_get_id(void *id, const char **why) {
   return 0;
 }
 
-int cuda_nccl_init(const void *id, int nranks, int rank, const char **why) {
+int cuda_nccl_init(const void *id, int nranks, int rank, double timeout_s, const char **why) {
   if (need_ready(why)) return -1;
   if (g_comm) {
     if (why) *why = "nccl_init: a communicator already exists (nccl_destroy it first)";
@@ -80,6 +79,7 @@ int cuda_nccl_init(const void *id, int nranks, int rank, const char **why) {
   g_comm = c;
   g_nranks = nranks;
   g_rank = rank;
+  g_timeout_s = timeout_s > 0 ? timeout_s : 0;
   return 0;
 }
 
@@ -126,14 +126,6 @@ int cuda_nccl_destroy(int abort_comm, const char **why) {
 
 /* ---- sums inside the ops (pca_apply_sum) ----------------------------------------------------- */
 
-/* DPT_NCCL_TIMEOUT as src/dist.c reads it (the host has rejected bad values at start-up). */
-static double nccl_timeout_s(void) {
-  const char *v = getenv("DPT_NCCL_TIMEOUT");
-  char *end = NULL;
-  double t = v && *v ? strtod(v, &end) : 600.0;
-  return v && *v && (!end || *end || !(t >= 0) || !isfinite(t)) ? 600.0 : t;
-}
-
 void cuda_nccl_sum_compute(double *x, size_t n, const char *what) {
   if (!g_comm) cuda_fatal("%s: no NCCL communicator (the host joins one before the first sum)", what);
   ncclResult_t r = ncclAllReduce(x, x, n, ncclDouble, ncclSum, g_comm, g_cuda.compute);
@@ -145,7 +137,7 @@ void cuda_nccl_sum_compute(double *x, size_t n, const char *what) {
 }
 
 void cuda_nccl_wait_compute(const char *what) {
-  const double limit = nccl_timeout_s();
+  const double limit = g_timeout_s;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {

@@ -168,14 +168,21 @@ backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int
 /* Dense: per chunk, xc = rows − shift, y = xc v, w += xcᵀ y. Row-major X [r, c] is column-major
  * [c, r], so y (row-major [nr, l]) = column-major v_cm [l, d] · xc_cm [d, nr], and
  * w_cm [l, d] += y_cm [l, nr] · xc_cm[d, nr]ᵀ. */
-static void pca_dense(backend_pca *p, int l) {
+/* One dense chunk of rows r0 .. r0+nr: xc = rows − shift, p->y [nr, l] = xc v. */
+static void pca_dense_chunk_fwd(backend_pca *p, int64_t r0, int nr, int l) {
   const double one = 1.0, zero = 0.0;
+  const int d = (int)p->d;
+  pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr, p->d, p->xc);
+  KERNEL_CHECK("pca_load");
+  CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, l, nr, d, &one, p->v, l, p->xc, d, &zero, p->y, l));
+}
+
+static void pca_dense(backend_pca *p, int l) {
+  const double one = 1.0;
   const int d = (int)p->d;
   for (int64_t r0 = 0; r0 < p->m; r0 += p->chunk) {
     const int nr = (int)(p->m - r0 < p->chunk ? p->m - r0 : p->chunk);
-    pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr, p->d, p->xc);
-    KERNEL_CHECK("pca_load");
-    CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, l, nr, d, &one, p->v, l, p->xc, d, &zero, p->y, l));
+    pca_dense_chunk_fwd(p, r0, nr, l);
     CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_T, l, d, nr, &one, p->y, l, p->xc, d, &one, p->w, l));
   }
 }
@@ -246,8 +253,11 @@ void cuda_pca_apply_sum(backend_pca *p, const double *v, int l, double *w) {
   const size_t n = (size_t)p->d * (size_t)l;
   pca_products(p, v, l);
   cuda_nccl_sum_compute(p->w, n, "pca_apply_sum");
-  CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
+  /* wait (under the watchdog) before the copy back: a copy into pageable memory blocks the host
+   * until it is done, and a hung peer would leave it blocked forever */
   cuda_nccl_wait_compute("pca_apply_sum");
+  CUDA_CHECK(cudaMemcpyAsync(w, p->w, sizeof(double) * n, cudaMemcpyDeviceToHost, g_cuda.compute));
+  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
 }
 
 /* y [m, l] = Xc v: CSR through pca_csr_fwd (y is [m, lmax] on the device); dense a chunk at a
@@ -264,14 +274,9 @@ void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y) {
     CUDA_CHECK(cudaMemcpyAsync(y, p->y, sizeof(double) * (size_t)p->m * (size_t)l, cudaMemcpyDeviceToHost,
                                g_cuda.compute));
   } else {
-    const double one = 1.0, zero = 0.0;
-    const int d = (int)p->d;
     for (int64_t r0 = 0; r0 < p->m; r0 += p->chunk) {
       const int nr = (int)(p->m - r0 < p->chunk ? p->m - r0 : p->chunk);
-      pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr,
-                                                                                        p->d, p->xc);
-      KERNEL_CHECK("pca_load");
-      CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, l, nr, d, &one, p->v, l, p->xc, d, &zero, p->y, l));
+      pca_dense_chunk_fwd(p, r0, nr, l);
       /* the next chunk's DGEMM overwrites p->y: copy this one out first (same stream, in order) */
       CUDA_CHECK(cudaMemcpyAsync(y + r0 * l, p->y, sizeof(double) * (size_t)nr * (size_t)l, cudaMemcpyDeviceToHost,
                                  g_cuda.compute));
