@@ -69,7 +69,6 @@ void pca_result_free(pca_result *r) {
 /* ---- the distributed operator ------------------------------------------------------------------ */
 
 typedef struct fit_ctx {
-  const data_block *b;
   const backend_ops *be; /* the block products (pca_apply) */
   backend_pca *px;       /* be's copy of the rows */
   MPI_Comm comm;
@@ -598,19 +597,10 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
     double sc = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
     for (int64_t f = 0; f < nf; f++) comp[i * d + f0 + f] = y[f * k + i] * sc;
   }
-  if (c->comm != MPI_COMM_NULL) { /* every rank's features of every component */
-    int size;
-    MPI_CHECK(MPI_Comm_size(c->comm, &size));
-    int *cnt = xmalloc(sizeof(int) * 2 * (size_t)size), *disp = cnt + size;
-    for (int r = 0; r < size; r++) {
-      int64_t b, en;
-      data_shard(d, r, size, &b, &en);
-      cnt[r] = (int)(en - b), disp[r] = (int)b;
-    }
-    for (int i = 0; i < k; i++)
-      MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, comp + i * d, cnt, disp, MPI_DOUBLE, c->comm));
-    free(cnt);
-  }
+  rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
+  rowsplit_init(&split, c->comm, d, 1);
+  for (int i = 0; i < k; i++) rowsplit_gather(&split, comp + i * d);
+  rowsplit_free(&split);
   free(nrm), free(u), free(e), free(y);
   return 0;
 }
@@ -665,7 +655,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (!dist_agree(comm, mn == n || log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n) == 0))
     return -1;
 
-  fit_ctx c = {.b = local, .comm = comm, .d = d, .denom = (double)(n - o->ddof)};
+  fit_ctx c = {.comm = comm, .d = d, .denom = (double)(n - o->ddof)};
   double *sum = xcalloc((size_t)d, sizeof(double)), *sq = xcalloc((size_t)d, sizeof(double));
   double *mean = xcalloc((size_t)d, sizeof(double));
   int64_t bad = pca_ops_sum(local, sum);

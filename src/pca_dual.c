@@ -75,14 +75,19 @@ static int transpose_csr(const data_block *b, int64_t off, int64_t d, int size, 
   for (int r = 0; r < size; r++) at[r] = r ? at[r - 1] + scnt[r - 1] : 0, rtot += rcnt[r];
   int32_t *sf = xmalloc(sizeof(int32_t) * (size_t)(nnz + 1)), *ss = xmalloc(sizeof(int32_t) * (size_t)(nnz + 1));
   float *sv = xmalloc(sizeof(float) * (size_t)(nnz + 1));
+  int64_t *first = xmalloc(sizeof(int64_t) * (size_t)size); /* each rank's first feature */
+  for (int r = 0; r < size; r++) {
+    int64_t hi;
+    data_shard(d, r, size, &first[r], &hi);
+  }
   for (int64_t i = 0; i < m; i++)
     for (int64_t q = b->indptr[i]; q < b->indptr[i + 1]; q++) {
-      int64_t j = b->indices[q], lo, hi;
+      int64_t j = b->indices[q];
       int o = feature_owner(j, d, size);
-      data_shard(d, o, size, &lo, &hi);
       int64_t t = at[o]++;
-      sf[t] = (int32_t)(j - lo), ss[t] = (int32_t)(off + i), sv[t] = b->values[q];
+      sf[t] = (int32_t)(j - first[o]), ss[t] = (int32_t)(off + i), sv[t] = b->values[q];
     }
+  free(first);
   int32_t *rf = xmalloc(sizeof(int32_t) * (size_t)(rtot + 1)), *rs = xmalloc(sizeof(int32_t) * (size_t)(rtot + 1));
   float *rv = xmalloc(sizeof(float) * (size_t)(rtot + 1));
   exchange(sf, scnt, rf, rcnt, MPI_INT32_T, sizeof(int32_t), size, comm);
