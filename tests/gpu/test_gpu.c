@@ -610,13 +610,13 @@ static void test_module(void) {
   }
   unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES];
   why = NULL;
-  result(api->nccl_init(id, 2, 5, &why) == -1 && why, "nccl_init with rank 5 of 2 fails with: %s", why ? why : "(no message)");
-  if (api->nccl_get_id(id, &why) || api->nccl_init(id, 1, 0, &why)) {
+  result(api->nccl_init(id, 2, 5, 0, &why) == -1 && why, "nccl_init with rank 5 of 2 fails with: %s", why ? why : "(no message)");
+  if (api->nccl_get_id(id, &why) || api->nccl_init(id, 1, 0, 0, &why)) {
     result(0, "NCCL 1-rank communicator: %s", why);
     return;
   }
   why = NULL;
-  result(api->nccl_init(id, 1, 0, &why) == -1, "a second nccl_init is refused: %s", why ? why : "(no message)");
+  result(api->nccl_init(id, 1, 0, 0, &why) == -1, "a second nccl_init is refused: %s", why ? why : "(no message)");
   const size_t n = (1u << 20) + 3;
   float *x = rnd(n, -1, 1), *want = dup(x, n);
   for (size_t i = 0; i < n; i++) want[i] *= 2.0f;
@@ -644,6 +644,19 @@ static void test_module(void) {
 }
 
 /* ---- PCA products ---------------------------------------------------------------------------- */
+
+/* The largest |got − ref| over n values relative to max |ref| (returned in *big; 1 when that is
+ * 0); NaN counts as the worst. */
+static double worst_rel_d(const double *got, const double *ref, int64_t n, double *big) {
+  double b = 0, worst = 0;
+  for (int64_t i = 0; i < n; i++) b = fmax(b, fabs(ref[i]));
+  for (int64_t i = 0; i < n; i++) {
+    double e = fabs(got[i] - ref[i]) / (b > 0 ? b : 1);
+    if (!(e <= worst)) worst = e;
+  }
+  *big = b;
+  return worst;
+}
 
 /* The 1-rank communicator test_pca makes for pca_apply_sum (NULL: none). */
 static const backend_cuda_api *g_pca_nccl;
@@ -689,23 +702,13 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
       for (int l = lmax - 3; l <= lmax; l += 3) {
         CPU->pca_apply(pc, v, l, wc);
         GPU->pca_apply(pg, v, l, wg);
-        double big = 0, worst = 0;
-        for (int64_t i = 0; i < d * l; i++) big = fmax(big, fabs(wc[i]));
-        for (int64_t i = 0; i < d * l; i++) {
-          double e = fabs(wg[i] - wc[i]) / (big > 0 ? big : 1);
-          if (!(e <= worst)) worst = e;
-        }
+        double big, worst = worst_rel_d(wg, wc, d * l, &big);
         result(big > 0 && worst <= 1e-12, "pca_apply %s m=%lld d=%lld l=%d %s: worst %.2e of max |w| %.3g",
                sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
         double *yc = malloc(sizeof(double) * (size_t)(m * l)), *yg = malloc(sizeof(double) * (size_t)(m * l));
         CPU->pca_fwd(pc, v, l, yc);
         GPU->pca_fwd(pg, v, l, yg);
-        big = 0, worst = 0;
-        for (int64_t i = 0; i < m * l; i++) big = fmax(big, fabs(yc[i]));
-        for (int64_t i = 0; i < m * l; i++) {
-          double e = fabs(yg[i] - yc[i]) / (big > 0 ? big : 1);
-          if (!(e <= worst)) worst = e;
-        }
+        worst = worst_rel_d(yg, yc, m * l, &big);
         result(big > 0 && worst <= 1e-12, "pca_fwd %s m=%lld d=%lld l=%d %s: worst %.2e of max |y| %.3g",
                sparse ? "csr" : "dense", (long long)m, (long long)d, l, centred ? "centred" : "uncentred", worst, big);
         free(yc), free(yg);
@@ -723,12 +726,7 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
     if (pc && pg && d <= 2048) { /* the exact route's Gram matrix */
       double *gc = malloc(sizeof(double) * (size_t)(d * d)), *gg = malloc(sizeof(double) * (size_t)(d * d));
       int rc = CPU->pca_gram(pc, gc) | GPU->pca_gram(pg, gg);
-      double big = 0, worst = 0;
-      for (int64_t i = 0; i < d * d; i++) big = fmax(big, fabs(gc[i]));
-      for (int64_t i = 0; i < d * d; i++) {
-        double e = fabs(gg[i] - gc[i]) / (big > 0 ? big : 1);
-        if (!(e <= worst)) worst = e;
-      }
+      double big, worst = worst_rel_d(gg, gc, d * d, &big);
       result(rc == 0 && big > 0 && worst <= 1e-12, "pca_gram %s m=%lld d=%lld %s: worst %.2e of max %.3g",
              sparse ? "csr" : "dense", (long long)m, (long long)d, centred ? "centred" : "uncentred", worst, big);
       free(gc), free(gg);
@@ -744,7 +742,7 @@ static void test_pca(void) {
   const char *why = NULL;
   const backend_cuda_api *api = GPU->pca_apply_sum ? backend_cuda_module(&why) : NULL;
   unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES];
-  if (api && api->nccl_get_id(id, &why) == 0 && api->nccl_init(id, 1, 0, &why) == 0) g_pca_nccl = api;
+  if (api && api->nccl_get_id(id, &why) == 0 && api->nccl_init(id, 1, 0, 60, &why) == 0) g_pca_nccl = api;
   else if (GPU->pca_apply_sum) result(0, "NCCL 1-rank communicator for pca_apply_sum: %s", why ? why : "?");
   else printf("skip: pca_apply_sum (the backend under test has none: the CPU sums with MPI)\n");
   test_pca_case(0, 3000, 784, 1, 20);    /* MNIST-like: one chunk on the GPU */

@@ -164,6 +164,16 @@ static void check_dropout(const backend_ops *be) {
   be->free(dX), be->free(dY), be->free(dM), free(X), free(Y), free(M), free(M2);
 }
 
+/* The largest |got − want| / scale over n values; NaN counts as the worst. */
+static double worst_rel_err(const double *got, const double *want, int n, double scale) {
+  double worst = 0;
+  for (int i = 0; i < n; i++) {
+    double e = fabs(got[i] - want[i]) / scale;
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
 /* pca_apply: w = Xcᵀ (Xc v), and pca_fwd: y = Xc v, against the densified, explicitly centred
  * products in double, for
  * dense and CSR rows, with and without a shift, and a block narrower than lmax. */
@@ -205,21 +215,15 @@ static void check_pca(const backend_ops *be) {
             for (int r = 0; r < M; r++) s += xc[r * D + j] * y[r * l + c];
             want[j * l + c] = s, big = fmax(big, fabs(s));
           }
-        double yb[M * L], ybig = 0, yworst = 0; /* pca_fwd: y = Xc v */
-        be->pca_fwd(p, v, l, yb);
+        double yb[M * L], ybig = 0; /* pca_fwd: y = Xc v */
         for (int i = 0; i < M * l; i++) ybig = fmax(ybig, fabs(y[i]));
-        for (int i = 0; i < M * l; i++) {
-          double e = fabs(yb[i] - y[i]) / ybig;
-          if (!(e <= yworst)) yworst = e;
-        }
+        be->pca_fwd(p, v, l, yb);
+        double yworst = worst_rel_err(yb, y, M * l, ybig);
         if (!(yworst <= 1e-13))
           fail_msg("pca_fwd (%s, %s, l=%d) on backend %d: worst error %.3g of max |y| > 1e-13",
                    sparse ? "csr" : "dense", centred ? "centred" : "uncentred", l, be->kind, yworst);
         be->pca_apply(p, v, l, w);
-        for (int i = 0; i < D * l; i++) {
-          double e = fabs(w[i] - want[i]) / big;
-          if (!(e <= worst)) worst = e;
-        }
+        worst = worst_rel_err(w, want, D * l, big);
         if (!(worst <= 1e-13))
           fail_msg("pca_apply (%s, %s, l=%d) on backend %d: worst error %.3g of max |w| > 1e-13",
                    sparse ? "csr" : "dense", centred ? "centred" : "uncentred", l, be->kind, worst);
