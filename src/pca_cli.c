@@ -64,23 +64,50 @@ int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t 
 
 /* ---- projection, transform, topics, pictures ----------------------------------------------------- */
 
+/* sub = rows 0, step, 2·step, … (n of them) of b, copied (dense rows or CSR entries). */
+static void strided_rows(const data_block *b, int64_t n, int64_t step, data_block *sub) {
+  const int64_t d = b->cols;
+  memset(sub, 0, sizeof *sub);
+  sub->kind = b->kind, sub->end = n, sub->cols = d;
+  if (b->kind == DATA_DENSE) {
+    sub->x = xmalloc(sizeof(float) * (size_t)(n * d) + 1);
+    for (int64_t t = 0; t < n; t++) memcpy(sub->x + t * d, b->x + t * step * d, sizeof(float) * (size_t)d);
+    return;
+  }
+  sub->indptr = xcalloc((size_t)n + 1, sizeof(int64_t));
+  for (int64_t t = 0; t < n; t++) sub->indptr[t + 1] = sub->indptr[t] + b->indptr[t * step + 1] - b->indptr[t * step];
+  sub->nnz = sub->indptr[n];
+  sub->indices = xmalloc(sizeof(int32_t) * (size_t)sub->nnz + 1);
+  sub->values = xmalloc(sizeof(float) * (size_t)sub->nnz + 1);
+  for (int64_t t = 0; t < n; t++) {
+    const int64_t q = b->indptr[t * step], c = sub->indptr[t + 1] - sub->indptr[t];
+    memcpy(sub->indices + sub->indptr[t], b->indices + q, sizeof(int32_t) * (size_t)c);
+    memcpy(sub->values + sub->indptr[t], b->values + q, sizeof(float) * (size_t)c);
+  }
+}
+
 int pca_project(const pca_result *r, const backend_ops *be, const data_block *b, int64_t rows, int64_t step, int k,
                 float *out) {
-  const int64_t d = r->d, m = b->end - b->begin;
+  const int64_t d = r->d;
   if (rows <= 0 || k <= 0) return 0;
   be = be ? be : backend_cpu();
-  backend_pca_rows br = {.m = m, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
+  data_block sub = {0}; /* only the rows asked for go to the backend */
+  if (step > 1 || rows < b->end - b->begin) strided_rows(b, rows, step, &sub), b = &sub;
+  backend_pca_rows br = {.m = rows, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
                          .indptr = b->indptr, .indices = b->indices, .values = b->values};
   backend_pca *p = be->pca_create(&br, r->mean, k);
-  if (!p) return log_fail("pca: no memory for the %s copy of %lld rows to project", be->kind == BACKEND_CPU ? "cpu" : "device",
-                          (long long)m);
-  double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *y = xmalloc(sizeof(double) * (size_t)(m * k));
+  if (!p) {
+    data_block_free(&sub);
+    return log_fail("pca: no memory for the %s copy of %lld rows to project", be->kind == BACKEND_CPU ? "cpu" : "device",
+                    (long long)rows);
+  }
+  double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *y = xmalloc(sizeof(double) * (size_t)(rows * k));
   for (int64_t j = 0; j < d; j++) /* v [d, k] = the first k components as columns */
     for (int i = 0; i < k; i++) v[j * k + i] = r->components[i * d + j];
   be->pca_fwd(p, v, k, y); /* y = (X − 1μᵀ) v */
-  for (int64_t t = 0; t < rows; t++)
-    for (int i = 0; i < k; i++) out[t * k + i] = (float)y[t * step * k + i];
+  for (int64_t i = 0; i < rows * k; i++) out[i] = (float)y[i];
   be->pca_destroy(p);
+  data_block_free(&sub);
   free(v);
   free(y);
   return 0;

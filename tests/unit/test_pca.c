@@ -357,6 +357,39 @@ static void test_samples_space(void **state) {
   data_block_free(&tall);
 }
 
+/* pca_project (pca.transform, the pictures): (x − μ)·Vᵀ against a plain double loop, for dense
+ * and CSR rows, all rows and every 7th row (the strided copy the pictures use), 3 of K columns. */
+static void test_project(void **state) {
+  (void)state;
+  data_block csr, dense;
+  make_sparse(&csr, &dense, N, D, 31);
+  pca_opts o = opts(PCA_BLOCK, K);
+  pca_result r;
+  assert_int_equal(pca_fit(&o, &dense, N, D, MPI_COMM_NULL, &r), 0);
+  const data_block *sets[] = {&dense, &csr};
+  enum { KP = 3 };
+  for (int t = 0; t < 2; t++)
+    for (int step = 1; step <= 7; step += 6) {
+      int64_t rows = (N + step - 1) / step;
+      float *out = malloc(sizeof(float) * (size_t)(rows * KP));
+      assert_int_equal(pca_project(&r, NULL, sets[t], rows, step, KP, out), 0);
+      double worst = 0;
+      for (int64_t i = 0; i < rows; i++)
+        for (int c = 0; c < KP; c++) {
+          double want = 0;
+          for (int j = 0; j < D; j++)
+            want += ((double)dense.x[i * step * D + j] - r.mean[j]) * r.components[c * D + j];
+          worst = fmax(worst, fabs(out[i * KP + c] - want) / fmax(1.0, fabs(want)));
+        }
+      print_message("pca_project %s, every %d row: worst rel err %.2e\n", t ? "csr" : "dense", step, worst);
+      assert_true(worst <= 1e-6); /* float32 output */
+      free(out);
+    }
+  pca_result_free(&r);
+  data_block_free(&csr);
+  data_block_free(&dense);
+}
+
 static void expect_fail(const data_block *b, int64_t n, const pca_opts *o, const char *msg) {
   pca_result r;
   assert_int_equal(pca_fit(o, b, n, b->cols, MPI_COMM_NULL, &r), -1);
@@ -415,6 +448,7 @@ int main(void) {
       cmocka_unit_test(test_ddof),
       cmocka_unit_test(test_csr_implicit_centring),
       cmocka_unit_test(test_samples_space),
+      cmocka_unit_test(test_project),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
