@@ -106,17 +106,9 @@ model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_b
  * backend), else half of the device's memory. The CPU backend's shard is its host block, which
  * costs nothing more: any size. */
 static size_t resident_budget(const backend_ops *be) {
-  const char *env = getenv("DPT_RESIDENT_MAX_MB");
-  if (env && *env) {
-    char *end;
-    double mb = strtod(env, &end);
-    if (end != env && *end == '\0' && mb >= 0) {
-      if (mb == 0) return 0;
-      if (be->kind == BACKEND_CPU || mb >= 1e12) return SIZE_MAX;
-      return (size_t)(mb * 1048576.0);
-    }
-    log_info("DPT_RESIDENT_MAX_MB=%s is not a number of MiB: ignored\n", env);
-  }
+  const double mb = dist_env_amount("DPT_RESIDENT_MAX_MB", -1, "MiB"); /* -1: unset; bad values stop train_main at start-up */
+  if (mb == 0) return 0;
+  if (mb > 0) return be->kind == BACKEND_CPU || mb >= 1e12 ? SIZE_MAX : (size_t)(mb * 1048576.0);
   if (be->kind == BACKEND_CPU) return SIZE_MAX;
   backend_device_info info;
   if (backend_device_info_get(be->kind, be->kind == BACKEND_CUDA ? backend_cuda_device() : 0, &info)) return 0;

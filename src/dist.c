@@ -96,13 +96,15 @@ int dist_poll(int (*done)(void *arg, const char **why), int (*check)(void *arg, 
   }
 }
 
-double dist_nccl_timeout(void) {
-  const char *v = getenv("DPT_NCCL_TIMEOUT");
-  if (!v || !*v) return DIST_NCCL_TIMEOUT_DEFAULT;
+double dist_env_amount(const char *name, double dflt, const char *unit) {
+  const char *v = getenv(name);
+  if (!v || !*v) return dflt;
   char *end = NULL;
   errno = 0;
   double t = strtod(v, &end);
   if (errno || end == v || *end || !(t >= 0) || !isfinite(t))
-    return log_fail("DPT_NCCL_TIMEOUT: '%s' is not a number of seconds >= 0", v), -1.0;
+    return log_fail("%s: '%s' is not a number of %s >= 0", name, v, unit), -1.0;
   return t;
 }
+
+double dist_nccl_timeout(void) { return dist_env_amount("DPT_NCCL_TIMEOUT", DIST_NCCL_TIMEOUT_DEFAULT, "seconds"); }

@@ -51,6 +51,11 @@ enum { DIST_POLL_DONE = 0, DIST_POLL_FAILED = -1, DIST_POLL_TIMEOUT = -2 };
 int dist_poll(int (*done)(void *arg, const char **why), int (*check)(void *arg, const char **why), void *arg,
               double timeout_s, const char **why);
 
+/* An amount >= 0 from the environment variable `name` (unit: its name in the message): dflt when
+ * unset or empty; -1 with log_fail("NAME: 'VALUE' is not a number of UNIT >= 0") when it is not
+ * a finite number >= 0. */
+double dist_env_amount(const char *name, double dflt, const char *unit);
+
 /* The watchdog limit of device collectives, from the environment variable DPT_NCCL_TIMEOUT:
  * seconds (a number >= 0; 0 = no limit); unset or empty: DIST_NCCL_TIMEOUT_DEFAULT. Returns it,
  * or -1 with log_fail("DPT_NCCL_TIMEOUT: 'VALUE' is not a number of seconds >= 0"). */

@@ -569,8 +569,9 @@ int train_main(int argc, char **argv, int eval_only) {
   trainer t = {0};
   if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
   t.overlap = config_bool(t.cfg, "train.overlap");
-  t.nccl_timeout = dist_nccl_timeout(); /* checked on every device, so a typo shows on a laptop too */
-  if (!dist_all_ok(t.nccl_timeout >= 0)) {
+  /* the environment's settings, checked on every device, so a typo shows on a laptop too */
+  t.nccl_timeout = dist_nccl_timeout();
+  if (!dist_all_ok(t.nccl_timeout >= 0 && dist_env_amount("DPT_RESIDENT_MAX_MB", 0, "MiB") >= 0)) {
     config_free(t.cfg);
     return LOG_EXIT_USAGE;
   }

@@ -32,4 +32,6 @@ expect_usage_error "nesterov without momentum" "nesterov" - "$DPTRAIN" train "$T
 expect_usage_error "eval without a checkpoint" "train.resume" - "$DPTRAIN" eval "$T/ok.ini"
 expect_usage_error "bad DPT_NCCL_TIMEOUT" "rank 0: DPT_NCCL_TIMEOUT: '10min' is not a number of seconds >= 0" - \
   env DPT_NCCL_TIMEOUT=10min "${MPIQ[@]}" -x DPT_NCCL_TIMEOUT "$DPTRAIN" train "$T/ok.ini" train.out="$T/o5"
+expect_usage_error "bad DPT_RESIDENT_MAX_MB" "rank 0: DPT_RESIDENT_MAX_MB: 'lots' is not a number of MiB >= 0" - \
+  env DPT_RESIDENT_MAX_MB=lots "${MPIQ[@]}" -x DPT_RESIDENT_MAX_MB "$DPTRAIN" train "$T/ok.ini" train.out="$T/o6"
 finish
