@@ -14,8 +14,9 @@ dptrain=${DPTRAIN:-$root/build/dptrain}
 data=${DPT_DATA:-$root/data}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# --mca pml ob1: what launch/run.sh passes on one machine (skips ~0.2 s of probing network PMLs)
-flags=(--oversubscribe --bind-to none -q --mca pml ob1); [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+# dptrain starts as users start it, through launch/run.sh (its mpirun line: core binding, one
+# OpenBLAS thread per rank, --mca pml ob1, malloc on transparent huge pages)
+dp() { DPTRAIN="$dptrain" "$root/launch/run.sh" -n 2 pca "$@"; }
 # secs CMD...: the best wall time of $reps runs of CMD (both sides alike; single runs here vary by
 # +-30 % with page cache and scheduling)
 reps=${BENCH_REPS:-3}
@@ -32,15 +33,14 @@ import h5py,sys
 f=h5py.File(sys.argv[1],'r'); a=f.attrs
 print(f\"passes {int(a['passes'])}, iterations {int(a['iterations'])}, max residual {f['residuals'][...].max():.2e}\")" "$1"; }
 printf '%-34s %10s %10s %8s  %s\n' case "dptrain s" "sklearn s" ratio target
-a=$(secs mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" pca configs/mnist_pca.ini \
-      data.path="$data/mnist.h5" pca.k=10 pca.out="$tmp/mnist.h5")
+a=$(secs dp configs/mnist_pca.ini data.path="$data/mnist.h5" pca.k=10 pca.out="$tmp/mnist.h5")
 b=$(secs /usr/bin/python3 bench/peer_pca.py mnist "$data/mnist.h5" 10)
 printf '%-34s %10s %10s %8s  %s   (%s)\n' "mnist k=10 (auto) vs PCA arpack" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')" "<= 0.5" "$(info "$tmp/mnist.h5")"
 b=$(secs /usr/bin/python3 bench/peer_pca.py spam "$data/spam.h5" 100)
 tol=$(/usr/bin/python3 bench/peer_pca.py spam "$data/spam.h5" 100 --residual | awk '/^max_residual/{print $2}')
 for t in "$tol" 1e-6; do
-  a=$(secs mpirun "${flags[@]}" -np 2 -x OPENBLAS_NUM_THREADS=1 "$dptrain" pca configs/mnist_pca.ini \
-        data.path="$data/spam.h5" pca.k=100 pca.method=block pca.tol="$t" pca.out="$tmp/spam.h5")
+  a=$(secs dp configs/mnist_pca.ini data.path="$data/spam.h5" pca.k=100 pca.method=block pca.tol="$t" \
+        pca.out="$tmp/spam.h5")
   printf '%-34s %10s %10s %8s  %s   (%s)\n' "spam k=100 block tol $t" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')" "<= 0.25" "$(info "$tmp/spam.h5")"
 done
 echo "(tol $tol = the largest relative residual of TruncatedSVD's own components: equal accuracy; 1e-6 = the default)"

@@ -27,14 +27,16 @@
 # to skip ~0.2 s of probing for network PMLs) unless OMPI_MCA_pml or --mpi-arg pml says otherwise.
 # Threads: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to the cores per rank unless already
 # set. Passed through to every rank with -x: PATH, LD_LIBRARY_PATH and every NCCL_*, FI_*, CUDA_*,
-# OMP_*, OPENBLAS_*, UCX_*, HDF5_* and DPT_* variable that is set. --allow-run-as-root is added
-# only when running as root.
+# OMP_*, OPENBLAS_*, UCX_*, HDF5_* and DPT_* variable that is set; GLIBC_TUNABLES as set, else
+# glibc.malloc.hugetlb=1 (malloc's memory on transparent huge pages: fewer page faults).
+# --allow-run-as-root is added only when running as root.
 #
 # Environment: DPTRAIN (default build/dptrain), MPIRUN (default mpirun), NVIDIA_SMI (default
 # nvidia-smi). Errors are one line, "run.sh: ...", exit status 2 for usage (bad arguments, missing
 # config, too many ranks) and 1 for an unfit machine (no GPUs, dptrain or mpirun missing).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+here=${BASH_SOURCE[0]%/*}; [ "$here" != "${BASH_SOURCE[0]}" ] || here=.
+root=$(cd "$here/.." && pwd)
 bin=${DPTRAIN:-$root/build/dptrain}
 mpirun_cmd=${MPIRUN:-mpirun}
 nvsmi=${NVIDIA_SMI:-nvidia-smi}
@@ -86,7 +88,12 @@ command -v "$mpirun_cmd" >/dev/null 2>&1 || die "$mpirun_cmd not found (launch/d
 # ---- where: local, hostfile or slurm -------------------------------------------------------------
 # Physical cores of this machine (Open MPI binds cores, not hardware threads).
 cpus_here=$(nproc)
-tpc=$(LC_ALL=C lscpu 2>/dev/null | awk -F: '/^Thread\(s\) per core/ {gsub(/ /, "", $2); print $2}')
+# hardware threads per core: the CPUs listed as cpu0's siblings ("0", "0,32", "0-1"; no subprocess:
+# every process started here is ~5 ms of a launch)
+tpc=1 sib=""
+read -r sib < /sys/devices/system/cpu/cpu0/topology/thread_siblings_list 2>/dev/null || true
+if [[ $sib =~ ^([0-9]+)-([0-9]+)$ ]]; then tpc=$((BASH_REMATCH[2] - BASH_REMATCH[1] + 1))
+elif [ -n "$sib" ]; then IFS=, read -r -a sibs <<< "$sib"; tpc=${#sibs[@]}; fi
 is_count "${tpc:-}" || tpc=1
 cores_here=$((cpus_here / tpc > 0 ? cpus_here / tpc : 1))
 
@@ -166,7 +173,7 @@ map=slot
 [ -z "$gpus" ] || map=ppr:$gpus:node
 cmd=("$mpirun_cmd" -np "$np")
 [ "$verbose" = 1 ] || cmd+=(-q)
-[ "$(id -u)" -ne 0 ] || cmd+=(--allow-run-as-root)
+[ "$EUID" -ne 0 ] || cmd+=(--allow-run-as-root)
 [ "$mode" != local ] || cmd+=(--oversubscribe)
 # One machine: Open MPI ends up with the ob1 PML (shared memory) anyway, after probing UCX and the
 # cm PML first, which costs ~0.2 s of every start here; name it, unless the user chose a PML.
@@ -188,6 +195,10 @@ while IFS= read -r name; do
     PATH | LD_LIBRARY_PATH | NCCL_* | FI_* | CUDA_* | OMP_* | OPENBLAS_* | UCX_* | HDF5_* | DPT_*) cmd+=(-x "$name") ;;
   esac
 done < <(compgen -e | LC_ALL=C sort)
+# glibc's malloc: transparent huge pages for the memory it maps, unless the user set GLIBC_TUNABLES
+# (one page fault per 2 MiB instead of per 4 KiB; where faults are slow, as on VMs, that is ~0.2 s
+# of a 1 s PCA run; glibc before 2.35 ignores it).
+if [ -n "${GLIBC_TUNABLES:-}" ]; then cmd+=(-x GLIBC_TUNABLES); else cmd+=(-x "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"); fi
 [ -n "${OMP_NUM_THREADS:-}" ] || cmd+=(-x "OMP_NUM_THREADS=$threads")
 [ -n "${OPENBLAS_NUM_THREADS:-}" ] || cmd+=(-x "OPENBLAS_NUM_THREADS=$threads")
 cmd+=(${extra[@]+"${extra[@]}"} "$bin" "$sub" "$@")
@@ -195,7 +206,7 @@ cmd+=(${extra[@]+"${extra[@]}"} "$bin" "$sub" "$@")
 # ---- the GPU check of a hostfile's hosts (starts only nvidia-smi, one per host) -------------------
 if [ "$mode" = hostfile ] && [ -n "$gpus" ] && [ "$dry" = 0 ]; then
   probe=("$mpirun_cmd" -q --hostfile "$hostfile" --map-by ppr:1:node --mca plm_rsh_args "-o BatchMode=yes -o ConnectTimeout=20")
-  [ "$(id -u)" -ne 0 ] || probe+=(--allow-run-as-root)
+  [ "$EUID" -ne 0 ] || probe+=(--allow-run-as-root)
   # shellcheck disable=SC2016  # expanded on each host
   probe+=(sh -c 'n=0; command -v "$1" >/dev/null 2>&1 && n=$("$1" -L 2>/dev/null | grep -c "^GPU"); echo "$(hostname) ${n:-0}"' sh "$nvsmi")
   out=$(timeout 60 "${probe[@]}" 2>&1) || die "$hostfile: cannot start a process on every host to count GPUs: $(echo "$out" | grep -v '^[- ]*$' | head -n 1)" 1

@@ -619,8 +619,8 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   int rc = make_operator(c, &t, n, NULL, l, "features");
   double *vec = NULL, *cvec = NULL;
   if (rc == 0) {
-    vec = xcalloc((size_t)(n * o->k), sizeof(double));
-    cvec = xcalloc((size_t)(n * o->k), sizeof(double));
+    vec = xmalloc(sizeof(double) * (size_t)(n * o->k)); /* the solver fills both */
+    cvec = xmalloc(sizeof(double) * (size_t)(n * o->k));
     rc = run_solver(c, o, meth, l, vec, cvec, lam, res, iters, converged);
   }
   if (!dist_agree(c->comm, rc == 0)) rc = -1;
@@ -705,7 +705,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     if (!nccl && log_last_error()[0]) log_rank("pca: %s; the products are summed on the host with MPI", log_last_error());
     c.device_sum = nccl != NULL;
   }
-  double *comp = xcalloc((size_t)(d * k), sizeof(double)); /* [k, d]: row i = component i */
+  double *comp = xmalloc(sizeof(double) * (size_t)(d * k)); /* [k, d]: row i = component i; every solver fills it */
   double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
   int rc = 1;
   if (space == PCA_SPACE_SAMPLES) {

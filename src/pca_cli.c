@@ -2,12 +2,17 @@
  * the LSA topics of text data, the gnuplot pictures, and the `dptrain pca` subcommand. */
 #include "pca.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -16,6 +21,8 @@
 #include "dist.h"
 #include "h5io.h"
 #include "log.h"
+
+extern char **environ; /* POSIX: the environment gnuplot inherits */
 
 /* ---- pca.h5 ----------------------------------------------------------------------------------- */
 
@@ -116,20 +123,20 @@ int pca_project(const pca_result *r, const backend_ops *be, const data_block *b,
 typedef struct proj_split {
   int present;
   int64_t rows;
-  float *x;  /* rank 0: [rows, k] */
-  int32_t *y; /* rank 0: [rows] */
+  float *x;  /* the root: [rows, k] */
+  int32_t *y; /* the root: [rows] */
 } proj_split;
 
-/* Gather this rank's projected rows px [m, k] and labels y [m] to rank 0 (collective). */
-static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, int k, proj_split *ps) {
+/* Gather this rank's projected rows px [m, k] and labels y [m] to rank `root` (collective). */
+static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, int k, int root, proj_split *ps) {
   int size = dist_size(), rank = dist_rank();
   int ok = n * k < INT_MAX || log_fail("pca: transform: %lld x %d values exceed MPI's int count", (long long)n, k) == 0;
   if (!dist_all_ok(ok)) return -1;
   int *cnt = xmalloc(sizeof(int) * (size_t)size), *disp = xmalloc(sizeof(int) * (size_t)size);
   int *cnty = xmalloc(sizeof(int) * (size_t)size), *dispy = xmalloc(sizeof(int) * (size_t)size);
   int mine = (int)m;
-  MPI_CHECK(MPI_Gather(&mine, 1, MPI_INT, cnty, 1, MPI_INT, 0, dist_comm()));
-  if (rank == 0) {
+  MPI_CHECK(MPI_Gather(&mine, 1, MPI_INT, cnty, 1, MPI_INT, root, dist_comm()));
+  if (rank == root) {
     int off = 0;
     for (int r = 0; r < size; r++) {
       dispy[r] = off;
@@ -140,8 +147,8 @@ static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, 
     ps->x = xmalloc(sizeof(float) * (size_t)(n * k) + 1);
     ps->y = xmalloc(sizeof(int32_t) * (size_t)n + 1);
   }
-  MPI_CHECK(MPI_Gatherv(px, (int)(m * k), MPI_FLOAT, ps->x, cnt, disp, MPI_FLOAT, 0, dist_comm()));
-  MPI_CHECK(MPI_Gatherv(y, (int)m, MPI_INT32_T, ps->y, cnty, dispy, MPI_INT32_T, 0, dist_comm()));
+  MPI_CHECK(MPI_Gatherv(px, (int)(m * k), MPI_FLOAT, ps->x, cnt, disp, MPI_FLOAT, root, dist_comm()));
+  MPI_CHECK(MPI_Gatherv(y, (int)m, MPI_INT32_T, ps->y, cnty, dispy, MPI_INT32_T, root, dist_comm()));
   free(cnt), free(disp), free(cnty), free(dispy);
   ps->present = 1;
   ps->rows = n;
@@ -299,22 +306,6 @@ static char *beside(const char *path, const char *name) {
   return s;
 }
 
-/* Run gnuplot on the script `script`; returns 0 or -1 (message printed). */
-static int gnuplot_run(const char *script) {
-  FILE *g = popen("gnuplot", "w");
-  if (!g) {
-    fprintf(stderr, "dptrain: pca: cannot start gnuplot\n");
-    return -1;
-  }
-  fputs(script, g);
-  int st = pclose(g);
-  if (st != 0) {
-    fprintf(stderr, "dptrain: pca: gnuplot failed (status %d)\n", st);
-    return -1;
-  }
-  return 0;
-}
-
 /* A growing script text. */
 typedef struct text { char *s; size_t len, cap; } text;
 static void text_add(text *t, const char *fmt, ...) LOG_PRINTF(2, 3);
@@ -336,26 +327,41 @@ static void text_add(text *t, const char *fmt, ...) {
   t->len += (size_t)n;
 }
 
-/* Rank 0: eigendigits.png, scatter.png, scree.png beside `out`. xy [m, 2] are projected training
- * rows with labels y [m]; img = {h, w} or {0, 0}. */
-static void draw_pictures(const pca_result *r, const char *out, const char *data_path, const float *xy,
-                          const int32_t *y, int64_t m, const int64_t img[2]) {
+/* The pictures of a fit, drawn by a gnuplot child process while the ranks go on (writing pca.h5,
+ * the topics): gnuplot takes ~0.15 s, as long as everything after the fit together. */
+typedef struct pictures {
+  pid_t pid;      /* gnuplot, 0 when none is running */
+  char *tmp;      /* its temporary directory (the data files and plot.gp), NULL when none */
+  char done[512]; /* the line to print when gnuplot succeeds */
+  char line[512]; /* after pictures_finish (or when nothing started): what to print, "" for nothing */
+} pictures;
+
+/* Start drawing eigendigits.png (image data), scatter.png and scree.png beside `out`: xy [m, 2]
+ * are projected training rows with labels y [m]; img = {h, w} or {0, 0}. Writes the data files
+ * and the script to a temporary directory and starts gnuplot on them without waiting; when it
+ * cannot (no gnuplot on PATH, a quote in a path, no temporary directory) p->line says why and no
+ * process runs. Follow with pictures_finish. */
+static void pictures_start(pictures *p, const pca_result *r, const char *out, const char *data_path, const float *xy,
+                           const int32_t *y, int64_t m, const int64_t img[2]) {
+  memset(p, 0, sizeof *p);
   if (!on_path("gnuplot")) {
-    printf("pictures skipped: gnuplot is not on PATH\n");
+    snprintf(p->line, sizeof p->line, "pictures skipped: gnuplot is not on PATH");
     return;
   }
   if (strchr(out, '\'') || strchr(data_path, '\'')) {
-    printf("pictures skipped: a quote in the path\n");
+    snprintf(p->line, sizeof p->line, "pictures skipped: a quote in the path");
     return;
   }
   const char *tdir = getenv("TMPDIR");
   char *tmp = xmalloc(strlen(tdir && *tdir ? tdir : "/tmp") + 32);
   sprintf(tmp, "%s/dptrain_pca.XXXXXX", tdir && *tdir ? tdir : "/tmp");
   if (!mkdtemp(tmp)) {
-    printf("pictures skipped: cannot create a temporary directory in %s\n", tdir && *tdir ? tdir : "/tmp");
+    snprintf(p->line, sizeof p->line, "pictures skipped: cannot create a temporary directory in %s",
+             tdir && *tdir ? tdir : "/tmp");
     free(tmp);
     return;
   }
+  p->tmp = tmp;
   char *file = xmalloc(strlen(tmp) + 32);
   int k = r->k;
   int64_t d = r->d;
@@ -446,22 +452,56 @@ static void draw_pictures(const pca_result *r, const char *out, const char *data
              k, file);
     free(png);
   }
-  if (gnuplot_run(sc.s) == 0) {
-    printf("wrote %s%sscree.png beside %s\n", img[0] > 0 && img[0] * img[1] == d ? "eigendigits.png, " : "",
-           k >= 2 && m > 0 ? "scatter.png, " : "", out);
+  snprintf(p->done, sizeof p->done, "wrote %s%sscree.png beside %s",
+           img[0] > 0 && img[0] * img[1] == d ? "eigendigits.png, " : "", k >= 2 && m > 0 ? "scatter.png, " : "", out);
+  sprintf(file, "%s/plot.gp", tmp);
+  FILE *g = fopen(file, "w");
+  int wrote = g && fputs(sc.s, g) >= 0;
+  if (g && fclose(g) != 0) wrote = 0;
+  /* gnuplot reads the script file; its stdin is /dev/null (a rank's stdin may be mpirun's) */
+  char *argv[] = {"gnuplot", file, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  int err = wrote ? posix_spawnp(&p->pid, "gnuplot", &fa, NULL, argv, environ) : EIO;
+  posix_spawn_file_actions_destroy(&fa);
+  if (err) {
+    p->pid = 0;
+    snprintf(p->line, sizeof p->line, "pictures skipped: cannot start gnuplot on %s: %s", file, strerror(err));
   }
   free(sc.s);
-  for (int i = 0; i < nimg; i++) {
-    sprintf(file, "%s/c%d.dat", tmp, i);
-    unlink(file);
-  }
-  sprintf(file, "%s/scatter.dat", tmp);
-  unlink(file);
-  sprintf(file, "%s/scree.dat", tmp);
-  unlink(file);
-  rmdir(tmp);
   free(file);
-  free(tmp);
+}
+
+/* Wait for the gnuplot of pictures_start (if one runs), set p->line to what happened, remove the
+ * temporary directory. Safe to call again. */
+static void pictures_finish(pictures *p) {
+  if (p->pid > 0) {
+    int st = 0;
+    pid_t got;
+    while ((got = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    if (got == p->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) snprintf(p->line, sizeof p->line, "%s", p->done);
+    else if (got == p->pid && WIFEXITED(st))
+      snprintf(p->line, sizeof p->line, "pictures: gnuplot failed (exit status %d)", WEXITSTATUS(st));
+    else snprintf(p->line, sizeof p->line, "pictures: gnuplot did not finish (%s)", got < 0 ? strerror(errno) : "killed by a signal");
+    p->pid = 0;
+  }
+  if (p->tmp) {
+    DIR *dir = opendir(p->tmp);
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      char *f = xmalloc(strlen(p->tmp) + strlen(e->d_name) + 2);
+      sprintf(f, "%s/%s", p->tmp, e->d_name);
+      unlink(f);
+      free(f);
+    }
+    if (dir) closedir(dir);
+    rmdir(p->tmp);
+    free(p->tmp);
+    p->tmp = NULL;
+  }
 }
 
 /* ---- dptrain pca -------------------------------------------------------------------------------- */
@@ -499,6 +539,7 @@ int pca_main(int argc, char **argv) {
   data_block b = {0};
   pca_result r = {0};
   proj_split proj[2] = {{0}};
+  pictures pics = {0};
   char **vocab = NULL, **top = NULL;
   const data_split *s = NULL;
   const char *path = config_str(cfg, "data.path"), *out = config_str(cfg, "pca.out");
@@ -527,12 +568,46 @@ int pca_main(int argc, char **argv) {
   if (!dist_all_ok(pca_fit(&o, &b, s->rows, s->cols, dist_comm(), &r) == 0)) goto done;
   double secs = MPI_Wtime() - t0;
   if (dist_rank() == 0) print_summary(&r, &o, path, secs);
-  /* LSA topics when the file has a vocabulary */
-  if (!dist_all_ok(read_vocab(f.file, path, s->cols, &vocab) == 0)) goto done;
-  if (vocab && dist_rank() == 0) top = top_terms(&r, vocab);
-  if (!dist_all_ok(dist_rank() != 0 || write_result(out, &r, &o, s->rows, top) == 0)) goto done;
-  if (dist_rank() == 0) printf("wrote %s\n", out);
+  /* pictures: up to 5,000 training rows, evenly spaced over every rank's block, projected and
+   * gathered to the drawing rank, which starts gnuplot on them and lets it run while rank 0 writes
+   * the topics and pca.h5. The drawing rank is another rank on rank 0's node when there is one
+   * (it shares rank 0's file system; it waits for gnuplot at once, idle, instead of busy-waiting
+   * in MPI beside it), else rank 0 itself (waiting for gnuplot at the end). */
+  const int draw = dist_root_peer(), me = dist_rank();
+  {
+    int64_t m = b.end - b.begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
+    if (cnt > m) cnt = m;
+    int64_t step = cnt > 0 ? m / cnt : 1;
+    const int kp = o.k < 2 ? o.k : 2; /* the scatter plot's two */
+    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * kp) + 1);
+    int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
+    int rc = dist_all_ok(pca_project(&r, o.backend, &b, cnt, step, kp, xy) == 0) ? 0 : -1;
+    for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
+    MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
+    proj_split pic = {0};
+    if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, kp, draw, &pic);
+    free(xy);
+    free(yy);
+    if (rc == 0 && me == draw) {
+      int64_t img[2] = {0, 0};
+      if (s->kind != DATA_DENSE || h5io_attr_get_int64s(s->x, "image_shape", img, 2) != 0) img[0] = img[1] = 0;
+      pictures_start(&pics, &r, out, path, pic.x, pic.y, tot, img);
+      if (draw != 0) pictures_finish(&pics);
+    }
+    free(pic.x);
+    free(pic.y);
+    if (rc) goto done;
+  }
+  /* rank 0: LSA topics when the file has a vocabulary, and pca.h5 */
+  int ok = 1;
+  if (me == 0) {
+    ok = read_vocab(f.file, path, s->cols, &vocab) == 0;
+    if (ok && vocab) top = top_terms(&r, vocab);
+    ok = ok && write_result(out, &r, &o, s->rows, top) == 0;
+    if (ok) printf("wrote %s\n", out);
+  }
   if (tpath) { /* every rank projects its rows of each split; rank 0 writes */
+    if (!dist_all_ok(ok)) goto done;
     for (int si = 0; si < 2; si++) {
       const data_split *sp = si ? &f.test : &f.train;
       if (!sp->present) continue;
@@ -546,40 +621,25 @@ int pca_main(int argc, char **argv) {
       int64_t m = use->end - use->begin;
       float *px = xmalloc(sizeof(float) * (size_t)(m * o.k) + 1);
       int rc = dist_all_ok(pca_project(&r, o.backend, use, m, 1, o.k, px) == 0) ? 0 : -1;
-      if (rc == 0) rc = gather_rows(px, use->y, m, sp->rows, o.k, &proj[si]);
+      if (rc == 0) rc = gather_rows(px, use->y, m, sp->rows, o.k, 0, &proj[si]);
       free(px);
       data_block_free(&tb);
       if (rc) goto done;
     }
-    if (!dist_all_ok(dist_rank() != 0 || write_transform(tpath, path, f.num_classes, o.k, proj) == 0)) goto done;
-    if (dist_rank() == 0)
+    ok = me != 0 || write_transform(tpath, path, f.num_classes, o.k, proj) == 0;
+    if (ok && me == 0)
       printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o.k, proj[1].present ? " and /test" : "");
   }
-  { /* pictures: up to 5,000 training rows, evenly spaced over every rank's block, to rank 0 */
-    int64_t m = b.end - b.begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
-    if (cnt > m) cnt = m;
-    int64_t step = cnt > 0 ? m / cnt : 1;
-    const int kp = o.k < 2 ? o.k : 2; /* the scatter plot's two */
-    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * kp) + 1);
-    int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
-    int rc = dist_all_ok(pca_project(&r, o.backend, &b, cnt, step, kp, xy) == 0) ? 0 : -1;
-    for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
-    MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
-    proj_split pic = {0};
-    if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, kp, &pic);
-    free(xy);
-    free(yy);
-    if (rc) goto done;
-    if (dist_rank() == 0) {
-      int64_t img[2] = {0, 0};
-      if (s->kind != DATA_DENSE || h5io_attr_get_int64s(s->x, "image_shape", img, 2) != 0) img[0] = img[1] = 0;
-      draw_pictures(&r, out, path, pic.x, pic.y, tot, img);
-    }
-    free(pic.x);
-    free(pic.y);
+  if (me == draw) pictures_finish(&pics);
+  if (draw != 0 && (me == 0 || me == draw)) { /* the drawing rank's line, printed by rank 0 */
+    if (me == draw) MPI_CHECK(MPI_Send(pics.line, (int)sizeof pics.line, MPI_CHAR, 0, 0, dist_comm()));
+    else MPI_CHECK(MPI_Recv(pics.line, (int)sizeof pics.line, MPI_CHAR, draw, 0, dist_comm(), MPI_STATUS_IGNORE));
   }
+  if (me == 0 && pics.line[0]) printf("%s\n", pics.line);
+  if (!dist_all_ok(ok)) goto done;
   code = LOG_EXIT_OK;
 done:
+  pictures_finish(&pics); /* an error on the way: still wait for gnuplot and clean up */
   for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
   free(top);
   free_strings(vocab, s ? s->cols : 0);

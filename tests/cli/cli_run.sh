@@ -100,6 +100,10 @@ line=$("${fake[@]}" "$run" -n $((cores + 1)) --dry-run train "$T/logreg.ini")
 has "more ranks than cores: oversubscribed, unbound" "$line" "--oversubscribe" "--bind-to none" "-x OPENBLAS_NUM_THREADS=1"
 line=$(OPENBLAS_NUM_THREADS=3 "${fake[@]}" "$run" -n 1 --bind none --mpi-arg --tag-output --dry-run pca "$T/logreg.ini")
 has "--bind none, --mpi-arg, a set OPENBLAS_NUM_THREADS kept" "$line" "--bind-to none" "--tag-output" "-x OPENBLAS_NUM_THREADS" "$DPTRAIN pca"
+has "malloc on transparent huge pages by default" "$line" "-x GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+line=$(GLIBC_TUNABLES=glibc.malloc.arena_max=2 "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini")
+has "the user's GLIBC_TUNABLES passed as set" "$line" "-x GLIBC_TUNABLES"
+lacks "the user's GLIBC_TUNABLES passed as set" "$line" "-x GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
 line=$(OMPI_MCA_pml=ucx "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini")
 lacks "local, the user's OMPI_MCA_pml kept" "$line" "--mca pml ob1"
 line=$("${fake[@]}" "$run" -n 2 --mpi-arg --mca --mpi-arg pml --mpi-arg cm --dry-run train "$T/logreg.ini")
