@@ -143,7 +143,8 @@ typedef struct rowsplit {
 
 static rowsplit rowsplit_whole(int64_t d) { return (rowsplit){.comm = MPI_COMM_NULL, .d = d, .r0 = 0, .r1 = d}; }
 
-static void rowsplit_init(rowsplit *p, MPI_Comm comm, int64_t d, int l) {
+/* Rank r's rows: [bounds[r], bounds[r + 1]), or data_shard(d, r, size) when bounds is NULL. */
+static void rowsplit_init(rowsplit *p, MPI_Comm comm, int64_t d, int l, const int64_t *bounds) {
   int size = 1, rank = 0;
   if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
   *p = rowsplit_whole(d);
@@ -154,11 +155,12 @@ static void rowsplit_init(rowsplit *p, MPI_Comm comm, int64_t d, int l) {
   p->disp = xmalloc(sizeof(int) * (size_t)size);
   for (int r = 0; r < size; r++) {
     int64_t b, e;
-    data_shard(d, r, size, &b, &e);
+    if (bounds) b = bounds[r], e = bounds[r + 1];
+    else data_shard(d, r, size, &b, &e);
     p->cnt[r] = (int)(e - b);
     p->disp[r] = (int)b;
+    if (r == rank) p->r0 = b, p->r1 = e;
   }
-  data_shard(d, rank, size, &p->r0, &p->r1);
   MPI_CHECK(MPI_Type_contiguous(l, MPI_DOUBLE, &p->row));
   MPI_CHECK(MPI_Type_commit(&p->row));
 }
@@ -383,7 +385,7 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
   double *h = xmalloc(sizeof(double) * (size_t)(l * l)), *s = xmalloc(sizeof(double) * (size_t)(l * l));
   double *theta = xmalloc(sizeof(double) * (size_t)l), *t = xmalloc(sizeof(double) * (size_t)l);
   rowsplit split;
-  rowsplit_init(&split, c->comm, d, l);
+  rowsplit_init(&split, c->comm, d, l, NULL);
   random_block(p1, d, l, o->seed, 0);
   rc = orthonormalise(&split, p1, l, 0);
   if (!rc) {
@@ -580,7 +582,7 @@ static void fwd_sumsq(fit_ctx *c, double *x, int k, int64_t nf, double *y, doubl
  * more pca_fwd, no product with K). Returns 0, or 1 on every rank when some λᵢ <= 1e-8 λ₁
  * (that component is not determined by uᵢ: the caller falls back to features). */
 static int samples_to_components(fit_ctx *c, int k, const double *vec, const double *cvec, const double *lam,
-                                 int64_t f0, int64_t nf, int64_t d, double *comp, double *res) {
+                                 const int64_t *bounds, int64_t f0, int64_t nf, int64_t d, double *comp, double *res) {
   const int64_t n = c->d;
   for (int i = 0; i < k; i++)
     if (!(lam[i] > 1e-8 * lam[0])) return 1;
@@ -598,7 +600,7 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
     for (int64_t f = 0; f < nf; f++) comp[i * d + f0 + f] = y[f * k + i] * sc;
   }
   rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
-  rowsplit_init(&split, c->comm, d, 1);
+  rowsplit_init(&split, c->comm, d, 1, bounds);
   for (int i = 0; i < k; i++) rowsplit_gather(&split, comp + i * d);
   rowsplit_free(&split);
   free(nrm), free(u), free(e), free(y);
@@ -612,7 +614,10 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
                        int64_t d, int l, double *comp, double *lam, double *res, int *iters, int *converged) {
   data_block t;
   if (d > INT_MAX) return 1; /* the all-gather of the components counts features in int */
-  if (pca_dual_transpose(local, n, d, c->comm, &t)) return -1;
+  int size = 1;
+  if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(c->comm, &size));
+  int64_t *bounds = xmalloc(sizeof(int64_t) * ((size_t)size + 1)); /* each rank's features */
+  if (pca_dual_transpose(local, n, d, c->comm, &t, bounds)) return free(bounds), -1;
   fit_ctx keep = *c;
   c->d = n;
   c->hv = o->center ? xmalloc(sizeof(double) * (size_t)(n * l)) : NULL;
@@ -624,7 +629,7 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
     rc = run_solver(c, o, meth, l, vec, cvec, lam, res, iters, converged);
   }
   if (!dist_agree(c->comm, rc == 0)) rc = -1;
-  if (rc == 0) rc = samples_to_components(c, o->k, vec, cvec, lam, t.begin, t.end - t.begin, d, comp, res);
+  if (rc == 0) rc = samples_to_components(c, o->k, vec, cvec, lam, bounds, t.begin, t.end - t.begin, d, comp, res);
   if (rc == 0) {
     *converged = 1;
     for (int i = 0; i < o->k; i++)
@@ -635,6 +640,7 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   free(cvec);
   free(c->hv);
   data_block_free(&t);
+  free(bounds);
   keep.passes = c->passes, keep.pass_s = c->pass_s, keep.reduce_s = c->reduce_s;
   *c = keep;
   return rc;
