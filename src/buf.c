@@ -16,7 +16,7 @@ static _Noreturn void oom(size_t n) {
   abort();
 }
 
-/* Allocations of 2 MiB and more: 2 MiB-aligned, whole 2 MiB pages, advised to use transparent huge pages. */
+/* Allocations of 1 MiB and more: 2 MiB-aligned, whole 2 MiB pages, advised to use transparent huge pages. */
 #define HUGE_PAGE ((size_t)2 << 20)
 static void *alloc_huge(size_t n) {
   void *p = NULL;
@@ -29,7 +29,7 @@ static void *alloc_huge(size_t n) {
 }
 
 void *xmalloc(size_t n) {
-  if (n >= HUGE_PAGE) return alloc_huge(n);
+  if (n >= HUGE_PAGE / 2) return alloc_huge(n);
   void *p = malloc(n ? n : 1);
   if (!p) oom(n);
   return p;
@@ -37,7 +37,7 @@ void *xmalloc(size_t n) {
 
 void *xcalloc(size_t count, size_t size) {
   if (size && count > SIZE_MAX / size) oom(SIZE_MAX);
-  if (count * size >= HUGE_PAGE) return memset(alloc_huge(count * size), 0, count * size);
+  if (count * size >= HUGE_PAGE / 2) return memset(alloc_huge(count * size), 0, count * size);
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) oom(count * size);
   return p;
