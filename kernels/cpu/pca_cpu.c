@@ -87,7 +87,7 @@ static void pca_cpu_dense(backend_pca *p, const double *v, int l, double *w) {
 
 /* restrict: v, w and the scratch never overlap, so the inner loops vectorise without run-time
  * overlap checks (which, per stored entry of ~100 coefficients, cost as much as the work). */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 static void pca_cpu_csr(const backend_pca_rows *b, const double *shift, const double *restrict v, int l,
                         double *restrict w, double *restrict y, double *restrict muv, double *restrict ysum) {
   memset(muv, 0, sizeof(double) * (size_t)l);
@@ -122,7 +122,7 @@ void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w) {
 }
 
 /* y_i = x_iᵀ v − μᵀv per CSR row (no scatter): pca_cpu_csr's first half. */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 static void pca_cpu_csr_fwd(const backend_pca_rows *b, const double *shift, const double *restrict v, int l,
                             double *restrict y, double *restrict muv) {
   memset(muv, 0, sizeof(double) * (size_t)l);
