@@ -187,49 +187,71 @@ static int write_transform(const char *path, const char *src, int64_t num_classe
   return h5io_commit(&out);
 }
 
-/* Every rank: read /vocab [d] (vlen or fixed-length strings) when the file has it. Returns 0 with
- * *out NULL when absent, 0 with *out = d strings (free with free_strings), or -1 with log_fail. */
-static int read_vocab(hid_t file, const char *path, int64_t d, char ***out) {
+static int cmp_int64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Rank 0: the words of /vocab [d] (vlen or fixed-length strings) at the n indices idx (-1: ""),
+ * reading only those entries (a point selection of the distinct ones) rather than all d. Returns
+ * 0 with *out NULL when the file has no /vocab, 0 with *out = n strings (free with free_strings),
+ * or -1 with log_fail. */
+static int read_words(hid_t file, const char *path, int64_t d, const int64_t *idx, int64_t n, char ***out) {
   *out = NULL;
   if (H5Lexists(file, "vocab", H5P_DEFAULT) <= 0) return 0;
   hid_t ds = H5Dopen2(file, "vocab", H5P_DEFAULT);
   if (ds < 0) return log_fail("%s: /vocab: %s", path, h5io_why());
   hid_t sp = H5Dget_space(ds), ft = H5Dget_type(ds);
-  hssize_t n = H5Sget_simple_extent_npoints(sp);
   int rc = 0;
-  if (H5Tget_class(ft) != H5T_STRING || n != d) {
+  if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_npoints(sp) != d) {
     rc = log_fail("%s: /vocab: expected %lld strings", path, (long long)d);
   } else {
-    char **v = xcalloc((size_t)d, sizeof(char *));
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    if (H5Tis_variable_str(ft) > 0) {
+    int64_t *u = xmalloc(sizeof(int64_t) * (size_t)(n + 1)), nu = 0; /* the distinct indices, ascending */
+    for (int64_t i = 0; i < n; i++)
+      if (idx[i] >= 0 && idx[i] < d) u[nu++] = idx[i];
+    qsort(u, (size_t)nu, sizeof(int64_t), cmp_int64);
+    int64_t w = 0;
+    for (int64_t i = 0; i < nu; i++)
+      if (i == 0 || u[i] != u[w - 1]) u[w++] = u[i];
+    nu = w;
+    hsize_t *coord = xmalloc(sizeof(hsize_t) * (size_t)(nu + 1)), mdim[1] = {(hsize_t)(nu > 0 ? nu : 1)};
+    for (int64_t i = 0; i < nu; i++) coord[i] = (hsize_t)u[i];
+    char **word = xcalloc((size_t)(nu + 1), sizeof(char *)); /* word[i]: the string of u[i] */
+    hid_t ms = H5Screate_simple(1, mdim, NULL), mt = H5Tcopy(H5T_C_S1);
+    if (nu > 0 && H5Sselect_elements(sp, H5S_SELECT_SET, (size_t)nu, coord) < 0) rc = log_fail("%s: /vocab: %s", path, h5io_why());
+    if (!rc && nu > 0 && H5Tis_variable_str(ft) > 0) {
       H5Tset_size(mt, H5T_VARIABLE);
       H5Tset_cset(mt, H5Tget_cset(ft));
-      char **raw = xcalloc((size_t)d, sizeof(char *));
-      if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+      char **raw = xcalloc((size_t)nu, sizeof(char *));
+      if (H5Dread(ds, mt, ms, sp, H5P_DEFAULT, raw) < 0) {
         rc = log_fail("%s: /vocab: %s", path, h5io_why());
       } else {
-        for (int64_t i = 0; i < d; i++) v[i] = xstrdup(raw[i] ? raw[i] : "");
-        H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+        for (int64_t i = 0; i < nu; i++) word[i] = xstrdup(raw[i] ? raw[i] : "");
+        H5Dvlen_reclaim(mt, ms, H5P_DEFAULT, raw);
       }
       free(raw);
-    } else {
+    } else if (!rc && nu > 0) {
       size_t sz = H5Tget_size(ft);
       H5Tset_size(mt, sz + 1);
       H5Tset_strpad(mt, H5T_STR_NULLTERM);
-      char *raw = xcalloc((size_t)d, sz + 1);
-      if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) rc = log_fail("%s: /vocab: %s", path, h5io_why());
+      char *raw = xcalloc((size_t)nu, sz + 1);
+      if (H5Dread(ds, mt, ms, sp, H5P_DEFAULT, raw) < 0) rc = log_fail("%s: /vocab: %s", path, h5io_why());
       else
-        for (int64_t i = 0; i < d; i++) v[i] = xstrdup(raw + (size_t)i * (sz + 1));
+        for (int64_t i = 0; i < nu; i++) word[i] = xstrdup(raw + (size_t)i * (sz + 1));
       free(raw);
     }
     H5Tclose(mt);
-    if (rc) {
-      for (int64_t i = 0; i < d; i++) free(v[i]);
-      free(v);
-    } else {
+    H5Sclose(ms);
+    if (!rc) {
+      char **v = xmalloc(sizeof(char *) * (size_t)(n + 1));
+      for (int64_t i = 0; i < n; i++) {
+        const int64_t *at = idx[i] >= 0 ? bsearch(&idx[i], u, (size_t)nu, sizeof(int64_t), cmp_int64) : NULL;
+        v[i] = xstrdup(at ? word[at - u] : "");
+      }
       *out = v;
     }
+    for (int64_t i = 0; i < nu; i++) free(word[i]);
+    free(word), free(coord), free(u);
   }
   H5Tclose(ft);
   H5Sclose(sp);
@@ -243,42 +265,47 @@ static void free_strings(char **s, int64_t n) {
   free(s);
 }
 
-/* top [k * PCA_TOP_TERMS] pointers into vocab (see pca.h); prints the first 10 components. */
-static char **top_terms(const pca_result *r, char **vocab) {
+/* idx [k * PCA_TOP_TERMS] (see pca.h): for each component the indices of its PCA_TOP_TERMS / 2
+ * largest loadings, largest first, then of its most negative ones, most negative first (-1 where
+ * d is smaller). One pass over each component: an entry is compared with the two current
+ * thresholds and only one beyond them is inserted. */
+static void top_indices(const pca_result *r, int64_t *idx) {
   const int half = PCA_TOP_TERMS / 2;
-  static char empty[] = "";
-  int64_t d = r->d;
-  char **top = xmalloc(sizeof(char *) * (size_t)r->k * PCA_TOP_TERMS);
-  int64_t *idx = xmalloc(sizeof(int64_t) * PCA_TOP_TERMS);
-  printf("topics: the terms of the %d largest positive and negative loadings of each component\n", half);
+  const int64_t d = r->d;
   for (int i = 0; i < r->k; i++) {
     const double *v = r->components + i * d;
-    for (int side = 0; side < 2; side++) { /* 0: largest, 1: most negative */
-      int64_t *sel = idx + side * half;
-      int got = 0;
-      for (int64_t j = 0; j < d; j++) { /* insertion into a sorted list of `half` */
-        double x = side ? -v[j] : v[j];
-        if (got == half && !(x > (side ? -v[sel[half - 1]] : v[sel[half - 1]]))) continue;
-        int p = got < half ? got++ : half - 1;
-        while (p > 0 && x > (side ? -v[sel[p - 1]] : v[sel[p - 1]])) {
-          sel[p] = sel[p - 1];
-          p--;
-        }
-        sel[p] = j;
+    int64_t *hi = idx + (size_t)i * PCA_TOP_TERMS, *lo = hi + half;
+    int nh = 0, nl = 0;
+    for (int64_t j = 0; j < d; j++) {
+      const double x = v[j];
+      if (nh < half || x > v[hi[half - 1]]) { /* among the largest: insertion, ties keep the first */
+        int p = nh < half ? nh++ : half - 1;
+        for (; p > 0 && x > v[hi[p - 1]]; p--) hi[p] = hi[p - 1];
+        hi[p] = j;
       }
-      for (int t = 0; t < half; t++) top[(size_t)i * PCA_TOP_TERMS + side * half + t] = t < got ? vocab[sel[t]] : empty;
+      if (nl < half || x < v[lo[half - 1]]) {
+        int p = nl < half ? nl++ : half - 1;
+        for (; p > 0 && x < v[lo[p - 1]]; p--) lo[p] = lo[p - 1];
+        lo[p] = j;
+      }
     }
-    if (i < 10) {
-      printf("  PC %-3d +", i + 1);
-      for (int t = 0; t < half; t++) printf(" %s", top[(size_t)i * PCA_TOP_TERMS + t]);
-      printf("\n         -");
-      for (int t = 0; t < half; t++) printf(" %s", top[(size_t)i * PCA_TOP_TERMS + half + t]);
-      printf("\n");
-    }
+    for (int t = nh; t < half; t++) hi[t] = -1;
+    for (int t = nl; t < half; t++) lo[t] = -1;
   }
-  if (r->k > 10) printf("  (%d more in /top_terms)\n", r->k - 10);
-  free(idx);
-  return top;
+}
+
+/* The topics of the first 10 components from top [k * PCA_TOP_TERMS] words. */
+static void print_topics(int k, char *const *top) {
+  const int half = PCA_TOP_TERMS / 2;
+  printf("topics: the terms of the %d largest positive and negative loadings of each component\n", half);
+  for (int i = 0; i < k && i < 10; i++) {
+    printf("  PC %-3d +", i + 1);
+    for (int t = 0; t < half; t++) printf(" %s", top[(size_t)i * PCA_TOP_TERMS + t]);
+    printf("\n         -");
+    for (int t = 0; t < half; t++) printf(" %s", top[(size_t)i * PCA_TOP_TERMS + half + t]);
+    printf("\n");
+  }
+  if (k > 10) printf("  (%d more in /top_terms)\n", k - 10);
 }
 
 static int on_path(const char *prog) {
@@ -540,7 +567,8 @@ int pca_main(int argc, char **argv) {
   pca_result r = {0};
   proj_split proj[2] = {{0}};
   pictures pics = {0};
-  char **vocab = NULL, **top = NULL;
+  char **top = NULL; /* rank 0, text data: the ntop words of /top_terms */
+  int64_t ntop = 0;
   const data_split *s = NULL;
   const char *path = config_str(cfg, "data.path"), *out = config_str(cfg, "pca.out");
   if (!dist_all_ok(path || log_fail("%s: [data] path is required", cpath) == 0)) goto done;
@@ -601,8 +629,12 @@ int pca_main(int argc, char **argv) {
   /* rank 0: LSA topics when the file has a vocabulary, and pca.h5 */
   int ok = 1;
   if (me == 0) {
-    ok = read_vocab(f.file, path, s->cols, &vocab) == 0;
-    if (ok && vocab) top = top_terms(&r, vocab);
+    int64_t *idx = xmalloc(sizeof(int64_t) * (size_t)o.k * PCA_TOP_TERMS);
+    top_indices(&r, idx);
+    ok = read_words(f.file, path, s->cols, idx, (int64_t)o.k * PCA_TOP_TERMS, &top) == 0;
+    if (top) ntop = (int64_t)o.k * PCA_TOP_TERMS;
+    free(idx);
+    if (ok && top) print_topics(o.k, top);
     ok = ok && write_result(out, &r, &o, s->rows, top) == 0;
     if (ok) printf("wrote %s\n", out);
   }
@@ -641,8 +673,7 @@ int pca_main(int argc, char **argv) {
 done:
   pictures_finish(&pics); /* an error on the way: still wait for gnuplot and clean up */
   for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
-  free(top);
-  free_strings(vocab, s ? s->cols : 0);
+  free_strings(top, ntop);
   pca_result_free(&r);
   data_block_free(&b);
   data_close(&f);

@@ -94,6 +94,7 @@ data, samples, features = sys.argv[1:]
 with h5py.File(data, "r") as f:
     g = f["train/X"]
     X = sp.csr_matrix((g["data"][...], g["indices"][...], g["indptr"][...]), shape=tuple(g.attrs["shape"])).astype(np.float64)
+    vocab = f["vocab"][...]
 n, d = X.shape
 mu = np.asarray(X.mean(axis=0)).ravel()
 def cov(v):
@@ -119,6 +120,10 @@ for name, o in out.items():
     assert e.max() <= 1e-6 and cos.min() >= 0.9999, (e, cos)
     assert (res <= 1e-6).all() and a["converged"] == 1, res
     assert np.allclose(res, own, rtol=1e-3, atol=1e-12), (res, own)
+for o in out.values():  # /top_terms: the words of the 8 largest and the 8 most negative loadings
+    for i, row in enumerate(o["comp"]):
+        want = list(vocab[np.argsort(-row, kind="stable")[:8]]) + list(vocab[np.argsort(row, kind="stable")[:8]])
+        assert list(o["top"][i]) == want, (i, list(o["top"][i]), want)
 sa, fe = out[samples], out[features]
 assert (sa["a"]["space"] in ("samples", b"samples")) and (fe["a"]["space"] in ("features", b"features"))
 assert (np.sum(sa["comp"] * fe["comp"], axis=1) >= 0.9999).all(), "samples and features components (signs too)"
