@@ -597,10 +597,10 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
   fwd_sumsq(c, e, k, nf, y, nrm);
   for (int i = 0; i < k; i++) res[i] = sqrt(nrm[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
   fwd_sumsq(c, u, k, nf, y, nrm); /* y = Xcᵀ u, nrm = its squared norms */
-  for (int i = 0; i < k; i++) {
-    double sc = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
-    for (int64_t f = 0; f < nf; f++) comp[i * d + f0 + f] = y[f * k + i] * sc;
-  }
+  for (int i = 0; i < k; i++) nrm[i] = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
+  for (int64_t b = 0; b < nf; b += 64) /* y [nf, k] -> rows of comp in tiles of 64 features: y's */
+    for (int i = 0; i < k; i++)       /* 64 rows stay in cache while the k rows of comp are written */
+      for (int64_t f = b; f < nf && f < b + 64; f++) comp[i * d + f0 + f] = y[f * k + i] * nrm[i];
   rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
   rowsplit_init(&split, c->comm, d, 1, bounds);
   for (int i = 0; i < k; i++) rowsplit_gather(&split, comp + i * d);
