@@ -9,7 +9,7 @@
 
 #include "log.h"
 
-static int g_started = 0, g_rank = 0, g_size = 1, g_local = 0, g_local_size = 1, g_root_peer = 0;
+static int g_started = 0, g_rank = 0, g_size = 1, g_local = 0, g_local_size = 1;
 
 int dist_init(int *argc, char ***argv) {
   int inited = 0;
@@ -30,10 +30,6 @@ int dist_init(int *argc, char ***argv) {
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
   MPI_CHECK(MPI_Comm_rank(node, &g_local));
   MPI_CHECK(MPI_Comm_size(node, &g_local_size));
-  int lowest = 0, mine = 0; /* lowest == 0: this node is rank 0's */
-  MPI_CHECK(MPI_Allreduce(&g_rank, &lowest, 1, MPI_INT, MPI_MIN, node));
-  mine = lowest == 0 ? g_rank : 0;
-  MPI_CHECK(MPI_Allreduce(&mine, &g_root_peer, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
   MPI_CHECK(MPI_Comm_free(&node));
   log_set_rank(g_rank, g_size);
   return 0;
@@ -50,7 +46,17 @@ int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 int dist_local_rank(void) { return g_local; }
 int dist_local_size(void) { return g_local_size; }
-int dist_root_peer(void) { return g_root_peer; }
+int dist_root_peer(void) {
+  if (g_size == 1) return 0;
+  MPI_Comm node;
+  int lowest = 0, mine = 0, peer = 0; /* lowest == 0: this node is rank 0's */
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
+  MPI_CHECK(MPI_Allreduce(&g_rank, &lowest, 1, MPI_INT, MPI_MIN, node));
+  MPI_CHECK(MPI_Comm_free(&node));
+  mine = lowest == 0 ? g_rank : 0;
+  MPI_CHECK(MPI_Allreduce(&mine, &peer, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return peer;
+}
 MPI_Comm dist_comm(void) { return MPI_COMM_WORLD; }
 
 int dist_all_ok(int ok) {

@@ -28,8 +28,11 @@ int dist_rank(void);       /* rank in the world (0 before dist_init) */
 int dist_size(void);       /* world size (1 before dist_init) */
 int dist_local_rank(void); /* rank among the ranks on this node (MPI_Comm_split_type shared) */
 int dist_local_size(void); /* ranks on this node */
-int dist_root_peer(void);  /* the highest rank on rank 0's node: 0 when rank 0 is alone there */
 MPI_Comm dist_comm(void);  /* MPI_COMM_WORLD after dist_init */
+
+/* Collective over the world (only the commands that use it pay for it): the highest rank on rank
+ * 0's node, 0 when rank 0 is alone there. */
+int dist_root_peer(void);
 
 /* Collective over the world: returns 1 when ok is non-zero on every rank; otherwise 0 on every
  * rank, after one failing rank has printed its log_last_error() line: the lowest rank that has a
