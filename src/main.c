@@ -9,6 +9,7 @@
 #include "info.h"
 #include "log.h"
 #include "pca.h"
+#include "pca_pictures.h"
 #include "prep/prep.h"
 #include "train.h"
 
@@ -69,6 +70,7 @@ int main(int argc, char **argv) {
     }
     int rc = pca_main(argc - 1, argv + 1);
     dist_finalize();
+    pca_pictures_wait(1); /* gnuplot ran on through MPI_Finalize: its lines come last */
     return rc;
   }
   log_error("unknown command '%s' (try dptrain --help)", cmd);

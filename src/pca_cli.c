@@ -2,17 +2,13 @@
  * the LSA topics of text data, the gnuplot pictures, and the `dptrain pca` subcommand. */
 #include "pca.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -21,8 +17,7 @@
 #include "dist.h"
 #include "h5io.h"
 #include "log.h"
-
-extern char **environ; /* POSIX: the environment gnuplot inherits */
+#include "pca_pictures.h"
 
 /* ---- pca.h5 ----------------------------------------------------------------------------------- */
 
@@ -308,229 +303,6 @@ static void print_topics(int k, char *const *top) {
   if (k > 10) printf("  (%d more in /top_terms)\n", k - 10);
 }
 
-static int on_path(const char *prog) {
-  const char *p = getenv("PATH");
-  if (!p) return 0;
-  char *copy = xstrdup(p), *save = NULL;
-  int found = 0;
-  for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-    char *full = xmalloc(strlen(dir) + strlen(prog) + 2);
-    sprintf(full, "%s/%s", *dir ? dir : ".", prog);
-    found = access(full, X_OK) == 0;
-    free(full);
-  }
-  free(copy);
-  return found;
-}
-
-/* "DIR/NAME" where DIR is the directory of `path` (malloc'd). */
-static char *beside(const char *path, const char *name) {
-  const char *slash = strrchr(path, '/');
-  size_t dl = slash ? (size_t)(slash - path) : 1;
-  char *s = xmalloc(dl + strlen(name) + 2);
-  if (slash) sprintf(s, "%.*s/%s", (int)dl, path, name);
-  else sprintf(s, "./%s", name);
-  return s;
-}
-
-/* A growing script text. */
-typedef struct text { char *s; size_t len, cap; } text;
-static void text_add(text *t, const char *fmt, ...) LOG_PRINTF(2, 3);
-static void text_add(text *t, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (t->len + (size_t)n + 1 > t->cap) {
-    t->cap = (t->len + (size_t)n + 1) * 2;
-    char *ns = xmalloc(t->cap);
-    if (t->s) memcpy(ns, t->s, t->len + 1);
-    free(t->s);
-    t->s = ns;
-  }
-  va_start(ap, fmt);
-  vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-  va_end(ap);
-  t->len += (size_t)n;
-}
-
-/* The pictures of a fit, drawn by a gnuplot child process while the ranks go on (writing pca.h5,
- * the topics): gnuplot takes ~0.15 s, as long as everything after the fit together. */
-typedef struct pictures {
-  pid_t pid;      /* gnuplot, 0 when none is running */
-  char *tmp;      /* its temporary directory (the data files and plot.gp), NULL when none */
-  char done[512]; /* the line to print when gnuplot succeeds */
-  char line[512]; /* after pictures_finish (or when nothing started): what to print, "" for nothing */
-} pictures;
-
-/* Start drawing eigendigits.png (image data), scatter.png and scree.png beside `out`: xy [m, 2]
- * are projected training rows with labels y [m]; img = {h, w} or {0, 0}. Writes the data files
- * and the script to a temporary directory and starts gnuplot on them without waiting; when it
- * cannot (no gnuplot on PATH, a quote in a path, no temporary directory) p->line says why and no
- * process runs. Follow with pictures_finish. */
-static void pictures_start(pictures *p, const pca_result *r, const char *out, const char *data_path, const float *xy,
-                           const int32_t *y, int64_t m, const int64_t img[2]) {
-  memset(p, 0, sizeof *p);
-  if (!on_path("gnuplot")) {
-    snprintf(p->line, sizeof p->line, "pictures skipped: gnuplot is not on PATH");
-    return;
-  }
-  if (strchr(out, '\'') || strchr(data_path, '\'')) {
-    snprintf(p->line, sizeof p->line, "pictures skipped: a quote in the path");
-    return;
-  }
-  const char *tdir = getenv("TMPDIR");
-  char *tmp = xmalloc(strlen(tdir && *tdir ? tdir : "/tmp") + 32);
-  sprintf(tmp, "%s/dptrain_pca.XXXXXX", tdir && *tdir ? tdir : "/tmp");
-  if (!mkdtemp(tmp)) {
-    snprintf(p->line, sizeof p->line, "pictures skipped: cannot create a temporary directory in %s",
-             tdir && *tdir ? tdir : "/tmp");
-    free(tmp);
-    return;
-  }
-  p->tmp = tmp;
-  char *file = xmalloc(strlen(tmp) + 32);
-  int k = r->k;
-  int64_t d = r->d;
-  text sc = {0};
-  text_add(&sc, "set terminal pngcairo size 1000,1060 font ',10' noenhanced\n");
-  /* (a) eigendigits */
-  int nimg = k < 16 ? k : 16;
-  if (img[0] > 0 && img[1] > 0 && img[0] * img[1] == d) {
-    char *png = beside(out, "eigendigits.png");
-    text_add(&sc, "set output '%s'\n", png);
-    text_add(&sc, "set multiplot layout 4,4 title 'top %d principal components of %s (red +, blue -, white 0)' font ',12'\n", nimg, data_path);
-    text_add(&sc, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n"
-                  "unset colorbox\nunset xtics\nunset ytics\nset size ratio -1\nset lmargin 1\nset rmargin 1\n"
-                  "set xrange [-0.5:%lld.5]\nset yrange [%lld.5:-0.5]\n", (long long)img[1] - 1, (long long)img[0] - 1);
-    for (int i = 0; i < nimg; i++) {
-      const double *v = r->components + i * d;
-      double mx = 0;
-      for (int64_t j = 0; j < d; j++) mx = fmax(mx, fabs(v[j]));
-      sprintf(file, "%s/c%d.dat", tmp, i);
-      FILE *f = fopen(file, "w");
-      if (!f) continue;
-      for (int64_t a = 0; a < img[0]; a++) {
-        for (int64_t b = 0; b < img[1]; b++) fprintf(f, "%s%.6g", b ? " " : "", v[a * img[1] + b]);
-        fputc('\n', f);
-      }
-      fclose(f);
-      text_add(&sc, "set title 'PC %d  (%.1f%%)'\nset cbrange [%g:%g]\nplot '%s' matrix with image notitle\n", i + 1,
-               100 * r->explained_variance_ratio[i], -mx, mx, file);
-    }
-    text_add(&sc, "unset multiplot\n");
-    free(png);
-  }
-  text_add(&sc, "reset\n");
-  /* (b) scatter of the first two coordinates */
-  if (k >= 2 && m > 0) {
-    int32_t ymax = 0;
-    for (int64_t t = 0; t < m; t++) ymax = y[t] > ymax ? y[t] : ymax;
-    sprintf(file, "%s/scatter.dat", tmp);
-    FILE *f = fopen(file, "w");
-    if (f) {
-      static const char *const colours[10] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                              "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-      char *png = beside(out, "scatter.png");
-      text_add(&sc, "set terminal pngcairo size 900,760 font ',10' noenhanced\nset output '%s'\n", png);
-      text_add(&sc, "set title 'first two principal components of %lld training rows of %s'\n", (long long)m, data_path);
-      text_add(&sc, "set xlabel 'PC 1 (%.1f%% of the variance)'\nset ylabel 'PC 2 (%.1f%% of the variance)'\n",
-               100 * r->explained_variance_ratio[0], 100 * r->explained_variance_ratio[1]);
-      text_add(&sc, "set grid\nset key outside right top title 'label' box Left reverse spacing 1.2\nplot ");
-      int block = 0;
-      for (int32_t c = 0; c <= ymax; c++) {
-        int64_t cnt = 0;
-        for (int64_t t = 0; t < m; t++)
-          if (y[t] == c) {
-            fprintf(f, "%.6g %.6g\n", xy[t * 2], xy[t * 2 + 1]);
-            cnt++;
-          }
-        if (!cnt) continue;
-        fprintf(f, "\n\n");
-        if (c < 10) text_add(&sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc rgb '%s' title '%d'", block ? ", " : "",
-                             file, block, colours[c], (int)c);
-        else text_add(&sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc %d title '%d'", block ? ", " : "", file,
-                      block, (int)c + 1, (int)c);
-        block++;
-      }
-      text_add(&sc, "\nreset\n");
-      fclose(f);
-      free(png);
-    }
-  }
-  /* (c) scree */
-  sprintf(file, "%s/scree.dat", tmp);
-  FILE *f = fopen(file, "w");
-  if (f) {
-    double cum = 0;
-    for (int i = 0; i < k; i++) {
-      cum += r->explained_variance_ratio[i];
-      fprintf(f, "%d %.8g %.8g\n", i + 1, r->explained_variance_ratio[i], cum);
-    }
-    fclose(f);
-    char *png = beside(out, "scree.png");
-    text_add(&sc, "set terminal pngcairo size 900,520 font ',10' noenhanced\nset output '%s'\n", png);
-    text_add(&sc, "set title 'explained variance ratio, %d components of %s (%.1f%% in all)'\n", k, data_path, 100 * cum);
-    text_add(&sc, "set xlabel 'component'\nset ylabel 'ratio per component (bars)'\nset y2label 'cumulative ratio (line)'\n"
-                  "set xrange [0.3:%d.7]\nset yrange [0:*]\nset y2range [0:1]\nset ytics nomirror\nset y2tics 0.1\n"
-                  "set grid y2tics\nset style fill solid 0.7 border -1\nset boxwidth 0.75 relative\nset key top center\n"
-                  "plot '%s' using 1:2 with boxes lc rgb '#4c72b0' title 'per component', "
-                  "'' using 1:3 axes x1y2 with linespoints pt 7 ps 0.7 lw 2 lc rgb '#dd5500' title 'cumulative'\n",
-             k, file);
-    free(png);
-  }
-  snprintf(p->done, sizeof p->done, "wrote %s%sscree.png beside %s",
-           img[0] > 0 && img[0] * img[1] == d ? "eigendigits.png, " : "", k >= 2 && m > 0 ? "scatter.png, " : "", out);
-  sprintf(file, "%s/plot.gp", tmp);
-  FILE *g = fopen(file, "w");
-  int wrote = g && fputs(sc.s, g) >= 0;
-  if (g && fclose(g) != 0) wrote = 0;
-  /* gnuplot reads the script file; its stdin is /dev/null (a rank's stdin may be mpirun's) */
-  char *argv[] = {"gnuplot", file, NULL};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  int err = wrote ? posix_spawnp(&p->pid, "gnuplot", &fa, NULL, argv, environ) : EIO;
-  posix_spawn_file_actions_destroy(&fa);
-  if (err) {
-    p->pid = 0;
-    snprintf(p->line, sizeof p->line, "pictures skipped: cannot start gnuplot on %s: %s", file, strerror(err));
-  }
-  free(sc.s);
-  free(file);
-}
-
-/* Wait for the gnuplot of pictures_start (if one runs), set p->line to what happened, remove the
- * temporary directory. Safe to call again. */
-static void pictures_finish(pictures *p) {
-  if (p->pid > 0) {
-    int st = 0;
-    pid_t got;
-    while ((got = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR) {
-    }
-    if (got == p->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) snprintf(p->line, sizeof p->line, "%s", p->done);
-    else if (got == p->pid && WIFEXITED(st))
-      snprintf(p->line, sizeof p->line, "pictures: gnuplot failed (exit status %d)", WEXITSTATUS(st));
-    else snprintf(p->line, sizeof p->line, "pictures: gnuplot did not finish (%s)", got < 0 ? strerror(errno) : "killed by a signal");
-    p->pid = 0;
-  }
-  if (p->tmp) {
-    DIR *dir = opendir(p->tmp);
-    struct dirent *e;
-    while (dir && (e = readdir(dir)) != NULL) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      char *f = xmalloc(strlen(p->tmp) + strlen(e->d_name) + 2);
-      sprintf(f, "%s/%s", p->tmp, e->d_name);
-      unlink(f);
-      free(f);
-    }
-    if (dir) closedir(dir);
-    rmdir(p->tmp);
-    free(p->tmp);
-    p->tmp = NULL;
-  }
-}
-
 /* ---- dptrain pca -------------------------------------------------------------------------------- */
 
 static void print_summary(const pca_result *r, const pca_opts *o, const char *path, double secs) {
@@ -566,7 +338,6 @@ int pca_main(int argc, char **argv) {
   data_block b = {0};
   pca_result r = {0};
   proj_split proj[2] = {{0}};
-  pictures pics = {0};
   char **top = NULL; /* rank 0, text data: the ntop words of /top_terms */
   int64_t ntop = 0;
   const data_split *s = NULL;
@@ -596,31 +367,36 @@ int pca_main(int argc, char **argv) {
   if (!dist_all_ok(pca_fit(&o, &b, s->rows, s->cols, dist_comm(), &r) == 0)) goto done;
   double secs = MPI_Wtime() - t0;
   if (dist_rank() == 0) print_summary(&r, &o, path, secs);
-  /* pictures: up to 5,000 training rows, evenly spaced over every rank's block, projected and
-   * gathered to the drawing rank, which starts gnuplot on them and lets it run while rank 0 writes
-   * the topics and pca.h5. The drawing rank is another rank on rank 0's node when there is one
-   * (it shares rank 0's file system; it waits for gnuplot at once, idle, instead of busy-waiting
-   * in MPI beside it), else rank 0 itself (waiting for gnuplot at the end). */
+  /* pictures: up to 5,000 training rows, evenly spaced over every rank's block, are projected and
+   * gathered to the drawing rank, which starts gnuplot on them (pca_pictures.h); it runs on while
+   * rank 0 writes the topics and pca.h5, and through MPI_Finalize. The drawing rank is another
+   * rank on rank 0's node when there is one (it shares rank 0's file system, and its core is free
+   * while rank 0 writes: it waits without polling, dist_all_ok), else rank 0 itself. */
   const int draw = dist_root_peer(), me = dist_rank();
   {
+    char why[128] = "";
+    int can = me == 0 ? pca_pictures_possible(out, path, why, sizeof why) : 0;
+    MPI_CHECK(MPI_Bcast(&can, 1, MPI_INT, 0, dist_comm()));
+    if (me == 0 && !can) printf("%s\n", why);
     int64_t m = b.end - b.begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
     if (cnt > m) cnt = m;
     int64_t step = cnt > 0 ? m / cnt : 1;
-    const int kp = o.k < 2 ? o.k : 2; /* the scatter plot's two */
-    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * kp) + 1);
-    int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
-    int rc = dist_all_ok(pca_project(&r, o.backend, &b, cnt, step, kp, xy) == 0) ? 0 : -1;
-    for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
-    MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
     proj_split pic = {0};
-    if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, kp, draw, &pic);
-    free(xy);
-    free(yy);
-    if (rc == 0 && me == draw) {
-      int64_t img[2] = {0, 0};
+    int rc = 0;
+    if (can && o.k >= 2) { /* the scatter plot's two coordinates */
+      float *xy = xmalloc(sizeof(float) * (size_t)(cnt * 2) + 1);
+      int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
+      rc = dist_all_ok(pca_project(&r, o.backend, &b, cnt, step, 2, xy) == 0) ? 0 : -1;
+      for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
+      MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
+      if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, 2, draw, &pic);
+      free(xy);
+      free(yy);
+    }
+    if (rc == 0 && can && me == draw) {
+      int64_t img[2] = {0, 0}; /* the eigendigits' image shape, when the rows are images */
       if (s->kind != DATA_DENSE || h5io_attr_get_int64s(s->x, "image_shape", img, 2) != 0) img[0] = img[1] = 0;
-      pictures_start(&pics, &r, out, path, pic.x, pic.y, tot, img);
-      if (draw != 0) pictures_finish(&pics);
+      pca_pictures_start(&r, out, path, pic.x, pic.y, pic.rows, img);
     }
     free(pic.x);
     free(pic.y);
@@ -662,16 +438,10 @@ int pca_main(int argc, char **argv) {
     if (ok && me == 0)
       printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o.k, proj[1].present ? " and /test" : "");
   }
-  if (me == draw) pictures_finish(&pics);
-  if (draw != 0 && (me == 0 || me == draw)) { /* the drawing rank's line, printed by rank 0 */
-    if (me == draw) MPI_CHECK(MPI_Send(pics.line, (int)sizeof pics.line, MPI_CHAR, 0, 0, dist_comm()));
-    else MPI_CHECK(MPI_Recv(pics.line, (int)sizeof pics.line, MPI_CHAR, draw, 0, dist_comm(), MPI_STATUS_IGNORE));
-  }
-  if (me == 0 && pics.line[0]) printf("%s\n", pics.line);
   if (!dist_all_ok(ok)) goto done;
   code = LOG_EXIT_OK;
 done:
-  pictures_finish(&pics); /* an error on the way: still wait for gnuplot and clean up */
+  if (code != LOG_EXIT_OK) pca_pictures_wait(0); /* an error on the way: wait for gnuplot, clean up, say nothing */
   for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
   free_strings(top, ntop);
   pca_result_free(&r);

@@ -77,7 +77,7 @@ root_flag=()
 if "$run" -n 2 train "$T/logreg.ini" train.out="$T/r2" >"$T/train.out" 2>&1; then
   first=$(head -n 1 "$T/train.out")
   s=$(tail -n 1 "$T/r2/metrics.jsonl")
-  if [[ $first == mpirun\ -np\ 2\ * ]] && grep -q '^dptrain: 2 ranks on ' "$T/train.out" && grep -q '"world_size":2' <<<"$s"; then
+  if [[ $first == env\ PMIX_MCA_gds=hash\ mpirun\ -np\ 2\ * ]] && grep -q '^dptrain: 2 ranks on ' "$T/train.out" && grep -q '"world_size":2' <<<"$s"; then
     pass "run.sh -n 2 train: printed '$first', trained on 2 ranks"
   else
     fail "run.sh -n 2: unexpected output"; cat "$T/train.out"
@@ -93,6 +93,7 @@ line=$(NCCL_DEBUG=INFO FI_EFA_USE_HUGE_PAGE=0 CUDA_VISIBLE_DEVICES=0 "${fake[@]}
 has "local dry run" "$line" "$T/mpirun" "-np 2" -q --oversubscribe "--mca pml ob1" "-x NCCL_DEBUG" "-x FI_EFA_USE_HUGE_PAGE" "-x CUDA_VISIBLE_DEVICES" "-x PATH" \
   "$DPTRAIN train $T/logreg.ini optim.lr=0.1" ${root_flag[@]+"${root_flag[@]}"}
 lacks "local dry run" "$line" --hostfile
+has "local: PMIx's per-process data store" "$line" "env PMIX_MCA_gds=hash $T/mpirun"
 if [ "$cores" -ge 2 ]; then
   has "2 ranks on $cores cores: bound" "$line" "--map-by slot:PE=$((cores / 2))" "--bind-to core" "-x OMP_NUM_THREADS=$((cores / 2))" "-x OPENBLAS_NUM_THREADS=$((cores / 2))"
 fi
@@ -104,6 +105,8 @@ has "malloc on transparent huge pages by default" "$line" "-x GLIBC_TUNABLES=gli
 line=$(GLIBC_TUNABLES=glibc.malloc.arena_max=2 "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini")
 has "the user's GLIBC_TUNABLES passed as set" "$line" "-x GLIBC_TUNABLES"
 lacks "the user's GLIBC_TUNABLES passed as set" "$line" "-x GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
+line=$(PMIX_MCA_gds=ds21 "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini")
+lacks "local, the user's PMIX_MCA_gds kept" "$line" "PMIX_MCA_gds=hash"
 line=$(OMPI_MCA_pml=ucx "${fake[@]}" "$run" -n 2 --dry-run train "$T/logreg.ini")
 lacks "local, the user's OMPI_MCA_pml kept" "$line" "--mca pml ob1"
 line=$("${fake[@]}" "$run" -n 2 --mpi-arg --mca --mpi-arg pml --mpi-arg cm --dry-run train "$T/logreg.ini")
@@ -112,10 +115,10 @@ has "local, the user's --mca pml kept" "$line" "--mca pml cm"
 printf '# two nodes\nlocalhost slots=2\nnode-b   # one slot\n\n' >"$T/hosts"
 line=$("${fake[@]}" "$run" -n 3 --hostfile "$T/hosts" --dry-run train "$T/logreg.ini")
 has "hostfile dry run" "$line" "--hostfile $T/hosts" "-np 3"
-lacks "hostfile dry run" "$line" --oversubscribe "pml ob1"
+lacks "hostfile dry run" "$line" --oversubscribe "pml ob1" PMIX_MCA_gds=hash
 line=$(SLURM_JOB_ID=7 SLURM_TASKS_PER_NODE='2(x3),1' SLURM_CPUS_PER_TASK=4 "${fake[@]}" "$run" -n 7 --dry-run train "$T/logreg.ini")
 has "inside a Slurm job (7 tasks)" "$line" "-np 7" "--map-by slot:PE=4" "--bind-to core"
-lacks "inside a Slurm job" "$line" --oversubscribe --hostfile
+lacks "inside a Slurm job" "$line" --oversubscribe --hostfile PMIX_MCA_gds=hash
 printf '#!/bin/sh\necho "GPU 0: Stand-in (UUID: GPU-0)"\necho "GPU 1: Stand-in (UUID: GPU-1)"\n' >"$T/nvidia-smi"
 chmod +x "$T/nvidia-smi"
 line=$(NVIDIA_SMI=$T/nvidia-smi "${fake[@]}" "$run" -n 2 --gpus-per-node 2 --dry-run train "$T/logreg.ini")
