@@ -502,9 +502,10 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *c
 
 /* ---- pca_fit ------------------------------------------------------------------------------------ */
 
-/* Sort the k pairs by descending eigenvalue, fill the result, apply svd_flip's signs. vec [k, d]
- * (row i = vector i) becomes r->components (r takes it over; rows reordered in place). */
-static void finish(pca_result *r, double *vec, const double *lam, const double *res) {
+/* Sort the k pairs by descending eigenvalue, fill the result, apply svd_flip's signs (unless
+ * `flipped`: the rows have them already). vec [k, d] (row i = vector i) becomes r->components (r
+ * takes it over; rows reordered in place). */
+static void finish(pca_result *r, double *vec, const double *lam, const double *res, int flipped) {
   int k = r->k;
   int64_t d = r->d;
   int *ord = xmalloc(sizeof(int) * (size_t)k), moved = 0;
@@ -528,6 +529,7 @@ static void finish(pca_result *r, double *vec, const double *lam, const double *
     r->explained_variance[i] = lam[ord[i]];
     r->explained_variance_ratio[i] = lam[ord[i]] / r->total_variance;
     r->residuals[i] = res[ord[i]];
+    if (flipped) continue;
     /* scikit-learn's svd_flip on the components: the first entry of largest |value| is positive */
     int64_t jmax = 0;
     for (int64_t j = 1; j < d; j++)
@@ -565,47 +567,82 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
 
 /* ‖Xcᵀ x_i‖² for the k columns of x [n, k] (row-major; overwritten by H x): one pca_fwd over this
  * rank's features into y [nf, k], squares summed here and over the ranks into s [k]. */
-static void fwd_sumsq(fit_ctx *c, double *x, int k, int64_t nf, double *y, double *s) {
-  if (c->hv) centre_cols(x, c->d, k, x); /* Xcᵀ x = Xᵀ H x */
+/* y [nf, l] = Xcᵀ x for x [n, l] (centred in place when centring): pca_fwd on the rank's
+ * features; the time counts as products. */
+static void fwd_cols(fit_ctx *c, double *x, int l, double *y) {
+  if (c->hv) centre_cols(x, c->d, l, x); /* Xcᵀ x = Xᵀ H x */
   double t0 = MPI_Wtime();
-  c->be->pca_fwd(c->px, x, k, y);
+  c->be->pca_fwd(c->px, x, l, y);
   c->pass_s += MPI_Wtime() - t0;
-  c->passes++;
-  memset(s, 0, sizeof(double) * (size_t)k);
-  for (int64_t f = 0; f < nf; f++)
-    for (int i = 0; i < k; i++) s[i] += y[f * k + i] * y[f * k + i];
-  allreduce_sum(s, k, c->comm);
 }
 
+/* Columns per pca_fwd when mapping u to the components: the output block y [nf, 32] (8 MB for
+ * the spam TF-IDF's 33k features per rank) stays warm in cache and is reused, where one [nf, k]
+ * block would be 26 MB of fresh memory (a page fault per 4 KiB on first touch); each sweep still
+ * reads every stored entry of the rank's features once per block, and the vectors once. */
+#define PCA_FWD_COLS 32
+
 /* The samples-space eigenvectors u (vec [k, n], row i = u_i, unit; cvec row i = K u_i from the
- * solver) to the components of C: comp [k, d] row i = Xcᵀ u_i / ‖Xcᵀ u_i‖ (each rank computes
- * its features' entries with pca_fwd on its block of Xᵀ, then all-gathers), and res [k] = the
- * residuals of C: ‖C v − λ v‖² = eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ), e = K u − λ u (one
- * more pca_fwd, no product with K). Returns 0, or 1 on every rank when some λᵢ <= 1e-8 λ₁
- * (that component is not determined by uᵢ: the caller falls back to features). */
+ * solver) to the components of C: comp [k, d] row i = ± Xcᵀ u_i / ‖Xcᵀ u_i‖ (each rank computes
+ * its features' entries with pca_fwd on its block of Xᵀ, in blocks of PCA_FWD_COLS components,
+ * then all-gathers), signed as scikit-learn's svd_flip (the first entry of largest |value|
+ * positive: found per rank, then MPI_MAXLOC), and res [k] = the residuals of C: ‖C v − λ v‖² =
+ * eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ), e = K u − λ u (one more sweep, no product with K).
+ * Each sweep over the k columns counts as one pass. Returns 0, or 1 on every rank when some
+ * λᵢ <= 1e-8 λ₁ (that component is not determined by uᵢ: the caller falls back to features). */
 static int samples_to_components(fit_ctx *c, int k, const double *vec, const double *cvec, const double *lam,
                                  const int64_t *bounds, int64_t f0, int64_t nf, int64_t d, double *comp, double *res) {
   const int64_t n = c->d;
   for (int i = 0; i < k; i++)
     if (!(lam[i] > 1e-8 * lam[0])) return 1;
-  double *u = xmalloc(sizeof(double) * (size_t)(n * k)), *e = xmalloc(sizeof(double) * (size_t)(n * k));
-  double *y = xmalloc(sizeof(double) * (size_t)(nf * k + 1)), *nrm = xmalloc(sizeof(double) * (size_t)k);
-  transpose(vec, k, n, u); /* [n, k] row-major */
-  transpose(cvec, k, n, e);
-  for (int64_t j = 0; j < n; j++)
-    for (int i = 0; i < k; i++) e[j * k + i] -= lam[i] * u[j * k + i];
-  fwd_sumsq(c, e, k, nf, y, nrm);
-  for (int i = 0; i < k; i++) res[i] = sqrt(nrm[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
-  fwd_sumsq(c, u, k, nf, y, nrm); /* y = Xcᵀ u, nrm = its squared norms */
-  for (int i = 0; i < k; i++) nrm[i] = nrm[i] > 0 ? 1.0 / sqrt(nrm[i]) : 0.0;
-  for (int64_t b = 0; b < nf; b += 64) /* y [nf, k] -> rows of comp in tiles of 64 features: y's */
-    for (int i = 0; i < k; i++)       /* 64 rows stay in cache while the k rows of comp are written */
-      for (int64_t f = b; f < nf && f < b + 64; f++) comp[i * d + f0 + f] = y[f * k + i] * nrm[i];
+  const int kb = k < PCA_FWD_COLS ? k : PCA_FWD_COLS;
+  double *x = xmalloc(sizeof(double) * (size_t)(n * kb)), *y = xmalloc(sizeof(double) * (size_t)(nf * kb + 1));
+  double *sq = xcalloc((size_t)(2 * k), sizeof(double)); /* [e sums | u sums] of squares */
+  struct { double v; int j; } *top = xmalloc(sizeof *top * (size_t)k), *best = xmalloc(sizeof *best * (size_t)k);
+  int *neg = xcalloc((size_t)k, sizeof(int)), *flip = xcalloc((size_t)k, sizeof(int));
+  for (int pass = 0; pass < 2; pass++) /* 0: e = K u − λ u (sums of squares only); 1: u (the components) */
+    for (int i0 = 0; i0 < k; i0 += kb) {
+      const int nb = k - i0 < kb ? k - i0 : kb;
+      for (int64_t j = 0; j < n; j++) /* x [n, nb]: columns i0 .. i0 + nb */
+        for (int t = 0; t < nb; t++) {
+          const int64_t at = (int64_t)(i0 + t) * n + j;
+          x[j * nb + t] = pass ? vec[at] : cvec[at] - lam[i0 + t] * vec[at];
+        }
+      fwd_cols(c, x, nb, y);
+      double *s = sq + (int64_t)pass * k + i0;
+      for (int64_t f = 0; f < nf; f++)
+        for (int t = 0; t < nb; t++) s[t] += y[f * nb + t] * y[f * nb + t];
+      if (!pass) continue;
+      for (int t = 0; t < nb; t++) { /* unscaled into comp (a positive scale moves no maximum) */
+        double *row = comp + (int64_t)(i0 + t) * d + f0, mx = -1;
+        int64_t at = 0;
+        for (int64_t f = 0; f < nf; f++) {
+          row[f] = y[f * nb + t];
+          if (fabs(row[f]) > mx) mx = fabs(row[f]), at = f;
+        }
+        top[i0 + t].v = nf > 0 ? mx : -1;
+        top[i0 + t].j = (int)(f0 + at);
+        neg[i0 + t] = nf > 0 && row[at] < 0;
+      }
+    }
+  c->passes += 2;
+  allreduce_sum(sq, 2 * k, c->comm);
+  memcpy(best, top, sizeof *top * (size_t)k);
+  if (c->comm != MPI_COMM_NULL)
+    MPI_CHECK(MPI_Allreduce(top, best, k, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm)); /* ties: the lowest index */
+  for (int i = 0; i < k; i++) flip[i] = best[i].j == top[i].j && best[i].v == top[i].v && neg[i]; /* the owner says */
+  if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm));
+  for (int i = 0; i < k; i++) {
+    res[i] = sqrt(sq[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
+    const double scale = (sq[k + i] > 0 ? 1.0 / sqrt(sq[k + i]) : 0.0) * (flip[i] ? -1.0 : 1.0);
+    double *row = comp + (int64_t)i * d + f0;
+    for (int64_t f = 0; f < nf; f++) row[f] *= scale;
+  }
   rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
   rowsplit_init(&split, c->comm, d, 1, bounds);
   for (int i = 0; i < k; i++) rowsplit_gather(&split, comp + i * d);
   rowsplit_free(&split);
-  free(nrm), free(u), free(e), free(y);
+  free(x), free(y), free(sq), free(top), free(best), free(neg), free(flip);
   return 0;
 }
 
@@ -756,7 +793,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   r->reduce_s = c.reduce_s;
   r->device_sum = c.device_sum;
   r->converged = converged;
-  finish(r, comp, lam, res);
+  finish(r, comp, lam, res, space == PCA_SPACE_SAMPLES); /* samples_to_components signs them */
   free(lam);
   free(res);
   return 0;
