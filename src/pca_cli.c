@@ -1,15 +1,12 @@
 /* pca_cli.c — everything around pca_fit (see pca.h): pca.h5, projections and `pca.transform`,
- * the LSA topics of text data, the gnuplot pictures, and the `dptrain pca` subcommand. */
+ * the LSA topics of text data, and the `dptrain pca` subcommand (the pictures: pca_pictures.c). */
 #include "pca.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backend.h"
 #include "buf.h"
