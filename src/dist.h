@@ -9,6 +9,7 @@
 #define DPT_DIST_H
 
 #include <mpi.h>
+#include <stdint.h>
 
 /* Abort every rank if an MPI call fails, printing file:line, the call and MPI's message. */
 #define MPI_CHECK(call)                                                                            \
@@ -35,6 +36,12 @@ MPI_Comm dist_comm(void);  /* MPI_COMM_WORLD after dist_init */
 /* Collective over the world (only the commands that use it pay for it): the highest rank on rank
  * 0's node, 0 when rank 0 is alone there. */
 int dist_root_peer(void);
+
+/* In-place sum over comm of n values of `type` (a predefined MPI type), in pieces of at most
+ * 8 MiB. Measured with Open MPI 4.1 on 2 ranks: one 58 MB call 210 ms, the same in 8 MiB pieces
+ * 15 ms (a big call's temporary buffer is mapped afresh, and page-faulted, every time).
+ * comm == MPI_COMM_NULL: nothing. Collective over comm. */
+void dist_allreduce_sum(void *x, int64_t n, MPI_Datatype type, MPI_Comm comm);
 
 /* Collective over the world: returns 1 when ok is non-zero on every rank; otherwise 0 on every
  * rank, after one failing rank has printed its log_last_error() line: the lowest rank that has a

@@ -43,10 +43,7 @@ static int feature_owner(int64_t j, const int64_t *bounds, int size) {
  * r/size of the sum, so each rank's products cost about the same. w [d] holds this rank's counts
  * on entry and the global ones after (summed over comm in pieces of 2^20). */
 static void split_by_weight(int64_t *w, int64_t d, int size, MPI_Comm comm, int64_t *bounds) {
-  for (int64_t off = 0; comm != MPI_COMM_NULL && off < d; off += (int64_t)1 << 20) {
-    int64_t len = d - off < ((int64_t)1 << 20) ? d - off : (int64_t)1 << 20;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, w + off, (int)len, MPI_INT64_T, MPI_SUM, comm));
-  }
+  dist_allreduce_sum(w, d, MPI_INT64_T, comm);
   int64_t total = d;
   for (int64_t j = 0; j < d; j++) total += w[j];
   int64_t run = 0, j = 0;
