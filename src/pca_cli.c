@@ -322,6 +322,100 @@ static void print_summary(const pca_result *r, const pca_opts *o, const char *pa
          r->converged ? "" : "  (NOT converged: residuals above tol; raise [pca] max_iter)");
 }
 
+/* The pictures (collective): up to 5,000 training rows, evenly spaced over every rank's block,
+ * are projected and gathered to the drawing rank, which starts gnuplot on them (pca_pictures.h);
+ * it runs on while rank 0 writes the topics and pca.h5, and through MPI_Finalize. The drawing rank
+ * is another rank on rank 0's node when there is one (it shares rank 0's file system, and its
+ * core is free while rank 0 writes: it waits without polling, dist_all_ok), else rank 0 itself.
+ * Without gnuplot rank 0 says why. Returns 0, or -1 on every rank (the projection failed). */
+static int start_pictures(const pca_result *r, const pca_opts *o, const data_split *s, const data_block *b,
+                          const char *path, const char *out) {
+  const int draw = dist_root_peer(), me = dist_rank();
+  char why[1024] = "";
+  int can = me == 0 ? pca_pictures_prepare(out, path, why, sizeof why) : 0;
+  MPI_CHECK(MPI_Bcast(&can, 1, MPI_INT, 0, dist_comm()));
+  if (!can) {
+    if (me == 0) printf("%s\n", why);
+    return 0;
+  }
+  int64_t m = b->end - b->begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
+  if (cnt > m) cnt = m;
+  const int64_t step = cnt > 0 ? m / cnt : 1;
+  proj_split pic = {0};
+  int rc = 0;
+  if (o->k >= 2) { /* the scatter plot's two coordinates */
+    float *xy = xmalloc(sizeof(float) * (size_t)(cnt * 2) + 1);
+    int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
+    rc = dist_all_ok(pca_project(r, o->backend, b, cnt, step, 2, xy) == 0) ? 0 : -1;
+    for (int64_t t = 0; t < cnt; t++) yy[t] = b->y[t * step];
+    MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
+    if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, 2, draw, &pic);
+    free(xy);
+    free(yy);
+  }
+  if (rc == 0 && me == draw) {
+    int64_t img[2] = {0, 0}; /* the eigendigits' image shape, when the rows are images */
+    if (s->kind != DATA_DENSE || h5io_attr_get_int64s(s->x, "image_shape", img, 2) != 0) img[0] = img[1] = 0;
+    pca_pictures_start(r, out, path, pic.x, pic.y, pic.rows, img);
+  }
+  free(pic.x);
+  free(pic.y);
+  return rc;
+}
+
+/* Rank 0: the LSA topics when the file has a vocabulary (printed, and stored as /top_terms),
+ * then pca.h5. Returns 0 or -1 (log_fail set). */
+static int write_outputs(const pca_result *r, const pca_opts *o, const data_file *f, const char *path,
+                         const char *out) {
+  char **top = NULL; /* the k·PCA_TOP_TERMS words of /top_terms, text data only */
+  const int64_t ntop = (int64_t)o->k * PCA_TOP_TERMS;
+  int64_t *idx = xmalloc(sizeof(int64_t) * (size_t)ntop);
+  top_indices(r, idx);
+  int ok = read_words(f->file, path, f->train.cols, idx, ntop, &top) == 0;
+  free(idx);
+  if (ok && top) print_topics(o->k, top);
+  ok = ok && write_result(out, r, o, f->train.rows, top) == 0;
+  if (ok) printf("wrote %s\n", out);
+  free_strings(top, top ? ntop : 0);
+  return ok ? 0 : -1;
+}
+
+/* pca.transform (collective): every rank projects its rows of each split (the training rows of b,
+ * the test rows read here), rank 0 gathers them and writes tpath. Returns 0, or -1 on every rank. */
+static int write_projection(const pca_result *r, const pca_opts *o, data_file *f, const data_block *b,
+                            const char *path, const char *tpath) {
+  proj_split proj[2] = {{0}};
+  int rc = 0;
+  for (int si = 0; si < 2 && rc == 0; si++) {
+    const data_split *sp = si ? &f->test : &f->train;
+    if (!sp->present) continue;
+    data_block tb = {0};
+    const data_block *use = b;
+    if (si) {
+      int64_t lo, hi;
+      data_shard(sp->rows, dist_rank(), dist_size(), &lo, &hi);
+      if (!dist_all_ok(data_read_block(f, sp, lo, hi, &tb) == 0)) {
+        rc = -1;
+        break;
+      }
+      use = &tb;
+    }
+    int64_t m = use->end - use->begin;
+    float *px = xmalloc(sizeof(float) * (size_t)(m * o->k) + 1);
+    rc = dist_all_ok(pca_project(r, o->backend, use, m, 1, o->k, px) == 0) ? 0 : -1;
+    if (rc == 0) rc = gather_rows(px, use->y, m, sp->rows, o->k, 0, &proj[si]);
+    free(px);
+    data_block_free(&tb);
+  }
+  if (rc == 0 && dist_rank() == 0) {
+    rc = write_transform(tpath, path, f->num_classes, o->k, proj);
+    if (rc == 0)
+      printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o->k, proj[1].present ? " and /test" : "");
+  }
+  for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
+  return dist_all_ok(rc == 0) ? 0 : -1;
+}
+
 int pca_main(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') {
     if (dist_rank() == 0) fprintf(stderr, "usage: dptrain pca CONFIG.ini [section.key=value ...]\n");
@@ -334,9 +428,6 @@ int pca_main(int argc, char **argv) {
   data_file f = {0};
   data_block b = {0};
   pca_result r = {0};
-  proj_split proj[2] = {{0}};
-  char **top = NULL; /* rank 0, text data: the ntop words of /top_terms */
-  int64_t ntop = 0;
   const data_split *s = NULL;
   const char *path = config_str(cfg, "data.path"), *out = config_str(cfg, "pca.out");
   if (!dist_all_ok(path || log_fail("%s: [data] path is required", cpath) == 0)) goto done;
@@ -364,83 +455,13 @@ int pca_main(int argc, char **argv) {
   if (!dist_all_ok(pca_fit(&o, &b, s->rows, s->cols, dist_comm(), &r) == 0)) goto done;
   double secs = MPI_Wtime() - t0;
   if (dist_rank() == 0) print_summary(&r, &o, path, secs);
-  /* pictures: up to 5,000 training rows, evenly spaced over every rank's block, are projected and
-   * gathered to the drawing rank, which starts gnuplot on them (pca_pictures.h); it runs on while
-   * rank 0 writes the topics and pca.h5, and through MPI_Finalize. The drawing rank is another
-   * rank on rank 0's node when there is one (it shares rank 0's file system, and its core is free
-   * while rank 0 writes: it waits without polling, dist_all_ok), else rank 0 itself. */
-  const int draw = dist_root_peer(), me = dist_rank();
-  {
-    char why[128] = "";
-    int can = me == 0 ? pca_pictures_possible(out, path, why, sizeof why) : 0;
-    MPI_CHECK(MPI_Bcast(&can, 1, MPI_INT, 0, dist_comm()));
-    if (me == 0 && !can) printf("%s\n", why);
-    int64_t m = b.end - b.begin, cnt = s->rows > 5000 ? (5000 * m + s->rows - 1) / s->rows : m, tot = 0;
-    if (cnt > m) cnt = m;
-    int64_t step = cnt > 0 ? m / cnt : 1;
-    proj_split pic = {0};
-    int rc = 0;
-    if (can && o.k >= 2) { /* the scatter plot's two coordinates */
-      float *xy = xmalloc(sizeof(float) * (size_t)(cnt * 2) + 1);
-      int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
-      rc = dist_all_ok(pca_project(&r, o.backend, &b, cnt, step, 2, xy) == 0) ? 0 : -1;
-      for (int64_t t = 0; t < cnt; t++) yy[t] = b.y[t * step];
-      MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
-      if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, 2, draw, &pic);
-      free(xy);
-      free(yy);
-    }
-    if (rc == 0 && can && me == draw) {
-      int64_t img[2] = {0, 0}; /* the eigendigits' image shape, when the rows are images */
-      if (s->kind != DATA_DENSE || h5io_attr_get_int64s(s->x, "image_shape", img, 2) != 0) img[0] = img[1] = 0;
-      pca_pictures_start(&r, out, path, pic.x, pic.y, pic.rows, img);
-    }
-    free(pic.x);
-    free(pic.y);
-    if (rc) goto done;
-  }
-  /* rank 0: LSA topics when the file has a vocabulary, and pca.h5 */
-  int ok = 1;
-  if (me == 0) {
-    int64_t *idx = xmalloc(sizeof(int64_t) * (size_t)o.k * PCA_TOP_TERMS);
-    top_indices(&r, idx);
-    ok = read_words(f.file, path, s->cols, idx, (int64_t)o.k * PCA_TOP_TERMS, &top) == 0;
-    if (top) ntop = (int64_t)o.k * PCA_TOP_TERMS;
-    free(idx);
-    if (ok && top) print_topics(o.k, top);
-    ok = ok && write_result(out, &r, &o, s->rows, top) == 0;
-    if (ok) printf("wrote %s\n", out);
-  }
-  if (tpath) { /* every rank projects its rows of each split; rank 0 writes */
-    if (!dist_all_ok(ok)) goto done;
-    for (int si = 0; si < 2; si++) {
-      const data_split *sp = si ? &f.test : &f.train;
-      if (!sp->present) continue;
-      data_block tb = {0};
-      const data_block *use = &b;
-      if (si) {
-        data_shard(sp->rows, dist_rank(), dist_size(), &lo, &hi);
-        if (!dist_all_ok(data_read_block(&f, sp, lo, hi, &tb) == 0)) goto done;
-        use = &tb;
-      }
-      int64_t m = use->end - use->begin;
-      float *px = xmalloc(sizeof(float) * (size_t)(m * o.k) + 1);
-      int rc = dist_all_ok(pca_project(&r, o.backend, use, m, 1, o.k, px) == 0) ? 0 : -1;
-      if (rc == 0) rc = gather_rows(px, use->y, m, sp->rows, o.k, 0, &proj[si]);
-      free(px);
-      data_block_free(&tb);
-      if (rc) goto done;
-    }
-    ok = me != 0 || write_transform(tpath, path, f.num_classes, o.k, proj) == 0;
-    if (ok && me == 0)
-      printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o.k, proj[1].present ? " and /test" : "");
-  }
+  if (start_pictures(&r, &o, s, &b, path, out)) goto done;
+  int ok = dist_rank() != 0 || write_outputs(&r, &o, &f, path, out) == 0;
+  if (tpath && (!dist_all_ok(ok) || write_projection(&r, &o, &f, &b, path, tpath))) goto done;
   if (!dist_all_ok(ok)) goto done;
   code = LOG_EXIT_OK;
 done:
   if (code != LOG_EXIT_OK) pca_pictures_wait(0); /* an error on the way: wait for gnuplot, clean up, say nothing */
-  for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
-  free_strings(top, ntop);
   pca_result_free(&r);
   data_block_free(&b);
   data_close(&f);

@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "h5io.h"
 #include "log.h"
 
 extern char **environ; /* POSIX: the environment gnuplot inherits */
@@ -49,10 +51,19 @@ static int on_path(const char *prog) {
   return found;
 }
 
-int pca_pictures_possible(const char *out, const char *data_path, char *why, size_t n) {
+int pca_pictures_prepare(const char *out, const char *data_path, char *why, size_t n) {
   if (!on_path("gnuplot")) return snprintf(why, n, "pictures skipped: gnuplot is not on PATH"), 0;
   if (strchr(out, '\'') || strchr(data_path, '\''))
     return snprintf(why, n, "pictures skipped: a quote in the path"), 0;
+  const char *slash = strrchr(out, '/');
+  if (slash && slash != out) { /* gnuplot may write before pca.h5 (and its directory) is */
+    char *dir = xstrdup(out);
+    dir[slash - out] = '\0';
+    struct stat st;
+    int ok = (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) || h5io_mkdir_p(dir) == 0;
+    free(dir);
+    if (!ok) return snprintf(why, n, "pictures skipped: %s", log_last_error()), 0;
+  }
   return 1;
 }
 

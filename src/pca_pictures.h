@@ -17,9 +17,10 @@
 
 #include "pca.h"
 
-/* 1 when pictures can be drawn for `out` (gnuplot on PATH, no quote in out or data_path), else 0
- * with the line to print in why[n] ("pictures skipped: ..."). */
-int pca_pictures_possible(const char *out, const char *data_path, char *why, size_t n);
+/* 1 when pictures can be drawn for `out` (gnuplot on PATH, no quote in out or data_path, the
+ * directory of out there: it is created here, as gnuplot may write before pca.h5 is), else 0 with
+ * the line to print in why[n] ("pictures skipped: ..."). */
+int pca_pictures_prepare(const char *out, const char *data_path, char *why, size_t n);
 
 /* Start gnuplot on the pictures of r beside out: the eigendigits when img = {rows, cols} with
  * rows·cols = r->d, the scatter of the m rows xy [m, 2] with labels y when r->k >= 2 and m > 0,
