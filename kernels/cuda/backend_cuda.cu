@@ -71,13 +71,18 @@ static int cuda_device_info(int index, backend_device_info *info, const char **w
 
 /* Zeroed device memory; NULL (not fatal) when the device is out of memory, so callers can say
  * what did not fit. */
-static void *cuda_alloc(size_t bytes) {
+void *cuda_try_malloc(size_t bytes) {
   void *p = NULL;
   if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
-    cudaGetLastError();
+    cudaGetLastError(); /* clear the error, so that the next call does not report it */
     return NULL;
   }
-  CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, g_cuda.compute));
+  return p;
+}
+
+static void *cuda_alloc(size_t bytes) {
+  void *p = cuda_try_malloc(bytes);
+  if (p) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, g_cuda.compute));
   return p;
 }
 
@@ -89,13 +94,7 @@ static void cuda_free(void *p) {
 
 /* Copies are ordered on the compute stream and complete on return (the host buffer may be
  * reused at once; a download's data is there). */
-static void cuda_upload(void *dst, const void *src, size_t bytes) {
-  if (!bytes) return;
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, g_cuda.compute));
-  CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
-}
-
-static void cuda_download(void *dst, const void *src, size_t bytes) {
+static void cuda_copy(void *dst, const void *src, size_t bytes) { /* upload and download alike */
   if (!bytes) return;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, g_cuda.compute));
   CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
@@ -119,13 +118,13 @@ static void cuda_host_free(void *p) {
 }
 
 /* Queued on the compute stream after the ops before it: no host wait. */
-static void cuda_upload_async(void *dst, const void *src, size_t bytes) {
+void cuda_upload_async(void *dst, const void *src, size_t bytes) {
   if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cuda.compute));
   if (g_cuda.debug_sync) CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
 }
 
 static const backend_ops k_cuda_ops = {
-    BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_upload,   cuda_download, cuda_fill,
+    BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_copy,     cuda_copy,     cuda_fill,
     cuda_gemm,         cuda_spmm,       cuda_spmm_t,       cuda_bias_act, cuda_act_backward,
     cuda_bias_grad,    cuda_softmax_xent, cuda_dropout,    cuda_mul,      cuda_scale,    cuda_sumsq,
     cuda_optim_update,

@@ -107,6 +107,12 @@ __device__ __forceinline__ double block_sum(double v, double *shared32) {
 
 /* ---- the op families (one .cu file each) ----------------------------------------------------- */
 /* gemm.cu */
+/* cudaMalloc of bytes (1 for 0), not zeroed; NULL when the device is out of memory (the error
+ * cleared), so that callers can say what did not fit. */
+void *cuda_try_malloc(size_t bytes);
+/* host -> device copy queued on the compute stream after the ops before it (no host wait, unless
+ * debug sync is on): the backend's upload_async. */
+void cuda_upload_async(void *dst, const void *src, size_t bytes);
 void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 void cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -47,15 +47,8 @@ template <typename T>
 static void pca_alloc(T **p, size_t count, int *ok) {
   *p = NULL;
   if (!*ok) return;
-  if (cudaMalloc((void **)p, sizeof(T) * (count ? count : 1)) != cudaSuccess) {
-    cudaGetLastError(); /* clear the sticky-free allocation error */
-    *p = NULL;
-    *ok = 0;
-  }
-}
-
-static void pca_upload(void *dst, const void *src, size_t bytes) {
-  if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_cuda.compute));
+  *p = (T *)cuda_try_malloc(sizeof(T) * count);
+  if (!*p) *ok = 0;
 }
 
 __global__ void pca_fill_kernel(double *x, size_t n, double v) {
@@ -115,7 +108,7 @@ backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int
     rows = p->chunk;
     pca_alloc(&p->x, (size_t)r->m * d, &ok);
     pca_alloc(&p->xc, (size_t)p->chunk * d, &ok);
-    if (ok) pca_upload(p->x, r->x, sizeof(float) * (size_t)r->m * d);
+    if (ok) cuda_upload_async(p->x, r->x, sizeof(float) * (size_t)r->m * d);
   } else {
     const size_t nnz = (size_t)r->indptr[r->m];
     rows = r->m;
@@ -132,12 +125,12 @@ backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int
       double *val = (double *)malloc(sizeof(double) * (nnz ? nnz : 1));
       ok = tptr && tind && tval && val && pca_transpose(r, tptr, tind, tval, val) == 0;
       if (ok) {
-        pca_upload(p->ptr, r->indptr, sizeof(int64_t) * ((size_t)r->m + 1));
-        pca_upload(p->ind, r->indices, sizeof(int32_t) * nnz);
-        pca_upload(p->val, val, sizeof(double) * nnz);
-        pca_upload(p->tptr, tptr, sizeof(int64_t) * (d + 1));
-        pca_upload(p->tind, tind, sizeof(int32_t) * nnz);
-        pca_upload(p->tval, tval, sizeof(double) * nnz);
+        cuda_upload_async(p->ptr, r->indptr, sizeof(int64_t) * ((size_t)r->m + 1));
+        cuda_upload_async(p->ind, r->indices, sizeof(int32_t) * nnz);
+        cuda_upload_async(p->val, val, sizeof(double) * nnz);
+        cuda_upload_async(p->tptr, tptr, sizeof(int64_t) * (d + 1));
+        cuda_upload_async(p->tind, tind, sizeof(int32_t) * nnz);
+        cuda_upload_async(p->tval, tval, sizeof(double) * nnz);
         ok = cudaStreamSynchronize(g_cuda.compute) == cudaSuccess; /* before the host copies go */
       }
       free(tptr), free(tind), free(tval), free(val);
@@ -145,7 +138,7 @@ backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int
   }
   if (shift) {
     pca_alloc(&p->shift, d, &ok);
-    if (ok) pca_upload(p->shift, shift, sizeof(double) * d);
+    if (ok) cuda_upload_async(p->shift, shift, sizeof(double) * d);
   }
   pca_alloc(&p->v, d * l, &ok);
   pca_alloc(&p->w, d * l, &ok);
@@ -225,7 +218,7 @@ static void pca_products(backend_pca *p, const double *v, int l) {
     return;
   }
   pca_check_dims(p);
-  pca_upload(p->v, v, sizeof(double) * n);
+  cuda_upload_async(p->v, v, sizeof(double) * n);
   if (p->sparse) {
     pca_csr(p, l);
   } else {
@@ -268,7 +261,7 @@ void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y) {
     return;
   }
   pca_check_dims(p);
-  pca_upload(p->v, v, sizeof(double) * (size_t)p->d * (size_t)l);
+  cuda_upload_async(p->v, v, sizeof(double) * (size_t)p->d * (size_t)l);
   if (p->sparse) {
     pca_csr_fwd(p, l);
     CUDA_CHECK(cudaMemcpyAsync(y, p->y, sizeof(double) * (size_t)p->m * (size_t)l, cudaMemcpyDeviceToHost,
