@@ -119,11 +119,9 @@ void batch_resident_free(batch_resident *r, const backend_ops *be) {
   if (be && be->kind != BACKEND_CPU) {
     for (int i = 0; i < 5; i++) be->free(r->owned[i]);
     be->free(r->didx);
-    if (r->hidx_pinned) be->host_free(r->hidx);
-    else free(r->hidx);
-  } else {
-    free(r->hidx);
   }
+  if (r->hidx_pinned) be->host_free(r->hidx); /* pinned only on a device backend */
+  else free(r->hidx);
   memset(r, 0, sizeof *r);
 }
 

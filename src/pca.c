@@ -556,8 +556,6 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
   return -1;
 }
 
-/* ‖Xcᵀ x_i‖² for the k columns of x [n, k] (row-major; overwritten by H x): one pca_fwd over this
- * rank's features into y [nf, k], squares summed here and over the ranks into s [k]. */
 /* y [nf, l] = Xcᵀ x for x [n, l] (centred in place when centring): pca_fwd on the rank's
  * features; the time counts as products. */
 static void fwd_cols(fit_ctx *c, double *x, int l, double *y) {
@@ -621,7 +619,7 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
   memcpy(best, top, sizeof *top * (size_t)k);
   if (c->comm != MPI_COMM_NULL)
     MPI_CHECK(MPI_Allreduce(top, best, k, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm)); /* ties: the lowest index */
-  for (int i = 0; i < k; i++) flip[i] = best[i].j == top[i].j && best[i].v == top[i].v && neg[i]; /* the owner says */
+  for (int i = 0; i < k; i++) flip[i] = best[i].j == top[i].j && neg[i]; /* the owner of entry j says (neg: 0 without features) */
   if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm));
   for (int i = 0; i < k; i++) {
     res[i] = sqrt(sq[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);

@@ -41,7 +41,7 @@ static int feature_owner(int64_t j, const int64_t *bounds, int size) {
 /* bounds [size + 1]: the features cut where the running total of weights w_j + 1 (a feature's
  * stored entries across all ranks, plus one for its own per-feature work in a product) crosses
  * r/size of the sum, so each rank's products cost about the same. w [d] holds this rank's counts
- * on entry and the global ones after (summed over comm in pieces of 2^20). */
+ * on entry and the global ones after (dist_allreduce_sum). */
 static void split_by_weight(int64_t *w, int64_t d, int size, MPI_Comm comm, int64_t *bounds) {
   dist_allreduce_sum(w, d, MPI_INT64_T, comm);
   int64_t total = d;
