@@ -15,7 +15,7 @@ data=${DPT_DATA:-$root/data}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # dptrain starts as users start it, through launch/run.sh (its mpirun line: core binding, one
-# OpenBLAS thread per rank, --mca pml ob1, malloc on transparent huge pages)
+# OpenBLAS thread per rank, --mca pml ob1, PMIx's hash store, malloc on transparent huge pages)
 dp() { DPTRAIN="$dptrain" "$root/launch/run.sh" -n 2 pca "$@"; }
 # secs CMD...: the best wall time of $reps runs of CMD (both sides alike; single runs here vary by
 # +-30 % with page cache and scheduling)
