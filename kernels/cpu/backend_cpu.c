@@ -1,4 +1,4 @@
-/* backend_cpu.c — the CPU backend on OpenBLAS and C loops (src/backend.h): memory is host memory,
+/* backend_cpu.c — the CPU backend on OpenBLAS and C loops (src/backend/backend.h): memory is host memory,
  * GEMM is cblas_sgemm, everything else is a fused loop here over the per-element arithmetic of
  * kernels/common/elem_math.h, which the CUDA backend shares. The optimizer update and max-norm
  * live in optim_cpu.c. gemm_bf16 rounds its operands to bf16 (kernels/common/bf16.h) and then

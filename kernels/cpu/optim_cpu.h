@@ -1,4 +1,4 @@
-/* optim_cpu.h — CPU implementations of the optimizer ops of src/backend.h (optim_update,
+/* optim_cpu.h — CPU implementations of the optimizer ops of src/backend/backend.h (optim_update,
  * max_norm): plain C loops over host memory that the compiler vectorises; nothing allocates.
  * The CPU backend table (kernels/cpu/backend_cpu.c) points at these. */
 #ifndef DPT_OPTIM_CPU_H

@@ -1,6 +1,6 @@
 /* pca_cpu.c — the CPU backend's PCA products (backend.h: pca_create / pca_apply / pca_fwd /
  * pca_gram / pca_destroy):
- * w = Xcᵀ (Xc v) over one rank's rows, in double, for the row-major [d, l] blocks of src/pca.c
+ * w = Xcᵀ (Xc v) over one rank's rows, in double, for the row-major [d, l] blocks of src/pca/pca.c
  * (feature j's l coefficients contiguous at v + j*l: what a sparse row touches).
  *   dense: rows are converted to double (minus the shift) a chunk at a time, then two DGEMMs
  *          per chunk: y = Xc v, w += Xcᵀ y.

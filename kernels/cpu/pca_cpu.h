@@ -1,4 +1,4 @@
-/* pca_cpu.h — CPU implementations of the PCA ops of src/backend.h (pca_create, pca_apply,
+/* pca_cpu.h — CPU implementations of the PCA ops of src/backend/backend.h (pca_create, pca_apply,
  * pca_fwd, pca_gram, pca_destroy; contracts there). The CPU backend table (kernels/cpu/backend_cpu.c) points at
  * these; the CUDA backend is tested against them. */
 #ifndef DPT_PCA_CPU_H

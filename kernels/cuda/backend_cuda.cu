@@ -1,8 +1,8 @@
 /* backend_cuda.cu — the CUDA backend module libdpt_cuda.so: device discovery, binding a process
  * to its device (streams, cuBLAS, scratch), memory, events, and the two tables it hands out —
- * backend_ops (src/backend.h; the op families live in gemm.cu, sparse.cu, act.cu, loss.cu, pca.cu,
- * optim.cu, gather.cu) and backend_cuda_api (src/backend_cuda_api.h; NCCL in nccl.cu). Loaded by
- * src/backend.c with dlopen; dpt_cuda_api is its only exported symbol. */
+ * backend_ops (src/backend/backend.h; the op families live in gemm.cu, sparse.cu, act.cu, loss.cu, pca.cu,
+ * optim.cu, gather.cu) and backend_cuda_api (src/backend/backend_cuda_api.h; NCCL in nccl.cu). Loaded by
+ * src/backend/backend.c with dlopen; dpt_cuda_api is its only exported symbol. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  *
  * Error policy (llm.c style): inside an op, any CUDA/cuBLAS failure is fatal — CUDA_CHECK and
  * CUBLAS_CHECK print "FILE:LINE: CALL: the library's message" through the host's fatal hook
- * (src/backend.c: one line naming the rank, then MPI_Abort) and never return. Kernel launches are
+ * (src/backend/backend.c: one line naming the rank, then MPI_Abort) and never return. Kernel launches are
  * checked at once (cudaGetLastError); with DPT_CUDA_SYNC=1 in the environment every op also
  * synchronises, so an asynchronous fault (an illegal address) is reported at the op that caused
  * it instead of at the next copy. Set-up calls (cuda_ops_init, NCCL) return errors instead. */

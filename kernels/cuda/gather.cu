@@ -1,4 +1,4 @@
-/* gather.cu — the trainer's batch gathers from a train shard resident on the device (src/train.c
+/* gather.cu — the trainer's batch gathers from a train shard resident on the device (src/train/train.c
  * uploads the shard once and, per step, only the batch's row indices): gather_rows for the dense
  * features and the labels (rows of 4-byte elements), gather_csr for CSR rows whose output offsets
  * the host has computed. Reads and writes along a row are coalesced. Plain copies: the result is

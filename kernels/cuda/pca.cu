@@ -1,7 +1,7 @@
 /* pca.cu — the CUDA backend's PCA products (backend.h: pca_create / pca_apply / pca_fwd /
  * pca_gram / pca_destroy),
  * the same arithmetic as kernels/cpu/pca_cpu.c, in double: w = Xcᵀ (Xc v) over one rank's rows
- * for the row-major [d, l] blocks of src/pca.c.
+ * for the row-major [d, l] blocks of src/pca/pca.c.
  *
  * pca_create copies the rows to the device once (they stay there for every pass):
  *   dense: x as float [m, d]; each pass converts a chunk of rows to double minus the shift
@@ -14,13 +14,13 @@
  *          dense Xc.
  * pca_fwd is the first product alone, y = Xc v, copied back whole (CSR) or chunk by chunk.
  * pca_apply_sum sums w over the ranks with NCCL (double, on the compute stream) before the copy
- * back, so the host receives the summed block and src/pca.c skips its MPI all-reduce.
+ * back, so the host receives the summed block and src/pca/pca.c skips its MPI all-reduce.
  * pca_gram (the exact route, small d): Xcᵀ Xc by DGEMM over chunks of rows in double, dense rows
  * converted as above, CSR rows expanded into a dense chunk (one block per row: the row is set
  * to −shift, then its entries added) — d is small there.
  * v goes up and w comes back on the compute stream each pass (host memory on both ends, as
- * src/pca.c's dense work and all-reduce are on the host). Out of device memory in pca_create
- * returns NULL (src/pca.c reports it); any failure inside a pass is fatal (cuda_common.cuh). */
+ * src/pca/pca.c's dense work and all-reduce are on the host). Out of device memory in pca_create
+ * returns NULL (src/pca/pca.c reports it); any failure inside a pass is fatal (cuda_common.cuh). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -400,7 +400,7 @@ static void test_xent(void) {
   }
 }
 
-/* ---- optimizers, through src/optim.c on each backend ---------------------------------------- */
+/* ---- optimizers, through src/train/optim.c on each backend ---------------------------------------- */
 
 typedef struct optim_case {
   const char *label;
@@ -757,7 +757,7 @@ static void test_pca(void) {
 /* ---- staging: page-locked host memory and asynchronous uploads ----------------------------- */
 
 /* Two page-locked buffers uploaded in turn to one device buffer with upload_async, as
- * src/batch.c does: each copy lands in order behind the work queued before it, and reading back
+ * src/train/batch.c does: each copy lands in order behind the work queued before it, and reading back
  * (download, which waits) sees the last one. */
 static void test_staging(void) {
   const size_t n = 1 << 20;

@@ -1,4 +1,4 @@
-/* test_backend_ops.c — every op of src/backend.h, for every backend this build and machine have,
+/* test_backend_ops.c — every op of src/backend/backend.h, for every backend this build and machine have,
  * against plain double-precision loops written here (ggml's test-backend-ops idea). The CPU
  * backend always runs; the CUDA backend joins when its ops and a GPU are available. Inputs are
  * fresh random values; tolerance 1e-5 relative for fp32 (sums of up to 64 terms). */

@@ -1,4 +1,4 @@
-/* test_config.c — the INI configuration (src/config.c): defaults, every value type, int lists,
+/* test_config.c — the INI configuration (src/core/config.c): defaults, every value type, int lists,
  * overrides, comments and whitespace, each error message (file, line, key, value), the
  * did-you-mean hints, config_set, the resolved-INI round trip, and the aborts on misuse.
  * Config files are written to a fresh temporary directory. */

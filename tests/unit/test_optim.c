@@ -1,4 +1,4 @@
-/* test_optim.c — optimizers, clipping, max-norm and schedules (src/optim.c, kernels/cpu/optim_cpu.c)
+/* test_optim.c — optimizers, clipping, max-norm and schedules (src/train/optim.c, kernels/cpu/optim_cpu.c)
  * against values worked out by hand.
  *
  * Every optimizer case starts from p0 = {1, -2, 0.5} and feeds the gradients

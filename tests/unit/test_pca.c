@@ -1,4 +1,4 @@
-/* test_pca.c — pca_fit (src/pca.c, src/pca_ops.c) on one rank against LAPACK on the explicit
+/* test_pca.c — pca_fit (src/pca/pca.c, src/pca/pca_ops.c) on one rank against LAPACK on the explicit
  * covariance.
  *
  * Data with a known spectrum: X = Z·diag(s)·Qᵀ + 0.01·E, n = 300, d = 40, Z and E standard

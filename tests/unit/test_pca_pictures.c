@@ -1,4 +1,4 @@
-/* test_pca_pictures.c — the gnuplot pictures of `dptrain pca` (src/pca_pictures.c), with a
+/* test_pca_pictures.c — the gnuplot pictures of `dptrain pca` (src/pca/pca_pictures.c), with a
  * stand-in gnuplot (a shell script first on PATH) so that the test needs no gnuplot and sees what
  * the real one would be asked to do.
  * Checks: pca_pictures_prepare says why pictures are skipped (gnuplot not on PATH, a quote, a

@@ -1,6 +1,6 @@
 /* pca_dual.c — the transpose behind PCA's samples space (pca.h: pca_dual_transpose).
  *
- * When N < D (text: a few thousand e-mails, tens of thousands of terms), src/pca.c iterates on
+ * When N < D (text: a few thousand e-mails, tens of thousands of terms), src/pca/pca.c iterates on
  * N-vectors with the Gram operator K = Xc Xcᵀ / (N − ddof) instead of on D-vectors with C. Its
  * product K v = H X Xᵀ H v (H = I − 11ᵀ/N, the centring) is a sum over FEATURES of x_j (x_jᵀ v),
  * so each rank needs whole columns of X, not rows: this module gives rank r a range of features

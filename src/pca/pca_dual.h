@@ -1,4 +1,4 @@
-/* pca_dual.h — the transpose behind PCA's samples space (src/pca_dual.c; used by src/pca.c). */
+/* pca_dual.h — the transpose behind PCA's samples space (src/pca/pca_dual.c; used by src/pca/pca.c). */
 #ifndef DPT_PCA_DUAL_H
 #define DPT_PCA_DUAL_H
 

@@ -16,8 +16,8 @@ typedef enum backend_kind { BACKEND_CPU = 0, BACKEND_CUDA = 1 } backend_kind;
 
 typedef enum backend_act { BACKEND_ACT_NONE = 0, BACKEND_ACT_RELU, BACKEND_ACT_TANH, BACKEND_ACT_SIGMOID } backend_act;
 
-/* Resolved hyper-parameters of one fused optimizer update (src/optim.c fills it in per step; the
- * kernels only do arithmetic). kind is an optim_kind (src/optim.h). Scalars are double so that
+/* Resolved hyper-parameters of one fused optimizer update (src/train/optim.c fills it in per step; the
+ * kernels only do arithmetic). kind is an optim_kind (src/train/optim.h). Scalars are double so that
  * derived factors (1 - beta, lr / bias correction, ...) are formed in double and rounded to float
  * once, as torch.optim does with its Python-float hyper-parameters. */
 typedef struct backend_optim_args {
@@ -85,7 +85,7 @@ typedef struct backend_ops {
   /* One fused optimizer update over n parameters: p, g and up to three state buffers. */
   void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0,
                        float *s1, float *s2, size_t n);
-  /* PCA (src/pca.c): the products of power/subspace iteration over one rank's rows, in double.
+  /* PCA (src/pca/pca.c): the products of power/subspace iteration over one rank's rows, in double.
    * pca_create: take the rows (and the centre shift [d], NULL for none) for blocks of up to lmax
    * vectors; the CPU backend keeps pointers to rows and shift (they must outlive the object),
    * the CUDA one copies them to the device (CSR also as its transpose, values in double).
@@ -95,7 +95,7 @@ typedef struct backend_ops {
   backend_pca *(*pca_create)(const backend_pca_rows *rows, const double *shift, int lmax);
   void (*pca_apply)(backend_pca *p, const double *v, int l, double *w);
   /* pca_fwd: y [m, l] = Xc v for v [d, l] (host memory, row-major; y overwritten), the first
-   * half of pca_apply alone (src/pca.c maps the samples-space eigenvectors to components with it). */
+   * half of pca_apply alone (src/pca/pca.c maps the samples-space eigenvectors to components with it). */
   void (*pca_fwd)(backend_pca *p, const double *v, int l, double *y);
   /* pca_apply_sum (optional: NULL on the CPU backend): pca_apply, then w summed over the ranks on
    * the device (the CUDA module's NCCL communicator, which must exist: backend_nccl_join) before

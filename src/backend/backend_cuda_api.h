@@ -1,7 +1,7 @@
 /* backend_cuda_api.h — the table of entry points that the CUDA backend module exports.
  *
  * The CUDA backend is built as its own shared module (libdpt_cuda.so, kernels/cuda) and loaded
- * with dlopen on first use (src/backend.c), as ggml loads its backends: a dptrain that never touches
+ * with dlopen on first use (src/backend/backend.c), as ggml loads its backends: a dptrain that never touches
  * a GPU does not pay the ~0.6 s it takes to map cuBLAS/NCCL, and the same binary runs on CPU nodes
  * where no CUDA library is installed. Plain C types only: no CUDA header crosses this seam.
  *
@@ -18,7 +18,7 @@
  * set to one line (valid until the next failing call into the module); event_query gives 1 / 0 /
  * -1. Failures inside the ops of backend_ops are fatal instead (the op has no way to report): the
  * module calls the `fatal` hook given to ops() with "FILE:LINE: CALL: message", which must not
- * return (src/backend.c prints it with the rank and aborts the MPI job). */
+ * return (src/backend/backend.c prints it with the rank and aborts the MPI job). */
 #ifndef DPT_BACKEND_CUDA_API_H
 #define DPT_BACKEND_CUDA_API_H
 
@@ -88,7 +88,7 @@ typedef struct backend_cuda_api {
 /* The one symbol libdpt_cuda.so exports. */
 const backend_cuda_api *dpt_cuda_api(void);
 
-/* Host side (src/backend.c): the loaded module's table, loading it on first use; NULL with *why
+/* Host side (src/backend/backend.c): the loaded module's table, loading it on first use; NULL with *why
  * set when the build has no CUDA or the module cannot be loaded. */
 const backend_cuda_api *backend_cuda_module(const char **why);
 

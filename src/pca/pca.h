@@ -34,7 +34,7 @@ typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE
  *   PCA_SPACE_SAMPLES   N-vectors with the Gram operator K = Xc Xcᵀ / (N − ddof) = H X Xᵀ H /
  *                       (N − ddof), H = I − 11ᵀ/N: the same nonzero eigenvalues, eigenvectors
  *                       u ↦ components v = Xcᵀ u / ‖Xcᵀ u‖. The rows are first transposed across
- *                       the ranks into feature blocks of Xᵀ (src/pca_dual.c, one all-to-all), so
+ *                       the ranks into feature blocks of Xᵀ (src/pca/pca_dual.c, one all-to-all), so
  *                       a product is one pass over the local features and an all-reduce of N×ℓ
  *                       doubles, and the dense block work is on N×ℓ blocks: far less of both when
  *                       N ≪ D (text). Residuals are still reported for C: ‖C v − λ v‖² =

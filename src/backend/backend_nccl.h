@@ -1,4 +1,4 @@
-/* backend_nccl.h — host side (src/backend.c): joining the CUDA module's NCCL communicator over an
+/* backend_nccl.h — host side (src/backend/backend.c): joining the CUDA module's NCCL communicator over an
  * MPI communicator. Separate from backend_cuda_api.h, which the module itself compiles without MPI. */
 #ifndef DPT_BACKEND_NCCL_H
 #define DPT_BACKEND_NCCL_H
