@@ -64,6 +64,10 @@ static int cuda_device_info(int index, backend_device_info *info, const char **w
   info->memory_bytes = p.totalGlobalMem;
   info->compute_major = p.major;
   info->compute_minor = p.minor;
+  if (cudaDeviceGetPCIBusId(info->pci_bus_id, (int)sizeof info->pci_bus_id, index) != cudaSuccess) {
+    info->pci_bus_id[0] = '\0';
+    cudaGetLastError();
+  }
   return 0;
 }
 

@@ -71,17 +71,57 @@ static const backend_cuda_api *cuda_api(void) {
 #endif
 }
 
+/* Do two ranks of comm drive the same GPU? NCCL refuses a communicator with two ranks on one
+ * device, so say which up front. Collective; every rank gets the same answer, and when it is yes
+ * the same log_fail line. */
+static int gpu_shared(MPI_Comm comm, const backend_cuda_api *api) {
+  enum { KEY = 320 };
+  char mine[KEY] = {0}, host[MPI_MAX_PROCESSOR_NAME] = {0};
+  int len = 0, size = 1;
+  backend_device_info info = {0};
+  const char *why = NULL;
+  MPI_CHECK(MPI_Get_processor_name(host, &len));
+  if (api->device_info(g_cuda_device, &info, &why) != 0 || !info.pci_bus_id[0])
+    snprintf(info.pci_bus_id, sizeof info.pci_bus_id, "device %d", g_cuda_device);
+  snprintf(mine, sizeof mine, "%.255s|%s", host, info.pci_bus_id);
+  MPI_CHECK(MPI_Comm_size(comm, &size));
+  char *all = xmalloc((size_t)size * KEY);
+  MPI_CHECK(MPI_Allgather(mine, KEY, MPI_CHAR, all, KEY, MPI_CHAR, comm));
+  int shared = 0;
+  for (int i = 0; i < size && !shared; i++)
+    for (int j = i + 1; j < size && !shared; j++)
+      if (strcmp(all + (size_t)i * KEY, all + (size_t)j * KEY) == 0) {
+        char *bus = strchr(all + (size_t)i * KEY, '|');
+        *bus = '\0';
+        log_fail("NCCL: ranks %d and %d share GPU %s on %s (NCCL needs one GPU per rank)", i, j, bus + 1,
+                 all + (size_t)i * KEY);
+        shared = 1;
+      }
+  free(all);
+  return shared;
+}
+
 const backend_cuda_api *backend_nccl_join(MPI_Comm comm) {
   const char *why = NULL;
-  int rank = 0, size = 1;
+  int rank = 0, size = 1, ok = 1;
   MPI_CHECK(MPI_Comm_rank(comm, &rank));
   MPI_CHECK(MPI_Comm_size(comm, &size));
   const backend_cuda_api *api = backend_cuda_module(&why);
   unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES] = {0};
-  int ok = api != NULL && (rank != 0 || api->nccl_get_id(id, &why) == 0);
-  if (!dist_agree(comm, ok || log_fail("NCCL: %s", why ? why : "no CUDA module") == 0)) return NULL;
+  if (!api) {
+    log_fail("NCCL: %s", why ? why : "no CUDA module");
+    ok = 0;
+  } else if (rank == 0 && api->nccl_get_id(id, &why) != 0) {
+    log_fail("NCCL: %s", why);
+    ok = 0;
+  }
+  if (!dist_agree(comm, ok)) return NULL;
+  if (gpu_shared(comm, api)) return NULL;
   MPI_CHECK(MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, comm));
-  ok = api->nccl_init(id, size, rank, dist_nccl_timeout(), &why) == 0 || log_fail("NCCL: %s", why) != 0;
+  if (api->nccl_init(id, size, rank, dist_nccl_timeout(), &why) != 0) {
+    log_fail("NCCL: %s", why);
+    ok = 0;
+  }
   if (dist_agree(comm, ok)) return api;
   if (ok) api->nccl_destroy(1, &why); /* the others failed: do not keep a half-made one */
   return NULL;
@@ -94,6 +134,8 @@ const backend_cuda_api *backend_cuda_module(const char **why) {
 }
 
 int backend_cuda_device(void) { return g_cuda_device; }
+
+int backend_device_index(const backend_ops *be) { return be->kind == BACKEND_CUDA ? g_cuda_device : 0; }
 
 int backend_cuda_built(void) {
 #ifdef DPT_HAVE_CUDA

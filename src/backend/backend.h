@@ -164,6 +164,7 @@ typedef struct backend_device_info {
   char name[128];      /* e.g. "OpenBLAS 0.3.21 (2 threads)" or "NVIDIA H100 80GB HBM3" */
   size_t memory_bytes; /* device memory (0 for the CPU backend) */
   int compute_major, compute_minor;
+  char pci_bus_id[32]; /* e.g. "0000:1B:00.0" (CUDA; "" for the CPU): tells ranks sharing a GPU */
 } backend_device_info;
 
 /* 1 when this build has the CUDA backend module (DPT_CUDA on at configure time). */
@@ -173,6 +174,9 @@ int backend_cuda_built(void);
  * CUDA library cannot be loaded, when no driver is loaded or when no GPU is present (never an
  * error). When the count is 0 and why != NULL, *why says why. The first call loads the module. */
 int backend_cuda_device_count(const char **why);
+
+/* The device a backend computes on: the CUDA device this process is bound to, 0 for the CPU. */
+int backend_device_index(const backend_ops *be);
 
 /* Describe the CPU backend (BLAS build and threads). Returns 0. */
 int backend_cpu_info(backend_device_info *info);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_cuda_api.h"
 #include "buf.h"
 #include "dist.h"
 #include "log.h"
@@ -111,7 +110,7 @@ static size_t resident_budget(const backend_ops *be) {
   if (mb > 0) return be->kind == BACKEND_CPU || mb >= 1e12 ? SIZE_MAX : (size_t)(mb * 1048576.0);
   if (be->kind == BACKEND_CPU) return SIZE_MAX;
   backend_device_info info;
-  if (backend_device_info_get(be->kind, be->kind == BACKEND_CUDA ? backend_cuda_device() : 0, &info)) return 0;
+  if (backend_device_info_get(be->kind, backend_device_index(be), &info)) return 0;
   return info.memory_bytes / 2;
 }
 

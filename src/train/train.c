@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "backend_cuda_api.h"
-#include "backend_nccl.h"
 #include "batch.h"
 #include "buf.h"
 #include "checkpoint.h"
@@ -25,6 +23,7 @@
 #include "log.h"
 #include "model.h"
 #include "optim.h"
+#include "reduce.h"
 #include "sampler.h"
 
 typedef struct trainer {
@@ -42,140 +41,39 @@ typedef struct trainer {
   batch_resident res;
   int64_t *rows;             /* row ids of the local batch */
   int64_t classes;
-  MPI_Request req[MODEL_MAX_LAYERS];
-  int nreq;
-  double t_wait, t_comm_total; /* seconds waiting for the all-reduce; total reduce work measured */
+  reducer *red;              /* the gradient sums of every step (reduce.h) */
   const char *out;
   FILE *metrics;
   int overlap;               /* start each layer's reduction during backward (1) or after (0) */
-  /* CUDA backend on more than one rank: gradients are summed by NCCL on the device */
-  const backend_cuda_api *cuda;       /* NULL: MPI on host memory */
-  void *ev_ready[MODEL_MAX_LAYERS];   /* compute stream: layer l's gradients are final */
-  void *ev_done;                      /* communication stream: every reduction has finished */
-  double nccl_timeout;                /* seconds a step's reduction may take (DPT_NCCL_TIMEOUT; 0: no limit) */
+  double nccl_timeout;       /* seconds a step's device sums may take (DPT_NCCL_TIMEOUT; 0: no limit) */
 } trainer;
 
 static double now(void) { return MPI_Wtime(); }
 
-/* ---- gradient all-reduce in per-layer buckets ------------------------------------------------- */
+/* ---- gradient communication: the reducer (reduce.h) through the backward pass's hooks -------- */
 
-static void bucket_range(const model *m, int l, size_t *off, size_t *len) {
-  *off = m->w_off[l];
-  *len = m->b_off[l] + (size_t)m->spec.dims[l + 1] - m->w_off[l];
-}
-
-/* An NCCL or CUDA stream call failed: the message names this rank; stop every rank now (the
- * others may be blocked inside a collective that will never complete). */
-static _Noreturn void nccl_fatal(trainer *t, const char *why) {
-  log_rank("NCCL: %s", why ? why : "unknown error");
-  const char *ignored;
-  if (t->cuda) t->cuda->nccl_destroy(1, &ignored);
-  MPI_Abort(MPI_COMM_WORLD, LOG_EXIT_RUNTIME);
-  exit(LOG_EXIT_RUNTIME);
-}
-
-/* Queue the device sum of grads[off, off+len) on the communication stream, after the work the
- * compute stream has queued so far (event ev). */
-static void nccl_reduce(trainer *t, void *ev, size_t off, size_t len) {
-  const char *why = NULL;
-  if (t->cuda->event_record(ev, BACKEND_CUDA_STREAM_COMPUTE, &why) ||
-      t->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, ev, &why) ||
-      t->cuda->nccl_allreduce_sum(t->m.grads + off, len, &why))
-    nccl_fatal(t, why);
-}
-
-/* model_backward calls this when layer l's gradients are final: start their reduction. */
+/* model_backward calls this when layer l's gradients are final. */
 static void on_layer_ready(int l, void *arg) {
   trainer *t = arg;
-  if (dist_size() == 1 || !t->overlap) return;
-  size_t off, len;
-  bucket_range(&t->m, l, &off, &len);
-  if (t->cuda) {
-    nccl_reduce(t, t->ev_ready[l], off, len);
-    return;
-  }
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t->m.grads + off, (int)len, MPI_FLOAT, MPI_SUM,
-                           dist_comm(), &t->req[t->nreq++]));
+  reducer_layer_ready(t->red, l);
 }
 
-/* Between blocks of the backward GEMMs: let MPI advance the reductions already started (Open MPI
- * progresses non-blocking collectives only inside MPI calls). */
+/* Between blocks of the backward GEMMs. */
 static void on_progress(void *arg) {
   trainer *t = arg;
-  int flag;
-  if (t->nreq) MPI_CHECK(MPI_Testall(t->nreq, t->req, &flag, MPI_STATUSES_IGNORE));
+  reducer_progress(t->red);
 }
 
-static int reductions_done(void *arg, const char **why) {
-  trainer *t = arg;
-  return t->cuda->event_query(t->ev_done, why);
-}
-
-static int nccl_healthy(void *arg, const char **why) {
-  trainer *t = arg;
-  return t->cuda->nccl_check(why);
-}
-
-/* NCCL: make the compute stream wait for the reductions, and wait on the host until they are
- * done (that wait is the time reported as all-reduce wait), polling NCCL's error state so that a
- * failed peer ends the job with a message instead of a hang, and giving up after
- * t->nccl_timeout seconds (a hung or vanished peer: NCCL itself never times out). */
-static void finish_nccl(trainer *t) {
-  const char *why = NULL;
-  if (!t->overlap) nccl_reduce(t, t->ev_ready[0], 0, t->m.n_params);
-  if (t->cuda->event_record(t->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
-      t->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, t->ev_done, &why))
-    nccl_fatal(t, why);
-  int rc = dist_poll(reductions_done, nccl_healthy, t, t->nccl_timeout, &why);
-  if (rc == DIST_POLL_TIMEOUT) {
-    static char msg[200];
-    snprintf(msg, sizeof msg,
-             "the gradient all-reduce of step %lld did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is hung or gone",
-             (long long)t->opt.step + 1, t->nccl_timeout);
-    nccl_fatal(t, msg);
+/* The reducer of this run: one bucket per layer (its weights, then its biases). Collective. */
+static int reducer_setup(trainer *t) {
+  reduce_layout lay = {.grads = t->m.grads, .n = t->m.n_params, .n_buckets = t->m.spec.n_layers};
+  for (int l = 0; l < t->m.spec.n_layers; l++) {
+    lay.off[l] = t->m.w_off[l];
+    lay.len[l] = t->m.b_off[l] + (size_t)t->m.spec.dims[l + 1] - t->m.w_off[l];
   }
-  if (rc != DIST_POLL_DONE) nccl_fatal(t, why);
-}
-
-static void finish_reduce(trainer *t) {
-  if (dist_size() == 1) return;
-  double t0 = now();
-  if (t->cuda) {
-    finish_nccl(t);
-  } else if (t->overlap) {
-    MPI_CHECK(MPI_Waitall(t->nreq, t->req, MPI_STATUSES_IGNORE));
-  } else {
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t->m.grads, (int)t->m.n_params, MPI_FLOAT, MPI_SUM, dist_comm()));
-  }
-  t->t_wait += now() - t0;
-  t->nreq = 0;
-}
-
-/* CUDA backend on more than one rank: one NCCL communicator over the ranks (rank 0 makes the
- * unique id, MPI_Bcast carries it) and the events of the bucketed reduction. Collective; 0 or
- * -1 (reported once). */
-static int nccl_setup(trainer *t) {
-  const char *why = NULL;
-  if (t->be->kind != BACKEND_CUDA || dist_size() == 1) return 0;
-  t->cuda = backend_nccl_join(dist_comm());
-  if (!dist_all_ok(t->cuda != NULL)) return -1;
-  int ok = 1;
-  for (int l = 0; ok && l < t->m.spec.n_layers; l++)
-    ok = (t->ev_ready[l] = t->cuda->event_create(&why)) != NULL || log_fail("CUDA: %s", why) != 0;
-  ok = ok && ((t->ev_done = t->cuda->event_create(&why)) != NULL || log_fail("CUDA: %s", why) != 0);
-  if (!dist_all_ok(ok)) return -1;
-  log_info("all-reduce: NCCL on the device, %d ranks\n", dist_size());
-  return 0;
-}
-
-static void nccl_teardown(trainer *t, int failed) {
-  if (!t->cuda) return;
-  const char *why = NULL;
-  for (int l = 0; l < MODEL_MAX_LAYERS; l++)
-    if (t->ev_ready[l]) t->cuda->event_destroy(t->ev_ready[l]);
-  if (t->ev_done) t->cuda->event_destroy(t->ev_done);
-  if (t->cuda->nccl_destroy(failed, &why)) log_rank("NCCL: %s", why);
-  t->cuda = NULL;
+  reduce_opts o = {.overlap = t->overlap, .timeout_s = t->nccl_timeout};
+  t->red = reducer_create(&lay, t->be, dist_comm(), &o);
+  return t->red ? 0 : -1;
 }
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
@@ -385,7 +283,7 @@ static int setup(trainer *t, int eval_only) {
   ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && batch_stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
        optim_from_config(c, &h) == 0 && optim_init(&t->opt, &h, t->be, t->m.n_params) == 0;
   if (!dist_all_ok(ok)) return -1;
-  if (nccl_setup(t)) return -1;
+  if (reducer_setup(t)) return -1;
   t->rows = xmalloc(sizeof(int64_t) * (size_t)rows);
   t->sch = (sched){.kind = (sched_kind)config_enum(c, "schedule.name"),
                    .warmup_epochs = config_double(c, "schedule.warmup_epochs"),
@@ -422,7 +320,7 @@ static int setup(trainer *t, int eval_only) {
   }
   if (!dist_all_ok(ok)) return -1;
   backend_device_info info;
-  backend_device_info_get(t->be->kind, t->be->kind == BACKEND_CUDA ? backend_cuda_device() : 0, &info);
+  backend_device_info_get(t->be->kind, backend_device_index(t->be), &info);
   log_info("dptrain: %d rank%s on %s; %s: %lld train / %lld test rows, %lld features (%s), %lld classes\n",
            size, size > 1 ? "s" : "", info.name, path, (long long)f->train.rows, (long long)f->test.rows,
            (long long)f->train.cols, f->train.kind == DATA_CSR ? "sparse" : "dense", (long long)t->classes);
@@ -437,7 +335,8 @@ static int setup(trainer *t, int eval_only) {
 }
 
 static void teardown(trainer *t, int failed) {
-  nccl_teardown(t, failed);
+  reducer_free(t->red, failed);
+  t->red = NULL;
   if (t->metrics) fclose(t->metrics);
   batch_resident_free(&t->res, t->be);
   batch_stage_free(&t->st, t->be);
@@ -475,7 +374,7 @@ static int run(trainer *t) {
   const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
   const float scale = 1.0f / (float)t->smp.batch;
   const uint64_t seed = (uint64_t)config_int(c, "train.seed");
-  const model_hooks hooks = {on_layer_ready, dist_size() > 1 && t->overlap ? on_progress : NULL, t};
+  const model_hooks hooks = {on_layer_ready, reducer_wants_progress(t->red) ? on_progress : NULL, t};
   buf ck = {0};
   buf_printf(&ck, "%s/checkpoint.h5", t->out);
   double t_start = now(), lr = base_lr, last_train_loss = 0, t_compute = 0;
@@ -495,7 +394,7 @@ static int run(trainer *t) {
                                    scale, NULL);
       loss_sum[1] += (double)n;
       model_backward(&t->m, &mb, &hooks);
-      finish_reduce(t);
+      reducer_finish(t->red, t->opt.step + 1);
       if (clip > 0) optim_clip_grad_norm(be, t->m.grads, t->m.n_params, clip);
       optim_step(&t->opt, t->m.params, t->m.grads, lr);
       if (maxn > 0)
@@ -527,7 +426,7 @@ static int run(trainer *t) {
       return buf_free(&ck), free(r.confusion), -1;
   }
   if (!r.confusion) evaluate(t, 1, &r); /* resumed at the very end: still report */
-  double wall = now() - t_start, wait = t->t_wait;
+  double wall = now() - t_start, wait = reducer_wait_s(t->red);
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &wait, 1, MPI_DOUBLE, MPI_MAX, dist_comm()));
   if (dist_rank() == 0) {
     cJSON *o = cJSON_CreateObject();

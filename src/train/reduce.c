@@ -1,0 +1,251 @@
+/* reduce.c — the gradient reducer's strategies (see reduce.h for the contract and the list).
+ *
+ * Each strategy is a table of four functions over the one reducer object; reducer_create picks
+ * the table. The device strategy reaches NCCL, CUDA events and streams through the CUDA module's
+ * API (backend_cuda_api.h) — this file is the only place in src/train that does. */
+#include "reduce.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_cuda_api.h"
+#include "backend_nccl.h"
+#include "dist.h"
+#include "log.h"
+
+typedef struct reduce_strategy {
+  const char *name;
+  void (*layer_ready)(reducer *r, int b); /* NULL: nothing to start during backward */
+  void (*progress)(reducer *r);           /* NULL: nothing to advance */
+  void (*finish)(reducer *r, int64_t step);
+  void (*destroy)(reducer *r, int failed); /* NULL: nothing of its own to free */
+} reduce_strategy;
+
+struct reducer {
+  const reduce_strategy *s;
+  reduce_layout lay;
+  const backend_ops *be;
+  MPI_Comm comm;
+  reduce_opts o;
+  double t_wait; /* seconds waited in reducer_finish */
+  /* mpi-buckets */
+  MPI_Request req[REDUCE_MAX_BUCKETS];
+  int nreq;
+  /* nccl */
+  const backend_cuda_api *cuda;        /* the module whose communicator this rank joined */
+  void *ev_ready[REDUCE_MAX_BUCKETS];  /* compute stream: bucket b's gradients are final */
+  void *ev_done;                       /* communication stream: every sum has finished */
+  /* mpi-staged */
+  float *host; /* [n] page-locked host copy of the gradients */
+};
+
+/* ---- local: one rank ----------------------------------------------------------------------- */
+
+static void local_finish(reducer *r, int64_t step) { (void)r, (void)step; }
+
+static const reduce_strategy strategy_local = {
+    .name = "local", .layer_ready = NULL, .progress = NULL, .finish = local_finish, .destroy = NULL};
+
+/* ---- mpi: one blocking all-reduce after backward ------------------------------------------- */
+
+static void mpi_finish(reducer *r, int64_t step) {
+  (void)step;
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->lay.grads, (int)r->lay.n, MPI_FLOAT, MPI_SUM, r->comm));
+}
+
+static const reduce_strategy strategy_mpi = {
+    .name = "mpi", .layer_ready = NULL, .progress = NULL, .finish = mpi_finish, .destroy = NULL};
+
+/* ---- mpi-buckets: one non-blocking all-reduce per layer, overlapped with backward ------------ */
+
+static void buckets_ready(reducer *r, int b) {
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->lay.grads + r->lay.off[b], (int)r->lay.len[b], MPI_FLOAT, MPI_SUM,
+                           r->comm, &r->req[r->nreq++]));
+}
+
+static void buckets_progress(reducer *r) {
+  int flag;
+  if (r->nreq) MPI_CHECK(MPI_Testall(r->nreq, r->req, &flag, MPI_STATUSES_IGNORE));
+}
+
+static void buckets_finish(reducer *r, int64_t step) {
+  (void)step;
+  MPI_CHECK(MPI_Waitall(r->nreq, r->req, MPI_STATUSES_IGNORE));
+  r->nreq = 0;
+}
+
+static const reduce_strategy strategy_mpi_buckets = {.name = "mpi-buckets",
+                                                     .layer_ready = buckets_ready,
+                                                     .progress = buckets_progress,
+                                                     .finish = buckets_finish,
+                                                     .destroy = NULL};
+
+/* ---- mpi-staged: device gradients summed through host memory -------------------------------- */
+
+static void staged_finish(reducer *r, int64_t step) {
+  (void)step;
+  const size_t bytes = r->lay.n * sizeof(float);
+  r->be->download(r->host, r->lay.grads, bytes); /* waits for the backward pass */
+  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->host, (int)r->lay.n, MPI_FLOAT, MPI_SUM, r->comm));
+  r->be->upload(r->lay.grads, r->host, bytes);
+}
+
+static void staged_destroy(reducer *r, int failed) {
+  (void)failed;
+  r->be->host_free(r->host);
+  r->host = NULL;
+}
+
+static const reduce_strategy strategy_mpi_staged = {
+    .name = "mpi-staged", .layer_ready = NULL, .progress = NULL, .finish = staged_finish, .destroy = staged_destroy};
+
+/* ---- nccl: per-layer device sums on the communication stream -------------------------------- */
+
+/* An NCCL or CUDA stream call failed: one line naming this rank, then stop every rank now. */
+static _Noreturn void nccl_fatal(reducer *r, const char *why) {
+  log_rank("NCCL: %s", why ? why : "unknown error");
+  const char *ignored;
+  r->cuda->nccl_destroy(1, &ignored);
+  MPI_Abort(MPI_COMM_WORLD, LOG_EXIT_RUNTIME);
+  exit(LOG_EXIT_RUNTIME);
+}
+
+/* Queue the sum of grads[off, off + len) on the communication stream, after what the compute
+ * stream has queued so far (marked by event ev). */
+static void nccl_sum(reducer *r, void *ev, size_t off, size_t len) {
+  const char *why = NULL;
+  if (r->cuda->event_record(ev, BACKEND_CUDA_STREAM_COMPUTE, &why) ||
+      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, ev, &why) ||
+      r->cuda->nccl_allreduce_sum(r->lay.grads + off, len, &why))
+    nccl_fatal(r, why);
+}
+
+static void nccl_ready(reducer *r, int b) { nccl_sum(r, r->ev_ready[b], r->lay.off[b], r->lay.len[b]); }
+
+static int nccl_done(void *arg, const char **why) {
+  reducer *r = arg;
+  return r->cuda->event_query(r->ev_done, why);
+}
+
+static int nccl_healthy(void *arg, const char **why) {
+  reducer *r = arg;
+  return r->cuda->nccl_check(why);
+}
+
+/* The compute stream waits for the sums; the host waits for them too, polling NCCL's error state
+ * and giving up after the timeout (NCCL itself never times out on a vanished peer). */
+static void nccl_finish(reducer *r, int64_t step) {
+  const char *why = NULL;
+  if (!r->o.overlap) nccl_sum(r, r->ev_ready[0], 0, r->lay.n);
+  if (r->cuda->event_record(r->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
+      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, r->ev_done, &why))
+    nccl_fatal(r, why);
+  int rc = dist_poll(nccl_done, nccl_healthy, r, r->o.timeout_s, &why);
+  if (rc == DIST_POLL_TIMEOUT) {
+    static char msg[200];
+    snprintf(msg, sizeof msg,
+             "the gradient all-reduce of step %lld did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is "
+             "hung or gone",
+             (long long)step, r->o.timeout_s);
+    nccl_fatal(r, msg);
+  }
+  if (rc != DIST_POLL_DONE) nccl_fatal(r, why);
+}
+
+static void nccl_destroy(reducer *r, int failed) {
+  const char *why = NULL;
+  for (int b = 0; b < REDUCE_MAX_BUCKETS; b++)
+    if (r->ev_ready[b]) r->cuda->event_destroy(r->ev_ready[b]);
+  if (r->ev_done) r->cuda->event_destroy(r->ev_done);
+  if (r->cuda->nccl_destroy(failed, &why)) log_rank("NCCL: %s", why);
+  r->cuda = NULL;
+}
+
+static void nccl_overlap_ready(reducer *r, int b) {
+  if (r->o.overlap) nccl_ready(r, b);
+}
+
+static const reduce_strategy strategy_nccl = {.name = "nccl",
+                                              .layer_ready = nccl_overlap_ready,
+                                              .progress = NULL, /* NCCL progresses on its own */
+                                              .finish = nccl_finish,
+                                              .destroy = nccl_destroy};
+
+/* Join NCCL and make the events. 0, or -1 with log_fail when this rank could not (the caller
+ * agrees). On -1 nothing is left to free but what reducer_free frees. */
+static int nccl_events(reducer *r) {
+  const char *why = NULL;
+  for (int b = 0; b < r->lay.n_buckets; b++) {
+    r->ev_ready[b] = r->cuda->event_create(&why);
+    if (!r->ev_ready[b]) return log_fail("CUDA: %s", why);
+  }
+  r->ev_done = r->cuda->event_create(&why);
+  if (!r->ev_done) return log_fail("CUDA: %s", why);
+  return 0;
+}
+
+/* ---- the object ------------------------------------------------------------------------------ */
+
+reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_Comm comm, const reduce_opts *o) {
+  int size = 1, ok = 1;
+  MPI_CHECK(MPI_Comm_size(comm, &size));
+  reducer *r = calloc(1, sizeof *r);
+  if (!r || layout->n_buckets < 1 || layout->n_buckets > REDUCE_MAX_BUCKETS) {
+    log_fail("reducer: out of memory or %d buckets (1 to %d)", layout->n_buckets, REDUCE_MAX_BUCKETS);
+    ok = 0;
+  }
+  if (!dist_agree(comm, ok)) goto fail;
+  r->lay = *layout;
+  r->be = be;
+  r->comm = comm;
+  r->o = *o;
+  if (size == 1) {
+    r->s = &strategy_local;
+  } else if (be->kind == BACKEND_CPU) {
+    r->s = o->overlap ? &strategy_mpi_buckets : &strategy_mpi;
+  } else if ((r->cuda = backend_nccl_join(comm)) != NULL) { /* NULL on every rank when any cannot */
+    r->s = &strategy_nccl;
+    if (!dist_agree(comm, nccl_events(r) == 0)) goto fail;
+  } else {
+    log_info("all-reduce: %s; the sums go through host memory\n", log_last_error());
+    r->s = &strategy_mpi_staged;
+    r->host = be->host_alloc(layout->n * sizeof(float));
+    if (!r->host) {
+      log_fail("reducer: no %zu bytes of page-locked host memory for the gradients", layout->n * sizeof(float));
+      ok = 0;
+    }
+    if (!dist_agree(comm, ok)) goto fail;
+  }
+  if (be->kind != BACKEND_CPU && size > 1) log_info("all-reduce: %s on the device's gradients, %d ranks\n", r->s->name, size);
+  return r;
+fail:
+  reducer_free(r, 1);
+  return NULL;
+}
+
+void reducer_layer_ready(reducer *r, int b) {
+  if (r->s->layer_ready) r->s->layer_ready(r, b);
+}
+
+int reducer_wants_progress(const reducer *r) { return r->s->progress != NULL; }
+
+void reducer_progress(reducer *r) {
+  if (r->s->progress) r->s->progress(r);
+}
+
+void reducer_finish(reducer *r, int64_t step) {
+  double t0 = MPI_Wtime();
+  r->s->finish(r, step);
+  r->t_wait += MPI_Wtime() - t0;
+}
+
+const char *reducer_name(const reducer *r) { return r->s->name; }
+
+double reducer_wait_s(const reducer *r) { return r->t_wait; }
+
+void reducer_free(reducer *r, int failed) {
+  if (!r) return;
+  if (r->s && r->s->destroy) r->s->destroy(r, failed);
+  free(r);
+}

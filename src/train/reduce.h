@@ -1,0 +1,94 @@
+/* reduce.h — the gradient reducer: every byte of gradient communication of a training step.
+ *
+ * The training loop makes one reducer at set-up and calls it three times per step, whatever the
+ * strategy (llm.c keeps the same split in llmc/zero.cuh):
+ *
+ *   backward of layer l done ──▶ reducer_layer_ready(r, l)   start bucket l's sum (overlap)
+ *   between backward GEMM blocks ─▶ reducer_progress(r)        let MPI advance what was started
+ *   after backward ──────────────▶ reducer_finish(r, step)     every bucket summed in grads[]
+ *
+ * Strategies (chosen in reducer_create from the backend, the rank count and the options; the
+ * loop never knows which one runs):
+ *   local          one rank: nothing to do.
+ *   mpi            host memory, one blocking MPI_Allreduce of all gradients after backward.
+ *   mpi-buckets    host memory, one MPI_Iallreduce per layer started as soon as the layer's
+ *                  gradients are final, advanced by MPI_Testall between backward GEMM blocks.
+ *   nccl           device memory, one NCCL all-reduce per layer on the module's communication
+ *                  stream, ordered after the layer's backward by an event; the compute stream
+ *                  waits for the last one. A watchdog (DPT_NCCL_TIMEOUT) polls NCCL's error
+ *                  state while the host waits, so a dead or hung peer ends the job with a line.
+ *   mpi-staged     device memory without NCCL (two ranks on one GPU, NCCL unavailable): the
+ *                  gradients are copied to page-locked host memory, summed with MPI_Allreduce
+ *                  and copied back.
+ * Adding a strategy (a node-local shared-memory sum, hierarchical, ZeRO-1's reduce-scatter +
+ * all-gather, gradient accumulation): a new reduce_strategy table in reduce.c and one line in
+ * reducer_create's choice; the loop does not change.
+ *
+ * The sums are elementwise: the strategies differ only in which collective carries an element and
+ * in the order the MPI or NCCL library adds the ranks' contributions (the same for two ranks).
+ *
+ * No call allocates after reducer_create. A communication failure is fatal: it names this rank
+ * and aborts the job (the other ranks may be blocked in a collective that will never finish). */
+#ifndef DPT_REDUCE_H
+#define DPT_REDUCE_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#define REDUCE_MAX_BUCKETS 32
+
+/* Where the gradients are and how they split into buckets (one per layer, in layer order; the
+ * buckets cover grads[0, n) without overlap). */
+typedef struct reduce_layout {
+  float *grads;                    /* [n] memory of the backend */
+  size_t n;                        /* gradients in all */
+  int n_buckets;                   /* <= REDUCE_MAX_BUCKETS */
+  size_t off[REDUCE_MAX_BUCKETS];  /* bucket b is grads[off[b], off[b] + len[b]) */
+  size_t len[REDUCE_MAX_BUCKETS];
+} reduce_layout;
+
+/* What the user chose. */
+typedef struct reduce_opts {
+  int overlap;      /* start each bucket's sum during backward (1) or sum everything after (0) */
+  double timeout_s; /* device collectives: seconds a step's sums may take (0: no limit) */
+} reduce_opts;
+
+typedef struct reducer reducer;
+
+/* Make the reducer of this rank for `layout` on backend `be` over `comm` (collective over comm:
+ * every rank calls it with the same layout shape). The device path joins NCCL here and falls
+ * back to mpi-staged, saying why once, when it cannot. Returns the reducer, or NULL on every rank
+ * with log_fail (a failed event or buffer set-up). Logs the chosen strategy on rank 0. */
+reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_Comm comm, const reduce_opts *o);
+
+/* Bucket b's gradients are final (backward of layer b has been queued or computed). Starts its
+ * sum when the strategy overlaps; otherwise nothing. Buckets arrive in any order, each once per
+ * step. */
+void reducer_layer_ready(reducer *r, int b);
+
+/* 1 when reducer_progress does something (the loop then splits the backward GEMMs so that it
+ * can be called between blocks), 0 when it need not be called. */
+int reducer_wants_progress(const reducer *r);
+
+/* Advance the sums already started (MPI progresses non-blocking collectives only inside MPI
+ * calls). Never blocks. */
+void reducer_progress(reducer *r);
+
+/* After backward: every bucket's sum is in grads (on the device: the compute stream waits for
+ * them, so whatever is queued next sees the sums). `step` (1-based) names the step in messages. */
+void reducer_finish(reducer *r, int64_t step);
+
+/* The strategy's name ("local", "mpi", "mpi-buckets", "nccl", "mpi-staged"). */
+const char *reducer_name(const reducer *r);
+
+/* Seconds this rank spent waiting in reducer_finish so far. */
+double reducer_wait_s(const reducer *r);
+
+/* Free everything (NULL is a no-op). failed != 0 when the run is being abandoned: a device
+ * communicator is then aborted rather than finalized (peers may be gone). */
+void reducer_free(reducer *r, int failed);
+
+#endif
