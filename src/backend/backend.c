@@ -231,11 +231,18 @@ const backend_ops *backend_choose(int device, const char *key) {
     }
     return be;
   }
+  /* auto: CUDA only when every rank has a usable GPU (a node without one, or more ranks than
+   * GPUs somewhere, would otherwise mix backends and the collectives would not match). The
+   * agreement is collective over the world: every rank calls backend_choose. */
+  const backend_ops *be = NULL;
   if (backend_cuda_device_count(&why) > 0) {
-    const backend_ops *be = backend_get(BACKEND_CUDA);
-    if (be) return be;
-    why = log_last_error();
+    be = backend_get(BACKEND_CUDA);
+    if (!be) why = log_last_error();
   }
+  int mine = be != NULL, all = mine;
+  if (dist_size() > 1) MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, dist_comm()));
+  if (be && all) return be;
+  if (be) why = "not every rank has a usable GPU, so every rank computes on the CPU";
   log_info("%s = auto: cpu (%s)\n", key, why ? why : "no GPU");
   return backend_cpu();
 }
