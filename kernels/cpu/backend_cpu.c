@@ -123,7 +123,9 @@ static double cpu_softmax_xent(const float *logits, const int32_t *y, int B, int
     const float mx = z[arg];
     double sum = 0;
     for (int j = 0; j < C; j++) sum += xent_exp(z[j], mx);
-    loss += xent_loss(sum, z[y[r]], mx);
+    /* a label outside [0, C) makes the loss NaN, as on the GPU (never a read past the row) */
+    const int valid = y[r] >= 0 && y[r] < C;
+    loss += xent_loss(sum, valid ? z[y[r]] : NAN, mx);
     if (dlogits) {
       float *d = dlogits + (size_t)r * C;
       const double inv = 1.0 / sum;

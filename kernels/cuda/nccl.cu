@@ -144,6 +144,7 @@ void cuda_nccl_wait_compute(const char *what) {
     cudaError_t e = cudaStreamQuery(g_cuda.compute);
     if (e == cudaSuccess) return;
     if (e != cudaErrorNotReady) cuda_fatal("%s: CUDA error: %s", what, cudaGetErrorString(e));
+    cudaGetLastError(); /* "not ready" is recorded as the last error: clear it, or the next op's check aborts */
     const char *why = NULL;
     if (cuda_nccl_check(&why)) {
       if (g_comm) ncclCommAbort(g_comm), g_comm = NULL;

@@ -142,6 +142,21 @@ static void check_elementwise(const backend_ops *be) {
   free(Y), free(b), free(dY), free(m);
 }
 
+/* softmax_xent with a label outside [0, C): the loss is NaN on every backend, and the other
+ * rows' gradients are still written (the CPU once read past the row instead). */
+static void check_xent_bad_label(const backend_ops *be) {
+  enum { B = 3, C = 4 };
+  float *z = rand_host(B * C);
+  const int32_t y[B] = {1, C, -1};
+  float *dz = dev(be, z, sizeof(float) * B * C);
+  int32_t *dy = dev(be, y, sizeof y);
+  int correct = -1;
+  double loss = be->softmax_xent(dz, dy, B, C, 1.0f, NULL, &correct);
+  assert_true(isnan(loss));
+  assert_true(correct >= 0 && correct <= 1);
+  be->free(dz), be->free(dy), free(z);
+}
+
 static void check_dropout(const backend_ops *be) {
   enum { n = 20000 };
   float *X = rand_host(n);
@@ -369,6 +384,7 @@ static void run_backend(const backend_ops *be) {
   check_gemm(be);
   check_sparse(be);
   check_elementwise(be);
+  check_xent_bad_label(be);
   check_dropout(be);
   check_gemm_bf16(be);
   check_gather(be);
