@@ -202,19 +202,28 @@ const backend_ops *backend_get(backend_kind kind) {
   if (kind == BACKEND_CPU) return backend_cpu();
   const char *why = NULL;
   int n = backend_cuda_device_count(&why);
-  if (n == 0) return log_fail("no CUDA device: %s", why ? why : "unknown reason"), NULL;
+  if (n == 0) {
+    log_fail("no CUDA device: %s", why ? why : "unknown reason");
+    return NULL;
+  }
   /* one device per rank of a node: local rank modulo the devices this process sees; more ranks
    * than devices on a node only when asked for (DPT_SHARE_GPUS=1: ranks then share devices) */
   const char *share = getenv("DPT_SHARE_GPUS");
-  if (dist_local_size() > n && !(share && strcmp(share, "1") == 0))
-    return log_fail("%d ranks on this node but %d GPU%s: start at most one rank per GPU (or set "
-                    "DPT_SHARE_GPUS=1 to share them)", dist_local_size(), n, n == 1 ? "" : "s"), NULL;
+  if (dist_local_size() > n && !(share && strcmp(share, "1") == 0)) {
+    log_fail("%d ranks on this node but %d GPU%s: start at most one rank per GPU (or set DPT_SHARE_GPUS=1 to share "
+             "them; the gradient sums then go through host memory)",
+             dist_local_size(), n, n == 1 ? "" : "s");
+    return NULL;
+  }
   int device = dist_local_rank() % n;
   const char *tf32 = getenv("DPT_CUDA_TF32");
   unsigned flags = tf32 && *tf32 && strcmp(tf32, "0") != 0 ? BACKEND_CUDA_TF32 : 0;
   why = NULL;
   const backend_ops *ops = g_cuda->ops(device, flags, cuda_fatal, &why);
-  if (!ops) return log_fail("CUDA device %d: %s", device, why ? why : "set-up failed"), NULL;
+  if (!ops) {
+    log_fail("CUDA device %d: %s", device, why ? why : "set-up failed");
+    return NULL;
+  }
   g_cuda_device = device;
   return ops;
 }

@@ -130,8 +130,13 @@ int data_open(data_file *f, const char *path, MPI_Comm comm) {
   f->num_classes = -1;
   h5io_quiet();
   int ok = 1;
-  if (access(path, R_OK) != 0) ok = log_fail("%s: %s", path, strerror(errno)) == 0;
-  else if (H5Fis_hdf5(path) <= 0) ok = log_fail("%s: not an HDF5 file", path) == 0;
+  if (access(path, R_OK) != 0) {
+    log_fail("%s: %s", path, strerror(errno));
+    ok = 0;
+  } else if (H5Fis_hdf5(path) <= 0) {
+    log_fail("%s: not an HDF5 file", path);
+    ok = 0;
+  }
   if (!dist_agree(comm, ok)) return -1;
 
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -547,10 +547,10 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
   backend_pca_rows rows = {.m = b->end - b->begin, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
                            .indptr = b->indptr, .indices = b->indices, .values = b->values};
   c->px = c->be->pca_create(&rows, shift, (int)l);
-  if (dist_agree(c->comm, c->px != NULL || log_fail("pca: no memory for the %s copy of this rank's %lld %s and a block of %lld vectors",
-                                                    c->be->kind == BACKEND_CPU ? "cpu" : "device", (long long)rows.m,
-                                                    what, (long long)l) == 0))
-    return 0;
+  if (!c->px)
+    log_fail("pca: no memory for the %s copy of this rank's %lld %s and a block of %lld vectors",
+             c->be->kind == BACKEND_CPU ? "cpu" : "device", (long long)rows.m, what, (long long)l);
+  if (dist_agree(c->comm, c->px != NULL)) return 0;
   c->be->pca_destroy(c->px);
   c->px = NULL;
   return -1;
@@ -645,7 +645,10 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   int size = 1;
   if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(c->comm, &size));
   int64_t *bounds = xmalloc(sizeof(int64_t) * ((size_t)size + 1)); /* each rank's features */
-  if (pca_dual_transpose(local, n, d, c->comm, &t, bounds)) return free(bounds), -1;
+  if (pca_dual_transpose(local, n, d, c->comm, &t, bounds)) {
+    free(bounds);
+    return -1;
+  }
   fit_ctx keep = *c;
   c->d = n;
   c->hv = o->center ? xmalloc(sizeof(double) * (size_t)(n * l)) : NULL;
@@ -677,25 +680,34 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
 int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MPI_Comm comm,
             pca_result *r) {
   memset(r, 0, sizeof *r);
-  if (pca_check(o, n, d)) return dist_agree(comm, 0), -1; /* same inputs: every rank fails */
+  if (pca_check(o, n, d)) { /* same inputs: every rank fails */
+    dist_agree(comm, 0);
+    return -1;
+  }
   int64_t m = local->end - local->begin;
-  int ok = local->cols == d ||
-           log_fail("pca: local rows have %lld features, expected %lld", (long long)local->cols, (long long)d) == 0;
-  ok = ok && (m >= 0 || log_fail("pca: negative local row count") == 0);
+  int ok = 0;
+  if (local->cols != d)
+    log_fail("pca: local rows have %lld features, expected %lld", (long long)local->cols, (long long)d);
+  else if (m < 0)
+    log_fail("pca: negative local row count");
+  else
+    ok = 1;
   if (!dist_agree(comm, ok)) return -1;
   int64_t mn = 0;
   if (comm == MPI_COMM_NULL) mn = m;
   else MPI_CHECK(MPI_Allreduce(&m, &mn, 1, MPI_INT64_T, MPI_SUM, comm));
-  if (!dist_agree(comm, mn == n || log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n) == 0))
-    return -1;
+  if (mn != n) log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n);
+  if (!dist_agree(comm, mn == n)) return -1;
 
   fit_ctx c = {.comm = comm, .d = d, .denom = (double)(n - o->ddof)};
   double *sum = xcalloc((size_t)d, sizeof(double)), *sq = xcalloc((size_t)d, sizeof(double));
   double *mean = xcalloc((size_t)d, sizeof(double));
   int64_t bad = pca_ops_sum(local, sum);
   c.passes++;
-  if (!dist_agree(comm, bad == 0 || log_fail("pca: %lld non-finite values in rows %lld..%lld", (long long)bad,
-                                                (long long)local->begin, (long long)local->end - 1) == 0)) {
+  if (bad)
+    log_fail("pca: %lld non-finite values in rows %lld..%lld", (long long)bad, (long long)local->begin,
+             (long long)local->end - 1);
+  if (!dist_agree(comm, bad == 0)) {
     free(sum), free(sq), free(mean);
     return -1;
   }
@@ -718,7 +730,8 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (!(tv > 0)) {
     free(mean);
     log_fail("pca: the data has zero variance (every feature is constant)");
-    return dist_agree(comm, 0), -1;
+    dist_agree(comm, 0);
+    return -1;
   }
   c.shift = o->center ? mean : NULL;
 

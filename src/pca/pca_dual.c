@@ -176,8 +176,8 @@ int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm c
     MPI_CHECK(MPI_Comm_size(comm, &size));
     MPI_CHECK(MPI_Comm_rank(comm, &rank));
   }
-  int ok = n <= INT32_MAX || log_fail("pca: samples space: %lld samples exceed the 32-bit sample index", (long long)n) == 0;
-  if (!dist_agree(comm, ok)) return -1;
+  if (n > INT32_MAX) log_fail("pca: samples space: %lld samples exceed the 32-bit sample index", (long long)n);
+  if (!dist_agree(comm, n <= INT32_MAX)) return -1;
   int64_t m = local->end - local->begin, off = 0; /* this rank's first sample: the rows of the ranks before it */
   if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Exscan(&m, &off, 1, MPI_INT64_T, MPI_SUM, comm));
   if (rank == 0) off = 0;
