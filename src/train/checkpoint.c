@@ -40,7 +40,10 @@ int checkpoint_save(const char *path, const checkpoint *c) {
 /* Read a 1-D float dataset of exactly n values into a new buffer. */
 static float *read_vec(hid_t f, const char *name, size_t n, const char *path) {
   hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-  if (ds < 0) return log_fail("%s: no /%s", path, name), NULL;
+  if (ds < 0) {
+    log_fail("%s: no /%s", path, name);
+    return NULL;
+  }
   hid_t sp = H5Dget_space(ds);
   hssize_t got = H5Sget_simple_extent_npoints(sp);
   H5Sclose(sp);
@@ -123,6 +126,30 @@ done:
   H5Fclose(f);
   if (rc) checkpoint_free(c);
   return rc;
+}
+
+float *checkpoint_load_params(const char *path, size_t n_params) {
+  h5io_quiet();
+  if (access(path, R_OK) != 0) {
+    log_fail("%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  if (H5Fis_hdf5(path) <= 0) {
+    log_fail("%s: not an HDF5 file", path);
+    return NULL;
+  }
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    log_fail("%s: cannot open: %s", path, h5io_why());
+    return NULL;
+  }
+  float *p = NULL;
+  if (H5Lexists(f, "params", H5P_DEFAULT) <= 0)
+    log_fail("%s: no /params (train.init wants a float32 /params of the model's %zu parameters)", path, n_params);
+  else
+    p = read_vec(f, "params", n_params, path);
+  H5Fclose(f);
+  return p;
 }
 
 void checkpoint_free(checkpoint *c) {

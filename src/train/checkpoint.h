@@ -37,6 +37,11 @@ int checkpoint_save(const char *path, const checkpoint *c);
  * log_fail("PATH: why") for a missing, non-HDF5 or malformed file. */
 int checkpoint_load(const char *path, checkpoint *c);
 
+/* Read only /params of any HDF5 file (a checkpoint, or weights written elsewhere, e.g. exported
+ * from PyTorch in the layout above): a new host buffer of exactly n_params floats (free it), or
+ * NULL with log_fail("PATH: /params has N values, expected n_params") and the like. */
+float *checkpoint_load_params(const char *path, size_t n_params);
+
 void checkpoint_free(checkpoint *c);
 
 #endif

@@ -173,7 +173,22 @@ static int save_checkpoint(trainer *t, const char *path) {
   return dist_all_ok(ok) ? 0 : -1;
 }
 
-/* Load train.resume (full state) or train.init (weights only) into the model/optimizer. */
+/* train.init: the weights only, from the /params of any HDF5 file of the model's size (a
+ * checkpoint, or weights made elsewhere); the optimizer starts fresh. Collective. */
+static int init_params(trainer *t, const char *path) {
+  float *p = checkpoint_load_params(path, t->m.n_params);
+  if (!dist_all_ok(p != NULL)) {
+    free(p);
+    return -1;
+  }
+  t->be->upload(t->m.params, p, t->m.n_params * sizeof(float));
+  free(p);
+  log_info("initial weights: /params of %s\n", path);
+  return 0;
+}
+
+/* Load train.resume (full state) into the model and optimizer; full = 0 (eval) takes only the
+ * weights, checking that the checkpoint's layers are this model's. */
 static int restore(trainer *t, const char *path, int full) {
   checkpoint c;
   int ok = checkpoint_load(path, &c) == 0;
@@ -293,7 +308,7 @@ static int setup(trainer *t, int eval_only) {
                    .steps_per_epoch = t->smp.steps_per_epoch};
   model_init_params(&t->m, (uint64_t)config_int(c, "train.seed"));
   const char *init = config_str(c, "train.init"), *resume = config_str(c, "train.resume");
-  if (init && restore(t, init, 0)) return -1;
+  if (init && init_params(t, init)) return -1;
   if (resume && restore(t, resume, !eval_only)) return -1;
   /* output directory, resolved config, metrics */
   t->out = config_str(c, "train.out");
