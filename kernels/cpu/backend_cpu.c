@@ -197,16 +197,32 @@ static void cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, cons
               K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
 }
 
+static const backend_pca_ops k_cpu_pca = {
+    .create = backend_cpu_pca_create,
+    .apply = backend_cpu_pca_apply,
+    .fwd = backend_cpu_pca_fwd,
+    .apply_sum = NULL, /* optional: the CPU sums with MPI (src/pca/pca.c) */
+    .gram = backend_cpu_pca_gram,
+    .destroy = backend_cpu_pca_destroy,
+};
+
 static const backend_ops k_cpu = {
     .kind = BACKEND_CPU,
+    /* memory and staging */
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_copy,
     .download = cpu_copy,
     .fill = cpu_fill,
+    .host_alloc = cpu_alloc,
+    .host_free = cpu_free,
+    .upload_async = cpu_copy,
+    /* training: products */
     .gemm = cpu_gemm,
+    .gemm_bf16 = cpu_gemm_bf16,
     .spmm = cpu_spmm,
     .spmm_t = cpu_spmm_t,
+    /* training: elementwise, loss, reductions, update */
     .bias_act = cpu_bias_act,
     .act_backward = cpu_act_backward,
     .bias_grad = cpu_bias_grad,
@@ -216,18 +232,12 @@ static const backend_ops k_cpu = {
     .scale = cpu_scale,
     .sumsq = cpu_sumsq,
     .optim_update = backend_cpu_optim_update,
-    .pca_create = backend_cpu_pca_create,
-    .pca_apply = backend_cpu_pca_apply,
-    .pca_fwd = backend_cpu_pca_fwd,
-    .pca_gram = backend_cpu_pca_gram,
-    .pca_destroy = backend_cpu_pca_destroy,
     .max_norm = backend_cpu_max_norm,
+    /* trainer data path */
     .gather_rows = cpu_gather_rows,
     .gather_csr = cpu_gather_csr,
-    .gemm_bf16 = cpu_gemm_bf16,
-    .host_alloc = cpu_alloc,
-    .host_free = cpu_free,
-    .upload_async = cpu_copy,
+    /* PCA */
+    .pca = &k_cpu_pca,
 };
 
 const backend_ops *backend_cpu(void) { return &k_cpu; }

@@ -1,5 +1,5 @@
-/* pca_cpu.c — the CPU backend's PCA products (backend.h: pca_create / pca_apply / pca_fwd /
- * pca_gram / pca_destroy):
+/* pca_cpu.c — the CPU backend's PCA products (backend.h, backend_pca_ops: create / apply / fwd /
+ * gram / destroy):
  * w = Xcᵀ (Xc v) over one rank's rows, in double, for the row-major [d, l] blocks of src/pca/pca.c
  * (feature j's l coefficients contiguous at v + j*l: what a sparse row touches).
  *   dense: rows are converted to double (minus the shift) a chunk at a time, then two DGEMMs

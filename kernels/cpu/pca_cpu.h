@@ -1,5 +1,5 @@
-/* pca_cpu.h — CPU implementations of the PCA ops of src/backend/backend.h (pca_create, pca_apply,
- * pca_fwd, pca_gram, pca_destroy; contracts there). The CPU backend table (kernels/cpu/backend_cpu.c) points at
+/* pca_cpu.h — CPU implementations of the PCA ops of src/backend/backend.h (backend_pca_ops: create,
+ * apply, fwd, gram, destroy; contracts there). The CPU backend's k_cpu_pca table (kernels/cpu/backend_cpu.c) points at
  * these; the CUDA backend is tested against them. */
 #ifndef DPT_PCA_CPU_H
 #define DPT_PCA_CPU_H

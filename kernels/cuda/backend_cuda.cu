@@ -127,31 +127,76 @@ void cuda_upload_async(void *dst, const void *src, size_t bytes) {
   if (g_cuda.debug_sync) CUDA_CHECK(cudaStreamSynchronize(g_cuda.compute));
 }
 
+/* Designated initialisers, one slot per line, in backend.h's order (src/backend/backend.h). */
+static const backend_pca_ops k_cuda_pca = {
+    .create = cuda_pca_create,
+    .apply = cuda_pca_apply,
+    .fwd = cuda_pca_fwd,
+    .apply_sum = cuda_pca_apply_sum, /* optional slot: the CUDA backend has it (NCCL) */
+    .gram = cuda_pca_gram,
+    .destroy = cuda_pca_destroy,
+};
+
 static const backend_ops k_cuda_ops = {
-    BACKEND_CUDA,      cuda_alloc,      cuda_free,         cuda_copy,     cuda_copy,     cuda_fill,
-    cuda_gemm,         cuda_spmm,       cuda_spmm_t,       cuda_bias_act, cuda_act_backward,
-    cuda_bias_grad,    cuda_softmax_xent, cuda_dropout,    cuda_mul,      cuda_scale,    cuda_sumsq,
-    cuda_optim_update,
-    /* PCA (pca_fwd and pca_apply_sum share a signature: keep backend.h's order) */
-    cuda_pca_create,   cuda_pca_apply,  cuda_pca_fwd,      cuda_pca_apply_sum, cuda_pca_gram, cuda_pca_destroy,
-    cuda_max_norm,
-    /* trainer data path and precision */
-    cuda_gather_rows,  cuda_gather_csr, cuda_gemm_bf16,
-    /* staging */
-    cuda_host_alloc,   cuda_host_free,  cuda_upload_async,
+    .kind = BACKEND_CUDA,
+    /* memory and staging */
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_copy,
+    .download = cuda_copy,
+    .fill = cuda_fill,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .upload_async = cuda_upload_async,
+    /* training: products */
+    .gemm = cuda_gemm,
+    .gemm_bf16 = cuda_gemm_bf16,
+    .spmm = cuda_spmm,
+    .spmm_t = cuda_spmm_t,
+    /* training: elementwise, loss, reductions, update */
+    .bias_act = cuda_bias_act,
+    .act_backward = cuda_act_backward,
+    .bias_grad = cuda_bias_grad,
+    .softmax_xent = cuda_softmax_xent,
+    .dropout = cuda_dropout,
+    .mul = cuda_mul,
+    .scale = cuda_scale,
+    .sumsq = cuda_sumsq,
+    .optim_update = cuda_optim_update,
+    .max_norm = cuda_max_norm,
+    /* trainer data path */
+    .gather_rows = cuda_gather_rows,
+    .gather_csr = cuda_gather_csr,
+    /* PCA */
+    .pca = &k_cuda_pca,
 };
 
 /* ---- binding to a device --------------------------------------------------------------------- */
 
+/* A failing set-up call: *why names it, the error is cleared, and set-up unwinds at fail. */
 #define INIT_TRY(call)                                                                             \
   do {                                                                                             \
     cudaError_t init_e_ = (call);                                                                  \
     if (init_e_ != cudaSuccess) {                                                                  \
       if (why) *why = cuda_why("CUDA device %d: %s: %s", device, #call, cudaGetErrorString(init_e_)); \
       cudaGetLastError();                                                                          \
-      return NULL;                                                                                 \
+      goto fail;                                                                                   \
     }                                                                                              \
   } while (0)
+
+/* Release whatever a failed cuda_ops_init created (each field NULL when not made), so that a
+ * later call starts clean. */
+static void cuda_ops_release(void) {
+  if (g_cuda.blas) cublasDestroy(g_cuda.blas);
+  if (g_cuda.res_host_i) cudaFreeHost(g_cuda.res_host_i);
+  if (g_cuda.res_host) cudaFreeHost(g_cuda.res_host);
+  if (g_cuda.red_i) cudaFree(g_cuda.red_i);
+  if (g_cuda.red_d) cudaFree(g_cuda.red_d);
+  if (g_cuda.comm) cudaStreamDestroy(g_cuda.comm);
+  if (g_cuda.compute) cudaStreamDestroy(g_cuda.compute);
+  cudaGetLastError();
+  g_cuda = cuda_ctx{};
+}
 
 static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal)(const char *msg),
                                         const char **why) {
@@ -170,11 +215,12 @@ static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal
     return NULL;
   }
   cudaDeviceProp p;
+  cublasStatus_t s;
   INIT_TRY(cudaGetDeviceProperties(&p, device));
   if (p.major < 7) {
     if (why) *why = cuda_why("CUDA device %d (%s) has compute capability %d.%d; 7.0 or newer is needed", device,
                              p.name, p.major, p.minor);
-    return NULL;
+    goto fail;
   }
   INIT_TRY(cudaSetDevice(device));
   INIT_TRY(cudaStreamCreateWithFlags(&g_cuda.compute, cudaStreamNonBlocking));
@@ -183,21 +229,34 @@ static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal
   INIT_TRY(cudaMalloc(&g_cuda.red_i, sizeof(int) * (RED_BLOCKS + 1)));
   INIT_TRY(cudaMallocHost(&g_cuda.res_host, sizeof(double)));
   INIT_TRY(cudaMallocHost(&g_cuda.res_host_i, sizeof(int)));
-  cublasStatus_t s = cublasCreate(&g_cuda.blas);
-  if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g_cuda.blas, g_cuda.compute);
-  if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasSetMathMode(g_cuda.blas, (flags & BACKEND_CUDA_TF32) ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  s = cublasCreate(&g_cuda.blas);
   if (s != CUBLAS_STATUS_SUCCESS) {
-    if (why) *why = cuda_why("CUDA device %d: cuBLAS set-up: %s", device, cublasGetStatusString(s));
-    return NULL;
+    g_cuda.blas = NULL;
+    if (why) *why = cuda_why("CUDA device %d: cublasCreate: %s", device, cublasGetStatusString(s));
+    goto fail;
   }
-  const char *sync = getenv("DPT_CUDA_SYNC");
-  g_cuda.debug_sync = sync && *sync && strcmp(sync, "0") != 0;
+  s = cublasSetStream(g_cuda.blas, g_cuda.compute);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    if (why) *why = cuda_why("CUDA device %d: cublasSetStream: %s", device, cublasGetStatusString(s));
+    goto fail;
+  }
+  s = cublasSetMathMode(g_cuda.blas, (flags & BACKEND_CUDA_TF32) ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    if (why) *why = cuda_why("CUDA device %d: cublasSetMathMode: %s", device, cublasGetStatusString(s));
+    goto fail;
+  }
+  {
+    const char *sync = getenv("DPT_CUDA_SYNC");
+    g_cuda.debug_sync = sync && *sync && strcmp(sync, "0") != 0;
+  }
   g_cuda.tf32 = (flags & BACKEND_CUDA_TF32) != 0;
   g_cuda.fatal = fatal;
   g_cuda.device = device;
   g_cuda.ready = 1;
   return &k_cuda_ops;
+fail:
+  cuda_ops_release();
+  return NULL;
 }
 
 /* ---- streams and events ---------------------------------------------------------------------- */
@@ -264,9 +323,21 @@ static int cuda_event_query(void *ev, const char **why) {
 /* ---- the exported table ---------------------------------------------------------------------- */
 
 static const backend_cuda_api k_api = {
-    BACKEND_CUDA_ABI,   cuda_device_count,  cuda_device_info,        cuda_ops_init,    cuda_sync,
-    cuda_event_create,  cuda_event_destroy, cuda_event_record,       cuda_stream_wait, cuda_event_query,
-    cuda_nccl_get_id,   cuda_nccl_init,     cuda_nccl_allreduce_sum, cuda_nccl_check,  cuda_nccl_destroy,
+    .abi = BACKEND_CUDA_ABI,
+    .device_count = cuda_device_count,
+    .device_info = cuda_device_info,
+    .ops = cuda_ops_init,
+    .sync = cuda_sync,
+    .event_create = cuda_event_create,
+    .event_destroy = cuda_event_destroy,
+    .event_record = cuda_event_record,
+    .stream_wait = cuda_stream_wait,
+    .event_query = cuda_event_query,
+    .nccl_get_id = cuda_nccl_get_id,
+    .nccl_init = cuda_nccl_init,
+    .nccl_allreduce_sum = cuda_nccl_allreduce_sum,
+    .nccl_check = cuda_nccl_check,
+    .nccl_destroy = cuda_nccl_destroy,
 };
 
 extern "C" __attribute__((visibility("default"))) const backend_cuda_api *dpt_cuda_api(void) {

@@ -42,6 +42,13 @@ static int need_ready(const char **why) {
   return -1;
 }
 
+/* Abort the communicator without waiting for the other ranks (error paths). */
+static void nccl_abort_comm(void) {
+  if (!g_comm) return;
+  ncclCommAbort(g_comm);
+  g_comm = NULL;
+}
+
 int cuda_nccl_get_id(void *id, const char **why) {
   if (!id) {
     if (why) *why = "nccl_get_id: NULL id buffer";
@@ -147,12 +154,12 @@ void cuda_nccl_wait_compute(const char *what) {
     cudaGetLastError(); /* "not ready" is recorded as the last error: clear it, or the next op's check aborts */
     const char *why = NULL;
     if (cuda_nccl_check(&why)) {
-      if (g_comm) ncclCommAbort(g_comm), g_comm = NULL;
+      nccl_abort_comm();
       cuda_fatal("%s: %s", what, why);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (limit > 0 && (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) > limit) {
-      if (g_comm) ncclCommAbort(g_comm), g_comm = NULL;
+      nccl_abort_comm();
       cuda_fatal("%s: the NCCL sum did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is hung or gone", what,
                  limit);
     }

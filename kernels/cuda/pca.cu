@@ -1,5 +1,5 @@
-/* pca.cu — the CUDA backend's PCA products (backend.h: pca_create / pca_apply / pca_fwd /
- * pca_gram / pca_destroy),
+/* pca.cu — the CUDA backend's PCA products (backend.h, backend_pca_ops: create / apply / fwd /
+ * apply_sum / gram / destroy),
  * the same arithmetic as kernels/cpu/pca_cpu.c, in double: w = Xcᵀ (Xc v) over one rank's rows
  * for the row-major [d, l] blocks of src/pca/pca.c.
  *

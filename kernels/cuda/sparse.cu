@@ -5,13 +5,18 @@
  * Own kernels rather than cusparseSpMM: cuSPARSE's generic API documents CSR with 32-bit or with
  * 64-bit indices, not offsets and column indices of different widths, so it would need a
  * converted copy of every batch's indptr; it also wants a workspace (no op here allocates) and
- * its transposed product is not deterministic. A warp works on one (row, tile of 128 columns):
- * the row's (index, value) pairs are read 32 at a time, one per lane, and broadcast with
- * shuffles; each lane owns 4 columns of the tile, so reads of W / dY / Y rows are coalesced.
- *   spmm  : acc = beta·Y (0 when beta = 0: Y is not read), then acc += v·W[i, j] in the row's
- *           order — the CPU loop's arithmetic exactly (no FMA: --fmad=false), same bits.
- *   spmm_t: dW[i, j] += v·dY[r, j] with atomicAdd: sums over rows land in any order, so results
- *           may differ from the CPU's (and from run to run) in the last bits. */
+ * its transposed product is not deterministic. Each lane owns 4 columns of a tile of 128, so
+ * reads of W / dY / Y / dW rows are coalesced; (index, value) pairs are read 32 at a time, one
+ * per lane, and broadcast with shuffles.
+ *   spmm  : a warp per (row r, tile): acc = beta·Y (0 when beta = 0: Y is not read), then
+ *           acc += v·W[i, j] in the row's order — the CPU loop's arithmetic exactly (no FMA:
+ *           --fmad=false), same bits.
+ *   spmm_t: deterministic, without atomics or scratch. A warp per (tile, part p of the rows of
+ *           dW): it walks all of X in row order and applies only the entries whose column i has
+ *           i % parts == p (a ballot over the 32 pairs picks them), so every dW[i, j] has one
+ *           owner that adds its terms v·dY[r, j] in the CPU loop's order — the same bits as
+ *           the CPU, run after run. The price: each warp reads all of X's (index, value) pairs
+ *           (coalesced, from L2), parts × tiles times over in all. */
 #include "cuda_common.cuh"
 
 enum { SP_THREADS = 256, SP_WARPS = SP_THREADS / 32, SP_COLS = 4, SP_TILE = 32 * SP_COLS };
@@ -58,34 +63,46 @@ __global__ void spmm_kernel(int B, int N, const int64_t *indptr, const int32_t *
   }
 }
 
-__global__ void spmm_t_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-                              const float *dY, float *dW) {
+/* dW[i, j] += sum over entries (r, i, v) of X of v·dY[r, j], for the columns i with
+ * i % parts == p: warp (p, tile) owns those rows of dW in its tile and adds in row order. */
+__global__ void spmm_t_kernel(int B, int N, int parts, const int64_t *indptr, const int32_t *indices,
+                              const float *values, const float *dY, float *dW) {
   const int lane = threadIdx.x & 31;
   const int tiles = (N + SP_TILE - 1) / SP_TILE;
-  const int64_t items = (int64_t)B * tiles;
+  const int64_t items = (int64_t)parts * tiles;
   for (int64_t it = (int64_t)blockIdx.x * SP_WARPS + (threadIdx.x >> 5); it < items;
        it += (int64_t)gridDim.x * SP_WARPS) {
-    const int r = (int)(it / tiles), j0 = (int)(it % tiles) * SP_TILE;
-    const float *d = dY + (size_t)r * N;
-    float g[SP_COLS];
+    const int p = (int)(it / tiles), j0 = (int)(it % tiles) * SP_TILE;
+    for (int r = 0; r < B; r++) {
+      const int64_t k0 = indptr[r], k1 = indptr[r + 1];
+      if (k0 == k1) continue;
+      const float *d = dY + (size_t)r * N;
+      float g[SP_COLS] = {0.0f, 0.0f, 0.0f, 0.0f};
+      int have_g = 0;
+      for (int64_t kb = k0; kb < k1; kb += 32) {
+        const int cnt = k1 - kb < 32 ? (int)(k1 - kb) : 32;
+        const int my_i = lane < cnt ? indices[kb + lane] : 0;
+        const float my_v = lane < cnt ? values[kb + lane] : 0.0f;
+        unsigned mine = __ballot_sync(0xffffffffu, lane < cnt && my_i % parts == p);
+        if (mine && !have_g) { /* this row has entries of part p: read its dY tile once */
 #pragma unroll
-    for (int c = 0; c < SP_COLS; c++) {
-      const int j = j0 + c * 32 + lane;
-      g[c] = j < N ? d[j] : 0.0f;
-    }
-    const int64_t k0 = indptr[r], k1 = indptr[r + 1];
-    for (int64_t kb = k0; kb < k1; kb += 32) {
-      const int cnt = k1 - kb < 32 ? (int)(k1 - kb) : 32;
-      const int my_i = lane < cnt ? indices[kb + lane] : 0;
-      const float my_v = lane < cnt ? values[kb + lane] : 0.0f;
-      for (int t = 0; t < cnt; t++) {
-        const int i = __shfl_sync(0xffffffffu, my_i, t);
-        const float v = __shfl_sync(0xffffffffu, my_v, t);
-        float *w = dW + (size_t)i * N;
+          for (int c = 0; c < SP_COLS; c++) {
+            const int j = j0 + c * 32 + lane;
+            g[c] = j < N ? d[j] : 0.0f;
+          }
+          have_g = 1;
+        }
+        while (mine) { /* the chosen pairs in their order within the row */
+          const int t = __ffs(mine) - 1;
+          mine &= mine - 1;
+          const int i = __shfl_sync(0xffffffffu, my_i, t);
+          const float v = __shfl_sync(0xffffffffu, my_v, t);
+          float *w = dW + (size_t)i * N;
 #pragma unroll
-        for (int c = 0; c < SP_COLS; c++) {
-          const int j = j0 + c * 32 + lane;
-          if (j < N) atomicAdd(w + j, v * g[c]);
+          for (int c = 0; c < SP_COLS; c++) {
+            const int j = j0 + c * 32 + lane;
+            if (j < N) w[j] = w[j] + v * g[c];
+          }
         }
       }
     }
@@ -115,6 +132,13 @@ void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, con
 void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
                  const float *dY, float *dW) {
   if (B <= 0 || N <= 0) return;
-  spmm_t_kernel<<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, dY, dW);
+  /* parts: ~2048 warps over all tiles to fill the device, at most 256 (each warp reads all of
+   * X's pairs), at least 1 */
+  const int tiles = (N + SP_TILE - 1) / SP_TILE;
+  int parts = 2048 / tiles;
+  parts = parts < 1 ? 1 : parts > 256 ? 256 : parts;
+  const int64_t items = (int64_t)parts * tiles;
+  const unsigned blocks = (unsigned)((items + SP_WARPS - 1) / SP_WARPS);
+  spmm_t_kernel<<<blocks, SP_THREADS, 0, g_cuda.compute>>>(B, N, parts, indptr, indices, values, dY, dW);
   KERNEL_CHECK("spmm_t");
 }

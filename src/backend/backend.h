@@ -4,8 +4,17 @@
  * A backend is a table of ops (backend_ops): memory, GEMM, sparse products, fused elementwise
  * kernels, the loss, dropout, reductions and the fused optimizer update. kernels/cpu implements
  * it on OpenBLAS and C loops; kernels/cuda (a dlopen'ed module) on cuBLAS and .cu kernels; the
- * per-element arithmetic both share is in the headers of kernels/common. tests/unit/
- * test_backend_ops.c checks every op of every backend against plain C. */
+ * per-element arithmetic both share is in the headers of kernels/common. The PCA products are a
+ * table of their own (backend_pca_ops, be->pca). tests/backend/test_backend_ops.c checks every op
+ * of every backend against plain double loops and the CPU backend.
+ *
+ * Adding an op: (1) a slot with its contract comment here, in the section it belongs to (mark it
+ * OPTIONAL when a backend may leave it NULL); (2) the CPU implementation in kernels/cpu and its
+ * line in the k_cpu table (backend_cpu.c); (3) the CUDA launcher in the op family's
+ * file under kernels/cuda, its declaration in cuda_common.cuh and its line in k_cuda_ops
+ * (backend_cuda.cu); (4) bump BACKEND_CUDA_ABI (backend_cuda_api.h: the table's layout changed);
+ * (5) an entry in the harness table of tests/backend/test_backend_ops.c (it fails while a slot
+ * has none); (6) the callers in src/. */
 #ifndef DPT_BACKEND_H
 #define DPT_BACKEND_H
 
@@ -41,25 +50,76 @@ typedef struct backend_pca_rows {
 /* A backend's working copy of those rows for pca_apply (its own layout and scratch). */
 typedef struct backend_pca backend_pca;
 
+/* The PCA products of power/subspace iteration over one rank's rows (src/pca/pca.c, pca_cli.c),
+ * in double, reached as be->pca. Vectors and results are host memory, row-major. */
+typedef struct backend_pca_ops {
+  /* Take the rows (and the centre shift [d], NULL for none) for blocks of up to lmax vectors;
+   * the CPU backend keeps pointers to rows and shift (they must outlive the object), the CUDA
+   * one copies them to the device (CSR also as its transpose, values in double). NULL when out
+   * of memory. */
+  backend_pca *(*create)(const backend_pca_rows *rows, const double *shift, int lmax);
+  /* w [d, l] = Xcᵀ (Xc v) for v [d, l], Xc = rows − 1 shiftᵀ (never formed for CSR: the shift
+   * enters as rank-one corrections); w is overwritten. */
+  void (*apply)(backend_pca *p, const double *v, int l, double *w);
+  /* y [m, l] = Xc v for v [d, l] (y overwritten): the first half of apply alone (src/pca/pca.c
+   * maps the samples-space eigenvectors to components with it). */
+  void (*fwd)(backend_pca *p, const double *v, int l, double *y);
+  /* OPTIONAL (NULL on the CPU backend): apply, then w summed over the ranks on the device (the
+   * CUDA module's NCCL communicator, which must exist: backend_nccl_join) before it comes back,
+   * so the host gets the sum without an MPI all-reduce. Collective over that communicator:
+   * every rank calls it with the same l, a rank without rows adds zeros. */
+  void (*apply_sum)(backend_pca *p, const double *v, int l, double *w);
+  /* g [d, d] (both triangles, overwritten) = Xcᵀ Xc, the exact route for small d. Returns 0,
+   * or -1 when out of memory for its d×d scratch (nothing written then). */
+  int (*gram)(backend_pca *p, double *g);
+  /* Free (NULL is a no-op). */
+  void (*destroy)(backend_pca *p);
+} backend_pca_ops;
+
 /* The compute a backend provides. Pointers are device pointers of that backend (host memory for
- * the CPU). Matrices are row-major; shapes in comments. No op allocates. */
+ * the CPU). Matrices are row-major; shapes in comments. No op allocates. Every slot is required
+ * unless its comment says OPTIONAL (NULL allowed; callers test it). Tables are filled with
+ * designated initialisers, one slot per line (kernels/cpu/backend_cpu.c, kernels/cuda/
+ * backend_cuda.cu). */
 typedef struct backend_ops {
   backend_kind kind;
-  /* memory */
+
+  /* ---- memory and staging ------------------------------------------------------------------ */
   void *(*alloc)(size_t bytes);                               /* zeroed; NULL on failure */
   void (*free)(void *p);
   void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
   void (*download)(void *dst, const void *src, size_t bytes); /* device -> host */
   void (*fill)(float *x, size_t n, float v);
+  /* Host memory for staging batches: page-locked on CUDA (cudaMallocHost: copies from it are
+   * asynchronous and run at full bus speed), plain on the CPU; zeroed; NULL on failure.
+   * host_free(NULL) is a no-op. */
+  void *(*host_alloc)(size_t bytes);
+  void (*host_free)(void *p);
+  /* host -> device copy queued in order with the ops that follow (the compute stream); returns
+   * at once when src is host_alloc memory. src must not change until an op that returns a value
+   * to the host (download, softmax_xent, sumsq) has run after it. */
+  void (*upload_async)(void *dst, const void *src, size_t bytes);
+
+  /* ---- training: products ------------------------------------------------------------------ */
   /* C[M,N] = alpha * op(A) · op(B) + beta * C, op = transpose when ta/tb (sgemm semantics) */
   void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
+  /* gemm with bf16 inputs: C[M,N] = alpha * bf16(op(A)) · bf16(op(B)) + beta * C, where bf16()
+   * rounds each element to bfloat16 (round to nearest even, kernels/common/bf16.h), products and
+   * sums in fp32, C fp32. ws: scratch of backend_gemm_bf16_ws(M, N, K) floats (the rounded
+   * copies of the operands), memory of the backend, allocated by the caller at set-up. */
+  void (*gemm_bf16)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc, float *ws);
   /* Y[B,N] = X[B,K] · W[K,N] with X in CSR (indptr rebased to 0); beta as gemm */
   void (*spmm)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
                const float *W, float beta, float *Y);
-  /* dW[K,N] += X[B,K]^T · dY[B,N] with X in CSR */
+  /* dW[K,N] += X[B,K]^T · dY[B,N] with X in CSR. Deterministic on every backend: each dW[i, j]
+   * gets its terms in row order (the CPU loop's order), so the result is the same bits run
+   * after run and across backends. */
   void (*spmm_t)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
                  const float *dY, float *dW);
+
+  /* ---- training: elementwise, loss, reductions, update --------------------------------------- */
   /* Y[B,N] = act(Y + b[N]) in place */
   void (*bias_act)(float *Y, const float *b, int B, int N, backend_act act);
   /* dY[n] *= act'(.) expressed through the activation's output Y[n] */
@@ -68,7 +128,8 @@ typedef struct backend_ops {
   void (*bias_grad)(float *db, const float *dY, int B, int N);
   /* Softmax cross-entropy over logits[B,C] with labels y[B]: returns the summed loss (double),
    * counts argmax == y into *correct, and when dlogits != NULL writes
-   * dlogits = (softmax - onehot) * scale (dlogits may be logits itself). Numerically stable. */
+   * dlogits = (softmax - onehot) * scale (dlogits may be logits itself). Numerically stable.
+   * A label outside [0, C) makes the loss NaN (never a read outside the row). */
   double (*softmax_xent)(const float *logits, const int32_t *y, int B, int C, float scale,
                          float *dlogits, int *correct);
   /* Inverted dropout: Y[i] = X[i] * mask[i], mask[i] = 1/(1-p) with probability 1-p, else 0. The
@@ -85,31 +146,11 @@ typedef struct backend_ops {
   /* One fused optimizer update over n parameters: p, g and up to three state buffers. */
   void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0,
                        float *s1, float *s2, size_t n);
-  /* PCA (src/pca/pca.c): the products of power/subspace iteration over one rank's rows, in double.
-   * pca_create: take the rows (and the centre shift [d], NULL for none) for blocks of up to lmax
-   * vectors; the CPU backend keeps pointers to rows and shift (they must outlive the object),
-   * the CUDA one copies them to the device (CSR also as its transpose, values in double).
-   * NULL when out of memory. pca_apply: w [d, l] = Xcᵀ (Xc v) for v [d, l], both host memory,
-   * row-major, Xc = rows − 1 shiftᵀ (never formed for CSR: the shift enters as rank-one
-   * corrections); w is overwritten. pca_destroy: free (NULL is a no-op). */
-  backend_pca *(*pca_create)(const backend_pca_rows *rows, const double *shift, int lmax);
-  void (*pca_apply)(backend_pca *p, const double *v, int l, double *w);
-  /* pca_fwd: y [m, l] = Xc v for v [d, l] (host memory, row-major; y overwritten), the first
-   * half of pca_apply alone (src/pca/pca.c maps the samples-space eigenvectors to components with it). */
-  void (*pca_fwd)(backend_pca *p, const double *v, int l, double *y);
-  /* pca_apply_sum (optional: NULL on the CPU backend): pca_apply, then w summed over the ranks on
-   * the device (the CUDA module's NCCL communicator, which must exist: backend_nccl_join) before
-   * it comes back, so the host gets the sum without an MPI all-reduce. Collective over that
-   * communicator: every rank calls it with the same l, a rank without rows adds zeros. */
-  void (*pca_apply_sum)(backend_pca *p, const double *v, int l, double *w);
-  /* pca_gram: g [d, d] (host, both triangles, overwritten) = Xcᵀ Xc, the exact route for small
-   * d. Returns 0, or -1 when out of memory for its d×d scratch (nothing written then). */
-  int (*pca_gram)(backend_pca *p, double *g);
-  void (*pca_destroy)(backend_pca *p);
   /* Max-norm constraint: every column j of W[K,N] (a unit's incoming weights) is rescaled to
    * norm <= c. */
   void (*max_norm)(float *W, int K, int N, float c);
-  /* trainer data path and precision */
+
+  /* ---- trainer data path ------------------------------------------------------------------- */
   /* Gather rows: dst[i, :] = src[idx[i], :] for i < n, rows of `cols` 4-byte elements (float
    * features or int32 labels); dst [n, cols], src [*, cols], idx [n] (each a row of src). All
    * three are memory of the backend; dst may not overlap src. */
@@ -120,21 +161,9 @@ typedef struct backend_ops {
    * dst_ptr[n] entries. All memory of the backend. */
   void (*gather_csr)(int32_t *dst_ind, float *dst_val, const int64_t *dst_ptr, const int64_t *src_ptr,
                      const int32_t *src_ind, const float *src_val, const int64_t *idx, int n);
-  /* gemm with bf16 inputs: C[M,N] = alpha * bf16(op(A)) · bf16(op(B)) + beta * C, where bf16()
-   * rounds each element to bfloat16 (round to nearest even, kernels/common/bf16.h), products and
-   * sums in fp32, C fp32. ws: scratch of backend_gemm_bf16_ws(M, N, K) floats (the rounded
-   * copies of the operands), memory of the backend, allocated by the caller at set-up. */
-  void (*gemm_bf16)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc, float *ws);
-  /* Host memory for staging batches: page-locked on CUDA (cudaMallocHost: copies from it are
-   * asynchronous and run at full bus speed), plain on the CPU; zeroed; NULL on failure.
-   * host_free(NULL) is a no-op. */
-  void *(*host_alloc)(size_t bytes);
-  void (*host_free)(void *p);
-  /* host -> device copy queued in order with the ops that follow (the compute stream); returns
-   * at once when src is host_alloc memory. src must not change until an op that returns a value
-   * to the host (download, softmax_xent, sumsq) has run after it. */
-  void (*upload_async)(void *dst, const void *src, size_t bytes);
+
+  /* ---- PCA (its own table: backend_pca_ops above) ------------------------------------------ */
+  const backend_pca_ops *pca;
 } backend_ops;
 
 /* Floats of scratch gemm_bf16 needs for an M x N x K product: op(A) [M,K] and op(B) [K,N], plus

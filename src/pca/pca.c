@@ -103,8 +103,8 @@ static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
   double t0 = MPI_Wtime();
   if (c->hv) centre_cols(v, c->d, l, c->hv), v = c->hv;
-  if (c->device_sum) c->be->pca_apply_sum(c->px, v, l, w); /* summed on the device */
-  else c->be->pca_apply(c->px, v, l, w);
+  if (c->device_sum) c->be->pca->apply_sum(c->px, v, l, w); /* summed on the device */
+  else c->be->pca->apply(c->px, v, l, w);
   double t1 = MPI_Wtime();
   if (!c->device_sum) allreduce_sum(w, n, c->comm);
   c->reduce_s += MPI_Wtime() - t1;
@@ -297,7 +297,7 @@ static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const doub
 static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double *res) {
   int64_t d = c->d;
   double *g = xmalloc(sizeof(double) * (size_t)(d * d));
-  if (c->be->pca_gram(c->px, g)) {
+  if (c->be->pca->gram(c->px, g)) {
     free(g);
     return log_fail("pca: no memory for the %lld x %lld covariance on the %s", (long long)d, (long long)d,
                     c->be->kind == BACKEND_CPU ? "host" : "device");
@@ -546,12 +546,12 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
                          const char *what) {
   backend_pca_rows rows = {.m = b->end - b->begin, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
                            .indptr = b->indptr, .indices = b->indices, .values = b->values};
-  c->px = c->be->pca_create(&rows, shift, (int)l);
+  c->px = c->be->pca->create(&rows, shift, (int)l);
   if (!c->px)
     log_fail("pca: no memory for the %s copy of this rank's %lld %s and a block of %lld vectors",
              c->be->kind == BACKEND_CPU ? "cpu" : "device", (long long)rows.m, what, (long long)l);
   if (dist_agree(c->comm, c->px != NULL)) return 0;
-  c->be->pca_destroy(c->px);
+  c->be->pca->destroy(c->px);
   c->px = NULL;
   return -1;
 }
@@ -561,7 +561,7 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
 static void fwd_cols(fit_ctx *c, double *x, int l, double *y) {
   if (c->hv) centre_cols(x, c->d, l, x); /* Xcᵀ x = Xᵀ H x */
   double t0 = MPI_Wtime();
-  c->be->pca_fwd(c->px, x, l, y);
+  c->be->pca->fwd(c->px, x, l, y);
   c->pass_s += MPI_Wtime() - t0;
 }
 
@@ -666,7 +666,7 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
     for (int i = 0; i < o->k; i++)
       if (!(res[i] <= o->tol)) *converged = 0;
   }
-  if (c->px) c->be->pca_destroy(c->px);
+  if (c->px) c->be->pca->destroy(c->px);
   free(vec);
   free(cvec);
   free(c->hv);
@@ -747,7 +747,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   const backend_cuda_api *nccl = NULL; /* a device backend sums the products with NCCL */
   int size = 1;
   if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
-  if (c.be->kind == BACKEND_CUDA && c.be->pca_apply_sum && size > 1 && meth != PCA_COVARIANCE) {
+  if (c.be->kind == BACKEND_CUDA && c.be->pca->apply_sum && size > 1 && meth != PCA_COVARIANCE) {
     nccl = backend_nccl_join(comm); /* without it (e.g. two ranks on one GPU) the sums stay MPI */
     if (!nccl && log_last_error()[0]) log_rank("pca: %s; the products are summed on the host with MPI", log_last_error());
     c.device_sum = nccl != NULL;
@@ -769,7 +769,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     } else if (rc == 0) {
       rc = run_solver(&c, o, meth, (int)l, comp, NULL, lam, res, &iters, &converged);
     }
-    if (c.px) c.be->pca_destroy(c.px);
+    if (c.px) c.be->pca->destroy(c.px);
   }
   if (nccl) {
     const char *why = NULL;

@@ -94,7 +94,7 @@ int pca_project(const pca_result *r, const backend_ops *be, const data_block *b,
   if (step > 1 || rows < b->end - b->begin) strided_rows(b, rows, step, &sub), b = &sub;
   backend_pca_rows br = {.m = rows, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
                          .indptr = b->indptr, .indices = b->indices, .values = b->values};
-  backend_pca *p = be->pca_create(&br, r->mean, k);
+  backend_pca *p = be->pca->create(&br, r->mean, k);
   if (!p) {
     data_block_free(&sub);
     return log_fail("pca: no memory for the %s copy of %lld rows to project", be->kind == BACKEND_CPU ? "cpu" : "device",
@@ -103,9 +103,9 @@ int pca_project(const pca_result *r, const backend_ops *be, const data_block *b,
   double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *y = xmalloc(sizeof(double) * (size_t)(rows * k));
   for (int64_t j = 0; j < d; j++) /* v [d, k] = the first k components as columns */
     for (int i = 0; i < k; i++) v[j * k + i] = r->components[i * d + j];
-  be->pca_fwd(p, v, k, y); /* y = (X − 1μᵀ) v */
+  be->pca->fwd(p, v, k, y); /* y = (X − 1μᵀ) v */
   for (int64_t i = 0; i < rows * k; i++) out[i] = (float)y[i];
-  be->pca_destroy(p);
+  be->pca->destroy(p);
   data_block_free(&sub);
   free(v);
   free(y);

@@ -3,7 +3,7 @@
  * Each function makes one pass over the rows of a data_block and ADDS its contribution to the
  * output (the caller zeroes it and all-reduces the sum over ranks). `shift` [d] is the vector
  * subtracted from every row (the global mean), or NULL for none. The products over the rows
- * (w = Xcᵀ Xc v, and Xcᵀ Xc itself) are backend ops (backend.h: pca_apply, pca_gram), so that
+ * (w = Xcᵀ Xc v, and Xcᵀ Xc itself) are backend ops (backend.h: be->pca->apply, be->pca->gram), so that
  * they run on the CPU or the GPU. */
 #ifndef DPT_PCA_OPS_H
 #define DPT_PCA_OPS_H
