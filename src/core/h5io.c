@@ -269,3 +269,18 @@ int h5io_attr_get_string(hid_t obj, const char *name, char **out) {
   H5Aclose(a);
   return rc;
 }
+
+hid_t h5io_open_read(const char *path) {
+  h5io_quiet();
+  if (access(path, R_OK) != 0) {
+    log_fail("%s: %s", path, strerror(errno));
+    return H5I_INVALID_HID;
+  }
+  if (H5Fis_hdf5(path) <= 0) {
+    log_fail("%s: not an HDF5 file", path);
+    return H5I_INVALID_HID;
+  }
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) log_fail("%s: cannot open: %s", path, h5io_why());
+  return f;
+}

@@ -20,6 +20,10 @@ void h5io_quiet(void);
  * "unknown HDF5 error". The string is static; valid until the next call. */
 const char *h5io_why(void);
 
+/* Open an existing HDF5 file read-only (serial): the file, or H5I_INVALID_HID with one log_fail
+ * line "PATH: No such file or directory" / "PATH: not an HDF5 file" / "PATH: cannot open: why". */
+hid_t h5io_open_read(const char *path);
+
 typedef struct h5io_out {
   hid_t file; /* open file to write into; H5I_INVALID_HID after commit/discard */
   char *path; /* final name */

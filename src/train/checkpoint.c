@@ -67,11 +67,8 @@ static herr_t collect_state(hid_t g, const char *name, const H5L_info_t *info, v
 
 int checkpoint_load(const char *path, checkpoint *c) {
   memset(c, 0, sizeof *c);
-  h5io_quiet();
-  if (access(path, R_OK) != 0) return log_fail("%s: %s", path, strerror(errno));
-  if (H5Fis_hdf5(path) <= 0) return log_fail("%s: not an HDF5 file", path);
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) return log_fail("%s: cannot open: %s", path, h5io_why());
+  hid_t f = h5io_open_read(path);
+  if (f < 0) return -1;
   int rc = -1;
   int64_t smp[4];
   hid_t ds = -1;
@@ -129,20 +126,8 @@ done:
 }
 
 float *checkpoint_load_params(const char *path, size_t n_params) {
-  h5io_quiet();
-  if (access(path, R_OK) != 0) {
-    log_fail("%s: %s", path, strerror(errno));
-    return NULL;
-  }
-  if (H5Fis_hdf5(path) <= 0) {
-    log_fail("%s: not an HDF5 file", path);
-    return NULL;
-  }
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) {
-    log_fail("%s: cannot open: %s", path, h5io_why());
-    return NULL;
-  }
+  hid_t f = h5io_open_read(path);
+  if (f < 0) return NULL;
   float *p = NULL;
   if (H5Lexists(f, "params", H5P_DEFAULT) <= 0)
     log_fail("%s: no /params (train.init wants a float32 /params of the model's %zu parameters)", path, n_params);

@@ -51,6 +51,19 @@ expect_usage_error() {
   if [ "$fails" -eq "$before" ] && [ "$last_rc" -ne 2 ]; then fail "$1: exit $last_rc, expected 2"; fi
 }
 
+# mnist_slice DST NTRAIN NTEST: the first rows of the real MNIST as a small dataset file.
+mnist_slice() {
+  "$PY" - "$DPT_DATA/mnist.h5" "$@" <<'PY'
+import sys, h5py
+src, dst, ntrain, ntest = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+    g.attrs["num_classes"] = 10
+    for s, n in (("train", ntrain), ("test", ntest)):
+        g.create_dataset(f"{s}/X", data=f[f"{s}/X"][:n]).attrs["scale"] = 1 / 255
+        g[f"{s}/y"] = f[f"{s}/y"][:n]
+PY
+}
+
 finish() {
   if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
   echo "all checks passed"

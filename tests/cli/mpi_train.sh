@@ -12,15 +12,7 @@
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5"
-"$PY" - "$DPT_DATA/mnist.h5" "$T/small.h5" <<'PY'
-import sys, h5py
-src, dst = sys.argv[1:]
-with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
-    g.attrs["num_classes"] = 10
-    for s, n in (("train", 3000), ("test", 1000)):
-        g.create_dataset(f"{s}/X", data=f[f"{s}/X"][:n]).attrs["scale"] = 1 / 255
-        g[f"{s}/y"] = f[f"{s}/y"][:n]
-PY
+mnist_slice "$T/small.h5" 3000 1000
 cat > "$T/small.ini" <<INI
 [data]
 path = $T/small.h5
