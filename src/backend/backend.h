@@ -47,7 +47,7 @@ typedef struct backend_pca_rows {
   const float *values;
 } backend_pca_rows;
 
-/* A backend's working copy of those rows for pca_apply (its own layout and scratch). */
+/* A backend's working copy of those rows for the pca ops (its own layout and scratch). */
 typedef struct backend_pca backend_pca;
 
 /* The PCA products of power/subspace iteration over one rank's rows (src/pca/pca.c, pca_cli.c),

@@ -69,7 +69,7 @@ void pca_result_free(pca_result *r) {
 /* ---- the distributed operator ------------------------------------------------------------------ */
 
 typedef struct fit_ctx {
-  const backend_ops *be; /* the block products (pca_apply) */
+  const backend_ops *be; /* the block products (be->pca->apply) */
   backend_pca *px;       /* be's copy of the rows */
   MPI_Comm comm;
   int64_t d;
@@ -95,9 +95,9 @@ static void centre_cols(const double *src, int64_t rows, int l, double *dst) {
   free(mu);
 }
 
-/* w [d, l] = C v for row-major blocks: one pass over the local rows on the backend (pca_apply)
+/* w [d, l] = C v for row-major blocks: one pass over the local rows on the backend (pca->apply)
  * and one all-reduce of the d×l block. Samples space (d = N): w = K v = H (Σ X_f X_fᵀ) H v /
- * (N − ddof), X_f the columns of the features a rank holds (its pca_apply), the sum over the
+ * (N − ddof), X_f the columns of the features a rank holds (its pca->apply), the sum over the
  * ranks by the all-reduce, H on both sides when centring. */
 static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
