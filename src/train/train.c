@@ -189,20 +189,26 @@ static int init_params(trainer *t, const char *path) {
 
 /* Load train.resume (full state) into the model and optimizer; full = 0 (eval) takes only the
  * weights, checking that the checkpoint's layers are this model's. */
+/* Does checkpoint c (read from path) fit this run? 0, or -1 with log_fail. */
+static int check_checkpoint(const trainer *t, const checkpoint *c, const char *path, int full) {
+  if (c->n_params != t->m.n_params || c->n_dims != t->m.spec.n_layers + 1 ||
+      memcmp(c->dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c->n_dims) != 0)
+    return log_fail("%s: the checkpoint's layers do not match this config's model", path);
+  if (!full) return 0;
+  if (strcmp(c->optimizer, config_str(t->cfg, "optim.name")) != 0)
+    return log_fail("%s: checkpoint of optimizer %s cannot resume with %s", path, c->optimizer,
+                    config_str(t->cfg, "optim.name"));
+  if (c->n_train != t->smp.n || c->batch != t->smp.batch)
+    return log_fail("%s: checkpoint was taken with %lld rows and batch %lld, not %lld and %lld", path,
+                    (long long)c->n_train, (long long)c->batch, (long long)t->smp.n, (long long)t->smp.batch);
+  if (c->n_state != t->opt.n_state)
+    return log_fail("%s: checkpoint holds %d optimizer buffers, %d expected", path, c->n_state, t->opt.n_state);
+  return 0;
+}
+
 static int restore(trainer *t, const char *path, int full) {
   checkpoint c;
-  int ok = checkpoint_load(path, &c) == 0;
-  if (ok && (c.n_params != t->m.n_params || c.n_dims != t->m.spec.n_layers + 1 ||
-             memcmp(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims) != 0))
-    ok = log_fail("%s: the checkpoint's layers do not match this config's model", path) == 0;
-  if (ok && full && strcmp(c.optimizer, config_str(t->cfg, "optim.name")) != 0)
-    ok = log_fail("%s: checkpoint of optimizer %s cannot resume with %s", path, c.optimizer,
-                  config_str(t->cfg, "optim.name")) == 0;
-  if (ok && full && (c.n_train != t->smp.n || c.batch != t->smp.batch))
-    ok = log_fail("%s: checkpoint was taken with %lld rows and batch %lld, not %lld and %lld", path,
-                  (long long)c.n_train, (long long)c.batch, (long long)t->smp.n, (long long)t->smp.batch) == 0;
-  if (ok && full && c.n_state != t->opt.n_state)
-    ok = log_fail("%s: checkpoint holds %d optimizer buffers, %d expected", path, c.n_state, t->opt.n_state) == 0;
+  int ok = checkpoint_load(path, &c) == 0 && check_checkpoint(t, &c, path, full) == 0;
   if (!dist_all_ok(ok)) {
     checkpoint_free(&c);
     return -1;
@@ -247,12 +253,14 @@ static int setup(trainer *t, int eval_only) {
   int rank = dist_rank(), size = dist_size();
   const char *path = config_str(c, "data.path");
   if (!path) {
-    int ok = log_fail("%s: [data] path is required", config_path(c) ? config_path(c) : "config") == 0;
-    return dist_all_ok(ok) ? 0 : -1;
+    log_fail("%s: [data] path is required", config_path(c) ? config_path(c) : "config");
+    dist_all_ok(0);
+    return -1;
   }
   if (!dist_all_ok(data_open(&t->data, path, dist_comm()) == 0)) return -1;
   data_file *f = &t->data;
-  if (!dist_all_ok(f->test.present || log_fail("%s: no /test split to evaluate on", path) == 0)) return -1;
+  if (!f->test.present) log_fail("%s: no /test split to evaluate on", path);
+  if (!dist_all_ok(f->test.present)) return -1;
   int64_t batch = config_enum(c, "optim.name") == OPTIM_GD ? f->train.rows : config_int(c, "train.batch_size");
   if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, (uint64_t)config_int(c, "train.seed"), rank, size) == 0))
     return -1;
@@ -278,9 +286,11 @@ static int setup(trainer *t, int eval_only) {
                   .init = (model_init_kind)config_enum(c, "model.init"),
                   .bf16 = config_enum(c, "train.precision") == CONFIG_PRECISION_BF16,
                   .csr_input = f->train.kind == DATA_CSR};
-  if (s.input_dropout > 0 && f->train.kind == DATA_CSR &&
-      !dist_all_ok(log_fail("%s: [model] input_dropout applies to dense data only", config_path(c)) == 0))
+  if (s.input_dropout > 0 && f->train.kind == DATA_CSR) { /* the same on every rank */
+    log_fail("%s: [model] input_dropout applies to dense data only", config_path(c));
+    dist_all_ok(0);
     return -1;
+  }
   int64_t hidden[MODEL_MAX_LAYERS];
   int nh = config_int_list(c, "model.hidden", hidden, MODEL_MAX_LAYERS - 1);
   s.n_layers = nh + 1;
@@ -288,7 +298,8 @@ static int setup(trainer *t, int eval_only) {
   for (int i = 0; i < nh; i++) s.dims[i + 1] = hidden[i];
   s.dims[nh + 1] = t->classes;
   t->be = backend_choose(config_enum(c, "train.device"), "[train] device");
-  if (!dist_all_ok(t->be != NULL || log_prefix(config_path(c) ? config_path(c) : "config") == 0)) return -1;
+  if (!t->be) log_prefix(config_path(c) ? config_path(c) : "config");
+  if (!dist_all_ok(t->be != NULL)) return -1;
   if (config_int(c, "train.threads") > 0) backend_cpu_set_threads((int)config_int(c, "train.threads"));
   int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
   if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
@@ -329,7 +340,10 @@ static int setup(trainer *t, int eval_only) {
       buf_clear(&p);
       buf_printf(&p, "%s/metrics.jsonl", t->out);
       t->metrics = fopen(p.data, resume ? "a" : "w");
-      if (!t->metrics) ok = log_fail("%s: %s", p.data, strerror(errno)) == 0;
+      if (!t->metrics) {
+        log_fail("%s: %s", p.data, strerror(errno));
+        ok = 0;
+      }
     }
     buf_free(&p);
   }
@@ -437,8 +451,11 @@ static int run(trainer *t) {
         metrics_write(t, eval_json(t, epoch + 1, last_train_loss, &r, now() - t_start, epoch_s, sps, lr));
       }
     }
-    if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t, ck.data))
-      return buf_free(&ck), free(r.confusion), -1;
+    if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t, ck.data)) {
+      buf_free(&ck);
+      free(r.confusion);
+      return -1;
+    }
   }
   if (!r.confusion) evaluate(t, 1, &r); /* resumed at the very end: still report */
   double wall = now() - t_start, wait = reducer_wait_s(t->red);
@@ -489,8 +506,9 @@ int train_main(int argc, char **argv, int eval_only) {
     config_free(t.cfg);
     return LOG_EXIT_USAGE;
   }
-  if (eval_only && !dist_all_ok(config_str(t.cfg, "train.resume") != NULL ||
-                                log_fail("eval: give the checkpoint as train.resume=PATH") == 0)) {
+  const int no_resume = eval_only && config_str(t.cfg, "train.resume") == NULL;
+  if (no_resume) log_fail("eval: give the checkpoint as train.resume=PATH");
+  if (!dist_all_ok(!no_resume)) {
     config_free(t.cfg);
     return LOG_EXIT_USAGE;
   }
