@@ -35,28 +35,12 @@ int dist_init(int *argc, char ***argv) {
   return 0;
 }
 
-/* Wait for req: MPI_Test flat out for the first millisecond (ranks that arrive together go on at
- * full speed), then every millisecond with a sleep in between, where MPI's own waits poll a core
- * flat out: a rank that waits long for another (rank 0 writing the results) leaves its core to the
- * others and to child processes (the gnuplot of `dptrain pca`). Returns MPI's code. */
-static int wait_idle(MPI_Request *req) {
-  const struct timespec nap = {0, 1000000};
-  const double spin_until = MPI_Wtime() + 1e-3;
-  for (int done = 0;;) {
-    int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS || done) return rc;
-    if (MPI_Wtime() > spin_until) nanosleep(&nap, NULL);
-  }
-}
-
 void dist_finalize(void) {
   int fin = 0;
   MPI_Finalized(&fin);
   if (g_started && !fin) {
     fflush(stdout); /* what this rank printed goes on before the ranks part */
     fflush(stderr);
-    MPI_Request req; /* failures ignored: MPI_Finalize comes next */
-    if (g_size > 1 && MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) wait_idle(&req);
     MPI_Finalize();
   }
   g_started = 0;
@@ -97,9 +81,7 @@ int dist_all_ok(int ok) {
   }
   /* Key: failing ranks with a message first (their rank), then silent failures, then the ok. */
   int mine = ok ? 2 * g_size : log_last_error()[0] ? g_rank : g_size + g_rank, first = 0;
-  MPI_Request req;
-  MPI_CHECK(MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &req));
-  MPI_CHECK(wait_idle(&req));
+  MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
   if (first == 2 * g_size) return 1;
   if (first % g_size == g_rank) log_report();
   return 0;

@@ -22,9 +22,7 @@
  * Returns 0, or -1 with log_fail set. Safe to call once per process. */
 int dist_init(int *argc, char ***argv);
 
-/* Finalise MPI if dist_init started it. The ranks first meet at a barrier that sleeps while it
- * waits: a rank that finishes early leaves its core to the others and to child processes (the
- * gnuplot of `dptrain pca`) instead of polling it in MPI_Finalize. Collective. */
+/* Finalise MPI if dist_init started it, after flushing what this rank printed. Collective. */
 void dist_finalize(void);
 
 int dist_rank(void);       /* rank in the world (0 before dist_init) */
@@ -45,8 +43,7 @@ void dist_allreduce_sum(void *x, int64_t n, MPI_Datatype type, MPI_Comm comm);
 
 /* Collective over the world: returns 1 when ok is non-zero on every rank; otherwise 0 on every
  * rank, after one failing rank has printed its log_last_error() line: the lowest rank that has a
- * message (ranks that failed only because another did call log_silent() and stay quiet). A rank
- * that waits here for more than a millisecond sleeps between polls (as dist_finalize's barrier). */
+ * message (ranks that failed only because another did call log_silent() and stay quiet). */
 int dist_all_ok(int ok);
 
 /* Collective over comm (no printing): 1 when ok is non-zero on every rank of comm, else 0; a rank

@@ -326,7 +326,8 @@ static void print_summary(const pca_result *r, const pca_opts *o, const char *pa
  * are projected and gathered to the drawing rank, which starts gnuplot on them (pca_pictures.h);
  * it runs on while rank 0 writes the topics and pca.h5, and through MPI_Finalize. The drawing rank
  * is another rank on rank 0's node when there is one (it shares rank 0's file system, and its
- * core is free while rank 0 writes: it waits without polling, dist_all_ok), else rank 0 itself.
+ * core is idle while rank 0 writes), else rank 0 itself. Measured against rank 0 drawing and
+ * waiting before MPI_Finalize (launch/run.sh -n 2, spam_lsa): 0.34 s against 0.40 s.
  * Without gnuplot rank 0 says why. Returns 0, or -1 on every rank (the projection failed). */
 static int start_pictures(const pca_result *r, const pca_opts *o, const data_split *s, const data_block *b,
                           const char *path, const char *out) {
