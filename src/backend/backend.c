@@ -228,10 +228,10 @@ const backend_ops *backend_get(backend_kind kind) {
   return ops;
 }
 
-const backend_ops *backend_choose(int device, const char *key) {
+const backend_ops *backend_choose(backend_device device, const char *key) {
   const char *why = NULL;
-  if (device == 1) return backend_cpu();
-  if (device == 2) {
+  if (device == BACKEND_DEVICE_CPU) return backend_cpu();
+  if (device == BACKEND_DEVICE_CUDA) {
     const backend_ops *be = backend_get(BACKEND_CUDA);
     if (!be) {
       char p[96];

@@ -184,10 +184,17 @@ void backend_cpu_set_threads(int n);
  * DPT_CUDA_TF32=1 lets its GEMMs use TF32, DPT_CUDA_SYNC=1 synchronises after every op. */
 const backend_ops *backend_get(backend_kind kind);
 
-/* The backend of a `device = auto | cpu | cuda` config key (device 0, 1, 2; key e.g.
- * "[pca] device"): cpu; cuda (NULL with log_fail "KEY = cuda: why" when unusable); auto: cuda
- * when a GPU is usable, else the CPU, logging "KEY = auto: cpu (why)". */
-const backend_ops *backend_choose(int device, const char *key);
+/* Where a command asks to compute: a `device = auto | cpu | cuda` config key. */
+typedef enum backend_device {
+  BACKEND_DEVICE_AUTO, /* CUDA when every rank has a usable GPU, else the CPU */
+  BACKEND_DEVICE_CPU,  /* the CPU backend */
+  BACKEND_DEVICE_CUDA  /* the CUDA backend, or an error */
+} backend_device;
+
+/* The backend of a device key (key names it in messages, e.g. "[pca] device"): cpu; cuda (NULL
+ * with log_fail "KEY = cuda: why" when unusable); auto: cuda when a GPU is usable on every rank,
+ * else the CPU, logging "KEY = auto: cpu (why)" (collective over the world). */
+const backend_ops *backend_choose(backend_device device, const char *key);
 
 typedef struct backend_device_info {
   char name[128];      /* e.g. "OpenBLAS 0.3.21 (2 threads)" or "NVIDIA H100 80GB HBM3" */

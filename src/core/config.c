@@ -56,6 +56,17 @@ static const char *const v_precision[] = {"fp32", "bf16", NULL};
 static const char *const v_pca_method[] = {"auto", "block", "deflation", "covariance", NULL};
 static const char *const v_pca_space[] = {"auto", "features", "samples", NULL};
 
+/* Each list has one value per constant of its enum config_* (config.h), plus the NULL. */
+#define NUM_VALUES(v) (sizeof v / sizeof *v - 1)
+_Static_assert(NUM_VALUES(v_activation) == CONFIG_ACTIVATION_SIGMOID + 1, "v_activation vs enum config_activation");
+_Static_assert(NUM_VALUES(v_init) == CONFIG_INIT_XAVIER + 1, "v_init vs enum config_init");
+_Static_assert(NUM_VALUES(v_optim) == CONFIG_OPTIM_ADAMW + 1, "v_optim vs enum config_optim");
+_Static_assert(NUM_VALUES(v_schedule) == CONFIG_SCHEDULE_COSINE + 1, "v_schedule vs enum config_schedule");
+_Static_assert(NUM_VALUES(v_device) == CONFIG_DEVICE_CUDA + 1, "v_device vs enum config_device");
+_Static_assert(NUM_VALUES(v_precision) == CONFIG_PRECISION_BF16 + 1, "v_precision vs enum config_precision");
+_Static_assert(NUM_VALUES(v_pca_method) == CONFIG_PCA_METHOD_COVARIANCE + 1, "v_pca_method vs enum config_pca_method");
+_Static_assert(NUM_VALUES(v_pca_space) == CONFIG_PCA_SPACE_SAMPLES + 1, "v_pca_space vs enum config_pca_space");
+
 /* The schema: sections in this order, the keys of one section together. */
 static const key_spec schema[] = {
     {"data", "path", T_STR, NULL, 0, 0, 0, NULL, "HDF5 dataset from `dptrain prep` (required)"},
@@ -438,7 +449,10 @@ static char *reader(char *str, int num, void *stream) {
   x->p = nl ? nl + 1 : x->end;
   x->lineno++;
   if (x->lineno == 1 && e - s >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3;
-  if (memchr(s, '\0', (size_t)(e - s))) return ctx_fail(x, "contains a NUL byte"), NULL;
+  if (memchr(s, '\0', (size_t)(e - s))) {
+    ctx_fail(x, "contains a NUL byte");
+    return NULL;
+  }
   while (s < e && isspace((unsigned char)*s)) s++;
   for (const char *q = s; q < e; q++) /* comment: ';' or '#' first, or after whitespace */
     if ((*q == ';' || *q == '#') && (q == s || isspace((unsigned char)q[-1]))) {
@@ -448,24 +462,33 @@ static char *reader(char *str, int num, void *stream) {
   while (e > s && isspace((unsigned char)e[-1])) e--;
   size_t n = (size_t)(e - s);
   if (n + 2 > (size_t)num) {
-    return ctx_fail(x, "line too long (at most %d characters)", num - 2), NULL;
+    ctx_fail(x, "line too long (at most %d characters)", num - 2);
+    return NULL;
   }
   memcpy(str, s, n);
   str[n] = '\0';
   if (n && str[0] == '[') {
     char *close = strchr(str, ']');
-    if (!close) return ctx_fail(x, "malformed section header '%s' (no ']')", str), NULL;
-    if (close[1]) return ctx_fail(x, "unexpected text after ']' in '%s'", str), NULL;
+    if (!close) {
+      ctx_fail(x, "malformed section header '%s' (no ']')", str);
+      return NULL;
+    }
+    if (close[1]) {
+      ctx_fail(x, "unexpected text after ']' in '%s'", str);
+      return NULL;
+    }
     *close = '\0';
     char *name = trim(str + 1), hint[96];
     if (find_section(name) < 0) {
       suggest_section(name, hint, sizeof hint);
-      return ctx_fail(x, "unknown section [%.100s]%s", name, hint), NULL;
+      ctx_fail(x, "unknown section [%.100s]%s", name, hint);
+      return NULL;
     }
     snprintf(str, (size_t)num, "[%s]", sections[find_section(name)]); /* canonical, fits */
     n = strlen(str);
   } else if (n && !strpbrk(str, "=:")) {
-    return ctx_fail(x, "expected 'key = value' or '[section]', got '%s'", str), NULL;
+    ctx_fail(x, "expected 'key = value' or '[section]', got '%s'", str);
+    return NULL;
   }
   str[n] = '\n';
   str[n + 1] = '\0';

@@ -25,7 +25,8 @@
 /* At most this many hidden layers in model.hidden. */
 #define CONFIG_MAX_LAYERS 16
 
-/* Values of the enum keys, in schema order: config_enum() returns these. */
+/* Values of the enum keys, in schema order: config_enum() returns these. The options builders
+ * (train_opts.c, pca_cli.c) translate them into the enums of the modules that use them. */
 enum config_activation {
   CONFIG_ACTIVATION_RELU,
   CONFIG_ACTIVATION_TANH,
@@ -51,6 +52,7 @@ enum config_pca_method {
   CONFIG_PCA_METHOD_DEFLATION,
   CONFIG_PCA_METHOD_COVARIANCE
 };
+enum config_pca_space { CONFIG_PCA_SPACE_AUTO, CONFIG_PCA_SPACE_FEATURES, CONFIG_PCA_SPACE_SAMPLES };
 
 typedef struct config config;
 

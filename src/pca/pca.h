@@ -25,10 +25,10 @@
 
 #include "data.h"
 
-/* Same order as config_enum("pca.method"). */
+/* [pca] method (pca_cli.c maps the config's value onto it). */
 typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE } pca_method;
 
-/* Which vectors block and deflation iterate on (same order as config_enum("pca.space")):
+/* Which vectors block and deflation iterate on ([pca] space):
  *   PCA_SPACE_FEATURES  D-vectors with C = Xcᵀ Xc / (N − ddof): one pass over the local rows and
  *                       an all-reduce of D×ℓ doubles per product (what the header above says);
  *   PCA_SPACE_SAMPLES   N-vectors with the Gram operator K = Xc Xcᵀ / (N − ddof) = H X Xᵀ H /

@@ -122,8 +122,9 @@ typedef struct proj_split {
 /* Gather this rank's projected rows px [m, k] and labels y [m] to rank `root` (collective). */
 static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, int k, int root, proj_split *ps) {
   int size = dist_size(), rank = dist_rank();
-  int ok = n * k < INT_MAX || log_fail("pca: transform: %lld x %d values exceed MPI's int count", (long long)n, k) == 0;
-  if (!dist_all_ok(ok)) return -1;
+  const int fits = n * k < INT_MAX;
+  if (!fits) log_fail("pca: transform: %lld x %d values exceed MPI's int count", (long long)n, k);
+  if (!dist_all_ok(fits)) return -1;
   int *cnt = xmalloc(sizeof(int) * (size_t)size), *disp = xmalloc(sizeof(int) * (size_t)size);
   int *cnty = xmalloc(sizeof(int) * (size_t)size), *dispy = xmalloc(sizeof(int) * (size_t)size);
   int mine = (int)m;
@@ -417,6 +418,77 @@ static int write_projection(const pca_result *r, const pca_opts *o, data_file *f
   return dist_all_ok(rc == 0) ? 0 : -1;
 }
 
+/* The options of `dptrain pca`: every [data] and [pca] key it uses, read once by
+ * pca_cli_opts_build. Strings point into the config: valid while it lives unchanged. */
+typedef struct pca_cli_opts {
+  const char *label;     /* the config file's path, or "config": what error lines start with */
+  const char *path;      /* [data] path: the dataset (required) */
+  const char *out;       /* [pca] out: the result file */
+  const char *transform; /* [pca] transform: also write the projected rows here, or NULL */
+  backend_device device; /* [pca] device: where the block products run */
+  pca_opts pca;          /* the solver's options; pca_main chooses its backend */
+} pca_cli_opts;
+
+/* config_enum's constants (config.h) onto this module's enums; -Wswitch names a missing case. */
+static void bad_enum(const char *key, int v) {
+  fprintf(stderr, "dptrain: internal error: %s: enum value %d has no translation\n", key, v);
+  abort();
+}
+
+static pca_method method_of(enum config_pca_method v) {
+  switch (v) {
+  case CONFIG_PCA_METHOD_AUTO: return PCA_AUTO;
+  case CONFIG_PCA_METHOD_BLOCK: return PCA_BLOCK;
+  case CONFIG_PCA_METHOD_DEFLATION: return PCA_DEFLATION;
+  case CONFIG_PCA_METHOD_COVARIANCE: return PCA_COVARIANCE;
+  }
+  bad_enum("pca.method", (int)v);
+  return PCA_AUTO;
+}
+
+static pca_space space_of(enum config_pca_space v) {
+  switch (v) {
+  case CONFIG_PCA_SPACE_AUTO: return PCA_SPACE_AUTO;
+  case CONFIG_PCA_SPACE_FEATURES: return PCA_SPACE_FEATURES;
+  case CONFIG_PCA_SPACE_SAMPLES: return PCA_SPACE_SAMPLES;
+  }
+  bad_enum("pca.space", (int)v);
+  return PCA_SPACE_AUTO;
+}
+
+static backend_device device_of(enum config_device v) {
+  switch (v) {
+  case CONFIG_DEVICE_AUTO: return BACKEND_DEVICE_AUTO;
+  case CONFIG_DEVICE_CPU: return BACKEND_DEVICE_CPU;
+  case CONFIG_DEVICE_CUDA: return BACKEND_DEVICE_CUDA;
+  }
+  bad_enum("pca.device", (int)v);
+  return BACKEND_DEVICE_AUTO;
+}
+
+/* Fill *o from c and check what depends on the config alone (data.path is required: "FILE:
+ * [data] path is required"); pca_check, which needs the data's shape, comes later. Returns 0,
+ * or -1 with log_fail. The only code of `dptrain pca` that reads config keys. */
+static int pca_cli_opts_build(pca_cli_opts *o, const config *c) {
+  *o = (pca_cli_opts){0};
+  o->label = config_path(c) ? config_path(c) : "config";
+  o->path = config_str(c, "data.path");
+  if (!o->path) return log_fail("%s: [data] path is required", o->label);
+  o->out = config_str(c, "pca.out");
+  o->transform = config_str(c, "pca.transform");
+  o->device = device_of((enum config_device)config_enum(c, "pca.device"));
+  o->pca = (pca_opts){.k = (int)config_int(c, "pca.k"),
+                      .method = method_of((enum config_pca_method)config_enum(c, "pca.method")),
+                      .oversample = (int)config_int(c, "pca.oversample"),
+                      .tol = config_double(c, "pca.tol"),
+                      .max_iter = (int)config_int(c, "pca.max_iter"),
+                      .ddof = (int)config_int(c, "pca.ddof"),
+                      .center = config_bool(c, "pca.center") == 1,
+                      .space = space_of((enum config_pca_space)config_enum(c, "pca.space")),
+                      .seed = 0};
+  return 0;
+}
+
 int pca_main(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') {
     if (dist_rank() == 0) fprintf(stderr, "usage: dptrain pca CONFIG.ini [section.key=value ...]\n");
@@ -424,30 +496,24 @@ int pca_main(int argc, char **argv) {
   }
   config *cfg = NULL;
   if (!dist_all_ok(config_load(&cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
-  const char *cpath = config_path(cfg) ? config_path(cfg) : "config";
   int code = LOG_EXIT_USAGE;
   data_file f = {0};
   data_block b = {0};
   pca_result r = {0};
   const data_split *s = NULL;
-  const char *path = config_str(cfg, "data.path"), *out = config_str(cfg, "pca.out");
-  if (!dist_all_ok(path || log_fail("%s: [data] path is required", cpath) == 0)) goto done;
-  const char *tpath = config_str(cfg, "pca.transform");
-  pca_opts o = {.k = (int)config_int(cfg, "pca.k"),
-                .method = (pca_method)config_enum(cfg, "pca.method"),
-                .oversample = (int)config_int(cfg, "pca.oversample"),
-                .tol = config_double(cfg, "pca.tol"),
-                .max_iter = (int)config_int(cfg, "pca.max_iter"),
-                .ddof = (int)config_int(cfg, "pca.ddof"),
-                .center = config_bool(cfg, "pca.center") == 1,
-                .space = (pca_space)config_enum(cfg, "pca.space"),
-                .seed = 0};
+  pca_cli_opts po;
+  if (!dist_all_ok(pca_cli_opts_build(&po, cfg) == 0)) goto done; /* the same on every rank */
+  const char *path = po.path, *out = po.out, *tpath = po.transform;
+  pca_opts o = po.pca;
   if (!dist_all_ok(dist_nccl_timeout() >= 0)) goto done; /* the watchdog of the device sums */
-  o.backend = backend_choose(config_enum(cfg, "pca.device"), "[pca] device");
-  if (!dist_all_ok(o.backend != NULL || log_prefix(cpath) == 0)) goto done;
+  o.backend = backend_choose(po.device, "[pca] device");
+  if (!o.backend) log_prefix(po.label);
+  if (!dist_all_ok(o.backend != NULL)) goto done;
   if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) goto done;
   s = &f.train;
-  if (!dist_all_ok(pca_check(&o, s->rows, s->cols) == 0 || log_prefix(cpath) == 0)) goto done;
+  const int fits = pca_check(&o, s->rows, s->cols) == 0;
+  if (!fits) log_prefix(po.label);
+  if (!dist_all_ok(fits)) goto done;
   int64_t lo, hi;
   data_shard(s->rows, dist_rank(), dist_size(), &lo, &hi);
   if (!dist_all_ok(data_read_block(&f, s, lo, hi, &b) == 0)) goto done;

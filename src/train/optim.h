@@ -16,9 +16,9 @@
 
 #include "backend.h"
 
-/* In the order of the config enum [optim] name = gd|sgd|momentum|nesterov|adagrad|rmsprop|adam|
- * adamw. gd, sgd and momentum are torch.optim.SGD (they differ in defaults: momentum 0.9 for
- * `momentum`); nesterov is SGD(nesterov=True). */
+/* [optim] name = gd|sgd|momentum|nesterov|adagrad|rmsprop|adam|adamw (train_opts.c maps the
+ * config's value onto it). gd, sgd and momentum are torch.optim.SGD (they differ in defaults:
+ * momentum 0.9 for `momentum`); nesterov is SGD(nesterov=True). */
 typedef enum optim_kind {
   OPTIM_GD,
   OPTIM_SGD,

@@ -25,9 +25,11 @@
 #include "optim.h"
 #include "reduce.h"
 #include "sampler.h"
+#include "train_opts.h"
 
 typedef struct trainer {
-  config *cfg;
+  config *cfg;               /* kept for its resolved INI text (config.ini, checkpoints) */
+  train_opts o;              /* every key the trainer uses, read once (train_opts.h) */
   const backend_ops *be;
   data_file data;
   data_block local;          /* this rank's training rows [lo, hi) */
@@ -42,7 +44,6 @@ typedef struct trainer {
   int64_t *rows;             /* row ids of the local batch */
   int64_t classes;
   reducer *red;              /* the gradient sums of every step (reduce.h) */
-  const char *out;
   FILE *metrics;
   int overlap;               /* start each layer's reduction during backward (1) or after (0) */
   double nccl_timeout;       /* seconds a step's device sums may take (DPT_NCCL_TIMEOUT; 0: no limit) */
@@ -151,9 +152,9 @@ static int save_checkpoint(trainer *t, const char *path) {
   if (dist_rank() == 0) {
     checkpoint c = {.n_params = t->m.n_params, .n_state = t->opt.n_state, .step = t->opt.step,
                     .epoch = t->smp.epoch, .step_in_epoch = t->smp.step,
-                    .seed = config_int(t->cfg, "train.seed"), .world_size = dist_size(),
+                    .seed = (int64_t)t->o.seed, .world_size = dist_size(),
                     .n_train = t->smp.n, .batch = t->smp.batch,
-                    .optimizer = (char *)config_str(t->cfg, "optim.name")};
+                    .optimizer = (char *)t->o.optim_name};
     c.n_dims = t->m.spec.n_layers + 1;
     memcpy(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims);
     size_t bytes = t->m.n_params * sizeof(float);
@@ -195,9 +196,9 @@ static int check_checkpoint(const trainer *t, const checkpoint *c, const char *p
       memcmp(c->dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c->n_dims) != 0)
     return log_fail("%s: the checkpoint's layers do not match this config's model", path);
   if (!full) return 0;
-  if (strcmp(c->optimizer, config_str(t->cfg, "optim.name")) != 0)
+  if (strcmp(c->optimizer, t->o.optim_name) != 0)
     return log_fail("%s: checkpoint of optimizer %s cannot resume with %s", path, c->optimizer,
-                    config_str(t->cfg, "optim.name"));
+                    t->o.optim_name);
   if (c->n_train != t->smp.n || c->batch != t->smp.batch)
     return log_fail("%s: checkpoint was taken with %lld rows and batch %lld, not %lld and %lld", path,
                     (long long)c->n_train, (long long)c->batch, (long long)t->smp.n, (long long)t->smp.batch);
@@ -231,38 +232,18 @@ static int restore(trainer *t, const char *path, int full) {
 
 /* ---- set-up --------------------------------------------------------------------------------- */
 
-static int optim_from_config(const config *c, optim_hparams *h) {
-  static const char *const keys[] = {"lr", "momentum", "dampening", "alpha", "eps", "beta1", "beta2",
-                                     "weight_decay", "lr_decay", "initial_accumulator", "clip_norm", "max_norm"};
-  double *dst[] = {&h->lr, &h->momentum, &h->dampening, &h->alpha, &h->eps, &h->beta1, &h->beta2,
-                   &h->weight_decay, &h->lr_decay, &h->initial_accumulator, &h->clip_norm, &h->max_norm};
-  optim_defaults((optim_kind)config_enum(c, "optim.name"), h);
-  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-    char k[64];
-    snprintf(k, sizeof k, "optim.%s", keys[i]);
-    if (config_is_set(c, k)) *dst[i] = config_double(c, k);
-  }
-  if (config_is_set(c, "optim.centered")) h->centered = config_bool(c, "optim.centered");
-  if (optim_validate(h)) return log_prefix(config_path(c) ? config_path(c) : "config");
-  return 0;
-}
-
-/* Everything before the first step; returns 0, or -1 (reported once, on every rank). */
+/* Everything before the first step, from the options t->o; returns 0, or -1 (reported once, on
+ * every rank). */
 static int setup(trainer *t, int eval_only) {
-  const config *c = t->cfg;
+  const train_opts *o = &t->o;
   int rank = dist_rank(), size = dist_size();
-  const char *path = config_str(c, "data.path");
-  if (!path) {
-    log_fail("%s: [data] path is required", config_path(c) ? config_path(c) : "config");
-    dist_all_ok(0);
-    return -1;
-  }
+  const char *path = o->data_path;
   if (!dist_all_ok(data_open(&t->data, path, dist_comm()) == 0)) return -1;
   data_file *f = &t->data;
   if (!f->test.present) log_fail("%s: no /test split to evaluate on", path);
   if (!dist_all_ok(f->test.present)) return -1;
-  int64_t batch = config_enum(c, "optim.name") == OPTIM_GD ? f->train.rows : config_int(c, "train.batch_size");
-  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, (uint64_t)config_int(c, "train.seed"), rank, size) == 0))
+  int64_t batch = o->optim.kind == OPTIM_GD ? f->train.rows : o->batch_size;
+  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, o->seed, rank, size) == 0))
     return -1;
   int64_t lo, hi, tb, te;
   sampler_local_rows(&t->smp, &lo, &hi);
@@ -280,56 +261,53 @@ static int setup(trainer *t, int eval_only) {
     t->classes = mx + 1 < 2 ? 2 : mx + 1;
   }
   /* model */
-  model_spec s = {.act = (backend_act)(1 + config_enum(c, "model.activation")),
-                  .dropout = (float)config_double(c, "model.dropout"),
-                  .input_dropout = (float)config_double(c, "model.input_dropout"),
-                  .init = (model_init_kind)config_enum(c, "model.init"),
-                  .bf16 = config_enum(c, "train.precision") == CONFIG_PRECISION_BF16,
+  model_spec s = {.act = o->act,
+                  .dropout = o->dropout,
+                  .input_dropout = o->input_dropout,
+                  .init = o->init,
+                  .bf16 = o->bf16,
                   .csr_input = f->train.kind == DATA_CSR};
   if (s.input_dropout > 0 && f->train.kind == DATA_CSR) { /* the same on every rank */
-    log_fail("%s: [model] input_dropout applies to dense data only", config_path(c));
+    log_fail("%s: [model] input_dropout applies to dense data only", o->label);
     dist_all_ok(0);
     return -1;
   }
-  int64_t hidden[MODEL_MAX_LAYERS];
-  int nh = config_int_list(c, "model.hidden", hidden, MODEL_MAX_LAYERS - 1);
+  const int nh = o->n_hidden;
   s.n_layers = nh + 1;
   s.dims[0] = f->train.cols;
-  for (int i = 0; i < nh; i++) s.dims[i + 1] = hidden[i];
+  for (int i = 0; i < nh; i++) s.dims[i + 1] = o->hidden[i];
   s.dims[nh + 1] = t->classes;
-  t->be = backend_choose(config_enum(c, "train.device"), "[train] device");
-  if (!t->be) log_prefix(config_path(c) ? config_path(c) : "config");
+  t->be = backend_choose(o->device, "[train] device");
+  if (!t->be) log_prefix(o->label);
   if (!dist_all_ok(t->be != NULL)) return -1;
-  if (config_int(c, "train.threads") > 0) backend_cpu_set_threads((int)config_int(c, "train.threads"));
+  if (o->threads > 0) backend_cpu_set_threads(o->threads);
   int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
   if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
   if (rows < 1) rows = 1;
   data_block nnz_max = t->local.nnz >= t->test.nnz ? t->local : t->test;
-  optim_hparams h;
   ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && batch_stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
-       optim_from_config(c, &h) == 0 && optim_init(&t->opt, &h, t->be, t->m.n_params) == 0;
+       optim_init(&t->opt, &o->optim, t->be, t->m.n_params) == 0;
   if (!dist_all_ok(ok)) return -1;
   if (reducer_setup(t)) return -1;
   t->rows = xmalloc(sizeof(int64_t) * (size_t)rows);
-  t->sch = (sched){.kind = (sched_kind)config_enum(c, "schedule.name"),
-                   .warmup_epochs = config_double(c, "schedule.warmup_epochs"),
-                   .step_size = config_int(c, "schedule.step_size"),
-                   .gamma = config_double(c, "schedule.gamma"),
-                   .epochs = config_int(c, "train.epochs"),
+  t->sch = (sched){.kind = o->sched,
+                   .warmup_epochs = o->warmup_epochs,
+                   .step_size = o->step_size,
+                   .gamma = o->gamma,
+                   .epochs = o->epochs,
                    .steps_per_epoch = t->smp.steps_per_epoch};
-  model_init_params(&t->m, (uint64_t)config_int(c, "train.seed"));
-  const char *init = config_str(c, "train.init"), *resume = config_str(c, "train.resume");
+  model_init_params(&t->m, o->seed);
+  const char *init = o->init_from, *resume = o->resume;
   if (init && init_params(t, init)) return -1;
   if (resume && restore(t, resume, !eval_only)) return -1;
   /* output directory, resolved config, metrics */
-  t->out = config_str(c, "train.out");
   ok = 1;
   if (rank == 0 && !eval_only) {
-    ok = h5io_mkdir_p(t->out) == 0;
+    ok = h5io_mkdir_p(o->out) == 0;
     buf p = {0};
     if (ok) {
-      buf_printf(&p, "%s/config.ini", t->out);
-      char *ini = config_resolved_ini(c);
+      buf_printf(&p, "%s/config.ini", o->out);
+      char *ini = config_resolved_ini(t->cfg);
       FILE *fp = fopen(p.data, "w");
       ok = fp && fputs(ini, fp) >= 0;
       if (fp) fclose(fp);
@@ -338,7 +316,7 @@ static int setup(trainer *t, int eval_only) {
     }
     if (ok) {
       buf_clear(&p);
-      buf_printf(&p, "%s/metrics.jsonl", t->out);
+      buf_printf(&p, "%s/metrics.jsonl", o->out);
       t->metrics = fopen(p.data, resume ? "a" : "w");
       if (!t->metrics) {
         log_fail("%s: %s", p.data, strerror(errno));
@@ -356,7 +334,7 @@ static int setup(trainer *t, int eval_only) {
   buf arch = {0};
   for (int l = 0; l <= s.n_layers; l++) buf_printf(&arch, "%s%lld", l ? "-" : "", (long long)s.dims[l]);
   log_info("model %s (%zu parameters%s), %s, global batch %lld (%lld steps/epoch)\n", arch.data,
-           t->m.n_params, s.bf16 ? ", bf16 GEMM inputs" : "", config_str(c, "optim.name"), (long long)t->smp.batch,
+           t->m.n_params, s.bf16 ? ", bf16 GEMM inputs" : "", o->optim_name, (long long)t->smp.batch,
            (long long)t->smp.steps_per_epoch);
   buf_free(&arch);
   if (!eval_only) batch_resident_init(&t->res, t->be, &t->local, t->st.rows_cap);
@@ -396,16 +374,15 @@ static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, cons
 }
 
 static int run(trainer *t) {
-  const config *c = t->cfg;
   const backend_ops *be = t->be;
-  const int64_t epochs = config_int(c, "train.epochs"), every = config_int(c, "train.eval_every"),
-                ck_every = config_int(c, "train.checkpoint_every"), spe = t->smp.steps_per_epoch;
+  const int64_t epochs = t->o.epochs, every = t->o.eval_every, ck_every = t->o.checkpoint_every,
+                spe = t->smp.steps_per_epoch;
   const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
   const float scale = 1.0f / (float)t->smp.batch;
-  const uint64_t seed = (uint64_t)config_int(c, "train.seed");
+  const uint64_t seed = t->o.seed;
   const model_hooks hooks = {on_layer_ready, reducer_wants_progress(t->red) ? on_progress : NULL, t};
   buf ck = {0};
-  buf_printf(&ck, "%s/checkpoint.h5", t->out);
+  buf_printf(&ck, "%s/checkpoint.h5", t->o.out);
   double t_start = now(), lr = base_lr, last_train_loss = 0, t_compute = 0;
   int64_t samples_total = 0;
   eval_result r = {0};
@@ -499,19 +476,17 @@ int train_main(int argc, char **argv, int eval_only) {
   }
   trainer t = {0};
   if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
-  t.overlap = config_bool(t.cfg, "train.overlap");
   /* the environment's settings, checked on every device, so a typo shows on a laptop too */
   t.nccl_timeout = dist_nccl_timeout();
   if (!dist_all_ok(t.nccl_timeout >= 0 && dist_env_amount("DPT_RESIDENT_MAX_MB", 0, "MiB") >= 0)) {
     config_free(t.cfg);
     return LOG_EXIT_USAGE;
   }
-  const int no_resume = eval_only && config_str(t.cfg, "train.resume") == NULL;
-  if (no_resume) log_fail("eval: give the checkpoint as train.resume=PATH");
-  if (!dist_all_ok(!no_resume)) {
+  if (!dist_all_ok(train_opts_build(&t.o, t.cfg, eval_only) == 0)) { /* the same on every rank */
     config_free(t.cfg);
     return LOG_EXIT_USAGE;
   }
+  t.overlap = t.o.overlap;
   int rc = setup(&t, eval_only);
   int code = rc ? LOG_EXIT_USAGE : LOG_EXIT_OK; /* set-up problems are the config's or the data's */
   if (rc == 0 && eval_only) {
@@ -519,7 +494,7 @@ int train_main(int argc, char **argv, int eval_only) {
     evaluate(&t, 1, &r);
     if (dist_rank() == 0) {
       printf("eval %s: %lld test rows, loss %.4f, accuracy %.2f%% (error %.2f%%)\nconfusion (rows: true class):\n",
-             config_str(t.cfg, "train.resume"), (long long)r.n, r.loss, 100 * r.acc, 100 * (1 - r.acc));
+             t.o.resume, (long long)r.n, r.loss, 100 * r.acc, 100 * (1 - r.acc));
       for (int64_t i = 0; i < t.classes; i++) {
         for (int64_t j = 0; j < t.classes; j++) printf(" %6lld", (long long)r.confusion[i * t.classes + j]);
         printf("\n");
