@@ -188,8 +188,6 @@ static int init_params(trainer *t, const char *path) {
   return 0;
 }
 
-/* Load train.resume (full state) into the model and optimizer; full = 0 (eval) takes only the
- * weights, checking that the checkpoint's layers are this model's. */
 /* Does checkpoint c (read from path) fit this run? 0, or -1 with log_fail. */
 static int check_checkpoint(const trainer *t, const checkpoint *c, const char *path, int full) {
   if (c->n_params != t->m.n_params || c->n_dims != t->m.spec.n_layers + 1 ||
@@ -207,6 +205,8 @@ static int check_checkpoint(const trainer *t, const checkpoint *c, const char *p
   return 0;
 }
 
+/* Load train.resume (full state) into the model and optimizer; full = 0 (eval) takes only the
+ * weights, checking that the checkpoint's layers are this model's. Collective. */
 static int restore(trainer *t, const char *path, int full) {
   checkpoint c;
   int ok = checkpoint_load(path, &c) == 0 && check_checkpoint(t, &c, path, full) == 0;
