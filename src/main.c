@@ -1,5 +1,5 @@
 /* main.c — the dptrain command: subcommand dispatch, MPI start-up where a command needs it, and
- * the one place that turns a recorded error into a message and an exit status (DESIGN.md: 0 ok,
+ * the one place that turns a recorded error into a message and an exit status (docs/design.md: 0 ok,
  * 2 usage or config error, 1 runtime error). */
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* data.h — dataset files (DESIGN.md layout) opened by every rank, read by row ranges.
+/* data.h — dataset files (docs/design.md layout) opened by every rank, read by row ranges.
  *
  * A dataset file has /train and optionally /test, each with X (a dense [N, D] dataset of any
  * integer or float type, with an optional `scale` attribute, or a CSR group data/indices/indptr

@@ -16,7 +16,7 @@
 #define LOG_PRINTF(i, j)
 #endif
 
-/* Exit codes of the dptrain process (DESIGN.md). */
+/* Exit codes of the dptrain process (docs/design.md). */
 enum { LOG_EXIT_OK = 0, LOG_EXIT_RUNTIME = 1, LOG_EXIT_USAGE = 2 };
 
 /* Tell the logger which rank this process is and how many there are (default 0 of 1). */

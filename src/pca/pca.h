@@ -1,4 +1,4 @@
-/* pca.h — distributed PCA: `dptrain pca` and the solver behind it (DESIGN.md, [pca] keys).
+/* pca.h — distributed PCA: `dptrain pca` and the solver behind it (docs/design.md, [pca] keys).
  *
  * Every rank holds a block of rows of X [N, D] (dense or CSR) and calls pca_fit() with the same
  * options; the result is the same on every rank. The covariance is C = Xcᵀ Xc / (N − ddof) with

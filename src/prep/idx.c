@@ -1,4 +1,4 @@
-/* idx.c — idx parser and the MNIST / Fashion-MNIST prep (idx files -> DESIGN.md HDF5 layout). */
+/* idx.c — idx parser and the MNIST / Fashion-MNIST prep (idx files -> the HDF5 layout of docs/design.md). */
 #include "idx.h"
 
 #include <errno.h>

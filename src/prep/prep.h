@@ -1,4 +1,4 @@
-/* prep.h — `dptrain prep`: turn the real source datasets into the DESIGN.md HDF5 layout.
+/* prep.h — `dptrain prep`: turn the real source datasets into the HDF5 layout of docs/design.md.
  *
  *   dptrain prep mnist   --src DIR --out FILE.h5
  *   dptrain prep fashion --src DIR --out FILE.h5

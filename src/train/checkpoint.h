@@ -1,4 +1,4 @@
-/* checkpoint.h — the full training state in one HDF5 file (DESIGN.md), written atomically.
+/* checkpoint.h — the full training state in one HDF5 file (docs/design.md), written atomically.
  *
  *   /params            float32 [P]   the flat parameter buffer (layer by layer, W then b)
  *   /optim/<name>      float32 [P]   each optimizer state buffer, named as torch.optim's state
