@@ -8,21 +8,25 @@
 #     training, evaluation) — target <= 1 s.
 # Runs on a GPU host from a build made elsewhere (../shared/gpu-host/bundle.sh: dptrain, mpirun
 # and their libraries in one tarball; the host needs the driver, CUDA and PyTorch only):
-#   source /opt/d/env.sh; bench/bench_gpu.sh --idx DIR [--epochs N] [--out DIR]
-# DIR holds the four MNIST idx files (plain or .gz); --cpu runs both sides on the CPU instead (to
-# check the script where no GPU is; the numbers then mean nothing for the targets). DPTRAIN (default: dptrain on PATH, else
-# build/dptrain) and PYTHON (default python3) choose the programs. Exits 77 with the reason when
-# no GPU is usable.
+#   source /opt/d/env.sh; bench/bench_gpu.sh --idx DIR [--data FILE.h5] [--epochs N] [--hidden H] [--out DIR]
+# (launch/gpu_check.sh runs it so from the bundle). DIR holds the four MNIST idx files (plain or
+# .gz); --data is dptrain's mnist.h5 made from them (default: prepped into --out); --hidden the
+# hidden layers (default 1024,1024; gpu_check.sh --quick: 64,64); --cpu runs both sides on the CPU
+# instead (to check the script where no GPU is; the numbers then mean nothing for the targets).
+# DPTRAIN (default: dptrain on PATH, else build/dptrain) and PYTHON (default python3) choose the
+# programs. Exits 77 with the reason when no GPU is usable.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-idx="" epochs=4 out="" dev=cuda
+idx="" epochs=4 out="" dev=cuda data="" hidden=1024,1024
 while [ $# -gt 0 ]; do
   case $1 in
     --idx) idx=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --hidden) hidden=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --cpu) dev=cpu; shift ;; # both sides on the CPU: checks the script where no GPU is
-    *) echo "bench_gpu.sh: unknown argument $1 (usage: --idx DIR [--epochs N] [--out DIR])" >&2; exit 2 ;;
+    *) echo "bench_gpu.sh: unknown argument $1 (usage: --idx DIR [--data FILE.h5] [--epochs N] [--hidden H] [--out DIR] [--cpu])" >&2; exit 2 ;;
   esac
 done
 if [ -z "$idx" ] || [ ! -d "$idx" ]; then
@@ -44,9 +48,9 @@ fi
 [ "$dev" = cpu ] || "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' ||
   { echo "bench_gpu.sh: SKIP: PyTorch sees no GPU" >&2; exit 77; }
 
-data=$out/mnist.h5
+data=${data:-$out/mnist.h5}
 [ -e "$data" ] || "${mpi[@]}" "$dptrain" prep mnist --src "$idx" --out "$data"
-common=(model.hidden="1024,1024" model.dropout=0 optim.name=nesterov optim.lr=0.1 optim.momentum=0.9
+common=(model.hidden="$hidden" model.dropout=0 optim.name=nesterov optim.lr=0.1 optim.momentum=0.9
         schedule.name=constant train.batch_size=128 data.path="$data" train.device="$dev")
 
 # field FILE KEY: the per-epoch values of KEY in a metrics.jsonl, one per line
@@ -58,7 +62,8 @@ for l in open(sys.argv[1]):
 minof() { sort -g | head -1; }
 # FLOPs of one epoch (60,000 samples): forward 2·N·Σ in·out, weight gradients the same, input
 # gradients for every layer but the first
-flops=$(awk 'BEGIN{a=784*1024; b=1024*1024; c=1024*10; n=60000; printf "%.0f", 2*n*(a+b+c) + 2*n*(a+b+c) + 2*n*(b+c)}')
+flops=$(awk -v h="784,$hidden,10" 'BEGIN{n = split(h, d, ","); for (i = 1; i < n; i++) { s += d[i] * d[i + 1]; if (i > 1) t += d[i] * d[i + 1] }
+  printf "%.0f", 2 * 60000 * (2 * s + t)}')
 
 "$py" "$root/bench/peer_train_gpu.py" --peak --device "$dev" | tee "$out/peak.txt"
 peak_fp32=$(awk '$2 == "fp32" {print $3}' "$out/peak.txt")
@@ -69,7 +74,7 @@ for prec in fp32 bf16; do
   "${mpi[@]}" "$dptrain" train "$root/configs/mnist_mlp800.ini" "${common[@]}" train.precision="$prec" \
     train.epochs="$epochs" train.out="$out/dpt-$prec" >"$out/dpt-$prec.log" 2>&1 ||
     { echo "bench_gpu.sh: dptrain $prec failed: $(tail -2 "$out/dpt-$prec.log")" >&2; exit 1; }
-  "$py" "$root/bench/peer_train_gpu.py" "$idx" 1024,1024 "$epochs" "$prec" --device "$dev" >"$out/pt-$prec.log"
+  "$py" "$root/bench/peer_train_gpu.py" "$idx" "$hidden" "$epochs" "$prec" --device "$dev" >"$out/pt-$prec.log"
   a=$(field "$out/dpt-$prec/metrics.jsonl" epoch_s | minof)
   b=$(awk '{print $4}' "$out/pt-$prec.log" | minof)
   da=$(field "$out/dpt-$prec/metrics.jsonl" test_acc | tail -1)
@@ -91,7 +96,7 @@ else
     train.out="$out/dpt-t98" >"$out/dpt-t98.log" 2>&1
   t1=$(date +%s.%N)
   acc=$(field "$out/dpt-t98/metrics.jsonl" test_acc | tail -1)
-  awk -v t="$(echo "$t1 - $t0" | bc)" -v e="$e98" -v a="$acc" 'BEGIN{
+  awk -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')" -v e="$e98" -v a="$acc" 'BEGIN{
     printf "time to 98 %%: %.2f s whole process (%d epochs, test accuracy %.4f; target <= 1 s)\n", t, e, a}' |
     tee -a "$out/table.txt"
 fi

@@ -45,7 +45,7 @@ def sync(dev):
 
 def peak(dev):
     torch.backends.cuda.matmul.allow_tf32 = False
-    n = 8192 if dev.type == "cuda" else 1024
+    n = 8192 if dev.type == "cuda" else 256  # the CPU's number only checks the script
     for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a = torch.randn(n, n, device=dev, dtype=dt)
         b = torch.randn(n, n, device=dev, dtype=dt)
