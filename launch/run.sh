@@ -24,8 +24,8 @@
 #   slurm     (SLURM_JOB_ID set) mpirun takes the hosts and slots from the allocation
 #             (cluster/slurm/train.sbatch); RANKS must fit its tasks.
 # Local mode also passes --mca pml ob1 (the shared-memory PML Open MPI picks there anyway, named
-# to skip ~0.2 s of probing for network PMLs) unless OMPI_MCA_pml or --mpi-arg pml says otherwise,
-# and starts mpirun with PMIX_MCA_gds=hash (PMIx's per-process data store: MPI_Init ~35 ms faster
+# to skip the probing for network PMLs) unless OMPI_MCA_pml or --mpi-arg pml says otherwise,
+# and starts mpirun with PMIX_MCA_gds=hash (PMIx's per-process data store: a faster MPI_Init
 # than with its shared-memory store) unless PMIX_MCA_gds is set.
 # Threads: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to the cores per rank unless already
 # set. Passed through to every rank with -x: PATH, LD_LIBRARY_PATH and every NCCL_*, FI_*, CUDA_*,
@@ -91,7 +91,7 @@ command -v "$mpirun_cmd" >/dev/null 2>&1 || die "$mpirun_cmd not found (launch/d
 # Physical cores of this machine (Open MPI binds cores, not hardware threads).
 cpus_here=$(nproc)
 # hardware threads per core: the CPUs listed as cpu0's siblings ("0", "0,32", "0-1"; no subprocess:
-# every process started here is ~5 ms of a launch)
+# every process started here adds to the time of a launch)
 tpc=1 sib=""
 read -r sib < /sys/devices/system/cpu/cpu0/topology/thread_siblings_list 2>/dev/null || true
 if [[ $sib =~ ^([0-9]+)-([0-9]+)$ ]]; then tpc=$((BASH_REMATCH[2] - BASH_REMATCH[1] + 1))
@@ -175,14 +175,14 @@ map=slot
 [ -z "$gpus" ] || map=ppr:$gpus:node
 cmd=("$mpirun_cmd" -np "$np")
 # One machine: PMIx's data store as a hash table in each process instead of its shared-memory
-# store (ds21), which costs ~35 ms of every MPI_Init here and pays off only with many ranks per
+# store (ds21), which slows every MPI_Init and pays off only with many ranks per
 # node; mpirun passes the variable on to the ranks. Unless the user set PMIX_MCA_gds.
 [ "$mode" != local ] || [ -n "${PMIX_MCA_gds:-}" ] || cmd=(env PMIX_MCA_gds=hash "${cmd[@]}")
 [ "$verbose" = 1 ] || cmd+=(-q)
 [ "$EUID" -ne 0 ] || cmd+=(--allow-run-as-root)
 [ "$mode" != local ] || cmd+=(--oversubscribe)
 # One machine: Open MPI ends up with the ob1 PML (shared memory) anyway, after probing UCX and the
-# cm PML first, which costs ~0.2 s of every start here; name it, unless the user chose a PML.
+# cm PML first, which slows every start; name it, unless the user chose a PML.
 if [ "$mode" = local ] && [ -z "${OMPI_MCA_pml:-}" ] && [[ " ${extra[*]:-} " != *" pml "* ]]; then
   cmd+=(--mca pml ob1)
 fi
@@ -202,8 +202,8 @@ while IFS= read -r name; do
   esac
 done < <(compgen -e | LC_ALL=C sort)
 # glibc's malloc: transparent huge pages for the memory it maps, unless the user set GLIBC_TUNABLES
-# (one page fault per 2 MiB instead of per 4 KiB; where faults are slow, as on VMs, that is ~0.2 s
-# of a 1 s PCA run; glibc before 2.35 ignores it).
+# (one page fault per 2 MiB instead of per 4 KiB; where faults are slow, as on VMs, that is a
+# noticeable part of a short PCA run; glibc before 2.35 ignores it).
 if [ -n "${GLIBC_TUNABLES:-}" ]; then cmd+=(-x GLIBC_TUNABLES); else cmd+=(-x "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"); fi
 [ -n "${OMP_NUM_THREADS:-}" ] || cmd+=(-x "OMP_NUM_THREADS=$threads")
 [ -n "${OPENBLAS_NUM_THREADS:-}" ] || cmd+=(-x "OPENBLAS_NUM_THREADS=$threads")

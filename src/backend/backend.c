@@ -146,7 +146,7 @@ int backend_cuda_built(void) {
 }
 
 /* Is the NVIDIA driver's library there? Without it no GPU is usable, and loading the module
- * (cuBLAS and NCCL: ~0.6 s of start-up) would be wasted on every CPU-only `device = auto` run. */
+ * (mapping cuBLAS and NCCL is a noticeable start-up cost) would be wasted on every CPU-only `device = auto` run. */
 static int driver_present(const char **why) {
 #ifdef DPT_HAVE_CUDA
   static int present = -1;

@@ -2,7 +2,7 @@
  *
  * The CUDA backend is built as its own shared module (libdpt_cuda.so, kernels/cuda) and loaded
  * with dlopen on first use (src/backend/backend.c), as ggml loads its backends: a dptrain that never touches
- * a GPU does not pay the ~0.6 s it takes to map cuBLAS/NCCL, and the same binary runs on CPU nodes
+ * a GPU does not pay the start-up time it takes to map cuBLAS/NCCL, and the same binary runs on CPU nodes
  * where no CUDA library is installed. Plain C types only: no CUDA header crosses this seam.
  *
  * One process drives one device. The module keeps two streams on it: the compute stream, where

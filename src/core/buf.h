@@ -34,8 +34,7 @@ int buf_read_file(buf *b, const char *path);
 /* malloc/calloc/realloc that abort with a message on failure (never return NULL for n > 0).
  * xmalloc and xcalloc of 1 MiB or more return 2 MiB-aligned memory (rounded up to whole 2 MiB
  * pages: at most 1 MiB unused) advised to use transparent huge pages (madvise), so first touch
- * costs one page fault per 2 MiB instead of one per 4 KiB (measured in this VM: ~13 µs per fault,
- * 3.2 ms per fresh MB; 0.1-0.6 ms per MB in huge pages). Release with
+ * costs one page fault per 2 MiB instead of one per 4 KiB (faults are slow, on VMs above all). Release with
  * free() as usual; do not xrealloc them (posix_memalign memory may be realloc'ed, but loses the
  * alignment). */
 void *xmalloc(size_t n);

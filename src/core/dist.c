@@ -17,8 +17,8 @@ int dist_init(int *argc, char ***argv) {
   if (!inited) {
     /* Open MPI: the ring algorithm for the trainer's non-blocking all-reduce of gradient buckets
      * (libnbc's default exchanges whole buffers; the ring moves 1/P of each per step, and every
-     * segment is summed once, so the replicas get identical bits). Measured on 2 ranks here: wait
-     * 34 % -> 17 % of step time. The user's setting wins; other MPIs ignore the variable. */
+     * segment is summed once, so the replicas get identical bits); it also shortens the
+     * all-reduce wait (docs/benchmarks.md). The user's setting wins; other MPIs ignore the variable. */
     setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0);
     if (MPI_Init(argc, argv) != MPI_SUCCESS) return log_fail("MPI_Init failed");
     g_started = 1;

@@ -208,7 +208,7 @@ static double cholqr_step(const rowsplit *p, double *v, int l, double shift, dou
 }
 
 /* Orthonormalise the l columns of the row-major block v [d, l] in place, all in level-3 BLAS
- * (about 6x faster than Householder at d = 66k, l = 110), each rank working on its rows of the
+ * (much faster than Householder for a tall block), each rank working on its rows of the
  * split and all-gathering at the end: unit columns, then Cholesky-QR steps. A block that may be
  * ill-conditioned (a filtered one: `shifted`) starts with a shifted step (the shift, ~u·d·l,
  * keeps the Cholesky factorisation alive for condition numbers up to ~1/u and leaves a block with
@@ -236,7 +236,7 @@ static int orthonormalise(const rowsplit *p, double *v, int l, int shifted) {
 }
 
 /* Fill v [d, l] with independent entries uniform in [-1, 1) from stream `stream` of the seed (a
- * generic start is all the solvers need; uniform is 10x cheaper than normal for 7M entries). */
+ * generic start is all the solvers need; uniform is far cheaper to draw than normal). */
 static void random_block(double *v, int64_t d, int l, uint64_t seed, uint64_t stream) {
   rng g;
   rng_init(&g, seed, stream);

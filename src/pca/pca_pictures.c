@@ -1,7 +1,7 @@
 /* pca_pictures.c — the gnuplot pictures of a PCA fit (see pca_pictures.h): scripts and data files
  * in a temporary directory, gnuplot started with posix_spawnp, waited for at the process's end.
- * gnuplot takes ~0.2 s for a 5,000-point scatter and the scree plot (pngcairo and zlib, and ~2,500
- * page faults): as long as everything after the fit together, so it runs beside the rest of the
+ * gnuplot's scatter and scree plot (pngcairo, zlib and its page faults) take about as long as
+ * everything after the fit together, so it runs beside the rest of the
  * command, MPI_Finalize included. */
 #include "pca_pictures.h"
 
