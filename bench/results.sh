@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# results.sh — train every worked example on RANKS ranks and print the README's results table:
-# published error vs ours, epochs and wall time (from each run's metrics.jsonl summary line).
+# results.sh — train every worked example on RANKS ranks and print the results table of
+# docs/benchmarks.md: published error vs ours, epochs and wall time (from each run's metrics.jsonl
+# summary line).
 #   bench/results.sh [RANKS] [CONFIG...]        (default 2 ranks, every configs/*.ini with a bar)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
