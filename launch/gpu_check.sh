@@ -186,6 +186,15 @@ export GC_DEV=$dev GC_QUICK=$quick GC_OUT=$out GC_DATA=$out/data GC_IDX=$idx GC_
 GC_DPTRAIN=$(readlink -f "$dptrain")
 export GC_DPTRAIN GC_PY=${PYTHON:-${DPT_PYTHON:-python3}}
 export GC_BIN=${bin:-$(dirname "$GC_DPTRAIN")}
+# Under the bundle's env.sh its libraries (OpenSSL, zlib, ...) shadow the host's: Python (PyTorch,
+# h5py) runs through a wrapper with the host's own PATH and LD_LIBRARY_PATH, as env.sh saved them.
+if [ -n "${BUNDLE_ROOT_ACTIVE:-}" ] && [ -n "${BUNDLE_SAVED_PATH:-}" ]; then
+  hostpy=$(PATH=$BUNDLE_SAVED_PATH command -v "$GC_PY") || die "$GC_PY not found on the host's PATH"
+  printf '#!/bin/bash\nPATH=%q LD_LIBRARY_PATH=%q exec %q "$@"\n' "$BUNDLE_SAVED_PATH" \
+    "${BUNDLE_SAVED_LD_LIBRARY_PATH:-}" "$hostpy" >"$out/python3"
+  chmod +x "$out/python3"
+  GC_PY=$out/python3
+fi
 export GC_IDX_FOR_BENCH=${idx:-$out/data} # the PyTorch side reads idx files; without --idx it fails
 
 # ---- the run ------------------------------------------------------------------------------------
