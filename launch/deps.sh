@@ -20,7 +20,7 @@ pkgs=(
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev liblapacke-dev
   zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev
-  gnuplot-nox shellcheck
+  gnuplot-nox shellcheck clang-format-14
   gettext-base python3-yaml
   nodejs npm
   dataset-fashion-mnist

@@ -33,20 +33,21 @@ static int cmd_version(void) {
   printf("dptrain %s\n  cpu: %s\n", DPT_VERSION, cpu.name);
   const char *why = NULL;
   int n = backend_cuda_device_count(&why);
-  if (!backend_cuda_built()) printf("  cuda: not built\n");
-  else if (n == 0) printf("  cuda: built; no usable device (%s)\n", why ? why : "unknown");
+  if (!backend_cuda_built())
+    printf("  cuda: not built\n");
+  else if (n == 0)
+    printf("  cuda: built; no usable device (%s)\n", why ? why : "unknown");
   for (int i = 0; i < n; i++) {
     backend_device_info g;
     if (backend_device_info_get(BACKEND_CUDA, i, &g) == 0)
-      printf("  cuda:%d: %s, %.1f GiB, sm_%d%d\n", i, g.name, (double)g.memory_bytes / (1 << 30),
-             g.compute_major, g.compute_minor);
+      printf("  cuda:%d: %s, %.1f GiB, sm_%d%d\n", i, g.name, (double)g.memory_bytes / (1 << 30), g.compute_major,
+             g.compute_minor);
   }
   return LOG_EXIT_OK;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-      strcmp(argv[1], "help") == 0) {
+  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
     fputs(k_usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? LOG_EXIT_USAGE : LOG_EXIT_OK;
   }

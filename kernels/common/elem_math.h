@@ -30,19 +30,27 @@ static inline KERN_HD float act_sigmoid_grad(float dy, float y) { return dy * (y
  * above directly, one loop per activation; the GPU kernels switch on the uniform act). */
 static inline KERN_HD float act_forward(int act, float z) {
   switch (act) {
-  case 1: return act_relu(z);
-  case 2: return act_tanh(z);
-  case 3: return act_sigmoid(z);
-  default: return z;
+    case 1:
+      return act_relu(z);
+    case 2:
+      return act_tanh(z);
+    case 3:
+      return act_sigmoid(z);
+    default:
+      return z;
   }
 }
 
 static inline KERN_HD float act_backward_elem(int act, float dy, float y) {
   switch (act) {
-  case 1: return act_relu_grad(dy, y);
-  case 2: return act_tanh_grad(dy, y);
-  case 3: return act_sigmoid_grad(dy, y);
-  default: return dy;
+    case 1:
+      return act_relu_grad(dy, y);
+    case 2:
+      return act_tanh_grad(dy, y);
+    case 3:
+      return act_sigmoid_grad(dy, y);
+    default:
+      return dy;
   }
 }
 
@@ -75,9 +83,7 @@ static inline KERN_HD float dropout_mask(uint64_t seed, uint64_t ctr, float p, f
 static inline KERN_HD double xent_exp(float z, float mx) { return exp((double)(z - mx)); }
 
 /* the row's loss from sum_j e_j */
-static inline KERN_HD double xent_loss(double sum, float zy, float mx) {
-  return log(sum) - (double)(zy - mx);
-}
+static inline KERN_HD double xent_loss(double sum, float zy, float mx) { return log(sum) - (double)(zy - mx); }
 
 /* dL/dz_j * scale = (e_j / sum - 1[j == y]) * scale, inv = 1 / sum */
 static inline KERN_HD float xent_grad(double e, double inv, int is_y, float scale) {

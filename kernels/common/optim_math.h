@@ -27,11 +27,11 @@ extern "C" {
 
 /* The constants of one update, and which case of the rule applies. */
 typedef struct optim_consts {
-  int kind;          /* optim_kind */
-  int use_buf;       /* SGD family: momentum buffer in use; RMSprop: momentum buffer in use */
-  int first_step;    /* SGD family: the buffer starts as the gradient */
-  int nesterov;      /* SGD family */
-  int centered;      /* RMSprop with a grad_avg buffer */
+  int kind;                            /* optim_kind */
+  int use_buf;                         /* SGD family: momentum buffer in use; RMSprop: momentum buffer in use */
+  int first_step;                      /* SGD family: the buffer starts as the gradient */
+  int nesterov;                        /* SGD family */
+  int centered;                        /* RMSprop with a grad_avg buffer */
   float lr, wd, mom, damp1;            /* SGD family: wd = L2 in the gradient (every rule but AdamW) */
   float eps, nclr;                     /* Adagrad: -lr / (1 + (t - 1) lr_decay) */
   float alpha, alpha1, nlr;            /* RMSprop: 1 - alpha, -lr */
@@ -41,8 +41,8 @@ typedef struct optim_consts {
 
 /* Derive the constants of one step (host only). s0..s2 are the state buffers the caller passes
  * to optim_update (only whether they are NULL matters here). */
-static inline optim_consts optim_consts_make(const backend_optim_args *a, const float *s0,
-                                             const float *s1, const float *s2) {
+static inline optim_consts optim_consts_make(const backend_optim_args *a, const float *s0, const float *s1,
+                                             const float *s2) {
   optim_consts k;
   k.kind = a->kind;
   k.lr = (float)a->lr;
@@ -66,15 +66,18 @@ static inline optim_consts optim_consts_make(const backend_optim_args *a, const 
   k.centered = 0;
   k.use_buf = 0;
   switch ((optim_kind)a->kind) {
-  case OPTIM_GD:
-  case OPTIM_SGD:
-  case OPTIM_MOMENTUM:
-  case OPTIM_NESTEROV: k.use_buf = k.mom != 0.0f && s0 != NULL; break;
-  case OPTIM_RMSPROP:
-    k.centered = a->centered && s1 != NULL;
-    k.use_buf = k.mom > 0.0f && s2 != NULL;
-    break;
-  default: break;
+    case OPTIM_GD:
+    case OPTIM_SGD:
+    case OPTIM_MOMENTUM:
+    case OPTIM_NESTEROV:
+      k.use_buf = k.mom != 0.0f && s0 != NULL;
+      break;
+    case OPTIM_RMSPROP:
+      k.centered = a->centered && s1 != NULL;
+      k.use_buf = k.mom > 0.0f && s2 != NULL;
+      break;
+    default:
+      break;
   }
   return k;
 }
@@ -82,8 +85,8 @@ static inline optim_consts optim_consts_make(const backend_optim_args *a, const 
 /* SGD family (torch.optim.SGD): d = g + wd p; with a momentum buffer b = d on the first step,
  * else b = b mom + (1 - dampening) d; step u = nesterov ? d + mom b : b (no buffer: u = d);
  * p + -lr u. buf is only touched when use_buf. */
-static inline KERN_HD float optim_sgd_elem(optim_consts k, int use_buf, int first, int nesterov,
-                                           float p, float g, float *buf) {
+static inline KERN_HD float optim_sgd_elem(optim_consts k, int use_buf, int first, int nesterov, float p, float g,
+                                           float *buf) {
   float d = g + k.wd * p;
   if (!use_buf) return p + -k.lr * d;
   float b = first ? d : *buf * k.mom + k.damp1 * d;
@@ -101,8 +104,8 @@ static inline KERN_HD float optim_adagrad_elem(optim_consts k, float p, float g,
 
 /* RMSprop: sq = sq alpha + (1 - alpha) d^2; centered: gavg likewise and the denominator is
  * sqrt(sq - gavg^2) + eps; with momentum buf = buf mom + d / denom and p - lr buf. */
-static inline KERN_HD float optim_rmsprop_elem(optim_consts k, int centered, int use_buf, float p,
-                                               float g, float *sq, float *gavg, float *buf) {
+static inline KERN_HD float optim_rmsprop_elem(optim_consts k, int centered, int use_buf, float p, float g, float *sq,
+                                               float *gavg, float *buf) {
   float d = g + k.wd * p;
   float s = *sq * k.alpha + (k.alpha1 * d) * d;
   *sq = s;

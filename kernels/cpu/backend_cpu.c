@@ -16,13 +16,11 @@
 #include "pca_cpu.h"
 
 /* elem_math.h's act_forward / act_backward_elem number the activations as backend_act does */
-_Static_assert(BACKEND_ACT_NONE == 0 && BACKEND_ACT_RELU == 1 && BACKEND_ACT_TANH == 2 &&
-                   BACKEND_ACT_SIGMOID == 3,
+_Static_assert(BACKEND_ACT_NONE == 0 && BACKEND_ACT_RELU == 1 && BACKEND_ACT_TANH == 2 && BACKEND_ACT_SIGMOID == 3,
                "backend_act numbering changed: update kernels/common/elem_math.h");
 
 int backend_cpu_info(backend_device_info *info) {
-  snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(),
-           openblas_get_num_threads());
+  snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(), openblas_get_num_threads());
   info->memory_bytes = 0;
   return 0;
 }
@@ -36,18 +34,19 @@ static void cpu_fill(float *x, size_t n, float v) {
   for (size_t i = 0; i < n; i++) x[i] = v;
 }
 
-static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
+static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc) {
   if (M == 0 || N == 0) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, A, lda, B, ldb, beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
 }
 
-static void cpu_spmm(int B, int N, const int64_t *indptr, const int32_t *indices,
-                     const float *values, const float *W, float beta, float *Y) {
+static void cpu_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *W,
+                     float beta, float *Y) {
   for (int r = 0; r < B; r++) {
     float *y = Y + (size_t)r * N;
-    if (beta == 0.0f) memset(y, 0, sizeof(float) * (size_t)N);
+    if (beta == 0.0f)
+      memset(y, 0, sizeof(float) * (size_t)N);
     else if (beta != 1.0f)
       for (int j = 0; j < N; j++) y[j] *= beta;
     for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {
@@ -57,8 +56,8 @@ static void cpu_spmm(int B, int N, const int64_t *indptr, const int32_t *indices
   }
 }
 
-static void cpu_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices,
-                       const float *values, const float *dY, float *dW) {
+static void cpu_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
+                       const float *dY, float *dW) {
   for (int r = 0; r < B; r++) {
     const float *d = dY + (size_t)r * N;
     for (int64_t k = indptr[r]; k < indptr[r + 1]; k++) {
@@ -74,33 +73,34 @@ static void cpu_bias_act(float *Y, const float *b, int B, int N, backend_act act
   for (int r = 0; r < B; r++) {
     float *y = Y + (size_t)r * N;
     switch (act) {
-    case BACKEND_ACT_RELU:
-      for (int j = 0; j < N; j++) y[j] = act_relu(y[j] + b[j]);
-      break;
-    case BACKEND_ACT_TANH:
-      for (int j = 0; j < N; j++) y[j] = act_tanh(y[j] + b[j]);
-      break;
-    case BACKEND_ACT_SIGMOID:
-      for (int j = 0; j < N; j++) y[j] = act_sigmoid(y[j] + b[j]);
-      break;
-    default:
-      for (int j = 0; j < N; j++) y[j] += b[j];
+      case BACKEND_ACT_RELU:
+        for (int j = 0; j < N; j++) y[j] = act_relu(y[j] + b[j]);
+        break;
+      case BACKEND_ACT_TANH:
+        for (int j = 0; j < N; j++) y[j] = act_tanh(y[j] + b[j]);
+        break;
+      case BACKEND_ACT_SIGMOID:
+        for (int j = 0; j < N; j++) y[j] = act_sigmoid(y[j] + b[j]);
+        break;
+      default:
+        for (int j = 0; j < N; j++) y[j] += b[j];
     }
   }
 }
 
 static void cpu_act_backward(float *dY, const float *Y, size_t n, backend_act act) {
   switch (act) {
-  case BACKEND_ACT_RELU:
-    for (size_t i = 0; i < n; i++) dY[i] = act_relu_grad(dY[i], Y[i]);
-    break;
-  case BACKEND_ACT_TANH:
-    for (size_t i = 0; i < n; i++) dY[i] = act_tanh_grad(dY[i], Y[i]);
-    break;
-  case BACKEND_ACT_SIGMOID:
-    for (size_t i = 0; i < n; i++) dY[i] = act_sigmoid_grad(dY[i], Y[i]);
-    break;
-  default: break;
+    case BACKEND_ACT_RELU:
+      for (size_t i = 0; i < n; i++) dY[i] = act_relu_grad(dY[i], Y[i]);
+      break;
+    case BACKEND_ACT_TANH:
+      for (size_t i = 0; i < n; i++) dY[i] = act_tanh_grad(dY[i], Y[i]);
+      break;
+    case BACKEND_ACT_SIGMOID:
+      for (size_t i = 0; i < n; i++) dY[i] = act_sigmoid_grad(dY[i], Y[i]);
+      break;
+    default:
+      break;
   }
 }
 
@@ -110,8 +110,8 @@ static void cpu_bias_grad(float *db, const float *dY, int B, int N) {
     for (int j = 0; j < N; j++) db[j] += dY[(size_t)r * N + j];
 }
 
-static double cpu_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale,
-                               float *dlogits, int *correct) {
+static double cpu_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale, float *dlogits,
+                               int *correct) {
   double loss = 0;
   int ok = 0;
   for (int r = 0; r < B; r++) {
@@ -138,9 +138,9 @@ static double cpu_softmax_xent(const float *logits, const int32_t *y, int B, int
 
 /* Clones for AVX-512 (whose 64-bit multiplies vectorise the counter hash, several times faster than
  * baseline x86-64), AVX2 and the baseline; the same masks from each. */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void cpu_dropout(const float *restrict X, float *restrict Y, float *restrict mask, size_t n, float p,
-                        uint64_t seed, uint64_t offset) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void cpu_dropout(
+    const float *restrict X, float *restrict Y, float *restrict mask, size_t n, float p, uint64_t seed,
+    uint64_t offset) {
   const float keep = dropout_keep_scale(p);
   for (size_t i = 0; i < n; i++) {
     mask[i] = dropout_mask(seed, offset + i, p, keep);
@@ -186,15 +186,15 @@ static void cpu_round_bf16(float *dst, const float *src, int rows, int cols, int
 
 /* The reference of the CUDA bf16 GEMM: round both operands into ws (as floats), then sgemm —
  * bf16 x bf16 products are exact in fp32, so only the order of the fp32 sums differs. */
-static void cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                          const float *B, int ldb, float beta, float *C, int ldc, float *ws) {
+static void cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc, float *ws) {
   if (M == 0 || N == 0) return;
   const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N; /* as stored */
   float *a = ws, *b = ws + (size_t)M * K;
   cpu_round_bf16(a, A, ar, ac, lda);
   cpu_round_bf16(b, B, br, bc, ldb);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
+              ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
 }
 
 static const backend_pca_ops k_cpu_pca = {

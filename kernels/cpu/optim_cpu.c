@@ -19,9 +19,8 @@
 #include "optim.h"
 
 /* gd / sgd / momentum / nesterov */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void update_sgd(optim_consts k, float *restrict p, const float *restrict g,
-                       float *restrict buf, size_t n) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void update_sgd(
+    optim_consts k, float *restrict p, const float *restrict g, float *restrict buf, size_t n) {
   if (!k.use_buf) {
     for (size_t i = 0; i < n; i++) p[i] = optim_sgd_elem(k, 0, 0, 0, p[i], g[i], NULL);
   } else if (k.first_step) { /* torch: buf = clone(d) on the first step */
@@ -36,53 +35,54 @@ static void update_sgd(optim_consts k, float *restrict p, const float *restrict 
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void update_adagrad(optim_consts k, float *restrict p, const float *restrict g,
-                           float *restrict sum, size_t n) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void update_adagrad(
+    optim_consts k, float *restrict p, const float *restrict g, float *restrict sum, size_t n) {
   for (size_t i = 0; i < n; i++) p[i] = optim_adagrad_elem(k, p[i], g[i], &sum[i]);
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void update_rmsprop(optim_consts k, float *restrict p, const float *restrict g,
-                           float *restrict sq, float *restrict gavg, float *restrict buf,
-                           size_t n) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void update_rmsprop(
+    optim_consts k, float *restrict p, const float *restrict g, float *restrict sq, float *restrict gavg,
+    float *restrict buf, size_t n) {
   if (!k.centered && !k.use_buf) {
-    for (size_t i = 0; i < n; i++)
-      p[i] = optim_rmsprop_elem(k, 0, 0, p[i], g[i], &sq[i], NULL, NULL);
+    for (size_t i = 0; i < n; i++) p[i] = optim_rmsprop_elem(k, 0, 0, p[i], g[i], &sq[i], NULL, NULL);
     return;
   }
   if (k.centered && k.use_buf)
-    for (size_t i = 0; i < n; i++)
-      p[i] = optim_rmsprop_elem(k, 1, 1, p[i], g[i], &sq[i], &gavg[i], &buf[i]);
+    for (size_t i = 0; i < n; i++) p[i] = optim_rmsprop_elem(k, 1, 1, p[i], g[i], &sq[i], &gavg[i], &buf[i]);
   else if (k.centered)
-    for (size_t i = 0; i < n; i++)
-      p[i] = optim_rmsprop_elem(k, 1, 0, p[i], g[i], &sq[i], &gavg[i], NULL);
+    for (size_t i = 0; i < n; i++) p[i] = optim_rmsprop_elem(k, 1, 0, p[i], g[i], &sq[i], &gavg[i], NULL);
   else
-    for (size_t i = 0; i < n; i++)
-      p[i] = optim_rmsprop_elem(k, 0, 1, p[i], g[i], &sq[i], NULL, &buf[i]);
+    for (size_t i = 0; i < n; i++) p[i] = optim_rmsprop_elem(k, 0, 1, p[i], g[i], &sq[i], NULL, &buf[i]);
 }
 
 /* adam, and adamw (decay loop first: p *= 1 - lr * wd) */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void update_adam(optim_consts k, float *restrict p, const float *restrict g,
-                        float *restrict m, float *restrict v, size_t n) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void update_adam(
+    optim_consts k, float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n) {
   if (k.kind == OPTIM_ADAMW)
     for (size_t i = 0; i < n; i++) p[i] = optim_adamw_decay(k, p[i]);
   for (size_t i = 0; i < n; i++) p[i] = optim_adam_elem(k, p[i], g[i], &m[i], &v[i]);
 }
 
-void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0,
-                              float *s1, float *s2, size_t n) {
+void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
+                              size_t n) {
   const optim_consts k = optim_consts_make(a, s0, s1, s2);
   switch ((optim_kind)a->kind) {
-  case OPTIM_GD:
-  case OPTIM_SGD:
-  case OPTIM_MOMENTUM:
-  case OPTIM_NESTEROV: update_sgd(k, p, g, s0, n); break;
-  case OPTIM_ADAGRAD: update_adagrad(k, p, g, s0, n); break;
-  case OPTIM_RMSPROP: update_rmsprop(k, p, g, s0, s1, s2, n); break;
-  case OPTIM_ADAM:
-  case OPTIM_ADAMW: update_adam(k, p, g, s0, s1, n); break;
+    case OPTIM_GD:
+    case OPTIM_SGD:
+    case OPTIM_MOMENTUM:
+    case OPTIM_NESTEROV:
+      update_sgd(k, p, g, s0, n);
+      break;
+    case OPTIM_ADAGRAD:
+      update_adagrad(k, p, g, s0, n);
+      break;
+    case OPTIM_RMSPROP:
+      update_rmsprop(k, p, g, s0, s1, s2, n);
+      break;
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW:
+      update_adam(k, p, g, s0, s1, n);
+      break;
   }
 }
 
@@ -90,8 +90,8 @@ void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float
  * W is read row by row (contiguous) rather than column by column. */
 enum { MAXNORM_BLOCK = 256 };
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-void backend_cpu_max_norm(float *W, int K, int N, float c) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void backend_cpu_max_norm(float *W, int K, int N,
+                                                                                              float c) {
   double ss[MAXNORM_BLOCK];
   float f[MAXNORM_BLOCK];
   for (int j0 = 0; j0 < N; j0 += MAXNORM_BLOCK) {

@@ -17,8 +17,8 @@
  *                             (momentum > 0)
  *   adam/adamw                s0 = exp_avg, s1 = exp_avg_sq
  * Unused state pointers may be NULL. Buffers must not overlap. */
-void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0,
-                              float *s1, float *s2, size_t n);
+void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
+                              size_t n);
 
 /* Max-norm constraint on W[K,N] (row-major, y = xW + b, column j = unit j's incoming weights):
  * each column whose L2 norm exceeds c is multiplied by c / (norm + 1e-7) (torch.renorm). */

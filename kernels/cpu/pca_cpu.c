@@ -20,8 +20,8 @@ struct backend_pca {
   backend_pca_rows r;
   const double *shift;
   int lmax;
-  int64_t chunk;    /* dense: rows per chunk */
-  double *xc, *y;   /* dense: [chunk, d], [chunk, l]; CSR: y [l] */
+  int64_t chunk;      /* dense: rows per chunk */
+  double *xc, *y;     /* dense: [chunk, d], [chunk, l]; CSR: y [l] */
   double *muv, *ysum; /* CSR: [l] */
 };
 
@@ -78,18 +78,16 @@ static void pca_cpu_dense(backend_pca *p, const double *v, int l, double *w) {
   for (int64_t r0 = 0; r0 < m; r0 += p->chunk) {
     int64_t nr = m - r0 < p->chunk ? m - r0 : p->chunk;
     pca_cpu_load(p, r0, nr);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, l, (int)d, 1.0, p->xc, (int)d, v, l,
-                0.0, p->y, l);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, l, (int)nr, 1.0, p->xc, (int)d, p->y, l,
-                1.0, w, l);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, l, (int)d, 1.0, p->xc, (int)d, v, l, 0.0, p->y, l);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, l, (int)nr, 1.0, p->xc, (int)d, p->y, l, 1.0, w, l);
   }
 }
 
 /* restrict: v, w and the scratch never overlap, so the inner loops vectorise without run-time
  * overlap checks (which, per stored entry of ~100 coefficients, cost as much as the work). */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void pca_cpu_csr(const backend_pca_rows *b, const double *shift, const double *restrict v, int l,
-                        double *restrict w, double *restrict y, double *restrict muv, double *restrict ysum) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void pca_cpu_csr(
+    const backend_pca_rows *b, const double *shift, const double *restrict v, int l, double *restrict w,
+    double *restrict y, double *restrict muv, double *restrict ysum) {
   memset(muv, 0, sizeof(double) * (size_t)l);
   memset(ysum, 0, sizeof(double) * (size_t)l);
   if (shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)b->d, l, 1.0, v, l, shift, 1, 0.0, muv, 1);
@@ -117,14 +115,16 @@ static void pca_cpu_csr(const backend_pca_rows *b, const double *shift, const do
 void backend_cpu_pca_apply(backend_pca *p, const double *v, int l, double *w) {
   memset(w, 0, sizeof(double) * (size_t)(p->r.d * l));
   if (l <= 0 || l > p->lmax || p->r.m == 0) return;
-  if (p->r.x) pca_cpu_dense(p, v, l, w);
-  else pca_cpu_csr(&p->r, p->shift, v, l, w, p->y, p->muv, p->ysum);
+  if (p->r.x)
+    pca_cpu_dense(p, v, l, w);
+  else
+    pca_cpu_csr(&p->r, p->shift, v, l, w, p->y, p->muv, p->ysum);
 }
 
 /* y_i = x_iᵀ v − μᵀv per CSR row (no scatter): pca_cpu_csr's first half. */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-static void pca_cpu_csr_fwd(const backend_pca_rows *b, const double *shift, const double *restrict v, int l,
-                            double *restrict y, double *restrict muv) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void pca_cpu_csr_fwd(
+    const backend_pca_rows *b, const double *shift, const double *restrict v, int l, double *restrict y,
+    double *restrict muv) {
   memset(muv, 0, sizeof(double) * (size_t)l);
   if (shift) cblas_dgemv(CblasRowMajor, CblasTrans, (int)b->d, l, 1.0, v, l, shift, 1, 0.0, muv, 1);
   for (int64_t i = 0; i < b->m; i++) {

@@ -9,8 +9,7 @@
 enum { EW_THREADS = 256 };
 
 __global__ void fill_kernel(float *x, size_t n, float v) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    x[i] = v;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] = v;
 }
 
 void cuda_fill(float *x, size_t n, float v) {
@@ -59,8 +58,8 @@ void cuda_bias_grad(float *db, const float *dY, int B, int N) {
   KERNEL_CHECK("bias_grad");
 }
 
-__global__ void dropout_kernel(const float *X, float *Y, float *mask, size_t n, float p, float keep,
-                               uint64_t seed, uint64_t offset) {
+__global__ void dropout_kernel(const float *X, float *Y, float *mask, size_t n, float p, float keep, uint64_t seed,
+                               uint64_t offset) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     const float m = dropout_mask(seed, offset + i, p, keep);
     mask[i] = m;
@@ -68,8 +67,7 @@ __global__ void dropout_kernel(const float *X, float *Y, float *mask, size_t n, 
   }
 }
 
-void cuda_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
-                  uint64_t offset) {
+void cuda_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed, uint64_t offset) {
   if (n == 0) return;
   dropout_kernel<<<grid_for(n, EW_THREADS), EW_THREADS, 0, g_cuda.compute>>>(X, Y, mask, n, p, dropout_keep_scale(p),
                                                                              seed, offset);
@@ -88,8 +86,7 @@ void cuda_mul(float *x, const float *y, size_t n) {
 }
 
 __global__ void scale_kernel(float *x, size_t n, float s) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    x[i] *= s;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] *= s;
 }
 
 void cuda_scale(float *x, size_t n, float s) {

@@ -174,14 +174,14 @@ static const backend_ops k_cuda_ops = {
 /* ---- binding to a device --------------------------------------------------------------------- */
 
 /* A failing set-up call: *why names it, the error is cleared, and set-up unwinds at fail. */
-#define INIT_TRY(call)                                                                             \
-  do {                                                                                             \
-    cudaError_t init_e_ = (call);                                                                  \
-    if (init_e_ != cudaSuccess) {                                                                  \
+#define INIT_TRY(call)                                                                                \
+  do {                                                                                                \
+    cudaError_t init_e_ = (call);                                                                     \
+    if (init_e_ != cudaSuccess) {                                                                     \
       if (why) *why = cuda_why("CUDA device %d: %s: %s", device, #call, cudaGetErrorString(init_e_)); \
-      cudaGetLastError();                                                                          \
-      goto fail;                                                                                   \
-    }                                                                                              \
+      cudaGetLastError();                                                                             \
+      goto fail;                                                                                      \
+    }                                                                                                 \
   } while (0)
 
 /* Release whatever a failed cuda_ops_init created (each field NULL when not made), so that a
@@ -198,8 +198,7 @@ static void cuda_ops_release(void) {
   g_cuda = cuda_ctx{};
 }
 
-static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal)(const char *msg),
-                                        const char **why) {
+static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal)(const char *msg), const char **why) {
   if (g_cuda.ready) {
     if (device != g_cuda.device) {
       if (why) *why = cuda_why("the CUDA backend is bound to device %d already (asked for %d)", g_cuda.device, device);
@@ -218,8 +217,9 @@ static const backend_ops *cuda_ops_init(int device, unsigned flags, void (*fatal
   cublasStatus_t s;
   INIT_TRY(cudaGetDeviceProperties(&p, device));
   if (p.major < 7) {
-    if (why) *why = cuda_why("CUDA device %d (%s) has compute capability %d.%d; 7.0 or newer is needed", device,
-                             p.name, p.major, p.minor);
+    if (why)
+      *why = cuda_why("CUDA device %d (%s) has compute capability %d.%d; 7.0 or newer is needed", device, p.name,
+                      p.major, p.minor);
     goto fail;
   }
   INIT_TRY(cudaSetDevice(device));
@@ -267,9 +267,7 @@ static int need_ready(const char **why) {
   return -1;
 }
 
-static cudaStream_t stream_of(int stream) {
-  return stream == BACKEND_CUDA_STREAM_COMM ? g_cuda.comm : g_cuda.compute;
-}
+static cudaStream_t stream_of(int stream) { return stream == BACKEND_CUDA_STREAM_COMM ? g_cuda.comm : g_cuda.compute; }
 
 static int bad_stream(int stream, const char **why) {
   if (stream == BACKEND_CUDA_STREAM_COMPUTE || stream == BACKEND_CUDA_STREAM_COMM) return 0;
@@ -340,6 +338,4 @@ static const backend_cuda_api k_api = {
     .nccl_destroy = cuda_nccl_destroy,
 };
 
-extern "C" __attribute__((visibility("default"))) const backend_cuda_api *dpt_cuda_api(void) {
-  return &k_api;
-}
+extern "C" __attribute__((visibility("default"))) const backend_cuda_api *dpt_cuda_api(void) { return &k_api; }

@@ -24,33 +24,30 @@ extern "C" {
 /* Print through the host's fatal hook (or stderr) and exit; never returns. */
 [[noreturn]] void cuda_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define CUDA_CHECK(call)                                                                           \
-  do {                                                                                             \
-    cudaError_t cuda_check_e_ = (call);                                                            \
-    if (cuda_check_e_ != cudaSuccess)                                                              \
-      cuda_fatal("%s:%d: %s: CUDA error: %s", __FILE__, __LINE__, #call,                           \
-                 cudaGetErrorString(cuda_check_e_));                                               \
+#define CUDA_CHECK(call)                                                                                     \
+  do {                                                                                                       \
+    cudaError_t cuda_check_e_ = (call);                                                                      \
+    if (cuda_check_e_ != cudaSuccess)                                                                        \
+      cuda_fatal("%s:%d: %s: CUDA error: %s", __FILE__, __LINE__, #call, cudaGetErrorString(cuda_check_e_)); \
   } while (0)
 
-#define CUBLAS_CHECK(call)                                                                         \
-  do {                                                                                             \
-    cublasStatus_t cublas_check_s_ = (call);                                                       \
-    if (cublas_check_s_ != CUBLAS_STATUS_SUCCESS)                                                  \
-      cuda_fatal("%s:%d: %s: cuBLAS error: %s", __FILE__, __LINE__, #call,                         \
-                 cublasGetStatusString(cublas_check_s_));                                          \
+#define CUBLAS_CHECK(call)                                                                                          \
+  do {                                                                                                              \
+    cublasStatus_t cublas_check_s_ = (call);                                                                        \
+    if (cublas_check_s_ != CUBLAS_STATUS_SUCCESS)                                                                   \
+      cuda_fatal("%s:%d: %s: cuBLAS error: %s", __FILE__, __LINE__, #call, cublasGetStatusString(cublas_check_s_)); \
   } while (0)
 
 /* After a kernel launch: the launch itself (bad configuration), and with DPT_CUDA_SYNC=1 the
  * kernel's execution too. */
-#define KERNEL_CHECK(name)                                                                         \
-  do {                                                                                             \
-    CUDA_CHECK(cudaGetLastError());                                                                \
-    if (g_cuda.debug_sync) {                                                                       \
-      cudaError_t kernel_check_e_ = cudaStreamSynchronize(g_cuda.compute);                         \
-      if (kernel_check_e_ != cudaSuccess)                                                          \
-        cuda_fatal("%s:%d: kernel %s: CUDA error: %s", __FILE__, __LINE__, name,                   \
-                   cudaGetErrorString(kernel_check_e_));                                           \
-    }                                                                                              \
+#define KERNEL_CHECK(name)                                                                                             \
+  do {                                                                                                                 \
+    CUDA_CHECK(cudaGetLastError());                                                                                    \
+    if (g_cuda.debug_sync) {                                                                                           \
+      cudaError_t kernel_check_e_ = cudaStreamSynchronize(g_cuda.compute);                                             \
+      if (kernel_check_e_ != cudaSuccess)                                                                              \
+        cuda_fatal("%s:%d: kernel %s: CUDA error: %s", __FILE__, __LINE__, name, cudaGetErrorString(kernel_check_e_)); \
+    }                                                                                                                  \
   } while (0)
 
 /* Blocks of the two-pass reductions (softmax_xent, sumsq): each block leaves one partial, one
@@ -59,18 +56,18 @@ enum { RED_BLOCKS = 1024, RED_THREADS = 256 };
 
 /* The module's state: one device per process. */
 typedef struct cuda_ctx {
-  int ready;                 /* cuda_ops_init succeeded */
+  int ready; /* cuda_ops_init succeeded */
   int device;
-  int debug_sync;            /* DPT_CUDA_SYNC=1 */
-  int tf32;                  /* BACKEND_CUDA_TF32 asked for */
+  int debug_sync; /* DPT_CUDA_SYNC=1 */
+  int tf32;       /* BACKEND_CUDA_TF32 asked for */
   void (*fatal)(const char *msg);
-  cudaStream_t compute;      /* every op runs here, in order */
-  cudaStream_t comm;         /* NCCL collectives */
+  cudaStream_t compute; /* every op runs here, in order */
+  cudaStream_t comm;    /* NCCL collectives */
   cublasHandle_t blas;
-  double *red_d;             /* [RED_BLOCKS + 1] device partials, last = result */
-  int *red_i;                /* [RED_BLOCKS + 1] */
-  double *res_host;          /* pinned: [0] double result */
-  int *res_host_i;           /* pinned: [0] int result */
+  double *red_d;    /* [RED_BLOCKS + 1] device partials, last = result */
+  int *red_i;       /* [RED_BLOCKS + 1] */
+  double *res_host; /* pinned: [0] double result */
+  int *res_host_i;  /* pinned: [0] int result */
 } cuda_ctx;
 
 extern cuda_ctx g_cuda;
@@ -113,22 +110,22 @@ void *cuda_try_malloc(size_t bytes);
 /* host -> device copy queued on the compute stream after the ops before it (no host wait, unless
  * debug sync is on): the backend's upload_async. */
 void cuda_upload_async(void *dst, const void *src, size_t bytes);
-void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-               const float *B, int ldb, float beta, float *C, int ldc);
-void cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc, float *ws);
+void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc);
+void cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc, float *ws);
 /* gather.cu */
 void cuda_gather_rows(void *dst, const void *src, const int64_t *idx, int n, int64_t cols);
 void cuda_gather_csr(int32_t *dst_ind, float *dst_val, const int64_t *dst_ptr, const int64_t *src_ptr,
                      const int32_t *src_ind, const float *src_val, const int64_t *idx, int n);
 /* sparse.cu */
-void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-               const float *W, float beta, float *Y);
-void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-                 const float *dY, float *dW);
+void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *W,
+               float beta, float *Y);
+void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *dY,
+                 float *dW);
 /* Y[B,N] = X[B,K] · W[K,N] in double, X in CSR (pca.cu) */
-void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, const double *values,
-                const double *W, double *Y);
+void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, const double *values, const double *W,
+                double *Y);
 /* pca.cu */
 backend_pca *cuda_pca_create(const backend_pca_rows *rows, const double *shift, int lmax);
 void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w);
@@ -146,17 +143,16 @@ void cuda_fill(float *x, size_t n, float v);
 void cuda_bias_act(float *Y, const float *b, int B, int N, backend_act act);
 void cuda_act_backward(float *dY, const float *Y, size_t n, backend_act act);
 void cuda_bias_grad(float *db, const float *dY, int B, int N);
-void cuda_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
-                  uint64_t offset);
+void cuda_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed, uint64_t offset);
 void cuda_mul(float *x, const float *y, size_t n);
 void cuda_scale(float *x, size_t n, float s);
 /* loss.cu */
-double cuda_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale,
-                         float *dlogits, int *correct);
+double cuda_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale, float *dlogits,
+                         int *correct);
 double cuda_sumsq(const float *x, size_t n);
 /* optim.cu */
-void cuda_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1,
-                       float *s2, size_t n);
+void cuda_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
+                       size_t n);
 void cuda_max_norm(float *W, int K, int N, float c);
 /* nccl.cu */
 int cuda_nccl_get_id(void *id, const char **why);

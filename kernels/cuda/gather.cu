@@ -40,7 +40,7 @@ __global__ void gather_csr_kernel(int32_t *dst_ind, float *dst_val, const int64_
 void cuda_gather_csr(int32_t *dst_ind, float *dst_val, const int64_t *dst_ptr, const int64_t *src_ptr,
                      const int32_t *src_ind, const float *src_val, const int64_t *idx, int n) {
   if (n <= 0) return;
-  gather_csr_kernel<<<ga_grid(n), GA_THREADS, 0, g_cuda.compute>>>(dst_ind, dst_val, dst_ptr, src_ptr, src_ind,
-                                                                   src_val, idx, n);
+  gather_csr_kernel<<<ga_grid(n), GA_THREADS, 0, g_cuda.compute>>>(dst_ind, dst_val, dst_ptr, src_ptr, src_ind, src_val,
+                                                                   idx, n);
   KERNEL_CHECK("gather_csr");
 }

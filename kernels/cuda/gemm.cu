@@ -11,16 +11,16 @@
 
 static void gemm_check_shape(const char *what, int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc) {
   if (K < 0 || ldc < N || lda < (ta ? M : K) || ldb < (tb ? K : N) || lda < 1 || ldb < 1)
-    cuda_fatal("%s:%d: %s: bad shape M=%d N=%d K=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)", __FILE__, __LINE__, what,
-               M, N, K, lda, ldb, ldc, ta, tb);
+    cuda_fatal("%s:%d: %s: bad shape M=%d N=%d K=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)", __FILE__, __LINE__, what, M, N,
+               K, lda, ldb, ldc, ta, tb);
 }
 
-void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-               const float *B, int ldb, float beta, float *C, int ldc) {
+void cuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   gemm_check_shape("gemm", ta, tb, M, N, K, lda, ldb, ldc);
-  CUBLAS_CHECK(cublasSgemm(g_cuda.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                           N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+  CUBLAS_CHECK(cublasSgemm(g_cuda.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                           B, ldb, A, lda, &beta, C, ldc));
   KERNEL_CHECK("cublasSgemm");
 }
 
@@ -36,12 +36,13 @@ __global__ void round_bf16_kernel(uint16_t *dst, const float *src, size_t n, uns
 static void round_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
   if (rows <= 0 || cols <= 0) return;
   const size_t n = (size_t)rows * (size_t)cols;
-  round_bf16_kernel<<<grid_for(n, BF_THREADS), BF_THREADS, 0, g_cuda.compute>>>(dst, src, n, (unsigned)cols, (size_t)ld);
+  round_bf16_kernel<<<grid_for(n, BF_THREADS), BF_THREADS, 0, g_cuda.compute>>>(dst, src, n, (unsigned)cols,
+                                                                                (size_t)ld);
   KERNEL_CHECK("round_bf16");
 }
 
-void cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc, float *ws) {
+void cuda_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc, float *ws) {
   if (M <= 0 || N <= 0) return;
   gemm_check_shape("gemm_bf16", ta, tb, M, N, K, lda, ldb, ldc);
   if (!ws) cuda_fatal("%s:%d: gemm_bf16: no scratch", __FILE__, __LINE__);

@@ -97,8 +97,8 @@ __global__ void finish_kernel(double *part, int *part_ok, int nb) {
   }
 }
 
-double cuda_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale,
-                         float *dlogits, int *correct) {
+double cuda_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale, float *dlogits,
+                         int *correct) {
   if (B <= 0 || C <= 0) {
     if (correct) *correct = 0;
     return 0.0;

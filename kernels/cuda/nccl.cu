@@ -30,10 +30,10 @@ static int nccl_fail(const char **why, const char *call, ncclResult_t r) {
   return -1;
 }
 
-#define NCCL_TRY(call)                                                                             \
-  do {                                                                                             \
-    ncclResult_t nccl_try_r_ = (call);                                                             \
-    if (nccl_try_r_ != ncclSuccess) return nccl_fail(why, #call, nccl_try_r_);                     \
+#define NCCL_TRY(call)                                                         \
+  do {                                                                         \
+    ncclResult_t nccl_try_r_ = (call);                                         \
+    if (nccl_try_r_ != ncclSuccess) return nccl_fail(why, #call, nccl_try_r_); \
   } while (0)
 
 static int need_ready(const char **why) {

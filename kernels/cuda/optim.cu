@@ -11,32 +11,36 @@ enum { OPT_THREADS = 256 };
 /* State buffers as in optim_cpu.h: SGD family s0 = momentum_buffer; Adagrad s0 = sum; RMSprop
  * s0 = square_avg, s1 = grad_avg, s2 = momentum_buffer; Adam(W) s0 = exp_avg, s1 = exp_avg_sq.
  * The branches are uniform across the grid. */
-__global__ void optim_kernel(optim_consts k, float *p, const float *g, float *s0, float *s1, float *s2,
-                             size_t n) {
+__global__ void optim_kernel(optim_consts k, float *p, const float *g, float *s0, float *s1, float *s2, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     float pi = p[i];
     switch (k.kind) {
-    case OPTIM_GD:
-    case OPTIM_SGD:
-    case OPTIM_MOMENTUM:
-    case OPTIM_NESTEROV:
-      pi = optim_sgd_elem(k, k.use_buf, k.first_step, k.nesterov, pi, g[i], k.use_buf ? &s0[i] : NULL);
-      break;
-    case OPTIM_ADAGRAD: pi = optim_adagrad_elem(k, pi, g[i], &s0[i]); break;
-    case OPTIM_RMSPROP:
-      pi = optim_rmsprop_elem(k, k.centered, k.use_buf, pi, g[i], &s0[i], k.centered ? &s1[i] : NULL,
-                              k.use_buf ? &s2[i] : NULL);
-      break;
-    case OPTIM_ADAM:
-    case OPTIM_ADAMW: pi = optim_adam_elem(k, optim_adamw_decay(k, pi), g[i], &s0[i], &s1[i]); break;
-    default: break;
+      case OPTIM_GD:
+      case OPTIM_SGD:
+      case OPTIM_MOMENTUM:
+      case OPTIM_NESTEROV:
+        pi = optim_sgd_elem(k, k.use_buf, k.first_step, k.nesterov, pi, g[i], k.use_buf ? &s0[i] : NULL);
+        break;
+      case OPTIM_ADAGRAD:
+        pi = optim_adagrad_elem(k, pi, g[i], &s0[i]);
+        break;
+      case OPTIM_RMSPROP:
+        pi = optim_rmsprop_elem(k, k.centered, k.use_buf, pi, g[i], &s0[i], k.centered ? &s1[i] : NULL,
+                                k.use_buf ? &s2[i] : NULL);
+        break;
+      case OPTIM_ADAM:
+      case OPTIM_ADAMW:
+        pi = optim_adam_elem(k, optim_adamw_decay(k, pi), g[i], &s0[i], &s1[i]);
+        break;
+      default:
+        break;
     }
     p[i] = pi;
   }
 }
 
-void cuda_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1,
-                       float *s2, size_t n) {
+void cuda_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
+                       size_t n) {
   if (n == 0) return;
   if (a->kind < OPTIM_GD || a->kind > OPTIM_ADAMW)
     cuda_fatal("%s:%d: optim_update: unknown optimizer kind %d", __FILE__, __LINE__, a->kind);

@@ -30,16 +30,16 @@ struct backend_pca {
   int64_t m, d;
   int lmax;
   int sparse;
-  int64_t chunk;           /* dense: rows per chunk */
-  float *x;                /* dense: [m, d] */
-  double *xc;              /* dense: [chunk, d] */
-  int64_t *ptr, *tptr;     /* CSR: X [m + 1], Xᵀ [d + 1] */
-  int32_t *ind, *tind;     /* [nnz] */
-  double *val, *tval;      /* [nnz] */
-  double *shift;           /* [d], NULL when not centring */
-  double *v, *w, *y;       /* [d, lmax], [d, lmax], [rows, lmax] (rows = chunk or m) */
-  double *ones;            /* [rows] */
-  double *muv, *ysum;      /* [lmax] */
+  int64_t chunk;       /* dense: rows per chunk */
+  float *x;            /* dense: [m, d] */
+  double *xc;          /* dense: [chunk, d] */
+  int64_t *ptr, *tptr; /* CSR: X [m + 1], Xᵀ [d + 1] */
+  int32_t *ind, *tind; /* [nnz] */
+  double *val, *tval;  /* [nnz] */
+  double *shift;       /* [d], NULL when not centring */
+  double *v, *w, *y;   /* [d, lmax], [d, lmax], [rows, lmax] (rows = chunk or m) */
+  double *ones;        /* [rows] */
+  double *muv, *ysum;  /* [lmax] */
 };
 
 /* cudaMalloc that records failure instead of aborting (pca_create reports out of memory). */
@@ -52,8 +52,7 @@ static void pca_alloc(T **p, size_t count, int *ok) {
 }
 
 __global__ void pca_fill_kernel(double *x, size_t n, double v) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    x[i] = v;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] = v;
 }
 
 /* xc [nr, d] = (double) x [nr, d] − shift (shift NULL: no shift) */
@@ -65,8 +64,8 @@ __global__ void pca_load_kernel(const float *x, const double *shift, int64_t nr,
 
 void cuda_pca_destroy(backend_pca *p) {
   if (!p) return;
-  void *bufs[] = {p->x, p->xc, p->ptr, p->tptr, p->ind, p->tind, p->val, p->tval,
-                  p->shift, p->v, p->w, p->y, p->ones, p->muv, p->ysum};
+  void *bufs[] = {p->x,     p->xc, p->ptr, p->tptr, p->ind,  p->tind, p->val, p->tval,
+                  p->shift, p->v,  p->w,   p->y,    p->ones, p->muv,  p->ysum};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
     if (bufs[i]) cudaFree(bufs[i]);
   free(p);
@@ -147,7 +146,8 @@ backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int
   pca_alloc(&p->muv, l, &ok);
   pca_alloc(&p->ysum, l, &ok);
   if (ok) {
-    pca_fill_kernel<<<grid_for((size_t)rows ? (size_t)rows : 1, 256), 256, 0, g_cuda.compute>>>(p->ones, (size_t)rows, 1.0);
+    pca_fill_kernel<<<grid_for((size_t)rows ? (size_t)rows : 1, 256), 256, 0, g_cuda.compute>>>(p->ones, (size_t)rows,
+                                                                                                1.0);
     KERNEL_CHECK("pca_fill");
     ok = cudaStreamSynchronize(g_cuda.compute) == cudaSuccess;
   }
@@ -165,7 +165,8 @@ backend_pca *cuda_pca_create(const backend_pca_rows *r, const double *shift, int
 static void pca_dense_chunk_fwd(backend_pca *p, int64_t r0, int nr, int l) {
   const double one = 1.0, zero = 0.0;
   const int d = (int)p->d;
-  pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr, p->d, p->xc);
+  pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr,
+                                                                                     p->d, p->xc);
   KERNEL_CHECK("pca_load");
   CUBLAS_CHECK(cublasDgemm(g_cuda.blas, CUBLAS_OP_N, CUBLAS_OP_N, l, nr, d, &one, p->v, l, p->xc, d, &zero, p->y, l));
 }
@@ -242,7 +243,8 @@ void cuda_pca_apply(backend_pca *p, const double *v, int l, double *w) {
  * after the products) before the copy back. Every rank takes part, rows or not. */
 void cuda_pca_apply_sum(backend_pca *p, const double *v, int l, double *w) {
   if (l <= 0) return;
-  if (l > p->lmax) cuda_fatal("%s:%d: pca_apply_sum: %d vectors, the object was made for %d", __FILE__, __LINE__, l, p->lmax);
+  if (l > p->lmax)
+    cuda_fatal("%s:%d: pca_apply_sum: %d vectors, the object was made for %d", __FILE__, __LINE__, l, p->lmax);
   const size_t n = (size_t)p->d * (size_t)l;
   pca_products(p, v, l);
   cuda_nccl_sum_compute(p->w, n, "pca_apply_sum");
@@ -264,8 +266,8 @@ void cuda_pca_fwd(backend_pca *p, const double *v, int l, double *y) {
   cuda_upload_async(p->v, v, sizeof(double) * (size_t)p->d * (size_t)l);
   if (p->sparse) {
     pca_csr_fwd(p, l);
-    CUDA_CHECK(cudaMemcpyAsync(y, p->y, sizeof(double) * (size_t)p->m * (size_t)l, cudaMemcpyDeviceToHost,
-                               g_cuda.compute));
+    CUDA_CHECK(
+        cudaMemcpyAsync(y, p->y, sizeof(double) * (size_t)p->m * (size_t)l, cudaMemcpyDeviceToHost, g_cuda.compute));
   } else {
     for (int64_t r0 = 0; r0 < p->m; r0 += p->chunk) {
       const int nr = (int)(p->m - r0 < p->chunk ? p->m - r0 : p->chunk);
@@ -314,12 +316,12 @@ int cuda_pca_gram(backend_pca *p, double *g) {
   for (int64_t r0 = 0; r0 < p->m; r0 += chunk) {
     const int nr = (int)(p->m - r0 < chunk ? p->m - r0 : chunk);
     if (p->sparse) {
-      pca_csr_chunk_kernel<<<nr < 8192 ? nr : 8192, 256, 0, g_cuda.compute>>>(p->ptr, p->ind, p->val, p->shift, r0, nr,
-                                                                            p->d, xc);
+      pca_csr_chunk_kernel<<<(nr < 8192 ? nr : 8192), 256, 0, g_cuda.compute>>>(p->ptr, p->ind, p->val, p->shift, r0,
+                                                                                nr, p->d, xc);
       KERNEL_CHECK("pca_csr_chunk");
     } else {
       pca_load_kernel<<<grid_for((size_t)nr * (size_t)d, 256), 256, 0, g_cuda.compute>>>(p->x + r0 * p->d, p->shift, nr,
-                                                                                        p->d, xc);
+                                                                                         p->d, xc);
       KERNEL_CHECK("pca_load");
     }
     /* column-major xc_cm [d, nr]: G += xc_cm · xc_cmᵀ (symmetric: the same in row-major) */

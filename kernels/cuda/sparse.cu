@@ -23,8 +23,8 @@ enum { SP_THREADS = 256, SP_WARPS = SP_THREADS / 32, SP_COLS = 4, SP_TILE = 32 *
 
 /* T = float: the CSR layer; T = double: the PCA products (pca.cu). */
 template <typename T>
-__global__ void spmm_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const T *values,
-                            const T *W, T beta, T *Y) {
+__global__ void spmm_kernel(int B, int N, const int64_t *indptr, const int32_t *indices, const T *values, const T *W,
+                            T beta, T *Y) {
   const int lane = threadIdx.x & 31;
   const int tiles = (N + SP_TILE - 1) / SP_TILE;
   const int64_t items = (int64_t)B * tiles;
@@ -115,22 +115,22 @@ static unsigned sp_grid(int B, int N) {
   return (unsigned)(blocks < 8192 ? blocks : 8192);
 }
 
-void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-               const float *W, float beta, float *Y) {
+void cuda_spmm(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *W,
+               float beta, float *Y) {
   if (B <= 0 || N <= 0) return;
   spmm_kernel<float><<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, W, beta, Y);
   KERNEL_CHECK("spmm");
 }
 
-void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, const double *values,
-                const double *W, double *Y) {
+void cuda_dspmm(int B, int N, const int64_t *indptr, const int32_t *indices, const double *values, const double *W,
+                double *Y) {
   if (B <= 0 || N <= 0) return;
   spmm_kernel<double><<<sp_grid(B, N), SP_THREADS, 0, g_cuda.compute>>>(B, N, indptr, indices, values, W, 0.0, Y);
   KERNEL_CHECK("dspmm");
 }
 
-void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-                 const float *dY, float *dW) {
+void cuda_spmm_t(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *dY,
+                 float *dW) {
   if (B <= 0 || N <= 0) return;
   /* parts: ~2048 warps over all tiles to fill the device, at most 256 (each warp reads all of
    * X's pairs), at least 1 */

@@ -37,8 +37,7 @@ static const backend_cuda_api *cuda_api(void) {
   if (g_cuda_tried) return g_cuda;
   g_cuda_tried = 1;
 #ifndef DPT_HAVE_CUDA
-  snprintf(g_cuda_why, sizeof g_cuda_why,
-           "dptrain was built without CUDA (DPT_CUDA=OFF or no nvcc at configure time)");
+  snprintf(g_cuda_why, sizeof g_cuda_why, "dptrain was built without CUDA (DPT_CUDA=OFF or no nvcc at configure time)");
   return NULL;
 #else
   void *h = NULL;
@@ -210,9 +209,10 @@ const backend_ops *backend_get(backend_kind kind) {
    * than devices on a node only when asked for (DPT_SHARE_GPUS=1: ranks then share devices) */
   const char *share = getenv("DPT_SHARE_GPUS");
   if (dist_local_size() > n && !(share && strcmp(share, "1") == 0)) {
-    log_fail("%d ranks on this node but %d GPU%s: start at most one rank per GPU (or set DPT_SHARE_GPUS=1 to share "
-             "them; the gradient sums then go through host memory)",
-             dist_local_size(), n, n == 1 ? "" : "s");
+    log_fail(
+        "%d ranks on this node but %d GPU%s: start at most one rank per GPU (or set DPT_SHARE_GPUS=1 to share "
+        "them; the gradient sums then go through host memory)",
+        dist_local_size(), n, n == 1 ? "" : "s");
     return NULL;
   }
   int device = dist_local_rank() % n;

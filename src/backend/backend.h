@@ -85,7 +85,7 @@ typedef struct backend_ops {
   backend_kind kind;
 
   /* ---- memory and staging ------------------------------------------------------------------ */
-  void *(*alloc)(size_t bytes);                               /* zeroed; NULL on failure */
+  void *(*alloc)(size_t bytes); /* zeroed; NULL on failure */
   void (*free)(void *p);
   void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
   void (*download)(void *dst, const void *src, size_t bytes); /* device -> host */
@@ -102,22 +102,22 @@ typedef struct backend_ops {
 
   /* ---- training: products ------------------------------------------------------------------ */
   /* C[M,N] = alpha * op(A) · op(B) + beta * C, op = transpose when ta/tb (sgemm semantics) */
-  void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-               const float *B, int ldb, float beta, float *C, int ldc);
+  void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc);
   /* gemm with bf16 inputs: C[M,N] = alpha * bf16(op(A)) · bf16(op(B)) + beta * C, where bf16()
    * rounds each element to bfloat16 (round to nearest even, kernels/common/bf16.h), products and
    * sums in fp32, C fp32. ws: scratch of backend_gemm_bf16_ws(M, N, K) floats (the rounded
    * copies of the operands), memory of the backend, allocated by the caller at set-up. */
-  void (*gemm_bf16)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc, float *ws);
+  void (*gemm_bf16)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc, float *ws);
   /* Y[B,N] = X[B,K] · W[K,N] with X in CSR (indptr rebased to 0); beta as gemm */
-  void (*spmm)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-               const float *W, float beta, float *Y);
+  void (*spmm)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *W,
+               float beta, float *Y);
   /* dW[K,N] += X[B,K]^T · dY[B,N] with X in CSR. Deterministic on every backend: each dW[i, j]
    * gets its terms in row order (the CPU loop's order), so the result is the same bits run
    * after run and across backends. */
-  void (*spmm_t)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values,
-                 const float *dY, float *dW);
+  void (*spmm_t)(int B, int N, const int64_t *indptr, const int32_t *indices, const float *values, const float *dY,
+                 float *dW);
 
   /* ---- training: elementwise, loss, reductions, update --------------------------------------- */
   /* Y[B,N] = act(Y + b[N]) in place */
@@ -130,13 +130,12 @@ typedef struct backend_ops {
    * counts argmax == y into *correct, and when dlogits != NULL writes
    * dlogits = (softmax - onehot) * scale (dlogits may be logits itself). Numerically stable.
    * A label outside [0, C) makes the loss NaN (never a read outside the row). */
-  double (*softmax_xent)(const float *logits, const int32_t *y, int B, int C, float scale,
-                         float *dlogits, int *correct);
+  double (*softmax_xent)(const float *logits, const int32_t *y, int B, int C, float scale, float *dlogits,
+                         int *correct);
   /* Inverted dropout: Y[i] = X[i] * mask[i], mask[i] = 1/(1-p) with probability 1-p, else 0. The
    * mask is a pure function of (seed, offset + i), so a sample gets the same mask whatever rank
    * computes it. X, Y and mask do not overlap. */
-  void (*dropout)(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed,
-                  uint64_t offset);
+  void (*dropout)(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed, uint64_t offset);
   /* x[n] *= y[n] elementwise */
   void (*mul)(float *x, const float *y, size_t n);
   /* x[n] *= s */
@@ -144,8 +143,8 @@ typedef struct backend_ops {
   /* sum of squares of x[n], accumulated in double */
   double (*sumsq)(const float *x, size_t n);
   /* One fused optimizer update over n parameters: p, g and up to three state buffers. */
-  void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0,
-                       float *s1, float *s2, size_t n);
+  void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
+                       size_t n);
   /* Max-norm constraint: every column j of W[K,N] (a unit's incoming weights) is rescaled to
    * norm <= c. */
   void (*max_norm)(float *W, int K, int N, float c);

@@ -37,10 +37,7 @@
 enum { BACKEND_CUDA_TF32 = 1 };
 
 /* The module's streams, for event_record / stream_wait / sync. */
-typedef enum backend_cuda_stream {
-  BACKEND_CUDA_STREAM_COMPUTE = 0,
-  BACKEND_CUDA_STREAM_COMM = 1
-} backend_cuda_stream;
+typedef enum backend_cuda_stream { BACKEND_CUDA_STREAM_COMPUTE = 0, BACKEND_CUDA_STREAM_COMM = 1 } backend_cuda_stream;
 
 typedef struct backend_cuda_api {
   int abi; /* BACKEND_CUDA_ABI of the module */
@@ -54,8 +51,7 @@ typedef struct backend_cuda_api {
    * device). flags: BACKEND_CUDA_*. fatal: called with one line when an op fails; must not
    * return (NULL: print to stderr and exit(1)). A second call with the same device returns the
    * same table; another device is refused. NULL with *why on failure. */
-  const backend_ops *(*ops)(int device, unsigned flags, void (*fatal)(const char *msg),
-                            const char **why);
+  const backend_ops *(*ops)(int device, unsigned flags, void (*fatal)(const char *msg), const char **why);
   /* Wait on the host until everything queued on `stream` has finished. */
   int (*sync)(int stream, const char **why);
 

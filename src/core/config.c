@@ -48,8 +48,7 @@ typedef struct key_spec {
 
 static const char *const v_activation[] = {"relu", "tanh", "sigmoid", NULL};
 static const char *const v_init[] = {"he", "xavier", NULL};
-static const char *const v_optim[] = {"gd",      "sgd",  "momentum", "nesterov", "adagrad",
-                                      "rmsprop", "adam", "adamw",    NULL};
+static const char *const v_optim[] = {"gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", NULL};
 static const char *const v_schedule[] = {"constant", "step", "cosine", NULL};
 static const char *const v_device[] = {"auto", "cpu", "cuda", NULL};
 static const char *const v_precision[] = {"fp32", "bf16", NULL};
@@ -90,10 +89,8 @@ static const key_spec schema[] = {
     {"optim", "centered", T_BOOL, NULL, 0, 0, 0, NULL, "rmsprop: centered variance"},
     {"optim", "lr_decay", T_DOUBLE, NULL, LO, 0, 0, NULL, "adagrad learning-rate decay"},
     {"optim", "initial_accumulator", T_DOUBLE, NULL, LO, 0, 0, NULL, "adagrad initial accumulator"},
-    {"optim", "clip_norm", T_DOUBLE, NULL, LO_X, 0, 0, NULL,
-     "clip the global gradient norm (unset: no clipping)"},
-    {"optim", "max_norm", T_DOUBLE, NULL, LO_X, 0, 0, NULL,
-     "max norm of each unit's incoming weights (unset: none)"},
+    {"optim", "clip_norm", T_DOUBLE, NULL, LO_X, 0, 0, NULL, "clip the global gradient norm (unset: no clipping)"},
+    {"optim", "max_norm", T_DOUBLE, NULL, LO_X, 0, 0, NULL, "max norm of each unit's incoming weights (unset: none)"},
 
     {"schedule", "name", T_ENUM, "constant", 0, 0, 0, v_schedule, "learning-rate schedule"},
     {"schedule", "warmup_epochs", T_DOUBLE, "0", LO, 0, 0, NULL, "linear warm-up, in epochs"},
@@ -106,8 +103,7 @@ static const key_spec schema[] = {
     {"train", "device", T_ENUM, "auto", 0, 0, 0, v_device, "where to compute"},
     {"train", "out", T_STR, "runs/{name}", 0, 0, 0, NULL, "output directory"},
     {"train", "eval_every", T_INT, "1", LO, 1, 0, NULL, "evaluate every this many epochs"},
-    {"train", "checkpoint_every", T_INT, "0", LO, 0, 0, NULL,
-     "checkpoint every this many epochs (0: at the end only)"},
+    {"train", "checkpoint_every", T_INT, "0", LO, 0, 0, NULL, "checkpoint every this many epochs (0: at the end only)"},
     {"train", "resume", T_STR, NULL, 0, 0, 0, NULL, "checkpoint to resume from"},
     {"train", "precision", T_ENUM, "fp32", 0, 0, 0, v_precision, "compute precision"},
     {"train", "init", T_STR, NULL, 0, 0, 0, NULL, "checkpoint whose /params start the run"},
@@ -228,8 +224,7 @@ static void fmt_num(char *out, size_t m, double x) {
 static int check_bounds(const key_spec *k, double x, const char *raw, char *msg, size_t m) {
   int b = k->bounds;
   double max = k->max;
-  if (!(b & (HI | HI_X)) && (k->type == T_INT || k->type == T_INTLIST) && !(b & BIG))
-    b |= HI, max = 2147483647.0;
+  if (!(b & (HI | HI_X)) && (k->type == T_INT || k->type == T_INTLIST) && !(b & BIG)) b |= HI, max = 2147483647.0;
   int lo_bad = ((b & LO) && x < k->min) || ((b & LO_X) && x <= k->min);
   int hi_bad = ((b & HI) && x > max) || ((b & HI_X) && x >= max);
   if (!lo_bad && !hi_bad) return 0;
@@ -237,8 +232,7 @@ static int check_bounds(const key_spec *k, double x, const char *raw, char *msg,
   fmt_num(lo, sizeof lo, k->min);
   fmt_num(hi, sizeof hi, max);
   if ((k->bounds & (LO | LO_X)) && (k->bounds & (HI | HI_X)))
-    snprintf(msg, m, "must be in %c%s, %s%c, got %s", (b & LO) ? '[' : '(', lo, hi,
-             (b & HI) ? ']' : ')', raw);
+    snprintf(msg, m, "must be in %c%s, %s%c, got %s", (b & LO) ? '[' : '(', lo, hi, (b & HI) ? ']' : ')', raw);
   else if (lo_bad)
     snprintf(msg, m, "must be %s %s, got %s", (b & LO) ? ">=" : ">", lo, raw);
   else
@@ -293,101 +287,101 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
   if (representable(raw, msg, m)) return -1;
   char tmp[32];
   switch (k->type) {
-  case T_STR:
-    v->text = xstrdup(raw);
-    return 0;
-  case T_INT:
-    if (parse_i64(raw, &v->i, msg, m) || check_bounds(k, (double)v->i, raw, msg, m)) return -1;
-    snprintf(tmp, sizeof tmp, "%lld", (long long)v->i);
-    v->text = xstrdup(tmp);
-    return 0;
-  case T_DOUBLE: {
-    char *end;
-    v->d = strtod(raw, &end);
-    if (end == raw || *end) {
-      snprintf(msg, m, "not a number");
+    case T_STR:
+      v->text = xstrdup(raw);
+      return 0;
+    case T_INT:
+      if (parse_i64(raw, &v->i, msg, m) || check_bounds(k, (double)v->i, raw, msg, m)) return -1;
+      snprintf(tmp, sizeof tmp, "%lld", (long long)v->i);
+      v->text = xstrdup(tmp);
+      return 0;
+    case T_DOUBLE: {
+      char *end;
+      v->d = strtod(raw, &end);
+      if (end == raw || *end) {
+        snprintf(msg, m, "not a number");
+        return -1;
+      }
+      if (!isfinite(v->d)) {
+        snprintf(msg, m, "must be a finite number, got %s", raw);
+        return -1;
+      }
+      if (check_bounds(k, v->d, raw, msg, m)) return -1;
+      v->text = xstrdup(raw); /* as written: strtod of it gives the same double again */
+      return 0;
+    }
+    case T_BOOL: {
+      static const char *const yes[] = {"true", "yes", "on", "1"};
+      static const char *const no[] = {"false", "no", "off", "0"};
+      for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(raw, yes[i]) || !strcasecmp(raw, no[i])) {
+          v->i = !strcasecmp(raw, yes[i]);
+          v->text = xstrdup(v->i ? "true" : "false");
+          return 0;
+        }
+      }
+      snprintf(msg, m, "not a boolean, got '%s' (true, false, yes, no, on, off, 1, 0)", raw);
       return -1;
     }
-    if (!isfinite(v->d)) {
-      snprintf(msg, m, "must be a finite number, got %s", raw);
+    case T_ENUM: {
+      buf all = {0};
+      for (int i = 0; k->values[i]; i++) {
+        if (!strcasecmp(raw, k->values[i])) {
+          buf_free(&all);
+          v->i = i;
+          v->text = xstrdup(k->values[i]);
+          return 0;
+        }
+        buf_printf(&all, "%s%s", i ? ", " : "", k->values[i]);
+      }
+      snprintf(msg, m, "unknown value '%s' (%s)", raw, all.data);
+      buf_free(&all);
       return -1;
     }
-    if (check_bounds(k, v->d, raw, msg, m)) return -1;
-    v->text = xstrdup(raw); /* as written: strtod of it gives the same double again */
-    return 0;
-  }
-  case T_BOOL: {
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    for (int i = 0; i < 4; i++) {
-      if (!strcasecmp(raw, yes[i]) || !strcasecmp(raw, no[i])) {
-        v->i = !strcasecmp(raw, yes[i]);
-        v->text = xstrdup(v->i ? "true" : "false");
-        return 0;
-      }
-    }
-    snprintf(msg, m, "not a boolean, got '%s' (true, false, yes, no, on, off, 1, 0)", raw);
-    return -1;
-  }
-  case T_ENUM: {
-    buf all = {0};
-    for (int i = 0; k->values[i]; i++) {
-      if (!strcasecmp(raw, k->values[i])) {
-        buf_free(&all);
-        v->i = i;
-        v->text = xstrdup(k->values[i]);
-        return 0;
-      }
-      buf_printf(&all, "%s%s", i ? ", " : "", k->values[i]);
-    }
-    snprintf(msg, m, "unknown value '%s' (%s)", raw, all.data);
-    buf_free(&all);
-    return -1;
-  }
-  case T_INTLIST: {
-    buf canon = {0};
-    if (*raw) {
-      char *copy = xstrdup(raw), *p = copy;
-      for (;;) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = '\0';
-        char *item = trim(p);
-        int bad = 0;
-        if (!*item) {
-          snprintf(msg, m, "empty entry in list '%s'", raw);
-          bad = 1;
-        } else if (v->n == CONFIG_MAX_LAYERS) {
-          snprintf(msg, m, "at most %d entries, got '%s'", CONFIG_MAX_LAYERS, raw);
-          bad = 1;
-        } else if (parse_i64(item, &v->list[v->n], msg, m)) {
-          snprintf(msg, m, "'%s' is not an integer", item);
-          bad = 1;
-        } else if (check_bounds(k, (double)v->list[v->n], item, msg, m)) {
-          bad = 1;
+    case T_INTLIST: {
+      buf canon = {0};
+      if (*raw) {
+        char *copy = xstrdup(raw), *p = copy;
+        for (;;) {
+          char *comma = strchr(p, ',');
+          if (comma) *comma = '\0';
+          char *item = trim(p);
+          int bad = 0;
+          if (!*item) {
+            snprintf(msg, m, "empty entry in list '%s'", raw);
+            bad = 1;
+          } else if (v->n == CONFIG_MAX_LAYERS) {
+            snprintf(msg, m, "at most %d entries, got '%s'", CONFIG_MAX_LAYERS, raw);
+            bad = 1;
+          } else if (parse_i64(item, &v->list[v->n], msg, m)) {
+            snprintf(msg, m, "'%s' is not an integer", item);
+            bad = 1;
+          } else if (check_bounds(k, (double)v->list[v->n], item, msg, m)) {
+            bad = 1;
+          }
+          if (bad) {
+            free(copy);
+            buf_free(&canon);
+            return -1;
+          }
+          buf_printf(&canon, "%s%lld", v->n ? ", " : "", (long long)v->list[v->n]);
+          v->n++;
+          if (!comma) break;
+          p = comma + 1;
         }
-        if (bad) {
-          free(copy);
-          buf_free(&canon);
-          return -1;
-        }
-        buf_printf(&canon, "%s%lld", v->n ? ", " : "", (long long)v->list[v->n]);
-        v->n++;
-        if (!comma) break;
-        p = comma + 1;
+        free(copy);
       }
-      free(copy);
+      v->text = canon.data ? canon.data : xstrdup(""); /* the buffer's memory becomes the text */
+      return 0;
     }
-    v->text = canon.data ? canon.data : xstrdup(""); /* the buffer's memory becomes the text */
-    return 0;
-  }
   }
   return -1;
 }
 
 /* Set [section] key to raw (trimmed) as `state`. `where` starts an error line ("FILE: line 3",
  * "override x=y"); with_key adds "[section] key: " before a value error. */
-static int assign(config *c, const char *section, const char *key, const char *raw, int state,
-                  const char *where, int with_key) {
+static int assign(config *c, const char *section, const char *key, const char *raw, int state, const char *where,
+                  int with_key) {
   char msg[400], hint[96];
   if (!*section) {
     int ki = -1, n = 0;
@@ -542,8 +536,7 @@ static int apply_defaults(config *c) {
     const char *text = d.data ? d.data : "";
     int bad = parse_value(k, text, &c->v[i], msg, sizeof msg);
     if (bad) /* only a strange file name can get here */
-      log_fail("%s: [%s] %s: default '%s': %s", c->path ? c->path : "config", k->section, k->key,
-               text, msg);
+      log_fail("%s: [%s] %s: default '%s': %s", c->path ? c->path : "config", k->section, k->key, text, msg);
     buf_free(&d);
     if (bad) return -1;
     c->v[i].state = ST_DEFAULT;
@@ -628,8 +621,8 @@ static const slot *lookup(const config *c, const char *sk, int type, const char 
   int ki = -1;
   if (dot) {
     for (size_t i = 0; i < NUM_KEYS && ki < 0; i++)
-      if (strlen(schema[i].section) == (size_t)(dot - sk) &&
-          !strncmp(schema[i].section, sk, (size_t)(dot - sk)) && !strcmp(schema[i].key, dot + 1))
+      if (strlen(schema[i].section) == (size_t)(dot - sk) && !strncmp(schema[i].section, sk, (size_t)(dot - sk)) &&
+          !strcmp(schema[i].key, dot + 1))
         ki = (int)i;
   }
   if (ki < 0) {
@@ -637,8 +630,7 @@ static const slot *lookup(const config *c, const char *sk, int type, const char 
     abort();
   }
   if (type >= 0 && (int)schema[ki].type != type) {
-    fprintf(stderr, "dptrain: internal error: %s(\"%s\"): the key is a %s\n", fn, sk,
-            type_name[schema[ki].type]);
+    fprintf(stderr, "dptrain: internal error: %s(\"%s\"): the key is a %s\n", fn, sk, type_name[schema[ki].type]);
     abort();
   }
   return &c->v[ki];
@@ -649,9 +641,7 @@ static void unset_abort(const char *fn, const char *key) {
   abort();
 }
 
-const char *config_str(const config *c, const char *key) {
-  return lookup(c, key, -1, __func__)->text;
-}
+const char *config_str(const config *c, const char *key) { return lookup(c, key, -1, __func__)->text; }
 
 int64_t config_int(const config *c, const char *key) {
   const slot *v = lookup(c, key, T_INT, __func__);
@@ -681,15 +671,12 @@ int config_int_list(const config *c, const char *key, int64_t *out, int max) {
   return v->n;
 }
 
-int config_is_set(const config *c, const char *key) {
-  return lookup(c, key, -1, __func__)->state == ST_USER;
-}
+int config_is_set(const config *c, const char *key) { return lookup(c, key, -1, __func__)->state == ST_USER; }
 
 int config_require(const config *c, const char *key) {
   if (lookup(c, key, -1, __func__)->text) return 0;
   const char *dot = strchr(key, '.');
-  return log_fail("%s: [%.*s] %s: required", c->path ? c->path : "config", (int)(dot - key), key,
-                  dot + 1);
+  return log_fail("%s: [%.*s] %s: required", c->path ? c->path : "config", (int)(dot - key), key, dot + 1);
 }
 
 char *config_resolved_ini(const config *c) {
@@ -708,8 +695,7 @@ char *config_resolved_ini(const config *c) {
     else
       buf_printf(&line, "; %s =", k->key);
     buf_printf(&b, "%-30s ; %s", line.data, k->help);
-    for (int j = 0; k->type == T_ENUM && k->values[j]; j++)
-      buf_printf(&b, "%s%s", j ? " | " : ": ", k->values[j]);
+    for (int j = 0; k->type == T_ENUM && k->values[j]; j++) buf_printf(&b, "%s%s", j ? " | " : ": ", k->values[j]);
     buf_putc(&b, '\n');
     buf_free(&line);
   }

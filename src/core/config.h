@@ -27,11 +27,7 @@
 
 /* Values of the enum keys, in schema order: config_enum() returns these. The options builders
  * (train_opts.c, pca_cli.c) translate them into the enums of the modules that use them. */
-enum config_activation {
-  CONFIG_ACTIVATION_RELU,
-  CONFIG_ACTIVATION_TANH,
-  CONFIG_ACTIVATION_SIGMOID
-};
+enum config_activation { CONFIG_ACTIVATION_RELU, CONFIG_ACTIVATION_TANH, CONFIG_ACTIVATION_SIGMOID };
 enum config_init { CONFIG_INIT_HE, CONFIG_INIT_XAVIER };
 enum config_optim {
   CONFIG_OPTIM_GD,

@@ -37,10 +37,9 @@ static int numeric_class(hid_t ds) {
 
 /* Open dataset loc/name expected 1-D of `len` entries (len < 0: any) of a numeric class
  * (want_int: integers only). Returns the dataset or -1 with log_fail. */
-static hid_t open_vector(const data_file *f, hid_t loc, const char *where, const char *name,
-                         int64_t len, int want_int, int64_t *got) {
-  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-    return log_fail("%s: %s/%s is missing", f->path, where, name);
+static hid_t open_vector(const data_file *f, hid_t loc, const char *where, const char *name, int64_t len, int want_int,
+                         int64_t *got) {
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return log_fail("%s: %s/%s is missing", f->path, where, name);
   hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
   hsize_t d[2] = {0, 0};
   int cls = ds < 0 ? 0 : numeric_class(ds);
@@ -54,8 +53,7 @@ static hid_t open_vector(const data_file *f, hid_t loc, const char *where, const
   }
   if (len >= 0 && (int64_t)d[0] != len) {
     H5Dclose(ds);
-    return log_fail("%s: %s/%s has %lld entries, expected %lld", f->path, where, name,
-                    (long long)d[0], (long long)len);
+    return log_fail("%s: %s/%s has %lld entries, expected %lld", f->path, where, name, (long long)d[0], (long long)len);
   }
   if (got) *got = (int64_t)d[0];
   return ds;
@@ -72,7 +70,8 @@ static int open_csr(const data_file *f, hid_t g, const char *where, data_split *
   int64_t shape[2];
   if (h5io_attr_get_int64s(g, "shape", shape, 2) != 0 || shape[0] < 0 || shape[1] < 1)
     return log_fail("%s: %s is a group without a valid shape = [N, D] attribute", f->path, where);
-  if (shape[1] > INT32_MAX) return log_fail("%s: %s has %lld columns (max 2^31-1)", f->path, where, (long long)shape[1]);
+  if (shape[1] > INT32_MAX)
+    return log_fail("%s: %s has %lld columns (max 2^31-1)", f->path, where, (long long)shape[1]);
   s->kind = DATA_CSR;
   s->rows = shape[0];
   s->cols = shape[1];
@@ -81,8 +80,8 @@ static int open_csr(const data_file *f, hid_t g, const char *where, data_split *
   if ((s->data = open_vector(f, g, where, "data", -1, 0, &s->nnz)) < 0) return -1;
   if ((s->indices = open_vector(f, g, where, "indices", -1, 1, &nnz_i)) < 0) return -1;
   if (nnz_i != s->nnz)
-    return log_fail("%s: %s/indices has %lld entries but data has %lld", f->path, where,
-                    (long long)nnz_i, (long long)s->nnz);
+    return log_fail("%s: %s/indices has %lld entries but data has %lld", f->path, where, (long long)nnz_i,
+                    (long long)s->nnz);
   return 0;
 }
 
@@ -111,8 +110,7 @@ static int open_split(data_file *f, data_split *s, const char *name, int require
     s->rows = (int64_t)d[0];
     s->cols = (int64_t)d[1];
     s->nnz = s->rows * s->cols;
-    if (H5Aexists(s->x, "scale") > 0 &&
-        (h5io_attr_get_double(s->x, "scale", &s->scale) != 0 || !isfinite(s->scale)))
+    if (H5Aexists(s->x, "scale") > 0 && (h5io_attr_get_double(s->x, "scale", &s->scale) != 0 || !isfinite(s->scale)))
       return log_fail("%s: %s has an unreadable scale attribute", f->path, xw);
   } else {
     return log_fail("%s: %s is neither a dataset nor a CSR group", f->path, xw);
@@ -152,8 +150,8 @@ int data_open(data_file *f, const char *path, MPI_Comm comm) {
   }
   if (open_split(f, &f->train, "train", 1) || open_split(f, &f->test, "test", 0)) return -1;
   if (f->test.present && f->test.cols != f->train.cols)
-    return log_fail("%s: /test/X has %lld columns but /train/X has %lld", path,
-                    (long long)f->test.cols, (long long)f->train.cols);
+    return log_fail("%s: /test/X has %lld columns but /train/X has %lld", path, (long long)f->test.cols,
+                    (long long)f->train.cols);
   return 0;
 }
 
@@ -228,8 +226,8 @@ static int read_csr(const data_file *f, const data_split *s, data_block *b, int6
   for (int64_t r = 0; r < n; r++)
     for (int64_t k = b->indptr[r]; k < b->indptr[r + 1]; k++) {
       if (b->indices[k] < 0 || b->indices[k] >= s->cols)
-        return log_fail("%s: /%s/X/indices: row %lld: column %d outside [0, %lld)", f->path,
-                        s->name, (long long)(b->begin + r), b->indices[k], (long long)s->cols);
+        return log_fail("%s: /%s/X/indices: row %lld: column %d outside [0, %lld)", f->path, s->name,
+                        (long long)(b->begin + r), b->indices[k], (long long)s->cols);
       if (!isfinite(b->values[k]))
         return log_fail("%s: /%s/X: row %lld: non-finite value", f->path, s->name, (long long)(b->begin + r));
       if (s->scale != 1.0) b->values[k] = (float)(b->values[k] * s->scale);
@@ -248,19 +246,19 @@ static int read_labels(const data_file *f, const data_split *s, data_block *b, i
     if (!(v >= 0 && v == floor(v) && v < INT32_MAX) || (f->num_classes > 0 && v >= (double)f->num_classes))
       rc = log_fail("%s: /%s/y: row %lld: label %g is not a class in [0, %lld)", f->path, s->name,
                     (long long)(b->begin + i), v, (long long)(f->num_classes > 0 ? f->num_classes : INT32_MAX));
-    else b->y[i] = (int32_t)v;
+    else
+      b->y[i] = (int32_t)v;
   }
   free(tmp);
   return rc;
 }
 
-int data_read_block(const data_file *f, const data_split *s, int64_t begin, int64_t end,
-                    data_block *b) {
+int data_read_block(const data_file *f, const data_split *s, int64_t begin, int64_t end, data_block *b) {
   memset(b, 0, sizeof *b);
   if (!s->present) return log_fail("%s: the file has no /%s split", f->path, s->name);
   if (begin < 0 || begin > end || end > s->rows)
-    return log_fail("%s: /%s: rows [%lld, %lld) outside [0, %lld)", f->path, s->name,
-                    (long long)begin, (long long)end, (long long)s->rows);
+    return log_fail("%s: /%s: rows [%lld, %lld) outside [0, %lld)", f->path, s->name, (long long)begin, (long long)end,
+                    (long long)s->rows);
   b->kind = s->kind;
   b->begin = begin;
   b->end = end;

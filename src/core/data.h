@@ -19,15 +19,15 @@
 typedef enum data_kind { DATA_DENSE = 0, DATA_CSR = 1 } data_kind;
 
 typedef struct data_split {
-  const char *name;     /* "train" or "test" */
-  int present;          /* 0 when the file has no such split */
+  const char *name; /* "train" or "test" */
+  int present;      /* 0 when the file has no such split */
   data_kind kind;
-  int64_t rows, cols;   /* N, D */
-  int64_t nnz;          /* CSR: stored entries; dense: rows * cols */
-  double scale;         /* dense: stored values are multiplied by this (1 when no attribute) */
-  hid_t x;              /* dense: the X dataset; CSR: the X group */
+  int64_t rows, cols;          /* N, D */
+  int64_t nnz;                 /* CSR: stored entries; dense: rows * cols */
+  double scale;                /* dense: stored values are multiplied by this (1 when no attribute) */
+  hid_t x;                     /* dense: the X dataset; CSR: the X group */
   hid_t data, indices, indptr; /* CSR members (H5I_INVALID_HID for dense) */
-  hid_t y;              /* labels dataset */
+  hid_t y;                     /* labels dataset */
 } data_split;
 
 typedef struct data_file {
@@ -41,12 +41,12 @@ typedef struct data_file {
 typedef struct data_block {
   data_kind kind;
   int64_t begin, end, cols;
-  float *x;          /* dense: [(end - begin), cols] row-major, scale applied */
-  int64_t *indptr;   /* CSR: [(end - begin) + 1], rebased so indptr[0] = 0 */
-  int32_t *indices;  /* CSR: [nnz] column of each entry */
-  float *values;     /* CSR: [nnz] */
-  int64_t nnz;       /* CSR: entries held */
-  int32_t *y;        /* [(end - begin)] labels */
+  float *x;         /* dense: [(end - begin), cols] row-major, scale applied */
+  int64_t *indptr;  /* CSR: [(end - begin) + 1], rebased so indptr[0] = 0 */
+  int32_t *indices; /* CSR: [nnz] column of each entry */
+  float *values;    /* CSR: [nnz] */
+  int64_t nnz;      /* CSR: entries held */
+  int32_t *y;       /* [(end - begin)] labels */
 } data_block;
 
 /* Open PATH on every rank of comm (collective; MPI_COMM_NULL opens serially) and validate the
@@ -63,8 +63,7 @@ void data_shard(int64_t n, int rank, int size, int64_t *begin, int64_t *end);
 
 /* Read rows [begin, end) of split s (0 <= begin <= end <= rows) into b (allocated here; free with
  * data_block_free). Not collective. Returns 0, or -1 with log_fail("PATH: /SPLIT/..: why"). */
-int data_read_block(const data_file *f, const data_split *s, int64_t begin, int64_t end,
-                    data_block *b);
+int data_read_block(const data_file *f, const data_split *s, int64_t begin, int64_t end, data_block *b);
 
 /* Release what data_read_block allocated; the block is zeroed. */
 void data_block_free(data_block *b);

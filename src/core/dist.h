@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 /* Abort every rank if an MPI call fails, printing file:line, the call and MPI's message. */
-#define MPI_CHECK(call)                                                                            \
-  do {                                                                                             \
-    int mpi_check_rc_ = (call);                                                                    \
-    if (mpi_check_rc_ != MPI_SUCCESS) dist_fatal_mpi(mpi_check_rc_, #call, __FILE__, __LINE__);    \
+#define MPI_CHECK(call)                                                                         \
+  do {                                                                                          \
+    int mpi_check_rc_ = (call);                                                                 \
+    if (mpi_check_rc_ != MPI_SUCCESS) dist_fatal_mpi(mpi_check_rc_, #call, __FILE__, __LINE__); \
   } while (0)
 
 /* Initialise MPI (errors returned, not fatal, on MPI_COMM_WORLD) and the logger's rank.

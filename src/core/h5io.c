@@ -120,8 +120,7 @@ hid_t h5io_group(hid_t loc, const char *path) {
   return g;
 }
 
-int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
-               const void *data, int gzip) {
+int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data, int gzip) {
   hid_t space = H5Screate_simple(rank, dims, NULL);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   hsize_t total = 1;
@@ -260,8 +259,10 @@ int h5io_attr_get_string(hid_t obj, const char *name, char **out) {
       size_t n = H5Tget_size(ft);
       char *s = xcalloc(n + 1, 1);
       hid_t mt = H5Tcopy(ft);
-      if (H5Aread(a, mt, s) >= 0) *out = s, rc = 0;
-      else free(s);
+      if (H5Aread(a, mt, s) >= 0)
+        *out = s, rc = 0;
+      else
+        free(s);
       H5Tclose(mt);
     }
   }

@@ -48,8 +48,7 @@ hid_t h5io_group(hid_t loc, const char *path);
 /* Write dataset `name` under loc: `type` is a native HDF5 type used for memory and file alike,
  * dims has `rank` entries. gzip > 0 stores it chunked (row blocks) and deflated at that level.
  * Returns 0 or -1 with log_fail. */
-int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
-               const void *data, int gzip);
+int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data, int gzip);
 
 /* Write a 1-D dataset of n variable-length UTF-8 strings. Returns 0 or -1 with log_fail. */
 int h5io_write_strings(hid_t loc, const char *name, char *const *strs, size_t n);

@@ -15,15 +15,19 @@
 static void type_name(hid_t t, char *out, size_t n) {
   size_t bits = 8 * H5Tget_size(t);
   switch (H5Tget_class(t)) {
-  case H5T_INTEGER:
-    snprintf(out, n, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
-    break;
-  case H5T_FLOAT: snprintf(out, n, "float%zu", bits); break;
-  case H5T_STRING:
-    snprintf(out, n, "%sstring%s", H5Tget_cset(t) == H5T_CSET_UTF8 ? "utf8 " : "",
-             H5Tis_variable_str(t) > 0 ? "" : "(fixed)");
-    break;
-  default: snprintf(out, n, "other"); break;
+    case H5T_INTEGER:
+      snprintf(out, n, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+      break;
+    case H5T_FLOAT:
+      snprintf(out, n, "float%zu", bits);
+      break;
+    case H5T_STRING:
+      snprintf(out, n, "%sstring%s", H5Tget_cset(t) == H5T_CSET_UTF8 ? "utf8 " : "",
+               H5Tis_variable_str(t) > 0 ? "" : "(fixed)");
+      break;
+    default:
+      snprintf(out, n, "other");
+      break;
   }
 }
 
@@ -85,7 +89,8 @@ static void print_dataset(hid_t ds, const char *path) {
     hsize_t c[H5S_MAX_RANK];
     int nd = H5Pget_chunk(dcpl, H5S_MAX_RANK, c);
     size_t k = (size_t)snprintf(store, sizeof store, "chunked [");
-    for (int i = 0; i < nd; i++) k += (size_t)snprintf(store + k, sizeof store - k, "%s%llu", i ? ", " : "", (unsigned long long)c[i]);
+    for (int i = 0; i < nd; i++)
+      k += (size_t)snprintf(store + k, sizeof store - k, "%s%llu", i ? ", " : "", (unsigned long long)c[i]);
     snprintf(store + k, sizeof store - k, "]");
     for (int i = 0; i < H5Pget_nfilters(dcpl); i++) {
       unsigned flags, cd[8];
@@ -93,8 +98,10 @@ static void print_dataset(hid_t ds, const char *path) {
       char fname[32];
       H5Z_filter_t fid = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof fname, fname, NULL);
       k = strlen(store);
-      if (fid == H5Z_FILTER_DEFLATE) snprintf(store + k, sizeof store - k, " gzip %u", ncd ? cd[0] : 0);
-      else snprintf(store + k, sizeof store - k, " %s", fid == H5Z_FILTER_SHUFFLE ? "shuffle" : fname);
+      if (fid == H5Z_FILTER_DEFLATE)
+        snprintf(store + k, sizeof store - k, " gzip %u", ncd ? cd[0] : 0);
+      else
+        snprintf(store + k, sizeof store - k, " %s", fid == H5Z_FILTER_SHUFFLE ? "shuffle" : fname);
     }
   }
   printf("%-28s %-8s %-18s %s\n", path, tn, sh, store);
@@ -119,8 +126,8 @@ static int print_csr(hid_t g, const char *path) {
   type_name(t, tn, sizeof tn);
   long long nnz = (long long)H5Sget_simple_extent_npoints(sp);
   double cells = (double)shape[0] * (double)shape[1];
-  printf("%-28s csr_matrix %s [%lld, %lld]  nnz %lld  density %.4g%%  (%.1f per row)\n", path, tn,
-         (long long)shape[0], (long long)shape[1], nnz, cells > 0 ? 100.0 * (double)nnz / cells : 0.0,
+  printf("%-28s csr_matrix %s [%lld, %lld]  nnz %lld  density %.4g%%  (%.1f per row)\n", path, tn, (long long)shape[0],
+         (long long)shape[1], nnz, cells > 0 ? 100.0 * (double)nnz / cells : 0.0,
          shape[0] > 0 ? (double)nnz / (double)shape[0] : 0.0);
   H5Sclose(sp);
   H5Tclose(t);
@@ -140,7 +147,8 @@ static void walk(hid_t g, const char *prefix) {
       printf("%-28s (dangling link)\n", path);
       continue;
     }
-    if (H5Iget_type(o) == H5I_DATASET) print_dataset(o, path);
+    if (H5Iget_type(o) == H5I_DATASET)
+      print_dataset(o, path);
     else if (H5Iget_type(o) == H5I_GROUP && !print_csr(o, path)) {
       printf("%-28s group\n", path);
       print_attrs(o, "    ");

@@ -44,8 +44,8 @@ int log_prefix(const char *prefix) {
 
 static void vprint_prefixed(FILE *fp, int with_rank, const char *fmt, va_list ap) {
   char line[1100 + sizeof g_err];
-  int n = with_rank ? snprintf(line, sizeof line, "dptrain: rank %d: ", g_rank)
-                    : snprintf(line, sizeof line, "dptrain: ");
+  int n =
+      with_rank ? snprintf(line, sizeof line, "dptrain: rank %d: ", g_rank) : snprintf(line, sizeof line, "dptrain: ");
   vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
   fprintf(fp, "%s\n", line); /* one fprintf so lines of different ranks do not interleave */
   fflush(fp);

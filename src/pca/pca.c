@@ -21,8 +21,8 @@
 #include "rng.h"
 
 pca_opts pca_opts_default(void) {
-  return (pca_opts){.k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500,
-                    .ddof = 1, .center = 1, .seed = 0};
+  return (pca_opts){
+      .k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500, .ddof = 1, .center = 1, .seed = 0};
 }
 
 const char *pca_method_name(pca_method m) {
@@ -42,8 +42,7 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
   int64_t mn = n < d ? n : d;
   if (o->k > mn) return log_fail("[pca] k: %d exceeds min(n, d) = %lld", o->k, (long long)mn);
   if (o->ddof != 0 && o->ddof != 1) return log_fail("[pca] ddof: must be 0 or 1, got %d", o->ddof);
-  if (n - o->ddof <= 0)
-    return log_fail("[pca] ddof: n - ddof = %lld must be > 0", (long long)(n - o->ddof));
+  if (n - o->ddof <= 0) return log_fail("[pca] ddof: n - ddof = %lld must be > 0", (long long)(n - o->ddof));
   if (o->oversample < 0) return log_fail("[pca] oversample: must be >= 0, got %d", o->oversample);
   if (!(o->tol > 0) || !isfinite(o->tol)) return log_fail("[pca] tol: must be > 0, got %g", o->tol);
   if (o->max_iter < 1) return log_fail("[pca] max_iter: must be >= 1, got %d", o->max_iter);
@@ -103,8 +102,10 @@ static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
   int64_t n = c->d * l;
   double t0 = MPI_Wtime();
   if (c->hv) centre_cols(v, c->d, l, c->hv), v = c->hv;
-  if (c->device_sum) c->be->pca->apply_sum(c->px, v, l, w); /* summed on the device */
-  else c->be->pca->apply(c->px, v, l, w);
+  if (c->device_sum)
+    c->be->pca->apply_sum(c->px, v, l, w); /* summed on the device */
+  else
+    c->be->pca->apply(c->px, v, l, w);
   double t1 = MPI_Wtime();
   if (!c->device_sum) allreduce_sum(w, n, c->comm);
   c->reduce_s += MPI_Wtime() - t1;
@@ -146,8 +147,10 @@ static void rowsplit_init(rowsplit *p, MPI_Comm comm, int64_t d, int l, const in
   p->disp = xmalloc(sizeof(int) * (size_t)size);
   for (int r = 0; r < size; r++) {
     int64_t b, e;
-    if (bounds) b = bounds[r], e = bounds[r + 1];
-    else data_shard(d, r, size, &b, &e);
+    if (bounds)
+      b = bounds[r], e = bounds[r + 1];
+    else
+      data_shard(d, r, size, &b, &e);
     p->cnt[r] = (int)(e - b);
     p->disp[r] = (int)b;
     if (r == rank) p->r0 = b, p->r1 = e;
@@ -202,8 +205,8 @@ static double cholqr_step(const rowsplit *p, double *v, int l, double shift, dou
   }
   if (!isfinite(dev) || LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', l, g, l) != 0) return -1;
   if (ns > 0)
-    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)ns, l, 1.0, g, l,
-                v + p->r0 * l, l);
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)ns, l, 1.0, g, l, v + p->r0 * l,
+                l);
   return dev;
 }
 
@@ -248,13 +251,12 @@ static void random_block(double *v, int64_t d, int l, uint64_t seed, uint64_t st
  * first k. Each rank works on its rows of the split (the l×l products and the residuals are
  * summed over the ranks, the small eigenproblem is solved alike on every rank) and u, cu are
  * all-gathered. h, s are [l, l] scratch. Returns how many of the k residuals are above tol, or -1. */
-static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const double *q, const double *w,
-                         double *u, double *cu, double *theta, double *h, double *s, double *res) {
+static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const double *q, const double *w, double *u,
+                         double *cu, double *theta, double *h, double *s, double *res) {
   int64_t ns = p->r1 - p->r0, r0 = p->r0;
   memset(h, 0, sizeof(double) * (size_t)l * (size_t)l);
   if (ns > 0)
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, l, (int)ns, 1.0, q + r0 * l, l, w + r0 * l, l,
-                0.0, h, l);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, l, (int)ns, 1.0, q + r0 * l, l, w + r0 * l, l, 0.0, h, l);
   allreduce_sum(h, (int64_t)l * l, p->comm);
   for (int i = 0; i < l; i++)
     for (int j = i + 1; j < l; j++) h[i * l + j] = h[j * l + i] = 0.5 * (h[i * l + j] + h[j * l + i]);
@@ -270,10 +272,9 @@ static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const doub
     theta[l - 1 - i] = t;
   }
   if (ns > 0) {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, q + r0 * l, l, s, l, 0.0,
-                u + r0 * l, l);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, w + r0 * l, l, s, l, 0.0,
-                cu + r0 * l, l);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, q + r0 * l, l, s, l, 0.0, u + r0 * l, l);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, w + r0 * l, l, s, l, 0.0, cu + r0 * l,
+                l);
   }
   for (int i = 0; i < k; i++) res[i] = 0;
   for (int64_t j = p->r0; j < p->r1; j++)
@@ -307,9 +308,8 @@ static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double 
   c->passes++;
   lapack_int found = 0, *isuppz = xmalloc(sizeof(lapack_int) * 2 * (size_t)k);
   double *w = xmalloc(sizeof(double) * (size_t)d);
-  lapack_int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'U', (lapack_int)d, g, (lapack_int)d,
-                                   0.0, 0.0, (lapack_int)(d - k + 1), (lapack_int)d, 0.0, &found, w,
-                                   vec, (lapack_int)d, isuppz);
+  lapack_int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'U', (lapack_int)d, g, (lapack_int)d, 0.0, 0.0,
+                                   (lapack_int)(d - k + 1), (lapack_int)d, 0.0, &found, w, vec, (lapack_int)d, isuppz);
   free(isuppz);
   free(g);
   int rc = 0;
@@ -333,7 +333,8 @@ static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double 
     apply_c(c, v, k, cv);
     for (int i = 0; i < k; i++) {
       double r2 = 0;
-      for (int64_t j = 0; j < d; j++) r2 += (cv[j * k + i] - lam[i] * v[j * k + i]) * (cv[j * k + i] - lam[i] * v[j * k + i]);
+      for (int64_t j = 0; j < d; j++)
+        r2 += (cv[j * k + i] - lam[i] * v[j * k + i]) * (cv[j * k + i] - lam[i] * v[j * k + i]);
       res[i] = sqrt(r2) / res_scale(lam[i], lam[0]);
     }
     free(v);
@@ -534,18 +535,21 @@ static void finish(pca_result *r, double *vec, const double *lam, const double *
 /* Run the solver of `meth` (block or deflation) on c's operator: vec [k, c->d] (row i = vector
  * i), cvec (NULL: not wanted) the operator times each, lam [k], res [k]; *iters, *converged.
  * Returns 0 or -1. */
-static int run_solver(fit_ctx *c, const pca_opts *o, pca_method meth, int l, double *vec, double *cvec,
-                      double *lam, double *res, int *iters, int *converged) {
+static int run_solver(fit_ctx *c, const pca_opts *o, pca_method meth, int l, double *vec, double *cvec, double *lam,
+                      double *res, int *iters, int *converged) {
   *iters = meth == PCA_BLOCK ? solve_block(c, o, l, vec, cvec, lam, res, converged)
                              : solve_deflation(c, o, vec, cvec, lam, res, converged);
   return *iters < 0 ? -1 : 0;
 }
 
 /* The backend's copy of `rows` for c (c->px), or -1 on every rank when it is out of memory. */
-static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const double *shift, int64_t l,
-                         const char *what) {
-  backend_pca_rows rows = {.m = b->end - b->begin, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
-                           .indptr = b->indptr, .indices = b->indices, .values = b->values};
+static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const double *shift, int64_t l, const char *what) {
+  backend_pca_rows rows = {.m = b->end - b->begin,
+                           .d = d,
+                           .x = b->kind == DATA_DENSE ? b->x : NULL,
+                           .indptr = b->indptr,
+                           .indices = b->indices,
+                           .values = b->values};
   c->px = c->be->pca->create(&rows, shift, (int)l);
   if (!c->px)
     log_fail("pca: no memory for the %s copy of this rank's %lld %s and a block of %lld vectors",
@@ -587,7 +591,10 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
   const int kb = k < PCA_FWD_COLS ? k : PCA_FWD_COLS;
   double *x = xmalloc(sizeof(double) * (size_t)(n * kb)), *y = xmalloc(sizeof(double) * (size_t)(nf * kb + 1));
   double *sq = xcalloc((size_t)(2 * k), sizeof(double)); /* [e sums | u sums] of squares */
-  struct { double v; int j; } *top = xmalloc(sizeof *top * (size_t)k), *best = xmalloc(sizeof *best * (size_t)k);
+  struct {
+    double v;
+    int j;
+  } *top = xmalloc(sizeof *top * (size_t)k), *best = xmalloc(sizeof *best * (size_t)k);
   int *neg = xcalloc((size_t)k, sizeof(int)), *flip = xcalloc((size_t)k, sizeof(int));
   for (int pass = 0; pass < 2; pass++) /* 0: e = K u − λ u (sums of squares only); 1: u (the components) */
     for (int i0 = 0; i0 < k; i0 += kb) {
@@ -619,7 +626,8 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
   memcpy(best, top, sizeof *top * (size_t)k);
   if (c->comm != MPI_COMM_NULL)
     MPI_CHECK(MPI_Allreduce(top, best, k, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm)); /* ties: the lowest index */
-  for (int i = 0; i < k; i++) flip[i] = best[i].j == top[i].j && neg[i]; /* the owner of entry j says (neg: 0 without features) */
+  for (int i = 0; i < k; i++)
+    flip[i] = best[i].j == top[i].j && neg[i]; /* the owner of entry j says (neg: 0 without features) */
   if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm));
   for (int i = 0; i < k; i++) {
     res[i] = sqrt(sq[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
@@ -638,8 +646,8 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
 /* Block or deflation in the samples space: the rows transposed into feature blocks, the solver
  * on N-vectors, the components mapped back. Returns 0, -1 (error, every rank), or 1 (fall back
  * to the features space; nothing of the fit kept). */
-static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const data_block *local, int64_t n,
-                       int64_t d, int l, double *comp, double *lam, double *res, int *iters, int *converged) {
+static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const data_block *local, int64_t n, int64_t d,
+                       int l, double *comp, double *lam, double *res, int *iters, int *converged) {
   data_block t;
   if (d > INT_MAX) return 1; /* the all-gather of the components counts features in int */
   int size = 1;
@@ -677,8 +685,7 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   return rc;
 }
 
-int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MPI_Comm comm,
-            pca_result *r) {
+int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MPI_Comm comm, pca_result *r) {
   memset(r, 0, sizeof *r);
   if (pca_check(o, n, d)) { /* same inputs: every rank fails */
     dist_agree(comm, 0);
@@ -694,8 +701,10 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     ok = 1;
   if (!dist_agree(comm, ok)) return -1;
   int64_t mn = 0;
-  if (comm == MPI_COMM_NULL) mn = m;
-  else MPI_CHECK(MPI_Allreduce(&m, &mn, 1, MPI_INT64_T, MPI_SUM, comm));
+  if (comm == MPI_COMM_NULL)
+    mn = m;
+  else
+    MPI_CHECK(MPI_Allreduce(&m, &mn, 1, MPI_INT64_T, MPI_SUM, comm));
   if (mn != n) log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n);
   if (!dist_agree(comm, mn == n)) return -1;
 
@@ -749,7 +758,8 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
   if (c.be->kind == BACKEND_CUDA && c.be->pca->apply_sum && size > 1 && meth != PCA_COVARIANCE) {
     nccl = backend_nccl_join(comm); /* without it (e.g. two ranks on one GPU) the sums stay MPI */
-    if (!nccl && log_last_error()[0]) log_rank("pca: %s; the products are summed on the host with MPI", log_last_error());
+    if (!nccl && log_last_error()[0])
+      log_rank("pca: %s; the products are summed on the host with MPI", log_last_error());
     c.device_sum = nccl != NULL;
   }
   double *comp = xmalloc(sizeof(double) * (size_t)(d * k)); /* [k, d]: row i = component i; every solver fills it */

@@ -56,15 +56,15 @@ typedef enum pca_space { PCA_SPACE_AUTO = 0, PCA_SPACE_FEATURES, PCA_SPACE_SAMPL
 #define PCA_TOP_TERMS 16
 
 typedef struct pca_opts {
-  int k;             /* components wanted, 1 <= k <= min(N, D) */
+  int k; /* components wanted, 1 <= k <= min(N, D) */
   pca_method method;
-  int oversample;    /* block: extra vectors beyond k (>= 0) */
-  double tol;        /* residual tolerance (> 0) */
-  int max_iter;      /* filter cycles (block) or iterations per vector (deflation), >= 1 */
-  int ddof;          /* 0 or 1: divisor N − ddof */
-  int center;        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
-  pca_space space;   /* block and deflation: iterate on D-vectors or N-vectors */
-  uint64_t seed;     /* start vectors: the same on every rank for the same seed */
+  int oversample;                    /* block: extra vectors beyond k (>= 0) */
+  double tol;                        /* residual tolerance (> 0) */
+  int max_iter;                      /* filter cycles (block) or iterations per vector (deflation), >= 1 */
+  int ddof;                          /* 0 or 1: divisor N − ddof */
+  int center;                        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
+  pca_space space;                   /* block and deflation: iterate on D-vectors or N-vectors */
+  uint64_t seed;                     /* start vectors: the same on every rank for the same seed */
   const struct backend_ops *backend; /* where the block products run (NULL: the CPU) */
 } pca_opts;
 
@@ -75,20 +75,20 @@ pca_opts pca_opts_default(void);
 typedef struct pca_result {
   int k;
   int64_t d, n;
-  pca_method method;          /* the method that ran (never PCA_AUTO) */
-  pca_space space;            /* block/deflation: the space it ran in (never PCA_SPACE_AUTO);
+  pca_method method;                /* the method that ran (never PCA_AUTO) */
+  pca_space space;                  /* block/deflation: the space it ran in (never PCA_SPACE_AUTO);
                                  covariance: PCA_SPACE_FEATURES */
-  double *components;         /* [k, d] row i = component i, unit norm, largest |entry| > 0 */
-  double *explained_variance; /* [k] eigenvalues of C, descending */
+  double *components;               /* [k, d] row i = component i, unit norm, largest |entry| > 0 */
+  double *explained_variance;       /* [k] eigenvalues of C, descending */
   double *explained_variance_ratio; /* [k] explained_variance / total_variance */
-  double *mean;               /* [d] the vector subtracted (zeros when center = 0) */
-  double *residuals;          /* [k] ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) */
-  double total_variance;      /* trace of C, from exact per-feature sums */
-  int iterations;             /* block: filter cycles (Rayleigh–Ritz steps); deflation: summed over vectors */
-  int64_t passes;             /* passes over the local rows (statistics included) */
-  double pass_s, reduce_s;    /* seconds in this rank's products of C·V passes, and in their all-reduce */
-  int device_sum;             /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
-  int converged;              /* 1 when every residual <= tol */
+  double *mean;                     /* [d] the vector subtracted (zeros when center = 0) */
+  double *residuals;                /* [k] ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) */
+  double total_variance;            /* trace of C, from exact per-feature sums */
+  int iterations;                   /* block: filter cycles (Rayleigh–Ritz steps); deflation: summed over vectors */
+  int64_t passes;                   /* passes over the local rows (statistics included) */
+  double pass_s, reduce_s;          /* seconds in this rank's products of C·V passes, and in their all-reduce */
+  int device_sum;                   /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
+  int converged;                    /* 1 when every residual <= tol */
 } pca_result;
 
 /* Check the options against the data shape: k, oversample, tol, max_iter, ddof, N > 0, N − ddof > 0.
@@ -101,8 +101,7 @@ int pca_check(const pca_opts *o, int64_t n_total, int64_t d);
  * dense or CSR, local->cols == d); n_total: the sum of the row counts over comm. On success r
  * owns new arrays (free with pca_result_free) and 0 is returned on every rank; on error -1 on
  * every rank, the ranks that found the problem with log_fail set, the others log_silent. */
-int pca_fit(const pca_opts *o, const data_block *local, int64_t n_total, int64_t d, MPI_Comm comm,
-            pca_result *r);
+int pca_fit(const pca_opts *o, const data_block *local, int64_t n_total, int64_t d, MPI_Comm comm, pca_result *r);
 
 /* Release the arrays of r; r is zeroed. Safe on a zeroed struct. */
 void pca_result_free(pca_result *r);

@@ -19,8 +19,7 @@
 /* ---- pca.h5 ----------------------------------------------------------------------------------- */
 
 /* pca_write, plus /top_terms [k, 16] (vlen UTF-8) when top_terms is not NULL. */
-static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n,
-                        char *const *top_terms) {
+static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n, char *const *top_terms) {
   h5io_out out;
   if (h5io_create(&out, path)) return -1;
   hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d}, k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
@@ -28,18 +27,12 @@ static int write_result(const char *path, const pca_result *r, const pca_opts *o
   int rc = h5io_write(f, "components", t, 2, kd, r->components, 0) ||
            h5io_write(f, "explained_variance", t, 1, k1, r->explained_variance, 0) ||
            h5io_write(f, "explained_variance_ratio", t, 1, k1, r->explained_variance_ratio, 0) ||
-           h5io_write(f, "mean", t, 1, d1, r->mean, 0) ||
-           h5io_write(f, "residuals", t, 1, k1, r->residuals, 0) ||
-           h5io_attr_int64(f, "ddof", o->ddof) ||
-           h5io_attr_string(f, "method", pca_method_name(r->method)) ||
-           h5io_attr_string(f, "space", pca_space_name(r->space)) ||
-           h5io_attr_int64(f, "iterations", r->iterations) ||
-           h5io_attr_int64(f, "passes", r->passes) ||
-           h5io_attr_int64(f, "n_samples", n) ||
-           h5io_attr_int64(f, "n_features", r->d) ||
-           h5io_attr_double(f, "total_variance", r->total_variance) ||
-           h5io_attr_int64(f, "center", o->center) ||
-           h5io_attr_double(f, "tol", o->tol) ||
+           h5io_write(f, "mean", t, 1, d1, r->mean, 0) || h5io_write(f, "residuals", t, 1, k1, r->residuals, 0) ||
+           h5io_attr_int64(f, "ddof", o->ddof) || h5io_attr_string(f, "method", pca_method_name(r->method)) ||
+           h5io_attr_string(f, "space", pca_space_name(r->space)) || h5io_attr_int64(f, "iterations", r->iterations) ||
+           h5io_attr_int64(f, "passes", r->passes) || h5io_attr_int64(f, "n_samples", n) ||
+           h5io_attr_int64(f, "n_features", r->d) || h5io_attr_double(f, "total_variance", r->total_variance) ||
+           h5io_attr_int64(f, "center", o->center) || h5io_attr_double(f, "tol", o->tol) ||
            h5io_attr_int64(f, "converged", r->converged);
   if (!rc && top_terms) {
     hid_t st = H5Tcopy(H5T_C_S1);
@@ -92,13 +85,17 @@ int pca_project(const pca_result *r, const backend_ops *be, const data_block *b,
   be = be ? be : backend_cpu();
   data_block sub = {0}; /* only the rows asked for go to the backend */
   if (step > 1 || rows < b->end - b->begin) strided_rows(b, rows, step, &sub), b = &sub;
-  backend_pca_rows br = {.m = rows, .d = d, .x = b->kind == DATA_DENSE ? b->x : NULL,
-                         .indptr = b->indptr, .indices = b->indices, .values = b->values};
+  backend_pca_rows br = {.m = rows,
+                         .d = d,
+                         .x = b->kind == DATA_DENSE ? b->x : NULL,
+                         .indptr = b->indptr,
+                         .indices = b->indices,
+                         .values = b->values};
   backend_pca *p = be->pca->create(&br, r->mean, k);
   if (!p) {
     data_block_free(&sub);
-    return log_fail("pca: no memory for the %s copy of %lld rows to project", be->kind == BACKEND_CPU ? "cpu" : "device",
-                    (long long)rows);
+    return log_fail("pca: no memory for the %s copy of %lld rows to project",
+                    be->kind == BACKEND_CPU ? "cpu" : "device", (long long)rows);
   }
   double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *y = xmalloc(sizeof(double) * (size_t)(rows * k));
   for (int64_t j = 0; j < d; j++) /* v [d, k] = the first k components as columns */
@@ -115,7 +112,7 @@ int pca_project(const pca_result *r, const backend_ops *be, const data_block *b,
 typedef struct proj_split {
   int present;
   int64_t rows;
-  float *x;  /* the root: [rows, k] */
+  float *x;   /* the root: [rows, k] */
   int32_t *y; /* the root: [rows] */
 } proj_split;
 
@@ -149,8 +146,7 @@ static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, 
 }
 
 /* Rank 0: the projected dataset file. */
-static int write_transform(const char *path, const char *src, int64_t num_classes, int k,
-                           const proj_split sp[2]) {
+static int write_transform(const char *path, const char *src, int64_t num_classes, int k, const proj_split sp[2]) {
   static const char *const names[2] = {"train", "test"};
   h5io_out out;
   if (h5io_create(&out, path)) return -1;
@@ -211,7 +207,8 @@ static int read_words(hid_t file, const char *path, int64_t d, const int64_t *id
     for (int64_t i = 0; i < nu; i++) coord[i] = (hsize_t)u[i];
     char **word = xcalloc((size_t)(nu + 1), sizeof(char *)); /* word[i]: the string of u[i] */
     hid_t ms = H5Screate_simple(1, mdim, NULL), mt = H5Tcopy(H5T_C_S1);
-    if (nu > 0 && H5Sselect_elements(sp, H5S_SELECT_SET, (size_t)nu, coord) < 0) rc = log_fail("%s: /vocab: %s", path, h5io_why());
+    if (nu > 0 && H5Sselect_elements(sp, H5S_SELECT_SET, (size_t)nu, coord) < 0)
+      rc = log_fail("%s: /vocab: %s", path, h5io_why());
     if (!rc && nu > 0 && H5Tis_variable_str(ft) > 0) {
       H5Tset_size(mt, H5T_VARIABLE);
       H5Tset_cset(mt, H5Tget_cset(ft));
@@ -228,7 +225,8 @@ static int read_words(hid_t file, const char *path, int64_t d, const int64_t *id
       H5Tset_size(mt, sz + 1);
       H5Tset_strpad(mt, H5T_STR_NULLTERM);
       char *raw = xcalloc((size_t)nu, sz + 1);
-      if (H5Dread(ds, mt, ms, sp, H5P_DEFAULT, raw) < 0) rc = log_fail("%s: /vocab: %s", path, h5io_why());
+      if (H5Dread(ds, mt, ms, sp, H5P_DEFAULT, raw) < 0)
+        rc = log_fail("%s: /vocab: %s", path, h5io_why());
       else
         for (int64_t i = 0; i < nu; i++) word[i] = xstrdup(raw + (size_t)i * (sz + 1));
       free(raw);
@@ -304,21 +302,22 @@ static void print_topics(int k, char *const *top) {
 /* ---- dptrain pca -------------------------------------------------------------------------------- */
 
 static void print_summary(const pca_result *r, const pca_opts *o, const char *path, double secs) {
-  printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s%s, ddof %d%s\n", path,
-         (long long)r->n, (long long)r->d, dist_size(), dist_size() == 1 ? "" : "s",
-         pca_method_name(r->method), r->space == PCA_SPACE_SAMPLES ? " (samples space)" : "", o->ddof,
-         o->center ? "" : ", not centred");
+  printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s%s, ddof %d%s\n", path, (long long)r->n,
+         (long long)r->d, dist_size(), dist_size() == 1 ? "" : "s", pca_method_name(r->method),
+         r->space == PCA_SPACE_SAMPLES ? " (samples space)" : "", o->ddof, o->center ? "" : ", not centred");
   printf("total variance %.6g\n", r->total_variance);
   printf("%9s %14s %10s %10s %10s\n", "component", "eigenvalue", "ratio", "cumulative", "residual");
   double cum = 0;
   for (int i = 0; i < r->k; i++) {
     cum += r->explained_variance_ratio[i];
-    printf("%9d %14.6e %10.6f %10.6f %10.2e\n", i + 1, r->explained_variance[i],
-           r->explained_variance_ratio[i], cum, r->residuals[i]);
+    printf("%9d %14.6e %10.6f %10.6f %10.2e\n", i + 1, r->explained_variance[i], r->explained_variance_ratio[i], cum,
+           r->residuals[i]);
   }
   char where[96];
-  if (r->device_sum) snprintf(where, sizeof where, "products and their NCCL sums on the device %.2f s", r->pass_s);
-  else snprintf(where, sizeof where, "products %.2f s, all-reduce %.2f s", r->pass_s, r->reduce_s);
+  if (r->device_sum)
+    snprintf(where, sizeof where, "products and their NCCL sums on the device %.2f s", r->pass_s);
+  else
+    snprintf(where, sizeof where, "products %.2f s, all-reduce %.2f s", r->pass_s, r->reduce_s);
   printf("iterations %d, passes over the data %lld, %.2f s (%s)%s\n", r->iterations, (long long)r->passes, secs, where,
          r->converged ? "" : "  (NOT converged: residuals above tol; raise [pca] max_iter)");
 }
@@ -384,8 +383,8 @@ static int write_outputs(const pca_result *r, const pca_opts *o, const data_file
 
 /* pca.transform (collective): every rank projects its rows of each split (the training rows of b,
  * the test rows read here), rank 0 gathers them and writes tpath. Returns 0, or -1 on every rank. */
-static int write_projection(const pca_result *r, const pca_opts *o, data_file *f, const data_block *b,
-                            const char *path, const char *tpath) {
+static int write_projection(const pca_result *r, const pca_opts *o, data_file *f, const data_block *b, const char *path,
+                            const char *tpath) {
   proj_split proj[2] = {{0}};
   int rc = 0;
   for (int si = 0; si < 2 && rc == 0; si++) {
@@ -412,7 +411,8 @@ static int write_projection(const pca_result *r, const pca_opts *o, data_file *f
   if (rc == 0 && dist_rank() == 0) {
     rc = write_transform(tpath, path, f->num_classes, o->k, proj);
     if (rc == 0)
-      printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o->k, proj[1].present ? " and /test" : "");
+      printf("wrote %s: /train/X [%lld, %d]%s\n", tpath, (long long)proj[0].rows, o->k,
+             proj[1].present ? " and /test" : "");
   }
   for (int si = 0; si < 2; si++) free(proj[si].x), free(proj[si].y);
   return dist_all_ok(rc == 0) ? 0 : -1;
@@ -437,10 +437,14 @@ static void bad_enum(const char *key, int v) {
 
 static pca_method method_of(enum config_pca_method v) {
   switch (v) {
-  case CONFIG_PCA_METHOD_AUTO: return PCA_AUTO;
-  case CONFIG_PCA_METHOD_BLOCK: return PCA_BLOCK;
-  case CONFIG_PCA_METHOD_DEFLATION: return PCA_DEFLATION;
-  case CONFIG_PCA_METHOD_COVARIANCE: return PCA_COVARIANCE;
+    case CONFIG_PCA_METHOD_AUTO:
+      return PCA_AUTO;
+    case CONFIG_PCA_METHOD_BLOCK:
+      return PCA_BLOCK;
+    case CONFIG_PCA_METHOD_DEFLATION:
+      return PCA_DEFLATION;
+    case CONFIG_PCA_METHOD_COVARIANCE:
+      return PCA_COVARIANCE;
   }
   bad_enum("pca.method", (int)v);
   return PCA_AUTO;
@@ -448,9 +452,12 @@ static pca_method method_of(enum config_pca_method v) {
 
 static pca_space space_of(enum config_pca_space v) {
   switch (v) {
-  case CONFIG_PCA_SPACE_AUTO: return PCA_SPACE_AUTO;
-  case CONFIG_PCA_SPACE_FEATURES: return PCA_SPACE_FEATURES;
-  case CONFIG_PCA_SPACE_SAMPLES: return PCA_SPACE_SAMPLES;
+    case CONFIG_PCA_SPACE_AUTO:
+      return PCA_SPACE_AUTO;
+    case CONFIG_PCA_SPACE_FEATURES:
+      return PCA_SPACE_FEATURES;
+    case CONFIG_PCA_SPACE_SAMPLES:
+      return PCA_SPACE_SAMPLES;
   }
   bad_enum("pca.space", (int)v);
   return PCA_SPACE_AUTO;
@@ -458,9 +465,12 @@ static pca_space space_of(enum config_pca_space v) {
 
 static backend_device device_of(enum config_device v) {
   switch (v) {
-  case CONFIG_DEVICE_AUTO: return BACKEND_DEVICE_AUTO;
-  case CONFIG_DEVICE_CPU: return BACKEND_DEVICE_CPU;
-  case CONFIG_DEVICE_CUDA: return BACKEND_DEVICE_CUDA;
+    case CONFIG_DEVICE_AUTO:
+      return BACKEND_DEVICE_AUTO;
+    case CONFIG_DEVICE_CPU:
+      return BACKEND_DEVICE_CPU;
+    case CONFIG_DEVICE_CUDA:
+      return BACKEND_DEVICE_CUDA;
   }
   bad_enum("pca.device", (int)v);
   return BACKEND_DEVICE_AUTO;

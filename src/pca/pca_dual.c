@@ -32,8 +32,10 @@ static int feature_owner(int64_t j, const int64_t *bounds, int size) {
   int lo = 0, hi = size - 1;
   while (lo < hi) { /* the last r with bounds[r] <= j */
     int mid = (lo + hi + 1) / 2;
-    if (bounds[mid] <= j) lo = mid;
-    else hi = mid - 1;
+    if (bounds[mid] <= j)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return lo;
 }
@@ -99,7 +101,8 @@ static int transpose_csr(const data_block *b, int64_t off, int64_t d, int size, 
   for (int64_t q = 0; q < nnz; q++) scnt[feature_owner(b->indices[q], bounds, size)]++;
   if (!counts_exchange(scnt, rcnt, size, comm)) {
     free(scnt);
-    return log_fail("pca: samples space: more than 2^31 - 1 stored entries to exchange on one rank (use [pca] space = features)");
+    return log_fail(
+        "pca: samples space: more than 2^31 - 1 stored entries to exchange on one rank (use [pca] space = features)");
   }
   int64_t rtot = 0;
   for (int r = 0; r < size; r++) at[r] = r ? at[r - 1] + scnt[r - 1] : 0, rtot += rcnt[r];
@@ -145,7 +148,8 @@ static int transpose_dense(const data_block *b, int64_t n, int64_t d, int size, 
   for (int r = 0; r < size; r++) scnt[r] = m * (bounds[r + 1] - bounds[r]);
   if (!counts_exchange(scnt, rcnt, size, comm)) {
     free(scnt);
-    return log_fail("pca: samples space: more than 2^31 - 1 values to exchange on one rank (use [pca] space = features)");
+    return log_fail(
+        "pca: samples space: more than 2^31 - 1 values to exchange on one rank (use [pca] space = features)");
   }
   float *send = xmalloc(sizeof(float) * (size_t)(m * d + 1)), *recv = xmalloc(sizeof(float) * (size_t)(nf * n + 1));
   float *p = send;
@@ -168,8 +172,7 @@ static int transpose_dense(const data_block *b, int64_t n, int64_t d, int size, 
   return 0;
 }
 
-int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm comm, data_block *out,
-                       int64_t *bounds) {
+int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm comm, data_block *out, int64_t *bounds) {
   int size = 1, rank = 0;
   memset(out, 0, sizeof *out);
   if (comm != MPI_COMM_NULL) {

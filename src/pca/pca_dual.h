@@ -16,7 +16,6 @@
  * ascending) or dense [f1 − f0, n]; out->y stays NULL. Free with data_block_free.
  * Returns 0, or -1 on every rank (log_fail on the ranks that found why: n or a message too large
  * for 32-bit counts; nothing allocated then). */
-int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm comm, data_block *out,
-                       int64_t *bounds);
+int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm comm, data_block *out, int64_t *bounds);
 
 #endif

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int64_t pca_ops_sum(const data_block *b, double *s1) {
   int64_t m = b->end - b->begin, d = b->cols, bad = 0;
   if (b->kind == DATA_DENSE) {

@@ -27,10 +27,10 @@ extern char **environ; /* POSIX: the environment gnuplot inherits */
 
 /* One gnuplot process and its temporary directory. */
 typedef struct picture {
-  pid_t pid;      /* gnuplot, 0 when none is running */
-  char *tmp;      /* its temporary directory (malloc'd), NULL when none */
-  char what[64];  /* the PNG files it draws, for the lines */
-  char out[PATH_MAX];  /* pca.h5's path, for the lines */
+  pid_t pid;                 /* gnuplot, 0 when none is running */
+  char *tmp;                 /* its temporary directory (malloc'd), NULL when none */
+  char what[64];             /* the PNG files it draws, for the lines */
+  char out[PATH_MAX];        /* pca.h5's path, for the lines */
   char line[PATH_MAX + 192]; /* the line to print, "" for none */
 } picture;
 
@@ -53,8 +53,7 @@ static int on_path(const char *prog) {
 
 int pca_pictures_prepare(const char *out, const char *data_path, char *why, size_t n) {
   if (!on_path("gnuplot")) return snprintf(why, n, "pictures skipped: gnuplot is not on PATH"), 0;
-  if (strchr(out, '\'') || strchr(data_path, '\''))
-    return snprintf(why, n, "pictures skipped: a quote in the path"), 0;
+  if (strchr(out, '\'') || strchr(data_path, '\'')) return snprintf(why, n, "pictures skipped: a quote in the path"), 0;
   const char *slash = strrchr(out, '/');
   if (slash && slash != out) { /* gnuplot may write before pca.h5 (and its directory) is */
     char *dir = xstrdup(out);
@@ -72,13 +71,18 @@ static char *beside(const char *path, const char *name) {
   const char *slash = strrchr(path, '/');
   size_t dl = slash ? (size_t)(slash - path) : 1;
   char *s = xmalloc(dl + strlen(name) + 2);
-  if (slash) sprintf(s, "%.*s/%s", (int)dl, path, name);
-  else sprintf(s, "./%s", name);
+  if (slash)
+    sprintf(s, "%.*s/%s", (int)dl, path, name);
+  else
+    sprintf(s, "./%s", name);
   return s;
 }
 
 /* A growing script text. */
-typedef struct text { char *s; size_t len, cap; } text;
+typedef struct text {
+  char *s;
+  size_t len, cap;
+} text;
 static void text_add(text *t, const char *fmt, ...) LOG_PRINTF(2, 3);
 static void text_add(text *t, const char *fmt, ...) {
   va_list ap;
@@ -155,26 +159,31 @@ static void script_scree(text *sc, const pca_result *r, const char *out, const c
   char *png = beside(out, "scree.png");
   text_add(sc, "set terminal pngcairo size 900,520 font ',10' noenhanced\nset output '%s'\n", png);
   text_add(sc, "set title 'explained variance ratio, %d components of %s (%.1f%% in all)'\n", k, data_path, 100 * cum);
-  text_add(sc, "set xlabel 'component'\nset ylabel 'ratio per component (bars)'\nset y2label 'cumulative ratio (line)'\n"
-               "set xrange [0.3:%d.7]\nset yrange [0:*]\nset y2range [0:1]\nset ytics nomirror\nset y2tics 0.1\n"
-               "set grid y2tics\nset style fill solid 0.7 border -1\nset boxwidth 0.75 relative\nset key top center\n"
-               "plot '%s' using 1:2 with boxes lc rgb '#4c72b0' title 'per component', "
-               "'' using 1:3 axes x1y2 with linespoints pt 7 ps 0.7 lw 2 lc rgb '#dd5500' title 'cumulative'\n",
-          k, file);
+  text_add(sc,
+           "set xlabel 'component'\nset ylabel 'ratio per component (bars)'\nset y2label 'cumulative ratio (line)'\n"
+           "set xrange [0.3:%d.7]\nset yrange [0:*]\nset y2range [0:1]\nset ytics nomirror\nset y2tics 0.1\n"
+           "set grid y2tics\nset style fill solid 0.7 border -1\nset boxwidth 0.75 relative\nset key top center\n"
+           "plot '%s' using 1:2 with boxes lc rgb '#4c72b0' title 'per component', "
+           "'' using 1:3 axes x1y2 with linespoints pt 7 ps 0.7 lw 2 lc rgb '#dd5500' title 'cumulative'\n",
+           k, file);
   free(png);
 }
 
 /* The eigendigits: a 4×4 multiplot of the top components as img[0]×img[1] images. */
-static void script_eigendigits(text *sc, const pca_result *r, const char *out, const char *data_path, const int64_t img[2],
-                               const char *tmp, char *file) {
+static void script_eigendigits(text *sc, const pca_result *r, const char *out, const char *data_path,
+                               const int64_t img[2], const char *tmp, char *file) {
   int nimg = r->k < 16 ? r->k : 16;
   int64_t d = r->d;
   char *png = beside(out, "eigendigits.png");
   text_add(sc, "set terminal pngcairo size 1000,1060 font ',10' noenhanced\nset output '%s'\n", png);
-  text_add(sc, "set multiplot layout 4,4 title 'top %d principal components of %s (red +, blue -, white 0)' font ',12'\n", nimg, data_path);
-  text_add(sc, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n"
-               "unset colorbox\nunset xtics\nunset ytics\nset size ratio -1\nset lmargin 1\nset rmargin 1\n"
-               "set xrange [-0.5:%lld.5]\nset yrange [%lld.5:-0.5]\n", (long long)img[1] - 1, (long long)img[0] - 1);
+  text_add(sc,
+           "set multiplot layout 4,4 title 'top %d principal components of %s (red +, blue -, white 0)' font ',12'\n",
+           nimg, data_path);
+  text_add(sc,
+           "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n"
+           "unset colorbox\nunset xtics\nunset ytics\nset size ratio -1\nset lmargin 1\nset rmargin 1\n"
+           "set xrange [-0.5:%lld.5]\nset yrange [%lld.5:-0.5]\n",
+           (long long)img[1] - 1, (long long)img[0] - 1);
   for (int i = 0; i < nimg; i++) {
     const double *v = r->components + i * d;
     double mx = 0;
@@ -220,10 +229,12 @@ static void script_scatter(text *sc, const pca_result *r, const char *out, const
       }
     if (!cnt) continue;
     fprintf(f, "\n\n");
-    if (c < 10) text_add(sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc rgb '%s' title '%d'", block ? ", " : "",
-                         file, block, colours[c], (int)c);
-    else text_add(sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc %d title '%d'", block ? ", " : "", file,
-                  block, (int)c + 1, (int)c);
+    if (c < 10)
+      text_add(sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc rgb '%s' title '%d'", block ? ", " : "", file,
+               block, colours[c], (int)c);
+    else
+      text_add(sc, "%s'%s' index %d using 1:2 with points pt 7 ps 0.45 lc %d title '%d'", block ? ", " : "", file,
+               block, (int)c + 1, (int)c);
     block++;
   }
   text_add(sc, "\nreset\n");
@@ -231,8 +242,8 @@ static void script_scatter(text *sc, const pca_result *r, const char *out, const
   free(png);
 }
 
-int pca_pictures_start(const pca_result *r, const char *out, const char *data_path, const float *xy,
-                       const int32_t *y, int64_t m, const int64_t img[2]) {
+int pca_pictures_start(const pca_result *r, const char *out, const char *data_path, const float *xy, const int32_t *y,
+                       int64_t m, const int64_t img[2]) {
   const int digits = img[0] > 0 && img[1] > 0 && img[0] * img[1] == r->d, scatter = r->k >= 2 && m > 0;
   picture *p = &g_pic;
   char what[64];
@@ -256,7 +267,8 @@ static void picture_finish(picture *p) {
     if (got == p->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
       snprintf(p->line, sizeof p->line, "wrote %s beside %s", p->what, p->out);
     else if (got == p->pid && WIFEXITED(st))
-      snprintf(p->line, sizeof p->line, "pictures: gnuplot failed drawing %s (exit status %d)", p->what, WEXITSTATUS(st));
+      snprintf(p->line, sizeof p->line, "pictures: gnuplot failed drawing %s (exit status %d)", p->what,
+               WEXITSTATUS(st));
     else
       snprintf(p->line, sizeof p->line, "pictures: gnuplot did not finish %s (%s)", p->what,
                got < 0 ? strerror(errno) : "killed by a signal");

@@ -26,8 +26,8 @@ int pca_pictures_prepare(const char *out, const char *data_path, char *why, size
  * rows·cols = r->d, the scatter of the m rows xy [m, 2] with labels y when r->k >= 2 and m > 0,
  * and the scree plot. Returns 0 when it runs, -1 when it could not start (the reason is the line
  * pca_pictures_wait prints). */
-int pca_pictures_start(const pca_result *r, const char *out, const char *data_path, const float *xy,
-                       const int32_t *y, int64_t m, const int64_t img[2]);
+int pca_pictures_start(const pca_result *r, const char *out, const char *data_path, const float *xy, const int32_t *y,
+                       int64_t m, const int64_t img[2]);
 
 /* Wait for the gnuplot this process started (if any), print its line when print is non-zero
  * (stdout, flushed), remove its temporary files. Safe to call again, and with nothing started. */

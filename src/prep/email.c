@@ -205,30 +205,26 @@ void email_decode_header(const char *s, size_t len, buf *out) {
 /* Named references: the five XML ones, the HTML 4 Latin-1 set (U+00A0..U+00FF in order) and the
  * common typographic ones. Case matters except for the XML five (&AMP; is seen in the wild). */
 static const char *const latin1_names[96] = {
-    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
-    "uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
-    "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
-    "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
-    "Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
-    "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
-    "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
-    "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
-    "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
-    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
-    "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
+    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",   "uml",    "copy",   "ordf",
+    "laquo",  "not",    "shy",    "reg",    "macr",   "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",
+    "para",   "middot", "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest", "Agrave",
+    "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil", "Egrave", "Eacute", "Ecirc",  "Euml",
+    "Igrave", "Iacute", "Icirc",  "Iuml",   "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",
+    "times",  "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",  "agrave", "aacute",
+    "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil", "egrave", "eacute", "ecirc",  "euml",   "igrave",
+    "iacute", "icirc",  "iuml",   "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
     "oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml"};
 
 static const struct {
   const char *name;
   unsigned long cp;
-} other_names[] = {
-    {"amp", '&'},     {"lt", '<'},       {"gt", '>'},       {"quot", '"'},      {"apos", '\''},
-    {"ndash", 8211},  {"mdash", 8212},   {"lsquo", 8216},   {"rsquo", 8217},    {"sbquo", 8218},
-    {"ldquo", 8220},  {"rdquo", 8221},   {"bdquo", 8222},   {"dagger", 8224},   {"Dagger", 8225},
-    {"bull", 8226},   {"hellip", 8230},  {"permil", 8240},  {"lsaquo", 8249},   {"rsaquo", 8250},
-    {"euro", 8364},   {"trade", 8482},   {"OElig", 338},    {"oelig", 339},     {"Scaron", 352},
-    {"scaron", 353},  {"Yuml", 376},     {"fnof", 402},     {"circ", 710},      {"tilde", 732},
-    {"ensp", 8194},   {"emsp", 8195},    {"thinsp", 8201},  {"larr", 8592},     {"rarr", 8594}};
+} other_names[] = {{"amp", '&'},    {"lt", '<'},      {"gt", '>'},      {"quot", '"'},    {"apos", '\''},
+                   {"ndash", 8211}, {"mdash", 8212},  {"lsquo", 8216},  {"rsquo", 8217},  {"sbquo", 8218},
+                   {"ldquo", 8220}, {"rdquo", 8221},  {"bdquo", 8222},  {"dagger", 8224}, {"Dagger", 8225},
+                   {"bull", 8226},  {"hellip", 8230}, {"permil", 8240}, {"lsaquo", 8249}, {"rsaquo", 8250},
+                   {"euro", 8364},  {"trade", 8482},  {"OElig", 338},   {"oelig", 339},   {"Scaron", 352},
+                   {"scaron", 353}, {"Yuml", 376},    {"fnof", 402},    {"circ", 710},    {"tilde", 732},
+                   {"ensp", 8194},  {"emsp", 8195},   {"thinsp", 8201}, {"larr", 8592},   {"rarr", 8594}};
 
 /* Append code point cp as a browser would show it, for word splitting: no-break and other wide
  * spaces become ' ', the soft hyphen disappears, invalid values become U+FFFD. */
@@ -262,8 +258,7 @@ static size_t html_entity(const char *s, size_t n, size_t i, buf *out) {
   size_t e = j;
   while (e < n && e - j < 8 && is_alnum((unsigned char)s[e])) e++;
   size_t k = e - j, end = (e < n && s[e] == ';') ? e + 1 : e;
-  if (k < 2 || (e < n && is_alnum((unsigned char)s[e])))
-    return 0; /* "&amplifier" is text, not "&amp;" */
+  if (k < 2 || (e < n && is_alnum((unsigned char)s[e]))) return 0; /* "&amplifier" is text, not "&amp;" */
   for (int c = 0; c < 96; c++)
     if (strlen(latin1_names[c]) == k && !memcmp(s + j, latin1_names[c], k)) {
       put_char_ref(out, 0xA0 + (unsigned long)c);
@@ -288,8 +283,7 @@ static size_t raw_text_end(const char *s, size_t n, size_t i) {
     size_t k = strlen(names[e]);
     if (!has_prefix_ci(s + i + 1, n - i - 1, names[e])) continue;
     size_t after = i + 1 + k;
-    if (after < n && !is_ws((unsigned char)s[after]) && s[after] != '>' && s[after] != '/')
-      continue;
+    if (after < n && !is_ws((unsigned char)s[after]) && s[after] != '>' && s[after] != '/') continue;
     char close[16] = "</";
     memcpy(close + 2, names[e], k + 1);
     size_t c = find_ci(s, n, after, close);
@@ -378,8 +372,7 @@ static size_t parse_headers(const char *s, size_t n, mime_hdr *h) {
       h->subject = val, h->has_subject = 1, cur = &h->subject;
     } else if (nlen == 12 && has_prefix_ci(name, nlen, "content-type") && !h->has_ctype) {
       h->ctype = val, h->has_ctype = 1, cur = &h->ctype;
-    } else if (nlen == 25 && has_prefix_ci(name, nlen, "content-transfer-encoding") &&
-               !h->has_cte) {
+    } else if (nlen == 25 && has_prefix_ci(name, nlen, "content-transfer-encoding") && !h->has_cte) {
       h->cte = val, h->has_cte = 1, cur = &h->cte;
     }
     pos = next;
@@ -469,8 +462,7 @@ static void walk(const char *s, size_t n, int depth, int is_message, int in_dige
 /* Is the line s[ls..le) a delimiter of boundary b? Sets *close for "--b--". */
 static int is_delim(const char *s, size_t ls, size_t le, const mime_type *t, int *close) {
   size_t bl = t->blen;
-  if (le - ls < 2 + bl || s[ls] != '-' || s[ls + 1] != '-' || memcmp(s + ls + 2, t->boundary, bl))
-    return 0;
+  if (le - ls < 2 + bl || s[ls] != '-' || s[ls + 1] != '-' || memcmp(s + ls + 2, t->boundary, bl)) return 0;
   size_t k = ls + 2 + bl;
   *close = (k + 2 <= le && s[k] == '-' && s[k + 1] == '-');
   if (*close) k += 2;
@@ -511,8 +503,7 @@ static int walk_multipart(const char *s, size_t n, const mime_type *t, int depth
  * a byte iconv cannot convert is kept as is. (Bodies sent as 8bit reach us already as UTF-8 from
  * the JSON; any bytes still invalid are read as Latin-1 by the tokenizer's normalisation.) */
 static void to_utf8(const char *charset, buf *b) {
-  if (!charset[0] || !b->len || !strcmp(charset, "us-ascii") || !strcmp(charset, "utf-8") ||
-      !strcmp(charset, "utf8"))
+  if (!charset[0] || !b->len || !strcmp(charset, "us-ascii") || !strcmp(charset, "utf-8") || !strcmp(charset, "utf8"))
     return;
   iconv_t cd = iconv_open("UTF-8", charset);
   if (cd == (iconv_t)-1) return;

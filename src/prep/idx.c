@@ -16,10 +16,8 @@
 int idx_parse(const uint8_t *b, size_t n, const char *name, idx_array *out) {
   memset(out, 0, sizeof *out);
   if (n < 4) return log_fail("%s: truncated idx file (%zu bytes, no header)", name, n);
-  if (b[0] != 0 || b[1] != 0)
-    return log_fail("%s: not an idx file (bad magic %02x %02x)", name, b[0], b[1]);
-  if (b[2] != 0x08)
-    return log_fail("%s: idx element type 0x%02x is not unsigned byte (0x08)", name, b[2]);
+  if (b[0] != 0 || b[1] != 0) return log_fail("%s: not an idx file (bad magic %02x %02x)", name, b[0], b[1]);
+  if (b[2] != 0x08) return log_fail("%s: idx element type 0x%02x is not unsigned byte (0x08)", name, b[2]);
   int nd = b[3];
   if (nd < 1 || nd > IDX_MAX_DIMS) return log_fail("%s: idx with %d dimensions", name, nd);
   size_t head = 4 + 4 * (size_t)nd;
@@ -34,10 +32,8 @@ int idx_parse(const uint8_t *b, size_t n, const char *name, idx_array *out) {
     count *= d;
   }
   if (n - head < count)
-    return log_fail("%s: truncated idx file: header promises %zu bytes of data, file has %zu", name,
-                    count, n - head);
-  if (n - head > count)
-    return log_fail("%s: %zu unexpected bytes after the idx data", name, n - head - count);
+    return log_fail("%s: truncated idx file: header promises %zu bytes of data, file has %zu", name, count, n - head);
+  if (n - head > count) return log_fail("%s: %zu unexpected bytes after the idx data", name, n - head - count);
   out->ndim = nd;
   out->data = b + head;
   out->count = count;
@@ -84,21 +80,22 @@ char *idx_find(const char *dir, const char *base) {
       if (stat(p.data, &st) == 0 && S_ISREG(st.st_mode)) return p.data;
     }
   buf_free(&p);
-  if (stat(dir, &st) != 0) log_fail("%s: %s", dir, strerror(errno));
-  else log_fail("%s: %s (or .gz) not found", dir, base);
+  if (stat(dir, &st) != 0)
+    log_fail("%s: %s", dir, strerror(errno));
+  else
+    log_fail("%s: %s (or .gz) not found", dir, base);
   return NULL;
 }
 
 /* ---- prep mnist / fashion --------------------------------------------------------------------- */
 
 enum { IDX_TRAIN_X, IDX_TRAIN_Y, IDX_TEST_X, IDX_TEST_Y, IDX_NFILES };
-static const char *const k_idx_names[IDX_NFILES] = {
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte"};
+static const char *const k_idx_names[IDX_NFILES] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
 /* Check one images/labels pair and write /SPLIT/X (uint8 [N, H*W], scale 1/255) and /SPLIT/y. */
-static int write_split(hid_t file, const char *out, const char *split, const idx_array *x,
-                       const idx_array *y, const char *xpath, const char *ypath) {
+static int write_split(hid_t file, const char *out, const char *split, const idx_array *x, const idx_array *y,
+                       const char *xpath, const char *ypath) {
   if (x->ndim != 3) return log_fail("%s: expected 3-D images, got %d-D", xpath, x->ndim);
   if (y->ndim != 1) return log_fail("%s: expected 1-D labels, got %d-D", ypath, y->ndim);
   if (x->dims[0] != y->dims[0])
@@ -132,15 +129,13 @@ int prep_idx(const prep_opts *o, const char *name) {
     buf_printf(&manifest, "%s  %s\n", sha[i], k_idx_names[i]);
   }
   if (a[IDX_TRAIN_X].dims[1] != a[IDX_TEST_X].dims[1] || a[IDX_TRAIN_X].dims[2] != a[IDX_TEST_X].dims[2]) {
-    log_fail("%s: test images are %ux%u but training images are %ux%u", path[IDX_TEST_X],
-             a[IDX_TEST_X].dims[1], a[IDX_TEST_X].dims[2], a[IDX_TRAIN_X].dims[1], a[IDX_TRAIN_X].dims[2]);
+    log_fail("%s: test images are %ux%u but training images are %ux%u", path[IDX_TEST_X], a[IDX_TEST_X].dims[1],
+             a[IDX_TEST_X].dims[2], a[IDX_TRAIN_X].dims[1], a[IDX_TRAIN_X].dims[2]);
     goto done;
   }
   if (h5io_create(&out, o->out)) goto done;
-  if (write_split(out.file, o->out, "train", &a[IDX_TRAIN_X], &a[IDX_TRAIN_Y], path[IDX_TRAIN_X],
-                  path[IDX_TRAIN_Y]) ||
-      write_split(out.file, o->out, "test", &a[IDX_TEST_X], &a[IDX_TEST_Y], path[IDX_TEST_X],
-                  path[IDX_TEST_Y]))
+  if (write_split(out.file, o->out, "train", &a[IDX_TRAIN_X], &a[IDX_TRAIN_Y], path[IDX_TRAIN_X], path[IDX_TRAIN_Y]) ||
+      write_split(out.file, o->out, "test", &a[IDX_TEST_X], &a[IDX_TEST_Y], path[IDX_TEST_X], path[IDX_TEST_Y]))
     goto done;
   char source[160];
   snprintf(source, sizeof source, "%s idx files (SHA-256 of the decompressed bytes in source_sha256)",

@@ -13,10 +13,10 @@
 #define IDX_MAX_DIMS 4
 
 typedef struct idx_array {
-  int ndim;                     /* 1 (labels) or 3 (images) for MNIST */
-  uint32_t dims[IDX_MAX_DIMS];  /* sizes, outermost first */
-  const uint8_t *data;          /* points into the parsed bytes (not owned) */
-  size_t count;                 /* product of dims */
+  int ndim;                    /* 1 (labels) or 3 (images) for MNIST */
+  uint32_t dims[IDX_MAX_DIMS]; /* sizes, outermost first */
+  const uint8_t *data;         /* points into the parsed bytes (not owned) */
+  size_t count;                /* product of dims */
 } idx_array;
 
 /* Parse and validate idx bytes: magic, type 0x08, 1 <= ndim <= 4, nonzero dims and a payload of

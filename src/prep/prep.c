@@ -39,8 +39,7 @@ int prep_main(int argc, char **argv) {
     log_error("prep: unknown dataset '%s' (mnist, fashion, spam, synth)", kind);
     return LOG_EXIT_USAGE;
   }
-  prep_opts o = {.min_df = 1, .test_fraction = 0.2, .seed = 0, .rows = -1, .cols = -1,
-                 .density = -1, .rank = -1};
+  prep_opts o = {.min_df = 1, .test_fraction = 0.2, .seed = 0, .rows = -1, .cols = -1, .density = -1, .rank = -1};
   for (int i = 2; i < argc; i++) {
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int64_t n;
@@ -49,8 +48,10 @@ int prep_main(int argc, char **argv) {
       return LOG_EXIT_USAGE;
     }
     i++;
-    if (!is_synth && strcmp(k, "--src") == 0) o.src = v;
-    else if (strcmp(k, "--out") == 0) o.out = v;
+    if (!is_synth && strcmp(k, "--src") == 0)
+      o.src = v;
+    else if (strcmp(k, "--out") == 0)
+      o.out = v;
     else if (is_spam && strcmp(k, "--min-df") == 0) {
       if (parse_i64(v, &n) || n < 1) {
         log_error("prep: --min-df must be an integer >= 1, got '%s'", v);
@@ -62,16 +63,18 @@ int prep_main(int argc, char **argv) {
         log_error("prep: --test-fraction must be in (0, 1), got '%s'", v);
         return LOG_EXIT_USAGE;
       }
-    } else if (is_synth && (strcmp(k, "--rows") == 0 || strcmp(k, "--cols") == 0 ||
-                            strcmp(k, "--rank") == 0)) {
+    } else if (is_synth && (strcmp(k, "--rows") == 0 || strcmp(k, "--cols") == 0 || strcmp(k, "--rank") == 0)) {
       if (parse_i64(v, &n) || n < 1 || (strcmp(k, "--cols") == 0 && n > INT32_MAX)) {
         log_error("prep synth: %s must be an integer in [1, %s], got '%s'", k,
                   strcmp(k, "--cols") == 0 ? "2147483647" : "2^63-1", v);
         return LOG_EXIT_USAGE;
       }
-      if (strcmp(k, "--rows") == 0) o.rows = n;
-      else if (strcmp(k, "--cols") == 0) o.cols = n;
-      else o.rank = n;
+      if (strcmp(k, "--rows") == 0)
+        o.rows = n;
+      else if (strcmp(k, "--cols") == 0)
+        o.cols = n;
+      else
+        o.rank = n;
     } else if (is_synth && strcmp(k, "--density") == 0) {
       if (parse_f64(v, &o.density) || !(o.density > 0 && o.density <= 1)) {
         log_error("prep synth: --density must be in (0, 1], got '%s'", v);
@@ -94,8 +97,7 @@ int prep_main(int argc, char **argv) {
       return LOG_EXIT_USAGE;
     }
     if (o.rank > o.cols) {
-      log_error("prep synth: --rank %lld exceeds --cols %lld", (long long)o.rank,
-                (long long)o.cols);
+      log_error("prep synth: --rank %lld exceeds --cols %lld", (long long)o.rank, (long long)o.cols);
       return LOG_EXIT_USAGE;
     }
   } else if (!o.src || !o.out) {

@@ -50,9 +50,7 @@ static void strvec_free(strvec *s) {
   memset(s, 0, sizeof *s);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);
@@ -98,8 +96,8 @@ static int list_json(const char *root, const char *rel, int depth, strvec *out) 
 
 /* Read one message file: its bytes go into the manifest hash, its text into the corpus.
  * Returns the label (0 ham, 1 spam), or -1 with log_fail("FILE: why"). */
-static int read_message(const char *root, const char *rel, buf *bytes, buf *text,
-                        hash_sha256 *manifest, text_corpus *corpus) {
+static int read_message(const char *root, const char *rel, buf *bytes, buf *text, hash_sha256 *manifest,
+                        text_corpus *corpus) {
   buf path = {0};
   buf_printf(&path, "%s/%s", root, rel);
   int rc = buf_read_file(bytes, path.data);
@@ -139,8 +137,8 @@ static int read_message(const char *root, const char *rel, buf *bytes, buf *text
 
 /* Write one split: group/X (CSR), group/y (uint8), group/ids (the source file of each row,
  * relative to --src) and the n_spam attribute. */
-static int write_split(hid_t file, const char *name, const text_csr *X, const int64_t *ids,
-                       const unsigned char *label, char *const *paths) {
+static int write_split(hid_t file, const char *name, const text_csr *X, const int64_t *ids, const unsigned char *label,
+                       char *const *paths) {
   hid_t g = h5io_group(file, name);
   if (g < 0) return -1;
   unsigned char *y = xmalloc((size_t)X->rows + 1);
@@ -159,8 +157,7 @@ static int write_split(hid_t file, const char *name, const text_csr *X, const in
 }
 
 /* Write the vocabulary, idf and root attributes. */
-static int write_meta(hid_t file, const text_corpus *c, const prep_opts *o, int64_t n_msgs,
-                      const char *sha) {
+static int write_meta(hid_t file, const text_corpus *c, const prep_opts *o, int64_t n_msgs, const char *sha) {
   int64_t D = text_corpus_vocab_size(c);
   char **terms = xmalloc(((size_t)D + 1) * sizeof *terms);
   float *idf = xmalloc(((size_t)D + 1) * sizeof *idf);
@@ -190,8 +187,7 @@ static int write_meta(hid_t file, const text_corpus *c, const prep_opts *o, int6
 }
 
 /* Stratified split: is_test[d] for every message, from one seeded shuffle per class. */
-static void split(const unsigned char *label, int64_t n, const prep_opts *o,
-                  unsigned char *is_test) {
+static void split(const unsigned char *label, int64_t n, const prep_opts *o, unsigned char *is_test) {
   int64_t *idx = xmalloc(((size_t)n + 1) * sizeof *idx);
   memset(is_test, 0, (size_t)n);
   for (int cls = 0; cls < 2; cls++) {
@@ -252,8 +248,8 @@ int prep_spam(const prep_opts *o) {
     }
     for (int64_t d = 0; d < n; d++) is_test[d] = !is_test[d]; /* now: is_train */
     if (text_corpus_finish(corpus, is_test, o->min_df) == 0)
-      rc = log_fail("%s: empty vocabulary (no term is in %lld of the %lld training messages)",
-                    o->src, (long long)o->min_df, (long long)n_train);
+      rc = log_fail("%s: empty vocabulary (no term is in %lld of the %lld training messages)", o->src,
+                    (long long)o->min_df, (long long)n_train);
   }
   if (rc == 0) {
     text_corpus_tfidf(corpus, train_ids, n_train, &Xtr);
@@ -270,10 +266,11 @@ int prep_spam(const prep_opts *o) {
     }
   }
   if (rc == 0)
-    log_info("spam: %lld messages (%lld spam) -> train %lld, test %lld, vocabulary %lld terms, "
-             "nnz %lld\n",
-             (long long)n, (long long)n_spam, (long long)n_train, (long long)n_test,
-             (long long)text_corpus_vocab_size(corpus), (long long)(Xtr.nnz + Xte.nnz));
+    log_info(
+        "spam: %lld messages (%lld spam) -> train %lld, test %lld, vocabulary %lld terms, "
+        "nnz %lld\n",
+        (long long)n, (long long)n_spam, (long long)n_train, (long long)n_test,
+        (long long)text_corpus_vocab_size(corpus), (long long)(Xtr.nnz + Xte.nnz));
   text_csr_free(&Xtr);
   text_csr_free(&Xte);
   text_corpus_free(corpus);

@@ -100,8 +100,8 @@ typedef struct model {
 } model;
 
 /* Generate rows [0, n) of one split into m (rows streams first_stream + 2i) and labels y. */
-static void gen_split(const model *md, sampler *sm, uint64_t seed, uint64_t first_stream,
-                      int64_t n, csr *m, int32_t *y, int32_t *noise_cols, double *noise_vals) {
+static void gen_split(const model *md, sampler *sm, uint64_t seed, uint64_t first_stream, int64_t n, csr *m, int32_t *y,
+                      int32_t *noise_cols, double *noise_vals) {
   m->rows = n;
   m->indptr = xmalloc(((size_t)n + 1) * sizeof *m->indptr);
   m->indptr[0] = 0;
@@ -137,8 +137,7 @@ static void gen_split(const model *md, sampler *sm, uint64_t seed, uint64_t firs
   }
 }
 
-static int write_split(hid_t file, const char *name, const csr *m, const int32_t *y, int64_t d,
-                       int64_t r) {
+static int write_split(hid_t file, const char *name, const csr *m, const int32_t *y, int64_t d, int64_t r) {
   hid_t g = h5io_group(file, name);
   if (g < 0) return -1;
   hsize_t dims[1] = {(hsize_t)m->rows};
@@ -155,8 +154,7 @@ static int write_split(hid_t file, const char *name, const csr *m, const int32_t
   return rc;
 }
 
-static int write_meta(hid_t file, const prep_opts *o, const model *md, const char *source,
-                      const char *sha) {
+static int write_meta(hid_t file, const prep_opts *o, const model *md, const char *source, const char *sha) {
   int64_t r = md->r, d = md->d, f = md->f;
   double *lambda = xmalloc((size_t)r * sizeof *lambda);
   double floor_ = (double)md->q * SYNTH_NOISE_SD * SYNTH_NOISE_SD / (double)d;
@@ -191,8 +189,8 @@ static int write_meta(hid_t file, const prep_opts *o, const model *md, const cha
 }
 
 int prep_synth(const prep_opts *o) {
-  if (o->rows < 1 || o->cols < 1 || o->cols > INT32_MAX || !(o->density > 0 && o->density <= 1) ||
-      o->rank < 1 || o->rank > o->cols || !o->out)
+  if (o->rows < 1 || o->cols < 1 || o->cols > INT32_MAX || !(o->density > 0 && o->density <= 1) || o->rank < 1 ||
+      o->rank > o->cols || !o->out)
     return log_fail("prep synth: invalid options");
   h5io_quiet();
   model md = {.d = o->cols, .r = o->rank};
@@ -245,8 +243,8 @@ int prep_synth(const prep_opts *o) {
   buf_printf(&source,
              "synthetic planted low-rank sparse v1: rows=%lld cols=%lld density=%.17g rank=%lld "
              "seed=%llu noise_sd=%g",
-             (long long)o->rows, (long long)o->cols, o->density, (long long)o->rank,
-             (unsigned long long)o->seed, SYNTH_NOISE_SD);
+             (long long)o->rows, (long long)o->cols, o->density, (long long)o->rank, (unsigned long long)o->seed,
+             SYNTH_NOISE_SD);
   char sha[65];
   hash_sha256_buf(source.data, source.len, sha);
 
@@ -262,12 +260,12 @@ int prep_synth(const prep_opts *o) {
       rc = h5io_commit(&out);
   }
   if (rc == 0)
-    log_info("synth: %lld x %lld, rank %lld, train nnz %lld (%.1f per row), test %lld rows; "
-             "planted eigenvalues %.6g .. %.6g\n",
-             (long long)o->rows, (long long)md.d, (long long)md.r, (long long)tr.nnz,
-             (double)tr.nnz / (double)o->rows, (long long)n_test,
-             1.0 + (double)md.q * SYNTH_NOISE_SD * SYNTH_NOISE_SD / (double)md.d,
-             1.0 / (double)md.r + (double)md.q * SYNTH_NOISE_SD * SYNTH_NOISE_SD / (double)md.d);
+    log_info(
+        "synth: %lld x %lld, rank %lld, train nnz %lld (%.1f per row), test %lld rows; "
+        "planted eigenvalues %.6g .. %.6g\n",
+        (long long)o->rows, (long long)md.d, (long long)md.r, (long long)tr.nnz, (double)tr.nnz / (double)o->rows,
+        (long long)n_test, 1.0 + (double)md.q * SYNTH_NOISE_SD * SYNTH_NOISE_SD / (double)md.d,
+        1.0 / (double)md.r + (double)md.q * SYNTH_NOISE_SD * SYNTH_NOISE_SD / (double)md.d);
   buf_free(&source);
   csr_free(&tr);
   csr_free(&te);

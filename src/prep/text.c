@@ -48,8 +48,8 @@ static const unsigned char *word_table(void) {
   static int ready = 0;
   if (!ready) { /* idempotent: a race writes the same bytes */
     for (int c = 0; c < 256; c++)
-      w[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                             (c >= '0' && c <= '9') || c == '_' || c >= 0x80);
+      w[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                             c >= 0x80);
     ready = 1;
   }
   return w;
@@ -71,8 +71,7 @@ static int is_separator(uint32_t cp) {
  * has the same UTF-8 length. Other code points are returned unchanged. */
 static uint32_t lower_cp(uint32_t c) {
   if (c >= 'A' && c <= 'Z') return c + 32;
-  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
-      (c >= 0x410 && c <= 0x42F))
+  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) || (c >= 0x410 && c <= 0x42F))
     return c + 32;
   if (c >= 0x400 && c <= 0x40F) return c + 80;
   if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return c | 1;
@@ -106,9 +105,12 @@ void text_normalize(const char *s, size_t n, buf *out) {
     size_t len = 1;
     if (cp >= 0x80 && !(len = utf8_decode(u + i, n - i, &cp))) len = 1; /* stray byte: Latin-1 */
     i += len;
-    if (cp < 0x80) buf_putc(out, (char)lower_cp(cp));
-    else if (is_separator(cp)) buf_putc(out, ' ');
-    else buf_put_utf8(out, lower_cp(cp));
+    if (cp < 0x80)
+      buf_putc(out, (char)lower_cp(cp));
+    else if (is_separator(cp))
+      buf_putc(out, ' ');
+    else
+      buf_put_utf8(out, lower_cp(cp));
   }
 }
 
@@ -183,9 +185,7 @@ static int64_t term_id(text_corpus *c, const char *tok, size_t n, uint64_t hash)
   for (;;) {
     int32_t id = c->table[h];
     if (id < 0) break;
-    if (c->term_hash[id] == hash && c->term_len[id] == n &&
-        !memcmp(c->arena + c->term_off[id], tok, n))
-      return id;
+    if (c->term_hash[id] == hash && c->term_len[id] == n && !memcmp(c->arena + c->term_off[id], tok, n)) return id;
     h = (h + 1) & mask;
   }
   if (c->nterms == c->terms_cap) {
@@ -297,9 +297,7 @@ int64_t text_corpus_finish(text_corpus *c, const unsigned char *train, int64_t m
 }
 
 int64_t text_corpus_vocab_size(const text_corpus *c) { return c->vocab_n; }
-const char *text_corpus_term(const text_corpus *c, int64_t j) {
-  return c->arena + c->term_off[c->vocab_term[j]];
-}
+const char *text_corpus_term(const text_corpus *c, int64_t j) { return c->arena + c->term_off[c->vocab_term[j]]; }
 int64_t text_corpus_df(const text_corpus *c, int64_t j) { return c->vocab_df[j]; }
 double text_corpus_idf(const text_corpus *c, int64_t j) { return c->vocab_idf[j]; }
 
@@ -313,8 +311,7 @@ static int cmp_i32(const void *a, const void *b) {
 void text_corpus_tfidf(const text_corpus *c, const int64_t *docs, int64_t n, text_csr *out) {
   int64_t nnz = 0;
   for (int64_t r = 0; r < n; r++)
-    for (int64_t p = c->doc_off[docs[r]]; p < c->doc_off[docs[r] + 1]; p++)
-      nnz += c->col[c->pair_term[p]] >= 0;
+    for (int64_t p = c->doc_off[docs[r]]; p < c->doc_off[docs[r] + 1]; p++) nnz += c->col[c->pair_term[p]] >= 0;
   out->rows = n;
   out->cols = c->vocab_n;
   out->nnz = nnz;

@@ -11,8 +11,10 @@
 
 /* Free a host set buffer: host_free when the sets are pinned, else free. */
 static void stage_host_free(const backend_ops *be, void *p, int pinned) {
-  if (pinned) be->host_free(p);
-  else free(p);
+  if (pinned)
+    be->host_free(p);
+  else
+    free(p);
 }
 
 /* Point the h* fields at host set i. */
@@ -59,15 +61,17 @@ void batch_stage_free(batch_stage *s, const backend_ops *be) {
   for (int k = 0; k < 2; k++)
     for (int i = 0; i < 5; i++)
       if (s->set[k][i]) {
-        if (be) stage_host_free(be, s->set[k][i], s->pinned);
-        else free(s->set[k][i]);
+        if (be)
+          stage_host_free(be, s->set[k][i], s->pinned);
+        else
+          free(s->set[k][i]);
       }
   memset(s, 0, sizeof *s);
 }
 
 /* Gather rows into the next host set, queue the uploads, and describe the device batch. */
-model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_block *b,
-                             const int64_t *rows, int64_t n, int64_t base) {
+model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_block *b, const int64_t *rows, int64_t n,
+                             int64_t base) {
   stage_use(s, (s->cur + 1) % s->nsets);
   int64_t nnz = 0;
   if (s->sparse) s->hptr[0] = 0;
@@ -105,7 +109,8 @@ model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_b
  * backend), else half of the device's memory. The CPU backend's shard is its host block, which
  * costs nothing more: any size. */
 static size_t resident_budget(const backend_ops *be) {
-  const double mb = dist_env_amount("DPT_RESIDENT_MAX_MB", -1, "MiB"); /* -1: unset; bad values stop train_main at start-up */
+  const double mb =
+      dist_env_amount("DPT_RESIDENT_MAX_MB", -1, "MiB"); /* -1: unset; bad values stop train_main at start-up */
   if (mb == 0) return 0;
   if (mb > 0) return be->kind == BACKEND_CPU || mb >= 1e12 ? SIZE_MAX : (size_t)(mb * 1048576.0);
   if (be->kind == BACKEND_CPU) return SIZE_MAX;
@@ -119,8 +124,10 @@ void batch_resident_free(batch_resident *r, const backend_ops *be) {
     for (int i = 0; i < 5; i++) be->free(r->owned[i]);
     be->free(r->didx);
   }
-  if (r->hidx_pinned) be->host_free(r->hidx); /* pinned only on a device backend */
-  else free(r->hidx);
+  if (r->hidx_pinned)
+    be->host_free(r->hidx); /* pinned only on a device backend */
+  else
+    free(r->hidx);
   memset(r, 0, sizeof *r);
 }
 
@@ -132,17 +139,22 @@ void batch_resident_init(batch_resident *r, const backend_ops *be, const data_bl
   const int sparse = b->kind == DATA_CSR, copy = be->kind != BACKEND_CPU;
   const void *src[5] = {b->x, b->indptr, b->indices, b->values, b->y};
   const size_t sz[5] = {sparse ? 0 : sizeof(float) * (size_t)(rows * b->cols),
-                        sparse ? sizeof(int64_t) * (size_t)(rows + 1) : 0, sparse ? sizeof(int32_t) * (size_t)b->nnz : 0,
-                        sparse ? sizeof(float) * (size_t)b->nnz : 0, sizeof(int32_t) * (size_t)rows};
+                        sparse ? sizeof(int64_t) * (size_t)(rows + 1) : 0,
+                        sparse ? sizeof(int32_t) * (size_t)b->nnz : 0, sparse ? sizeof(float) * (size_t)b->nnz : 0,
+                        sizeof(int32_t) * (size_t)rows};
   const size_t bytes = sz[0] + sz[1] + sz[2] + sz[3] + sz[4], budget = resident_budget(be);
   int ok = bytes <= budget;
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, dist_comm()));
   double most = (double)bytes / 1048576.0; /* MiB, the largest shard over the ranks */
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_DOUBLE, MPI_MAX, dist_comm()));
   if (!ok) {
-    if (budget == 0) log_info("data: train batches staged per step through host memory (DPT_RESIDENT_MAX_MB=0)\n");
-    else log_info("data: train batches staged per step through host memory (the shard, %.1f MiB, is over the "
-                  "budget of %.1f MiB; DPT_RESIDENT_MAX_MB sets it)\n", most, (double)budget / 1048576.0);
+    if (budget == 0)
+      log_info("data: train batches staged per step through host memory (DPT_RESIDENT_MAX_MB=0)\n");
+    else
+      log_info(
+          "data: train batches staged per step through host memory (the shard, %.1f MiB, is over the "
+          "budget of %.1f MiB; DPT_RESIDENT_MAX_MB sets it)\n",
+          most, (double)budget / 1048576.0);
     return;
   }
   const size_t idx_bytes = sizeof(int64_t) * (size_t)(2 * rows_cap + 1);
@@ -153,20 +165,26 @@ void batch_resident_init(batch_resident *r, const backend_ops *be, const data_bl
   const void *d[5] = {0}; /* the shard's arrays in backend memory */
   for (int i = 0; i < 5 && ok; i++) {
     if (!sz[i]) continue;
-    if (!copy) d[i] = src[i];
-    else if ((ok = (r->owned[i] = be->alloc(sz[i])) != NULL)) be->upload(r->owned[i], src[i], sz[i]), d[i] = r->owned[i];
+    if (!copy)
+      d[i] = src[i];
+    else if ((ok = (r->owned[i] = be->alloc(sz[i])) != NULL))
+      be->upload(r->owned[i], src[i], sz[i]), d[i] = r->owned[i];
   }
   r->x = d[0], r->ptr = d[1], r->ind = d[2], r->val = d[3], r->y = d[4];
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, dist_comm()));
   if (!ok) {
     batch_resident_free(r, be);
-    log_info("data: train batches staged per step through host memory (out of device memory for the %.1f MiB "
-             "shard)\n", most);
+    log_info(
+        "data: train batches staged per step through host memory (out of device memory for the %.1f MiB "
+        "shard)\n",
+        most);
     return;
   }
   r->on = 1;
-  if (copy) log_info("data: train shard resident on the device (%.1f MiB per rank), batches gathered there\n", most);
-  else log_info("data: train shard in host memory (%.1f MiB per rank), batches gathered by the CPU backend\n", most);
+  if (copy)
+    log_info("data: train shard resident on the device (%.1f MiB per rank), batches gathered there\n", most);
+  else
+    log_info("data: train shard in host memory (%.1f MiB per rank), batches gathered by the CPU backend\n", most);
 }
 
 /* The batch of local-block rows `rows` (global ids) gathered by the backend from the resident
@@ -194,4 +212,3 @@ model_batch batch_resident_rows(const batch_resident *r, const batch_stage *s, c
   }
   return mb;
 }
-

@@ -26,14 +26,14 @@
 typedef struct batch_stage {
   int64_t rows_cap, nnz_cap, cols;
   int sparse;
-  float *hx, *dx;            /* dense [rows_cap, cols] */
-  int64_t *hptr, *dptr;      /* CSR [rows_cap + 1] */
-  int32_t *hind, *dind;      /* CSR [nnz_cap] */
-  float *hval, *dval;        /* CSR [nnz_cap] */
-  int32_t *hy, *dy;          /* [rows_cap]; h*: the set the last batch was staged in */
-  void *set[2][5];           /* host sets {x, ptr, ind, val, y}; set[1] unused on the CPU */
+  float *hx, *dx;       /* dense [rows_cap, cols] */
+  int64_t *hptr, *dptr; /* CSR [rows_cap + 1] */
+  int32_t *hind, *dind; /* CSR [nnz_cap] */
+  float *hval, *dval;   /* CSR [nnz_cap] */
+  int32_t *hy, *dy;     /* [rows_cap]; h*: the set the last batch was staged in */
+  void *set[2][5];      /* host sets {x, ptr, ind, val, y}; set[1] unused on the CPU */
   int nsets, cur;
-  int pinned;                /* the sets are backend host_alloc memory (else xmalloc) */
+  int pinned; /* the sets are backend host_alloc memory (else xmalloc) */
 } batch_stage;
 
 /* The rank's train shard in backend memory, from which the backend gathers each batch into the
@@ -41,16 +41,16 @@ typedef struct batch_stage {
  * copy made at set-up; on the CPU backend the host block itself (nothing is copied). */
 typedef struct batch_resident {
   int on;
-  const float *x;            /* dense [rows, cols] */
-  const int64_t *ptr;        /* CSR [rows + 1] */
-  const int32_t *ind;        /* CSR [nnz] */
-  const float *val;          /* CSR [nnz] */
-  const int32_t *y;          /* [rows] */
-  void *owned[5];            /* the device copies above, to free (none on the CPU) */
-  int64_t *hidx, *didx;      /* [2 rows_cap + 1]: the batch's rows in the shard, then (CSR) its
+  const float *x;       /* dense [rows, cols] */
+  const int64_t *ptr;   /* CSR [rows + 1] */
+  const int32_t *ind;   /* CSR [nnz] */
+  const float *val;     /* CSR [nnz] */
+  const int32_t *y;     /* [rows] */
+  void *owned[5];       /* the device copies above, to free (none on the CPU) */
+  int64_t *hidx, *didx; /* [2 rows_cap + 1]: the batch's rows in the shard, then (CSR) its
                                 row offsets (hidx page-locked, uploaded asynchronously); didx is
                                 hidx on the CPU */
-  int hidx_pinned;           /* hidx is backend host_alloc memory */
+  int hidx_pinned;      /* hidx is backend host_alloc memory */
 } batch_resident;
 
 /* Host staging and device buffers for batches of up to `rows` rows of src's kind (CSR: room for
@@ -64,8 +64,8 @@ void batch_stage_free(batch_stage *s, const backend_ops *be);
 /* The batch of block b's rows `rows` (global ids; row = rows[i] − base), or of the n rows from
  * base on when rows is NULL, staged and uploaded; the returned batch points at s's device
  * buffers. */
-model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_block *b,
-                             const int64_t *rows, int64_t n, int64_t base);
+model_batch batch_stage_rows(batch_stage *s, const backend_ops *be, const data_block *b, const int64_t *rows, int64_t n,
+                             int64_t base);
 
 /* Make b (the train shard) resident when every rank's fits the budget (DPT_RESIDENT_MAX_MB, MiB,
  * 0: never; else half the device's memory; any size on the CPU). Collective over dist_comm():

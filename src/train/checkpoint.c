@@ -48,7 +48,8 @@ static float *read_vec(hid_t f, const char *name, size_t n, const char *path) {
   hssize_t got = H5Sget_simple_extent_npoints(sp);
   H5Sclose(sp);
   float *v = NULL;
-  if (got != (hssize_t)n) log_fail("%s: /%s has %lld values, expected %zu", path, name, (long long)got, n);
+  if (got != (hssize_t)n)
+    log_fail("%s: /%s has %lld values, expected %zu", path, name, (long long)got, n);
   else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v = xmalloc(n * sizeof(float) + 1)) < 0) {
     log_fail("%s: cannot read /%s: %s", path, name, h5io_why());
     free(v);
@@ -91,8 +92,8 @@ int checkpoint_load(const char *path, checkpoint *c) {
   }
   c->epoch = smp[0], c->step_in_epoch = smp[1], c->n_train = smp[2], c->batch = smp[3];
   if (h5io_attr_get_int64s(f, "step", &c->step, 1) || h5io_attr_get_int64s(f, "seed", &c->seed, 1) ||
-      h5io_attr_get_int64s(f, "world_size", &c->world_size, 1) ||
-      h5io_attr_get_string(f, "optimizer", &c->optimizer) || h5io_attr_get_string(f, "config", &c->config)) {
+      h5io_attr_get_int64s(f, "world_size", &c->world_size, 1) || h5io_attr_get_string(f, "optimizer", &c->optimizer) ||
+      h5io_attr_get_string(f, "config", &c->config)) {
     log_fail("%s: missing checkpoint attributes", path);
     goto done;
   }

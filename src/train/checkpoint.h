@@ -18,15 +18,15 @@
 
 typedef struct checkpoint {
   size_t n_params;
-  float *params;                               /* host [n_params] */
+  float *params; /* host [n_params] */
   int n_state;
-  float *state[CHECKPOINT_MAX_STATE];          /* host [n_params] each */
+  float *state[CHECKPOINT_MAX_STATE]; /* host [n_params] each */
   char *state_name[CHECKPOINT_MAX_STATE];
-  char *optimizer;                             /* e.g. "nesterov" */
+  char *optimizer; /* e.g. "nesterov" */
   int n_dims;
-  int64_t dims[32];                            /* layer widths d[0..L] */
+  int64_t dims[32]; /* layer widths d[0..L] */
   int64_t step, epoch, step_in_epoch, seed, world_size, n_train, batch;
-  char *config;                                /* resolved INI text */
+  char *config; /* resolved INI text */
 } checkpoint;
 
 /* Write c to path atomically (temporary + fsync + rename). Serial: call on one rank.

@@ -34,8 +34,7 @@ int model_init(model *m, const model_spec *s, const backend_ops *be, int max_row
   for (int l = 0; ok && l < s->n_layers; l++) {
     size_t n = (size_t)max_rows * (size_t)s->dims[l + 1] * sizeof(float);
     ok = (m->act[l + 1] = be->alloc(n)) != NULL;
-    if (ok && s->dropout > 0 && l < s->n_layers - 1)
-      ok = (m->mask[l] = be->alloc(n)) && (m->drop[l] = be->alloc(n));
+    if (ok && s->dropout > 0 && l < s->n_layers - 1) ok = (m->mask[l] = be->alloc(n)) && (m->drop[l] = be->alloc(n));
   }
   for (int i = 0; ok && i < 2; i++) ok = (m->delta[i] = be->alloc((size_t)max_rows * widest * sizeof(float))) != NULL;
   if (ok && s->input_dropout > 0) {
@@ -89,10 +88,12 @@ void model_init_params(model *m, uint64_t seed) {
 }
 
 /* C[M,N] = op(A) · op(B) in the model's precision (gemm, or gemm_bf16 on the scratch). */
-static void model_gemm(const model *m, int ta, int tb, int M, int N, int K, const float *A, int lda,
-                       const float *B, int ldb, float *C, int ldc) {
-  if (m->spec.bf16) m->be->gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, m->gemm_ws);
-  else m->be->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+static void model_gemm(const model *m, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                       int ldb, float *C, int ldc) {
+  if (m->spec.bf16)
+    m->be->gemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, m->gemm_ws);
+  else
+    m->be->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
 }
 
 /* The input of layer l (l >= 1): the previous layer's output, after dropout when there is one. */
@@ -100,23 +101,26 @@ static const float *layer_input(const model *m, int l, int train) {
   return (train && m->drop[l - 1]) ? m->drop[l - 1] : m->act[l];
 }
 
-double model_forward(model *m, const model_batch *b, int train, uint64_t dropout_seed,
-                     uint64_t row_offset, float loss_scale, int *correct) {
+double model_forward(model *m, const model_batch *b, int train, uint64_t dropout_seed, uint64_t row_offset,
+                     float loss_scale, int *correct) {
   const backend_ops *be = m->be;
   const int L = m->spec.n_layers, B = b->rows;
   const float *x0 = b->x;
   if (train && x0 && m->in_drop) { /* input dropout: its own counter stream (layer 0) */
-    be->dropout(x0, m->in_drop, m->in_mask, (size_t)B * m->spec.dims[0], m->spec.input_dropout,
-                dropout_seed, row_offset * (uint64_t)m->spec.dims[0]);
+    be->dropout(x0, m->in_drop, m->in_mask, (size_t)B * m->spec.dims[0], m->spec.input_dropout, dropout_seed,
+                row_offset * (uint64_t)m->spec.dims[0]);
     x0 = m->in_drop;
   }
   for (int l = 0; l < L; l++) {
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     const float *W = m->params + m->w_off[l], *bias = m->params + m->b_off[l];
     float *out = m->act[l + 1];
-    if (l > 0) model_gemm(m, 0, 0, B, N, K, layer_input(m, l, train), K, W, N, out, N);
-    else if (x0) model_gemm(m, 0, 0, B, N, K, x0, K, W, N, out, N);
-    else be->spmm(B, N, b->indptr, b->indices, b->values, W, 0.0f, out);
+    if (l > 0)
+      model_gemm(m, 0, 0, B, N, K, layer_input(m, l, train), K, W, N, out, N);
+    else if (x0)
+      model_gemm(m, 0, 0, B, N, K, x0, K, W, N, out, N);
+    else
+      be->spmm(B, N, b->indptr, b->indices, b->values, W, 0.0f, out);
     int hidden = l < L - 1;
     be->bias_act(out, bias, B, N, hidden ? m->spec.act : BACKEND_ACT_NONE);
     if (hidden && train && m->drop[l]) /* one counter stream per layer, offset by global row */
@@ -124,8 +128,7 @@ double model_forward(model *m, const model_batch *b, int train, uint64_t dropout
                   dropout_seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(l + 1)), row_offset * (uint64_t)N);
   }
   float *logits = m->act[L];
-  return be->softmax_xent(logits, b->y, B, (int)m->spec.dims[L], loss_scale, train ? logits : NULL,
-                          correct);
+  return be->softmax_xent(logits, b->y, B, (int)m->spec.dims[L], loss_scale, train ? logits : NULL, correct);
 }
 
 /* Column block of the backward GEMMs between two progress calls: small enough that a pending
@@ -135,8 +138,8 @@ double model_forward(model *m, const model_batch *b, int train, uint64_t dropout
 /* C[M, N] = op(A) · op(B) computed in column blocks of C with progress calls between them.
  * B_cols(j) is B's first column block j: for tb = 0 B[K, N] (column offset j), for tb = 1
  * B[N, K] (row offset j). */
-static void gemm_blocked(const model *m, int ta, int tb, int M, int N, int K, const float *A,
-                         int lda, const float *B, int ldb, float *C, int ldc, const model_hooks *h) {
+static void gemm_blocked(const model *m, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                         int ldb, float *C, int ldc, const model_hooks *h) {
   if (!h || !h->progress || N <= MODEL_GEMM_BLOCK) {
     model_gemm(m, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
     if (h && h->progress) h->progress(h->arg);
@@ -156,8 +159,10 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
   for (int l = L - 1; l >= 0; l--) {
     const int K = (int)m->spec.dims[l], N = (int)m->spec.dims[l + 1];
     float *dW = m->grads + m->w_off[l], *db = m->grads + m->b_off[l];
-    if (l > 0) gemm_blocked(m, 1, 0, K, N, B, layer_input(m, l, 1), K, dY, N, dW, N, hooks);
-    else if (b->x) gemm_blocked(m, 1, 0, K, N, B, m->in_drop ? m->in_drop : b->x, K, dY, N, dW, N, hooks);
+    if (l > 0)
+      gemm_blocked(m, 1, 0, K, N, B, layer_input(m, l, 1), K, dY, N, dW, N, hooks);
+    else if (b->x)
+      gemm_blocked(m, 1, 0, K, N, B, m->in_drop ? m->in_drop : b->x, K, dY, N, dW, N, hooks);
     else {
       be->fill(dW, (size_t)K * N, 0.0f);
       be->spmm_t(B, N, b->indptr, b->indices, b->values, dY, dW);

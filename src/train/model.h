@@ -25,24 +25,24 @@
 typedef enum model_init_kind { MODEL_INIT_HE = 0, MODEL_INIT_XAVIER = 1 } model_init_kind;
 
 typedef struct model_spec {
-  int n_layers;                 /* L = number of hidden layers + 1 */
+  int n_layers;                       /* L = number of hidden layers + 1 */
   int64_t dims[MODEL_MAX_LAYERS + 1]; /* d[0..L] */
-  backend_act act;              /* hidden activation */
-  float dropout;                /* drop probability of hidden units while training */
-  float input_dropout;          /* drop probability of input features (dense input only) */
+  backend_act act;                    /* hidden activation */
+  float dropout;                      /* drop probability of hidden units while training */
+  float input_dropout;                /* drop probability of input features (dense input only) */
   model_init_kind init;
-  int bf16;                     /* dense GEMMs take bf16-rounded inputs (fp32 sums, fp32 weights) */
-  int csr_input;                /* the first layer reads CSR rows (sparse products, always fp32) */
+  int bf16;      /* dense GEMMs take bf16-rounded inputs (fp32 sums, fp32 weights) */
+  int csr_input; /* the first layer reads CSR rows (sparse products, always fp32) */
 } model_spec;
 
 /* A batch on the device: dense x [rows, d0] or CSR rows, and labels. */
 typedef struct model_batch {
   int rows;
-  const float *x;               /* dense [rows, d0], or NULL for CSR */
-  const int64_t *indptr;        /* CSR [rows + 1], rebased to 0 */
-  const int32_t *indices;       /* CSR [nnz] */
-  const float *values;          /* CSR [nnz] */
-  const int32_t *y;             /* [rows] */
+  const float *x;         /* dense [rows, d0], or NULL for CSR */
+  const int64_t *indptr;  /* CSR [rows + 1], rebased to 0 */
+  const int32_t *indices; /* CSR [nnz] */
+  const float *values;    /* CSR [nnz] */
+  const int32_t *y;       /* [rows] */
 } model_batch;
 
 typedef struct model {
@@ -50,14 +50,14 @@ typedef struct model {
   const backend_ops *be;
   size_t n_params;
   size_t w_off[MODEL_MAX_LAYERS], b_off[MODEL_MAX_LAYERS]; /* offsets into params/grads */
-  float *params, *grads;        /* [n_params] each, device */
-  int max_rows;                 /* largest batch the buffers hold */
-  float *act[MODEL_MAX_LAYERS + 1]; /* act[l+1]: output of layer l [max_rows, d[l+1]] */
-  float *mask[MODEL_MAX_LAYERS];    /* dropout multipliers of hidden layer l's output */
-  float *drop[MODEL_MAX_LAYERS];    /* hidden layer l's output after dropout (the next input) */
-  float *delta[2];              /* ping-pong [max_rows, max width] for backward */
-  float *in_drop, *in_mask;     /* dense input after dropout, its multipliers [max_rows, d0] */
-  float *gemm_ws;               /* bf16: scratch of the largest gemm_bf16 (rounded operands) */
+  float *params, *grads;                                   /* [n_params] each, device */
+  int max_rows;                                            /* largest batch the buffers hold */
+  float *act[MODEL_MAX_LAYERS + 1];                        /* act[l+1]: output of layer l [max_rows, d[l+1]] */
+  float *mask[MODEL_MAX_LAYERS];                           /* dropout multipliers of hidden layer l's output */
+  float *drop[MODEL_MAX_LAYERS];                           /* hidden layer l's output after dropout (the next input) */
+  float *delta[2];                                         /* ping-pong [max_rows, max width] for backward */
+  float *in_drop, *in_mask; /* dense input after dropout, its multipliers [max_rows, d0] */
+  float *gemm_ws;           /* bf16: scratch of the largest gemm_bf16 (rounded operands) */
 } model;
 
 /* Total parameter count of a spec. */
@@ -76,8 +76,8 @@ void model_init_params(model *m, uint64_t seed);
  * is wanted the loss gradient scaled by loss_scale (1 / global batch) is left in the logits
  * buffer for model_backward. Returns the summed cross-entropy of the batch; *correct gets the
  * number of rows whose argmax is the label. */
-double model_forward(model *m, const model_batch *b, int train, uint64_t dropout_seed,
-                     uint64_t row_offset, float loss_scale, int *correct);
+double model_forward(model *m, const model_batch *b, int train, uint64_t dropout_seed, uint64_t row_offset,
+                     float loss_scale, int *correct);
 
 /* Hooks into the backward pass for overlapping communication with it (either may be NULL):
  * ready(l, arg) once layer l's gradients are final (layers finish from the last to the first);

@@ -11,8 +11,7 @@
 
 static const double PI = 3.14159265358979323846;
 
-static const char *const kind_names[] = {"gd",      "sgd",     "momentum", "nesterov",
-                                         "adagrad", "rmsprop", "adam",     "adamw"};
+static const char *const kind_names[] = {"gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"};
 
 const char *optim_kind_name(optim_kind kind) {
   return (unsigned)kind < sizeof kind_names / sizeof *kind_names ? kind_names[kind] : "?";
@@ -22,30 +21,32 @@ void optim_defaults(optim_kind kind, optim_hparams *h) {
   memset(h, 0, sizeof *h);
   h->kind = kind;
   switch (kind) {
-  case OPTIM_GD:
-  case OPTIM_SGD: h->lr = 0.1; break;
-  case OPTIM_MOMENTUM:
-  case OPTIM_NESTEROV:
-    h->lr = 0.1;
-    h->momentum = 0.9;
-    break;
-  case OPTIM_ADAGRAD:
-    h->lr = 1e-2;
-    h->eps = 1e-10;
-    break;
-  case OPTIM_RMSPROP:
-    h->lr = 1e-2;
-    h->alpha = 0.99;
-    h->eps = 1e-8;
-    break;
-  case OPTIM_ADAM:
-  case OPTIM_ADAMW:
-    h->lr = 1e-3;
-    h->beta1 = 0.9;
-    h->beta2 = 0.999;
-    h->eps = 1e-8;
-    h->weight_decay = kind == OPTIM_ADAMW ? 1e-2 : 0.0;
-    break;
+    case OPTIM_GD:
+    case OPTIM_SGD:
+      h->lr = 0.1;
+      break;
+    case OPTIM_MOMENTUM:
+    case OPTIM_NESTEROV:
+      h->lr = 0.1;
+      h->momentum = 0.9;
+      break;
+    case OPTIM_ADAGRAD:
+      h->lr = 1e-2;
+      h->eps = 1e-10;
+      break;
+    case OPTIM_RMSPROP:
+      h->lr = 1e-2;
+      h->alpha = 0.99;
+      h->eps = 1e-8;
+      break;
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW:
+      h->lr = 1e-3;
+      h->beta1 = 0.9;
+      h->beta2 = 0.999;
+      h->eps = 1e-8;
+      h->weight_decay = kind == OPTIM_ADAMW ? 1e-2 : 0.0;
+      break;
   }
 }
 
@@ -67,33 +68,28 @@ int optim_validate(const optim_hparams *h) {
       check_nonneg("clip_norm", h->clip_norm) || check_nonneg("max_norm", h->max_norm))
     return -1;
   switch (h->kind) {
-  case OPTIM_GD:
-  case OPTIM_SGD:
-  case OPTIM_MOMENTUM:
-  case OPTIM_NESTEROV:
-    if (check_nonneg("momentum", h->momentum)) return -1;
-    if (h->kind == OPTIM_NESTEROV && !(h->momentum > 0.0))
-      return log_fail("[optim] momentum: nesterov needs momentum > 0");
-    if (h->kind == OPTIM_NESTEROV && h->dampening != 0.0)
-      return log_fail("[optim] dampening: nesterov needs dampening = 0 (got %g)", h->dampening);
-    return 0;
-  case OPTIM_ADAGRAD:
-    return check_nonneg("lr_decay", h->lr_decay) ||
-                   check_nonneg("initial_accumulator", h->initial_accumulator) ||
-                   check_nonneg("eps", h->eps)
-               ? -1
-               : 0;
-  case OPTIM_RMSPROP:
-    return check_nonneg("eps", h->eps) || check_nonneg("momentum", h->momentum) ||
-                   check_nonneg("alpha", h->alpha)
-               ? -1
-               : 0;
-  case OPTIM_ADAM:
-  case OPTIM_ADAMW:
-    return check_nonneg("eps", h->eps) || check_unit("beta1", h->beta1) ||
-                   check_unit("beta2", h->beta2)
-               ? -1
-               : 0;
+    case OPTIM_GD:
+    case OPTIM_SGD:
+    case OPTIM_MOMENTUM:
+    case OPTIM_NESTEROV:
+      if (check_nonneg("momentum", h->momentum)) return -1;
+      if (h->kind == OPTIM_NESTEROV && !(h->momentum > 0.0))
+        return log_fail("[optim] momentum: nesterov needs momentum > 0");
+      if (h->kind == OPTIM_NESTEROV && h->dampening != 0.0)
+        return log_fail("[optim] dampening: nesterov needs dampening = 0 (got %g)", h->dampening);
+      return 0;
+    case OPTIM_ADAGRAD:
+      return check_nonneg("lr_decay", h->lr_decay) || check_nonneg("initial_accumulator", h->initial_accumulator) ||
+                     check_nonneg("eps", h->eps)
+                 ? -1
+                 : 0;
+    case OPTIM_RMSPROP:
+      return check_nonneg("eps", h->eps) || check_nonneg("momentum", h->momentum) || check_nonneg("alpha", h->alpha)
+                 ? -1
+                 : 0;
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW:
+      return check_nonneg("eps", h->eps) || check_unit("beta1", h->beta1) || check_unit("beta2", h->beta2) ? -1 : 0;
   }
   return 0;
 }
@@ -102,9 +98,7 @@ int optim_validate(const optim_hparams *h) {
  * memory. */
 static int add_state(optim *o, const char *name) {
   float *s = o->be->alloc(o->n * sizeof(float));
-  if (!s)
-    return log_fail("[optim] %s: cannot allocate %zu bytes of optimizer state", name,
-                    o->n * sizeof(float));
+  if (!s) return log_fail("[optim] %s: cannot allocate %zu bytes of optimizer state", name, o->n * sizeof(float));
   o->state[o->n_state] = s;
   o->state_name[o->n_state] = name;
   o->n_state++;
@@ -120,27 +114,26 @@ int optim_init(optim *o, const optim_hparams *h, const backend_ops *be, size_t n
   o->n = n_params;
   int rc = 0;
   switch (h->kind) {
-  case OPTIM_GD:
-  case OPTIM_SGD:
-  case OPTIM_MOMENTUM:
-  case OPTIM_NESTEROV:
-    if (h->momentum != 0.0) rc = add_state(o, "momentum_buffer");
-    break;
-  case OPTIM_ADAGRAD:
-    rc = add_state(o, "sum");
-    if (!rc && h->initial_accumulator != 0.0)
-      be->fill(o->state[0], n_params, (float)h->initial_accumulator);
-    break;
-  case OPTIM_RMSPROP: /* compact: optim_step maps them back to the kernel's s0, s1, s2 */
-    rc = add_state(o, "square_avg");
-    if (!rc && h->centered) rc = add_state(o, "grad_avg");
-    if (!rc && h->momentum > 0.0) rc = add_state(o, "momentum_buffer");
-    break;
-  case OPTIM_ADAM:
-  case OPTIM_ADAMW:
-    rc = add_state(o, "exp_avg");
-    if (!rc) rc = add_state(o, "exp_avg_sq");
-    break;
+    case OPTIM_GD:
+    case OPTIM_SGD:
+    case OPTIM_MOMENTUM:
+    case OPTIM_NESTEROV:
+      if (h->momentum != 0.0) rc = add_state(o, "momentum_buffer");
+      break;
+    case OPTIM_ADAGRAD:
+      rc = add_state(o, "sum");
+      if (!rc && h->initial_accumulator != 0.0) be->fill(o->state[0], n_params, (float)h->initial_accumulator);
+      break;
+    case OPTIM_RMSPROP: /* compact: optim_step maps them back to the kernel's s0, s1, s2 */
+      rc = add_state(o, "square_avg");
+      if (!rc && h->centered) rc = add_state(o, "grad_avg");
+      if (!rc && h->momentum > 0.0) rc = add_state(o, "momentum_buffer");
+      break;
+    case OPTIM_ADAM:
+    case OPTIM_ADAMW:
+      rc = add_state(o, "exp_avg");
+      if (!rc) rc = add_state(o, "exp_avg_sq");
+      break;
   }
   if (rc) optim_free(o);
   return rc;
@@ -196,23 +189,18 @@ double optim_clip_grad_norm(const backend_ops *be, float *grads, size_t n, doubl
 
 int sched_validate(const sched *s) {
   if (s->steps_per_epoch < 1)
-    return log_fail("[schedule] steps per epoch must be >= 1 (got %lld)",
-                    (long long)s->steps_per_epoch);
-  if (!(s->warmup_epochs >= 0.0))
-    return log_fail("[schedule] warmup_epochs: must be >= 0 (got %g)", s->warmup_epochs);
+    return log_fail("[schedule] steps per epoch must be >= 1 (got %lld)", (long long)s->steps_per_epoch);
+  if (!(s->warmup_epochs >= 0.0)) return log_fail("[schedule] warmup_epochs: must be >= 0 (got %g)", s->warmup_epochs);
   switch (s->kind) {
-  case SCHED_CONSTANT: return 0;
-  case SCHED_STEP:
-    if (s->step_size < 1)
-      return log_fail("[schedule] step_size: must be >= 1 (got %lld)", (long long)s->step_size);
-    if (!(s->gamma > 0.0))
-      return log_fail("[schedule] gamma: must be > 0 (got %g)", s->gamma);
-    return 0;
-  case SCHED_COSINE:
-    if (s->epochs < 1)
-      return log_fail("[schedule] cosine needs train.epochs >= 1 (got %lld)",
-                      (long long)s->epochs);
-    return 0;
+    case SCHED_CONSTANT:
+      return 0;
+    case SCHED_STEP:
+      if (s->step_size < 1) return log_fail("[schedule] step_size: must be >= 1 (got %lld)", (long long)s->step_size);
+      if (!(s->gamma > 0.0)) return log_fail("[schedule] gamma: must be > 0 (got %g)", s->gamma);
+      return 0;
+    case SCHED_COSINE:
+      if (s->epochs < 1) return log_fail("[schedule] cosine needs train.epochs >= 1 (got %lld)", (long long)s->epochs);
+      return 0;
   }
   return log_fail("[schedule] name: unknown schedule (%d)", (int)s->kind);
 }
@@ -222,20 +210,21 @@ double sched_lr(const sched *s, double base_lr, int64_t step) {
   const int64_t warm = s->warmup_epochs > 0.0 ? llround(s->warmup_epochs * (double)spe) : 0;
   const double warm_factor = step < warm ? (double)(step + 1) / (double)warm : 1.0;
   switch (s->kind) {
-  case SCHED_CONSTANT: return base_lr * warm_factor;
-  case SCHED_STEP: {
-    const int64_t epoch = step / spe;
-    const int64_t k = s->step_size > 0 ? epoch / s->step_size : 0;
-    return base_lr * pow(s->gamma, (double)k) * warm_factor;
-  }
-  case SCHED_COSINE: {
-    if (step < warm) return base_lr * warm_factor;
-    const int64_t T = s->epochs * spe - warm;
-    if (T <= 0) return base_lr;
-    int64_t t = step - warm;
-    if (t > T) t = T;
-    return base_lr * 0.5 * (1.0 + cos(PI * (double)t / (double)T));
-  }
+    case SCHED_CONSTANT:
+      return base_lr * warm_factor;
+    case SCHED_STEP: {
+      const int64_t epoch = step / spe;
+      const int64_t k = s->step_size > 0 ? epoch / s->step_size : 0;
+      return base_lr * pow(s->gamma, (double)k) * warm_factor;
+    }
+    case SCHED_COSINE: {
+      if (step < warm) return base_lr * warm_factor;
+      const int64_t T = s->epochs * spe - warm;
+      if (T <= 0) return base_lr;
+      int64_t t = step - warm;
+      if (t > T) t = T;
+      return base_lr * 0.5 * (1.0 + cos(PI * (double)t / (double)T));
+    }
   }
   return base_lr;
 }

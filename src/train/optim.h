@@ -33,16 +33,16 @@ typedef enum optim_kind {
 /* The [optim] keys, with torch.optim meanings. Keys an optimizer does not use are ignored. */
 typedef struct optim_hparams {
   optim_kind kind;
-  double lr, momentum, dampening;  /* SGD family; momentum also RMSprop's */
-  double alpha;                    /* RMSprop smoothing constant */
-  double eps;                      /* Adagrad, RMSprop, Adam(W) */
-  double beta1, beta2;             /* Adam(W) betas */
-  double weight_decay;             /* L2 in the gradient; decoupled for AdamW */
-  double lr_decay;                 /* Adagrad */
-  double initial_accumulator;      /* Adagrad's initial_accumulator_value */
-  double clip_norm;                /* clip_grad_norm_ max_norm; 0 = off */
-  double max_norm;                 /* max-norm constraint on each unit's weights; 0 = off */
-  int centered;                    /* RMSprop */
+  double lr, momentum, dampening; /* SGD family; momentum also RMSprop's */
+  double alpha;                   /* RMSprop smoothing constant */
+  double eps;                     /* Adagrad, RMSprop, Adam(W) */
+  double beta1, beta2;            /* Adam(W) betas */
+  double weight_decay;            /* L2 in the gradient; decoupled for AdamW */
+  double lr_decay;                /* Adagrad */
+  double initial_accumulator;     /* Adagrad's initial_accumulator_value */
+  double clip_norm;               /* clip_grad_norm_ max_norm; 0 = off */
+  double max_norm;                /* max-norm constraint on each unit's weights; 0 = off */
+  int centered;                   /* RMSprop */
 } optim_hparams;
 
 /* Fill *h with torch's defaults for kind (SGD family: lr 0.1, momentum 0.9 for momentum and
@@ -96,11 +96,11 @@ typedef enum sched_kind { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } sched_kind;
 
 typedef struct sched {
   sched_kind kind;
-  double warmup_epochs;     /* linear warmup length in epochs (may be fractional); 0 = none */
-  int64_t step_size;        /* SCHED_STEP: decay every step_size epochs */
-  double gamma;             /* SCHED_STEP: decay factor */
-  int64_t epochs;           /* total epochs of the run (SCHED_COSINE's horizon) */
-  int64_t steps_per_epoch;  /* optimizer steps per epoch (>= 1) */
+  double warmup_epochs;    /* linear warmup length in epochs (may be fractional); 0 = none */
+  int64_t step_size;       /* SCHED_STEP: decay every step_size epochs */
+  double gamma;            /* SCHED_STEP: decay factor */
+  int64_t epochs;          /* total epochs of the run (SCHED_COSINE's horizon) */
+  int64_t steps_per_epoch; /* optimizer steps per epoch (>= 1) */
 } sched;
 
 /* Check s: steps_per_epoch >= 1, warmup_epochs >= 0, step_size >= 1 and gamma > 0 for step,

@@ -33,9 +33,9 @@ struct reducer {
   MPI_Request req[REDUCE_MAX_BUCKETS];
   int nreq;
   /* nccl */
-  const backend_cuda_api *cuda;        /* the module whose communicator this rank joined */
-  void *ev_ready[REDUCE_MAX_BUCKETS];  /* compute stream: bucket b's gradients are final */
-  void *ev_done;                       /* communication stream: every sum has finished */
+  const backend_cuda_api *cuda;       /* the module whose communicator this rank joined */
+  void *ev_ready[REDUCE_MAX_BUCKETS]; /* compute stream: bucket b's gradients are final */
+  void *ev_done;                      /* communication stream: every sum has finished */
   /* mpi-staged */
   float *host; /* [n] page-locked host copy of the gradients */
 };
@@ -60,8 +60,8 @@ static const reduce_strategy strategy_mpi = {
 /* ---- mpi-buckets: one non-blocking all-reduce per layer, overlapped with backward ------------ */
 
 static void buckets_ready(reducer *r, int b) {
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->lay.grads + r->lay.off[b], (int)r->lay.len[b], MPI_FLOAT, MPI_SUM,
-                           r->comm, &r->req[r->nreq++]));
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->lay.grads + r->lay.off[b], (int)r->lay.len[b], MPI_FLOAT, MPI_SUM, r->comm,
+                           &r->req[r->nreq++]));
 }
 
 static void buckets_progress(reducer *r) {
@@ -217,7 +217,8 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     }
     if (!dist_agree(comm, ok)) goto fail;
   }
-  if (be->kind != BACKEND_CPU && size > 1) log_info("all-reduce: %s on the device's gradients, %d ranks\n", r->s->name, size);
+  if (be->kind != BACKEND_CPU && size > 1)
+    log_info("all-reduce: %s on the device's gradients, %d ranks\n", r->s->name, size);
   return r;
 fail:
   reducer_free(r, 1);

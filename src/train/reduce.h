@@ -43,10 +43,10 @@
 /* Where the gradients are and how they split into buckets (one per layer, in layer order; the
  * buckets cover grads[0, n) without overlap). */
 typedef struct reduce_layout {
-  float *grads;                    /* [n] memory of the backend */
-  size_t n;                        /* gradients in all */
-  int n_buckets;                   /* <= REDUCE_MAX_BUCKETS */
-  size_t off[REDUCE_MAX_BUCKETS];  /* bucket b is grads[off[b], off[b] + len[b]) */
+  float *grads;                   /* [n] memory of the backend */
+  size_t n;                       /* gradients in all */
+  int n_buckets;                  /* <= REDUCE_MAX_BUCKETS */
+  size_t off[REDUCE_MAX_BUCKETS]; /* bucket b is grads[off[b], off[b] + len[b]) */
   size_t len[REDUCE_MAX_BUCKETS];
 } reduce_layout;
 

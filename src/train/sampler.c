@@ -26,10 +26,8 @@ int sampler_init(sampler *s, int64_t n, int64_t batch, uint64_t seed, int rank, 
   s->batch = batch > n ? n : batch;
   s->seed = seed;
   s->v = n < SAMPLER_MAX_SHARDS ? (int)n : SAMPLER_MAX_SHARDS;
-  if (size > s->v)
-    return log_fail("%d ranks but only %d shards of training data (at most %d ranks)", size, s->v, s->v);
-  if (s->batch < size)
-    return log_fail("[train] batch_size %lld is smaller than the %d ranks", (long long)batch, size);
+  if (size > s->v) return log_fail("%d ranks but only %d shards of training data (at most %d ranks)", size, s->v, s->v);
+  if (s->batch < size) return log_fail("[train] batch_size %lld is smaller than the %d ranks", (long long)batch, size);
   for (int i = 0; i < s->v; i++) {
     int64_t e;
     data_shard(n, i, s->v, &s->start[i], &e);
@@ -52,7 +50,8 @@ int sampler_init(sampler *s, int64_t n, int64_t batch, uint64_t seed, int rank, 
     }
   }
   s->steps_per_epoch = t;
-  if (t < 1) return log_fail("[train] batch_size %lld leaves no full batch in %lld rows", (long long)batch, (long long)n);
+  if (t < 1)
+    return log_fail("[train] batch_size %lld leaves no full batch in %lld rows", (long long)batch, (long long)n);
   s->perm = xmalloc(sizeof(int64_t) * (size_t)(s->start[s->s_hi] - s->start[s->s_lo] + 1));
   sampler_seek(s, 0, 0);
   return 0;

@@ -17,14 +17,14 @@
 #define SAMPLER_MAX_SHARDS 60
 
 typedef struct sampler {
-  int64_t n, batch;        /* training rows, global batch (clamped to n) */
-  int v;                   /* virtual shards */
+  int64_t n, batch;                      /* training rows, global batch (clamped to n) */
+  int v;                                 /* virtual shards */
   int64_t start[SAMPLER_MAX_SHARDS + 1]; /* shard s is rows [start[s], start[s+1]) */
-  int s_lo, s_hi;          /* shards this rank owns */
+  int s_lo, s_hi;                        /* shards this rank owns */
   uint64_t seed;
   int64_t steps_per_epoch;
-  int64_t epoch, step;     /* position: the next batch is step `step` of epoch `epoch` */
-  int64_t *perm;           /* owned rows' permutations, shard after shard (global row ids) */
+  int64_t epoch, step; /* position: the next batch is step `step` of epoch `epoch` */
+  int64_t *perm;       /* owned rows' permutations, shard after shard (global row ids) */
   int64_t cursor[SAMPLER_MAX_SHARDS];
 } sampler;
 

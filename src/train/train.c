@@ -28,12 +28,12 @@
 #include "train_opts.h"
 
 typedef struct trainer {
-  config *cfg;               /* kept for its resolved INI text (config.ini, checkpoints) */
-  train_opts o;              /* every key the trainer uses, read once (train_opts.h) */
+  config *cfg;  /* kept for its resolved INI text (config.ini, checkpoints) */
+  train_opts o; /* every key the trainer uses, read once (train_opts.h) */
   const backend_ops *be;
   data_file data;
-  data_block local;          /* this rank's training rows [lo, hi) */
-  data_block test;           /* this rank's block of test rows */
+  data_block local; /* this rank's training rows [lo, hi) */
+  data_block test;  /* this rank's block of test rows */
   int64_t test_begin;
   sampler smp;
   model m;
@@ -41,12 +41,12 @@ typedef struct trainer {
   sched sch;
   batch_stage st;
   batch_resident res;
-  int64_t *rows;             /* row ids of the local batch */
+  int64_t *rows; /* row ids of the local batch */
   int64_t classes;
-  reducer *red;              /* the gradient sums of every step (reduce.h) */
+  reducer *red; /* the gradient sums of every step (reduce.h) */
   FILE *metrics;
-  int overlap;               /* start each layer's reduction during backward (1) or after (0) */
-  double nccl_timeout;       /* seconds a step's device sums may take (DPT_NCCL_TIMEOUT; 0: no limit) */
+  int overlap;         /* start each layer's reduction during backward (1) or after (0) */
+  double nccl_timeout; /* seconds a step's device sums may take (DPT_NCCL_TIMEOUT; 0: no limit) */
 } trainer;
 
 static double now(void) { return MPI_Wtime(); }
@@ -131,17 +131,15 @@ static void metrics_write(trainer *t, cJSON *o) {
   cJSON_Delete(o);
 }
 
-static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, double loss,
-                     double sps, int final) {
+static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, double loss, double sps, int final) {
   if (dist_rank() != 0) return;
   /* In place on a terminal; under mpirun stdout is a pseudo-terminal even when piped to a file,
    * so with several ranks print plain lines (one per epoch). */
   static int tty = -1;
   if (tty < 0) tty = isatty(STDOUT_FILENO) && dist_size() == 1;
   if (!tty && !final) return;
-  printf("%sepoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f samples/s%s", tty ? "\r" : "",
-         (long long)epoch + 1, (long long)epochs, (long long)step, (long long)steps, loss, sps,
-         final ? "\n" : "");
+  printf("%sepoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f samples/s%s", tty ? "\r" : "", (long long)epoch + 1,
+         (long long)epochs, (long long)step, (long long)steps, loss, sps, final ? "\n" : "");
   fflush(stdout);
 }
 
@@ -150,10 +148,15 @@ static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps,
 static int save_checkpoint(trainer *t, const char *path) {
   int ok = 1;
   if (dist_rank() == 0) {
-    checkpoint c = {.n_params = t->m.n_params, .n_state = t->opt.n_state, .step = t->opt.step,
-                    .epoch = t->smp.epoch, .step_in_epoch = t->smp.step,
-                    .seed = (int64_t)t->o.seed, .world_size = dist_size(),
-                    .n_train = t->smp.n, .batch = t->smp.batch,
+    checkpoint c = {.n_params = t->m.n_params,
+                    .n_state = t->opt.n_state,
+                    .step = t->opt.step,
+                    .epoch = t->smp.epoch,
+                    .step_in_epoch = t->smp.step,
+                    .seed = (int64_t)t->o.seed,
+                    .world_size = dist_size(),
+                    .n_train = t->smp.n,
+                    .batch = t->smp.batch,
                     .optimizer = (char *)t->o.optim_name};
     c.n_dims = t->m.spec.n_layers + 1;
     memcpy(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims);
@@ -195,8 +198,7 @@ static int check_checkpoint(const trainer *t, const checkpoint *c, const char *p
     return log_fail("%s: the checkpoint's layers do not match this config's model", path);
   if (!full) return 0;
   if (strcmp(c->optimizer, t->o.optim_name) != 0)
-    return log_fail("%s: checkpoint of optimizer %s cannot resume with %s", path, c->optimizer,
-                    t->o.optim_name);
+    return log_fail("%s: checkpoint of optimizer %s cannot resume with %s", path, c->optimizer, t->o.optim_name);
   if (c->n_train != t->smp.n || c->batch != t->smp.batch)
     return log_fail("%s: checkpoint was taken with %lld rows and batch %lld, not %lld and %lld", path,
                     (long long)c->n_train, (long long)c->batch, (long long)t->smp.n, (long long)t->smp.batch);
@@ -222,9 +224,8 @@ static int restore(trainer *t, const char *path, int full) {
           t->be->upload(t->opt.state[j], c.state[i], c.n_params * sizeof(float));
     t->opt.step = c.step;
     sampler_seek(&t->smp, c.epoch, c.step_in_epoch);
-    log_info("resumed from %s at epoch %lld, step %lld of %lld (global step %lld)\n", path,
-             (long long)c.epoch + 1, (long long)c.step_in_epoch, (long long)t->smp.steps_per_epoch,
-             (long long)c.step);
+    log_info("resumed from %s at epoch %lld, step %lld of %lld (global step %lld)\n", path, (long long)c.epoch + 1,
+             (long long)c.step_in_epoch, (long long)t->smp.steps_per_epoch, (long long)c.step);
   }
   checkpoint_free(&c);
   return 0;
@@ -243,13 +244,11 @@ static int setup(trainer *t, int eval_only) {
   if (!f->test.present) log_fail("%s: no /test split to evaluate on", path);
   if (!dist_all_ok(f->test.present)) return -1;
   int64_t batch = o->optim.kind == OPTIM_GD ? f->train.rows : o->batch_size;
-  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, o->seed, rank, size) == 0))
-    return -1;
+  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, o->seed, rank, size) == 0)) return -1;
   int64_t lo, hi, tb, te;
   sampler_local_rows(&t->smp, &lo, &hi);
   data_shard(f->test.rows, rank, size, &tb, &te);
-  int ok = data_read_block(f, &f->train, lo, hi, &t->local) == 0 &&
-           data_read_block(f, &f->test, tb, te, &t->test) == 0;
+  int ok = data_read_block(f, &f->train, lo, hi, &t->local) == 0 && data_read_block(f, &f->test, tb, te, &t->test) == 0;
   if (!dist_all_ok(ok)) return -1;
   /* classes: the file says, or 1 + the largest label anywhere */
   t->classes = f->num_classes;
@@ -328,13 +327,13 @@ static int setup(trainer *t, int eval_only) {
   if (!dist_all_ok(ok)) return -1;
   backend_device_info info;
   backend_device_info_get(t->be->kind, backend_device_index(t->be), &info);
-  log_info("dptrain: %d rank%s on %s; %s: %lld train / %lld test rows, %lld features (%s), %lld classes\n",
-           size, size > 1 ? "s" : "", info.name, path, (long long)f->train.rows, (long long)f->test.rows,
+  log_info("dptrain: %d rank%s on %s; %s: %lld train / %lld test rows, %lld features (%s), %lld classes\n", size,
+           size > 1 ? "s" : "", info.name, path, (long long)f->train.rows, (long long)f->test.rows,
            (long long)f->train.cols, f->train.kind == DATA_CSR ? "sparse" : "dense", (long long)t->classes);
   buf arch = {0};
   for (int l = 0; l <= s.n_layers; l++) buf_printf(&arch, "%s%lld", l ? "-" : "", (long long)s.dims[l]);
-  log_info("model %s (%zu parameters%s), %s, global batch %lld (%lld steps/epoch)\n", arch.data,
-           t->m.n_params, s.bf16 ? ", bf16 GEMM inputs" : "", o->optim_name, (long long)t->smp.batch,
+  log_info("model %s (%zu parameters%s), %s, global batch %lld (%lld steps/epoch)\n", arch.data, t->m.n_params,
+           s.bf16 ? ", bf16 GEMM inputs" : "", o->optim_name, (long long)t->smp.batch,
            (long long)t->smp.steps_per_epoch);
   buf_free(&arch);
   if (!eval_only) batch_resident_init(&t->res, t->be, &t->local, t->st.rows_cap);
@@ -358,8 +357,8 @@ static void teardown(trainer *t, int failed) {
 
 /* ---- the loop --------------------------------------------------------------------------------- */
 
-static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, const eval_result *r,
-                        double elapsed, double epoch_s, double sps, double lr) {
+static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, const eval_result *r, double elapsed,
+                        double epoch_s, double sps, double lr) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "epoch", (double)epoch);
   cJSON_AddNumberToObject(o, "step", (double)t->opt.step);
@@ -396,8 +395,8 @@ static int run(trainer *t) {
       int64_t gstep = epoch * spe + step;
       lr = sched_lr(&t->sch, base_lr, gstep);
       double tc = now();
-      loss_sum[0] += model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)off,
-                                   scale, NULL);
+      loss_sum[0] +=
+          model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)off, scale, NULL);
       loss_sum[1] += (double)n;
       model_backward(&t->m, &mb, &hooks);
       reducer_finish(t->red, t->opt.step + 1);
@@ -454,12 +453,14 @@ static int run(trainer *t) {
     cJSON *m = cJSON_AddArrayToObject(o, "confusion");
     for (int64_t i = 0; i < t->classes; i++) {
       cJSON *row = cJSON_CreateArray();
-      for (int64_t j = 0; j < t->classes; j++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)r.confusion[i * t->classes + j]));
+      for (int64_t j = 0; j < t->classes; j++)
+        cJSON_AddItemToArray(row, cJSON_CreateNumber((double)r.confusion[i * t->classes + j]));
       cJSON_AddItemToArray(m, row);
     }
     metrics_write(t, o);
-    printf("final: test accuracy %.2f%% (error %.2f%%) after %lld epochs in %.1f s; all-reduce wait %.1f%% of step time\n",
-           100 * r.acc, 100 * (1 - r.acc), (long long)epochs, wall, t_compute > 0 ? 100 * wait / t_compute : 0.0);
+    printf(
+        "final: test accuracy %.2f%% (error %.2f%%) after %lld epochs in %.1f s; all-reduce wait %.1f%% of step time\n",
+        100 * r.acc, 100 * (1 - r.acc), (long long)epochs, wall, t_compute > 0 ? 100 * wait / t_compute : 0.0);
   }
   free(r.confusion);
   int rc = save_checkpoint(t, ck.data);

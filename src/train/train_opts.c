@@ -20,9 +20,12 @@ static void bad_enum(const char *key, int v) {
 
 static backend_act act_of(enum config_activation v) {
   switch (v) {
-  case CONFIG_ACTIVATION_RELU: return BACKEND_ACT_RELU;
-  case CONFIG_ACTIVATION_TANH: return BACKEND_ACT_TANH;
-  case CONFIG_ACTIVATION_SIGMOID: return BACKEND_ACT_SIGMOID;
+    case CONFIG_ACTIVATION_RELU:
+      return BACKEND_ACT_RELU;
+    case CONFIG_ACTIVATION_TANH:
+      return BACKEND_ACT_TANH;
+    case CONFIG_ACTIVATION_SIGMOID:
+      return BACKEND_ACT_SIGMOID;
   }
   bad_enum("model.activation", (int)v);
   return BACKEND_ACT_NONE;
@@ -30,8 +33,10 @@ static backend_act act_of(enum config_activation v) {
 
 static model_init_kind init_of(enum config_init v) {
   switch (v) {
-  case CONFIG_INIT_HE: return MODEL_INIT_HE;
-  case CONFIG_INIT_XAVIER: return MODEL_INIT_XAVIER;
+    case CONFIG_INIT_HE:
+      return MODEL_INIT_HE;
+    case CONFIG_INIT_XAVIER:
+      return MODEL_INIT_XAVIER;
   }
   bad_enum("model.init", (int)v);
   return MODEL_INIT_HE;
@@ -39,14 +44,22 @@ static model_init_kind init_of(enum config_init v) {
 
 static optim_kind optim_of(enum config_optim v) {
   switch (v) {
-  case CONFIG_OPTIM_GD: return OPTIM_GD;
-  case CONFIG_OPTIM_SGD: return OPTIM_SGD;
-  case CONFIG_OPTIM_MOMENTUM: return OPTIM_MOMENTUM;
-  case CONFIG_OPTIM_NESTEROV: return OPTIM_NESTEROV;
-  case CONFIG_OPTIM_ADAGRAD: return OPTIM_ADAGRAD;
-  case CONFIG_OPTIM_RMSPROP: return OPTIM_RMSPROP;
-  case CONFIG_OPTIM_ADAM: return OPTIM_ADAM;
-  case CONFIG_OPTIM_ADAMW: return OPTIM_ADAMW;
+    case CONFIG_OPTIM_GD:
+      return OPTIM_GD;
+    case CONFIG_OPTIM_SGD:
+      return OPTIM_SGD;
+    case CONFIG_OPTIM_MOMENTUM:
+      return OPTIM_MOMENTUM;
+    case CONFIG_OPTIM_NESTEROV:
+      return OPTIM_NESTEROV;
+    case CONFIG_OPTIM_ADAGRAD:
+      return OPTIM_ADAGRAD;
+    case CONFIG_OPTIM_RMSPROP:
+      return OPTIM_RMSPROP;
+    case CONFIG_OPTIM_ADAM:
+      return OPTIM_ADAM;
+    case CONFIG_OPTIM_ADAMW:
+      return OPTIM_ADAMW;
   }
   bad_enum("optim.name", (int)v);
   return OPTIM_SGD;
@@ -54,9 +67,12 @@ static optim_kind optim_of(enum config_optim v) {
 
 static sched_kind sched_of(enum config_schedule v) {
   switch (v) {
-  case CONFIG_SCHEDULE_CONSTANT: return SCHED_CONSTANT;
-  case CONFIG_SCHEDULE_STEP: return SCHED_STEP;
-  case CONFIG_SCHEDULE_COSINE: return SCHED_COSINE;
+    case CONFIG_SCHEDULE_CONSTANT:
+      return SCHED_CONSTANT;
+    case CONFIG_SCHEDULE_STEP:
+      return SCHED_STEP;
+    case CONFIG_SCHEDULE_COSINE:
+      return SCHED_COSINE;
   }
   bad_enum("schedule.name", (int)v);
   return SCHED_CONSTANT;
@@ -64,9 +80,12 @@ static sched_kind sched_of(enum config_schedule v) {
 
 static backend_device device_of(enum config_device v) {
   switch (v) {
-  case CONFIG_DEVICE_AUTO: return BACKEND_DEVICE_AUTO;
-  case CONFIG_DEVICE_CPU: return BACKEND_DEVICE_CPU;
-  case CONFIG_DEVICE_CUDA: return BACKEND_DEVICE_CUDA;
+    case CONFIG_DEVICE_AUTO:
+      return BACKEND_DEVICE_AUTO;
+    case CONFIG_DEVICE_CPU:
+      return BACKEND_DEVICE_CPU;
+    case CONFIG_DEVICE_CUDA:
+      return BACKEND_DEVICE_CUDA;
   }
   bad_enum("train.device", (int)v);
   return BACKEND_DEVICE_AUTO;

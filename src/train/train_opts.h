@@ -17,24 +17,24 @@
 
 /* Strings point into the config they came from: valid while it lives unchanged. */
 typedef struct train_opts {
-  const char *label;        /* the config file's path, or "config": what error lines start with */
+  const char *label; /* the config file's path, or "config": what error lines start with */
   /* [data] */
-  const char *data_path;    /* HDF5 dataset from `dptrain prep` (required) */
+  const char *data_path; /* HDF5 dataset from `dptrain prep` (required) */
   /* [model] */
-  int n_hidden;             /* hidden layers (0: logistic regression) */
+  int n_hidden;                         /* hidden layers (0: logistic regression) */
   int64_t hidden[MODEL_MAX_LAYERS - 1]; /* their widths [n_hidden] */
-  backend_act act;          /* hidden-layer activation (never BACKEND_ACT_NONE) */
-  float dropout;            /* drop probability of hidden units while training, [0, 1) */
-  float input_dropout;      /* drop probability of dense input features, [0, 1) */
-  model_init_kind init;     /* weight initialisation */
+  backend_act act;                      /* hidden-layer activation (never BACKEND_ACT_NONE) */
+  float dropout;                        /* drop probability of hidden units while training, [0, 1) */
+  float input_dropout;                  /* drop probability of dense input features, [0, 1) */
+  model_init_kind init;                 /* weight initialisation */
   /* [optim] */
-  optim_hparams optim;      /* kind, torch's defaults of the kind overridden by the keys set; valid */
-  const char *optim_name;   /* the kind's config name ("sgd", ...): log lines and checkpoints */
+  optim_hparams optim;    /* kind, torch's defaults of the kind overridden by the keys set; valid */
+  const char *optim_name; /* the kind's config name ("sgd", ...): log lines and checkpoints */
   /* [schedule] */
-  sched_kind sched;         /* learning-rate schedule */
-  double warmup_epochs;     /* linear warm-up, in epochs (>= 0) */
-  int64_t step_size;        /* step: decay every this many epochs (>= 1) */
-  double gamma;             /* step: decay factor, (0, 1] */
+  sched_kind sched;     /* learning-rate schedule */
+  double warmup_epochs; /* linear warm-up, in epochs (>= 0) */
+  int64_t step_size;    /* step: decay every this many epochs (>= 1) */
+  double gamma;         /* step: decay factor, (0, 1] */
   /* [train] */
   int64_t epochs;           /* passes over the training set (>= 1) */
   int64_t batch_size;       /* GLOBAL batch, summed over ranks (gd uses every row instead) */

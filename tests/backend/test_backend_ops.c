@@ -141,8 +141,10 @@ static void cmp_close(const char *what, const float *g, const float *c, size_t n
     }
   }
   char info[96];
-  if (diff == 0) snprintf(info, sizeof info, "bit-identical");
-  else snprintf(info, sizeof info, "differs in %zu of %zu", diff, n);
+  if (diff == 0)
+    snprintf(info, sizeof info, "bit-identical");
+  else
+    snprintf(info, sizeof info, "differs in %zu of %zu", diff, n);
   if (bad)
     result(0, "%s vs cpu: %zu of %zu out of tolerance (%zu NaN mismatches); first [%zu] be %.9g cpu %.9g", what, bad, n,
            nan_mismatch, first_bad, (double)g[first_bad], (double)c[first_bad]);
@@ -291,7 +293,8 @@ static void test_gemm(void) {
         free(A), free(B), free(C), free(want);
       }
   }
-  static const int shapes[][3] = {{1, 1, 1}, {13, 11, 17}, {64, 10, 784}, {127, 33, 65}, {257, 129, 3}, {5, 300, 1}, {128, 512, 800}};
+  static const int shapes[][3] = {{1, 1, 1},     {13, 11, 17}, {64, 10, 784},  {127, 33, 65},
+                                  {257, 129, 3}, {5, 300, 1},  {128, 512, 800}};
   static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 0.25f}, {-2.0f, 1.0f}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int ta = 0; ta < 2; ta++)
@@ -304,7 +307,8 @@ static void test_gemm(void) {
           if (beta == 0.0f)
             for (int i = 0; i < M * N; i++) C[i] = NAN; /* beta = 0: C must not be read */
           float *Cc = dup(C, (size_t)M * N);
-          float *dA = to_be(A, sizeof(float) * M * K), *dB = to_be(B, sizeof(float) * K * N), *dC = to_be(C, sizeof(float) * M * N);
+          float *dA = to_be(A, sizeof(float) * M * K), *dB = to_be(B, sizeof(float) * K * N),
+                *dC = to_be(C, sizeof(float) * M * N);
           REF->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cc, N);
           BE->gemm(ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, N);
           /* scale: |alpha| |A||B| + |beta C| */
@@ -327,7 +331,8 @@ static void test_gemm(void) {
     float *A = rnd((size_t)M * K, -1, 1), *B = rnd((size_t)K * N, -1, 1), *C = rnd((size_t)M * N, -1, 1);
     A[3 * K + 5] = NAN;
     float *Cc = dup(C, (size_t)M * N);
-    float *dA = to_be(A, sizeof(float) * M * K), *dB = to_be(B, sizeof(float) * K * N), *dC = to_be(C, sizeof(float) * M * N);
+    float *dA = to_be(A, sizeof(float) * M * K), *dB = to_be(B, sizeof(float) * K * N),
+          *dC = to_be(C, sizeof(float) * M * N);
     REF->gemm(0, 0, M, n, K, 1.0f, A, K, B + j0, N, 0.0f, Cc + j0, N);
     BE->gemm(0, 0, M, n, K, 1.0f, dA, K, dB + j0, N, 0.0f, dC + j0, N);
     float *g = from_be(dC, (size_t)M * N);
@@ -361,12 +366,25 @@ static float ref_bf16(float x) {
 static void test_gemm_bf16(void) {
   /* the rounding itself, through a K = 1 product with B = 1: ties (to even, both ways), the
    * largest float (to infinity), infinities, zeros, subnormals, NaN */
-  static const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f), 3.0e38f, 3.4028235e38f,
-                                  INFINITY, -INFINITY, 0.0f, -0.0f, 1e-40f, 0x1.fffffep-127f, NAN, 0.1f, -1.0f / 3};
+  static const float special[] = {1.0f + 0x1p-8f,
+                                  1.0f + 3 * 0x1p-8f,
+                                  -(1.0f + 0x1p-8f),
+                                  3.0e38f,
+                                  3.4028235e38f,
+                                  INFINITY,
+                                  -INFINITY,
+                                  0.0f,
+                                  -0.0f,
+                                  1e-40f,
+                                  0x1.fffffep-127f,
+                                  NAN,
+                                  0.1f,
+                                  -1.0f / 3};
   enum { NS = sizeof special / sizeof *special, NR = 200, MR = NS + NR };
   float A1[MR], one = 1.0f, got[MR];
   memcpy(A1, special, sizeof special);
-  for (int i = 0; i < NR; i++) A1[NS + i] = (float)((rng_uniform(&g_rng) * 2 - 1) * ldexp(1, (int)rng_below(&g_rng, 40) - 20));
+  for (int i = 0; i < NR; i++)
+    A1[NS + i] = (float)((rng_uniform(&g_rng) * 2 - 1) * ldexp(1, (int)rng_below(&g_rng, 40) - 20));
   float *dA1 = to_be(A1, sizeof A1), *dB1 = to_be(&one, sizeof one), *dC1 = BE->alloc(sizeof A1),
         *ws1 = BE->alloc(sizeof(float) * backend_gemm_bf16_ws(MR, 1, 1));
   BE->gemm_bf16(0, 0, MR, 1, 1, 1.0f, dA1, 1, dB1, 1, 0.0f, dC1, 1, ws1);
@@ -375,7 +393,7 @@ static void test_gemm_bf16(void) {
   for (int i = 0; i < MR && bad < 0; i++) {
     const float w = ref_bf16(A1[i]);
     if (BE->kind != BACKEND_CPU && fabsf(w) < 0x1p-126f && w != 0) continue; /* tensor cores may flush subnormals */
-    if (!(isnan(w) ? isnan(got[i]) : w == got[i])) bad = i;                /* == : the product's sum makes -0 +0 */
+    if (!(isnan(w) ? isnan(got[i]) : w == got[i])) bad = i;                  /* == : the product's sum makes -0 +0 */
   }
   if (bad >= 0)
     result(0, "gemm_bf16 rounding of %a: %a, want %a", (double)A1[bad], (double)got[bad], (double)ref_bf16(A1[bad]));
@@ -397,11 +415,12 @@ static void test_gemm_bf16(void) {
           for (int j = 0; j < ldc; j++) {
             double acc = 0;
             for (int q = 0; q < k; q++)
-              acc += (double)ref_bf16(ta ? a[q * lda + i] : a[i * lda + q]) * ref_bf16(tb ? b[j * ldb + q] : b[q * ldb + j]);
+              acc += (double)ref_bf16(ta ? a[q * lda + i] : a[i * lda + q]) *
+                     ref_bf16(tb ? b[j * ldb + q] : b[q * ldb + j]);
             want[i * ldc + j] = j < n ? 2.0 * acc - 0.5 * c[i * ldc + j] : c[i * ldc + j];
           }
-        float *da = to_be(a, sizeof(float) * na), *db = to_be(b, sizeof(float) * nb), *dc = to_be(c, sizeof(float) * nc),
-              *w = BE->alloc(sizeof(float) * backend_gemm_bf16_ws(m, n, k));
+        float *da = to_be(a, sizeof(float) * na), *db = to_be(b, sizeof(float) * nb),
+              *dc = to_be(c, sizeof(float) * nc), *w = BE->alloc(sizeof(float) * backend_gemm_bf16_ws(m, n, k));
         BE->gemm_bf16(ta, tb, m, n, k, 2.0f, da, lda, db, ldb, -0.5f, dc, ldc, w);
         char what[64];
         snprintf(what, sizeof what, "gemm_bf16 13x11x17 ta=%d tb=%d ld+3", ta, tb);
@@ -410,7 +429,8 @@ static void test_gemm_bf16(void) {
         free(a), free(b), free(c), free(want);
       }
   }
-  static const int shapes[][3] = {{1, 1, 1}, {13, 11, 17}, {64, 10, 784}, {127, 33, 65}, {257, 129, 3}, {128, 512, 800}};
+  static const int shapes[][3] = {{1, 1, 1},     {13, 11, 17},  {64, 10, 784},
+                                  {127, 33, 65}, {257, 129, 3}, {128, 512, 800}};
   static const float ab[][2] = {{1.0f, 0.0f}, {-2.0f, 0.5f}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int ta = 0; ta < 2; ta++)
@@ -423,7 +443,8 @@ static void test_gemm_bf16(void) {
           float *A = rnd(na, -1, 1), *B = rnd(nb, -1, 1), *C = rnd(nc, -1, 1);
           if (s == 3) A[0] = NAN; /* op(A)[0, 0] for either ta: row 0 of C is NaN on both sides */
           float *Cb = dup(C, nc), *Cf = dup(C, nc), *ws = xalloc(backend_gemm_bf16_ws(M, N, K));
-          float *dA = to_be(A, sizeof(float) * na), *dB = to_be(B, sizeof(float) * nb), *dC = to_be(C, sizeof(float) * nc);
+          float *dA = to_be(A, sizeof(float) * na), *dB = to_be(B, sizeof(float) * nb),
+                *dC = to_be(C, sizeof(float) * nc);
           float *dws = BE->alloc(sizeof(float) * backend_gemm_bf16_ws(M, N, K));
           REF->gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cb, ldc, ws);
           REF->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cf, ldc);
@@ -505,7 +526,8 @@ static void test_sparse_case(int R, int K, int N, double density, float beta, in
         sw[(size_t)ind[q] * N + j] += fabsf(val[q] * dY[(size_t)r * N + j]);
       }
   float *gy = from_be(dYt, (size_t)R * N), *gw = from_be(ddW, (size_t)K * N), *gw2 = from_be(ddW2, (size_t)K * N);
-  snprintf(what, sizeof what, "spmm B=%d K=%d N=%d nnz=%zu beta=%g%s", R, K, N, nnz, beta, with_nan ? " NaN value" : "");
+  snprintf(what, sizeof what, "spmm B=%d K=%d N=%d nnz=%zu beta=%g%s", R, K, N, nnz, beta,
+           with_nan ? " NaN value" : "");
   cmp_close(what, gy, Yc, (size_t)R * N, 1e-6, 1e-30, sy);
   snprintf(what, sizeof what, "spmm_t B=%d K=%d N=%d nnz=%zu%s", R, K, N, nnz, with_nan ? " NaN value" : "");
   cmp_close(what, gw, dWc, (size_t)K * N, 1e-5, 1e-30, sw);
@@ -537,12 +559,18 @@ static void test_sparse(void) {
 static const char *const ACT[] = {"none", "relu", "tanh", "sigmoid"};
 
 static double ref_act(int act, double z) {
-  return act == BACKEND_ACT_RELU ? fmax(z, 0) : act == BACKEND_ACT_TANH ? tanh(z) : act == BACKEND_ACT_SIGMOID ? 1 / (1 + exp(-z)) : z;
+  return act == BACKEND_ACT_RELU      ? fmax(z, 0)
+         : act == BACKEND_ACT_TANH    ? tanh(z)
+         : act == BACKEND_ACT_SIGMOID ? 1 / (1 + exp(-z))
+                                      : z;
 }
 
 /* act_backward from the output: relu 1[y>0], tanh 1-y^2, sigmoid y(1-y) */
 static double ref_act_grad(int act, double y) {
-  return act == BACKEND_ACT_RELU ? (y > 0) : act == BACKEND_ACT_TANH ? 1 - y * y : act == BACKEND_ACT_SIGMOID ? y * (1 - y) : 1;
+  return act == BACKEND_ACT_RELU      ? (y > 0)
+         : act == BACKEND_ACT_TANH    ? 1 - y * y
+         : act == BACKEND_ACT_SIGMOID ? y * (1 - y)
+                                      : 1;
 }
 
 /* bias_act, act_backward, bias_grad */
@@ -570,7 +598,8 @@ static void test_act(void) {
       }
       if (n > 4) Y[1] = NAN, Y[2] = 1e30f, Y[3] = -1e30f, dY[4] = NAN;
       float *Yc = dup(Y, n), *dYc = dup(dY, n);
-      float *dYt = to_be(Y, n * sizeof(float)), *db = to_be(b, (size_t)N * sizeof(float)), *ddY = to_be(dY, n * sizeof(float));
+      float *dYt = to_be(Y, n * sizeof(float)), *db = to_be(b, (size_t)N * sizeof(float)),
+            *ddY = to_be(dY, n * sizeof(float));
       REF->bias_act(Yc, b, B, N, (backend_act)act);
       BE->bias_act(dYt, db, B, N, (backend_act)act);
       float *g = from_be(dYt, n);
@@ -626,7 +655,8 @@ static void test_small_ops(void) {
     BE->upload(dx, x, n * sizeof(float));
     sc = REF->sumsq(x, n), sg = BE->sumsq(dx, n);
     result(fabs(sg - ss) <= 1e-9 * ss, "sumsq n=%zu vs double loops: %.17g, want %.17g", n, sg, ss);
-    result(fabs(sg - sc) <= 1e-9 * sc, "sumsq n=%zu vs cpu: be %.17g cpu %.17g (rel %.2e)", n, sg, sc, fabs(sg - sc) / sc);
+    result(fabs(sg - sc) <= 1e-9 * sc, "sumsq n=%zu vs cpu: be %.17g cpu %.17g (rel %.2e)", n, sg, sc,
+           fabs(sg - sc) / sc);
     REF->mul(x, y, n), BE->mul(dx, dy, n);
     REF->scale(x, n, 0.37f), BE->scale(dx, n, 0.37f);
     snprintf(what, sizeof what, "mul + scale n=%zu", n);
@@ -662,7 +692,7 @@ static void test_xent(void) {
         for (int r = 0; r < B; r++) y[r] = (int32_t)rng_below(&g_rng, (uint64_t)C);
         if (B > 2) {
           for (int j = 0; j < C; j++) z[j] = 1.5f; /* a tie: argmax is the first index */
-          z[(size_t)1 * C + C - 1] = 100.0f;        /* the maximum at the last index */
+          z[(size_t)1 * C + C - 1] = 100.0f;       /* the maximum at the last index */
         }
         double lref = 0;
         int cref = 0;
@@ -681,9 +711,11 @@ static void test_xent(void) {
         static const char *const MODE[] = {"dlogits", "in place", "loss only"};
         if (mode == 0)
           result(fabs(lg - lref) <= 1e-6 * fabs(lref) + 1e-6 && okg == cref,
-                 "softmax_xent B=%d C=%d vs double loops: loss %.15g want %.15g, correct %d / %d", B, C, lg, lref, okg, cref);
+                 "softmax_xent B=%d C=%d vs double loops: loss %.15g want %.15g, correct %d / %d", B, C, lg, lref, okg,
+                 cref);
         result(fabs(lg - lc) <= 1e-9 * fabs(lc) + 1e-12 && okc == okg,
-               "softmax_xent B=%d C=%d %s vs cpu: loss be %.15g cpu %.15g, correct %d / %d", B, C, MODE[mode], lg, lc, okg, okc);
+               "softmax_xent B=%d C=%d %s vs cpu: loss be %.15g cpu %.15g, correct %d / %d", B, C, MODE[mode], lg, lc,
+               okg, okc);
         if (mode < 2) {
           float *g = from_be(mode == 0 ? gdz : gz, n);
           char what[96];
@@ -705,7 +737,8 @@ static void test_xent(void) {
     int32_t *gy = to_be(y, sizeof y);
     int okc = 0, okg = 0;
     double lc = REF->softmax_xent(z, y, B, C, 1.0f, NULL, &okc), lg = BE->softmax_xent(gz, gy, B, C, 1.0f, NULL, &okg);
-    result(isnan(lc) && isnan(lg) && okc == okg, "softmax_xent: NaN logit %s gives NaN loss (cpu %g be %g, correct %d / %d)",
+    result(isnan(lc) && isnan(lg) && okc == okg,
+           "softmax_xent: NaN logit %s gives NaN loss (cpu %g be %g, correct %d / %d)",
            where ? "first in its row" : "inside a row", lc, lg, okg, okc);
     BE->free(gz), BE->free(gy), free(z);
   }
@@ -928,15 +961,17 @@ static void test_gather(void) {
     BE->download(yg, dyo, sizeof(int32_t) * (size_t)n);
     same = 1;
     for (int i = 0; i < n; i++) same &= yg[i] == y[idx[i]];
-    result(same && memcmp(yc, yg, sizeof(int32_t) * (size_t)n) == 0, "gather_rows labels: %d of %lld, the source's and the cpu's",
-           n, (long long)R);
+    result(same && memcmp(yc, yg, sizeof(int32_t) * (size_t)n) == 0,
+           "gather_rows labels: %d of %lld, the source's and the cpu's", n, (long long)R);
     BE->free(dsrc), BE->free(dx), BE->free(didx), BE->free(dy), BE->free(dyo);
     free(src), free(x), free(idx), free(g), free(y), free(yc), free(yg);
   }
   const int R = 3000, n = 700;
-  int64_t *ptr = xmalloc(sizeof(int64_t) * (R + 1)), *idx = xmalloc(sizeof(int64_t) * n), *bptr = xmalloc(sizeof(int64_t) * (n + 1));
+  int64_t *ptr = xmalloc(sizeof(int64_t) * (R + 1)), *idx = xmalloc(sizeof(int64_t) * n),
+          *bptr = xmalloc(sizeof(int64_t) * (n + 1));
   ptr[0] = 0;
-  for (int r = 0; r < R; r++) ptr[r + 1] = ptr[r] + (r % 7 == 3 ? 0 : (int64_t)rng_below(&g_rng, r % 50 == 1 ? 700 : 40));
+  for (int r = 0; r < R; r++)
+    ptr[r + 1] = ptr[r] + (r % 7 == 3 ? 0 : (int64_t)rng_below(&g_rng, r % 50 == 1 ? 700 : 40));
   const size_t nnz = (size_t)ptr[R];
   int32_t *ind = xmalloc(sizeof(int32_t) * nnz + 4);
   float *val = rnd(nnz, -1, 1);
@@ -949,7 +984,8 @@ static void test_gather(void) {
   const size_t bn = (size_t)bptr[n];
   int32_t *ci = xmalloc(sizeof(int32_t) * bn + 4), *gi = xmalloc(sizeof(int32_t) * bn + 4);
   float *cv = xalloc(bn), *gv;
-  int64_t *dptr = to_be(ptr, sizeof(int64_t) * (R + 1)), *didx = to_be(idx, sizeof(int64_t) * n), *dbptr = to_be(bptr, sizeof(int64_t) * (n + 1));
+  int64_t *dptr = to_be(ptr, sizeof(int64_t) * (R + 1)), *didx = to_be(idx, sizeof(int64_t) * n),
+          *dbptr = to_be(bptr, sizeof(int64_t) * (n + 1));
   int32_t *dind = to_be(ind, sizeof(int32_t) * nnz + 4), *doi = BE->alloc(sizeof(int32_t) * bn + 4);
   float *dval = to_be(val, sizeof(float) * nnz + 4), *dov = BE->alloc(sizeof(float) * bn + 4);
   REF->gather_csr(ci, cv, bptr, ptr, ind, val, idx, n);
@@ -959,8 +995,9 @@ static void test_gather(void) {
   int same = 1;
   for (int i = 0; i < n; i++) {
     const size_t len = (size_t)(bptr[i + 1] - bptr[i]);
-    if (len) same &= memcmp(gi + bptr[i], ind + ptr[idx[i]], sizeof(int32_t) * len) == 0 &&
-                     memcmp(gv + bptr[i], val + ptr[idx[i]], sizeof(float) * len) == 0;
+    if (len)
+      same &= memcmp(gi + bptr[i], ind + ptr[idx[i]], sizeof(int32_t) * len) == 0 &&
+              memcmp(gv + bptr[i], val + ptr[idx[i]], sizeof(float) * len) == 0;
   }
   result(same, "gather_csr %d rows, %zu entries: the source rows exactly", n, bn);
   cmp_exact("gather_csr values", gv, cv, bn);
@@ -984,8 +1021,10 @@ static void test_pca_ref(void) {
   int nnz = 0;
   for (int r = 0; r < M; r++) { /* CSR: about a fifth of x's entries, the rest zero */
     for (int j = 0; j < D; j++) {
-      if (rng_below(&g_rng, 5) == 0) ind[nnz] = j, val[nnz++] = x[r * D + j];
-      else x[r * D + j] = 0.0f;
+      if (rng_below(&g_rng, 5) == 0)
+        ind[nnz] = j, val[nnz++] = x[r * D + j];
+      else
+        x[r * D + j] = 0.0f;
     }
     ptr[r + 1] = nnz;
   }
@@ -1019,10 +1058,12 @@ static void test_pca_ref(void) {
         double yb[M * L], big;
         BE->pca->fwd(p, v, l, yb);
         double worst = worst_rel_d(yb, y, M * l, &big);
-        result(worst <= 1e-13, "pca->fwd (%s, %s, l=%d) vs double loops: worst error %.3g of max |y|", kind, cen, l, worst);
+        result(worst <= 1e-13, "pca->fwd (%s, %s, l=%d) vs double loops: worst error %.3g of max |y|", kind, cen, l,
+               worst);
         BE->pca->apply(p, v, l, w);
         worst = worst_rel_d(w, want, D * l, &big);
-        result(worst <= 1e-13, "pca->apply (%s, %s, l=%d) vs double loops: worst error %.3g of max |w|", kind, cen, l, worst);
+        result(worst <= 1e-13, "pca->apply (%s, %s, l=%d) vs double loops: worst error %.3g of max |w|", kind, cen, l,
+               worst);
         if (l == L) { /* the Gram matrix Xcᵀ Xc, both triangles */
           double g[D * D], gw[D * D];
           for (int i = 0; i < D; i++)
@@ -1033,8 +1074,8 @@ static void test_pca_ref(void) {
             }
           const int rc = BE->pca->gram(p, g);
           worst = rc == 0 ? worst_rel_d(g, gw, D * D, &big) : NAN;
-          result(rc == 0 && worst <= 1e-13, "pca->gram (%s, %s) vs double loops: rc %d, worst error %.3g of max", kind, cen, rc,
-                 worst);
+          result(rc == 0 && worst <= 1e-13, "pca->gram (%s, %s) vs double loops: rc %d, worst error %.3g of max", kind,
+                 cen, rc, worst);
         }
         BE->pca->destroy(p);
       }
@@ -1089,8 +1130,8 @@ static void test_pca_case(int sparse, int64_t m, int64_t d, double density, int 
         REF->pca->apply(pc, v, l, wc);
         BE->pca->apply(pg, v, l, wg);
         double big, worst = worst_rel_d(wg, wc, d * l, &big);
-        result(big > 0 && worst <= 1e-12, "pca->apply %s m=%lld d=%lld l=%d %s vs cpu: worst %.2e of max |w| %.3g", kind,
-               (long long)m, (long long)d, l, cen, worst, big);
+        result(big > 0 && worst <= 1e-12, "pca->apply %s m=%lld d=%lld l=%d %s vs cpu: worst %.2e of max |w| %.3g",
+               kind, (long long)m, (long long)d, l, cen, worst, big);
         double *yc = xmalloc(sizeof(double) * (size_t)(m * l)), *yg = xmalloc(sizeof(double) * (size_t)(m * l));
         REF->pca->fwd(pc, v, l, yc);
         BE->pca->fwd(pg, v, l, yg);
@@ -1129,9 +1170,12 @@ static void test_pca(void) {
   const char *why = NULL;
   const backend_cuda_api *api = BE->kind == BACKEND_CUDA && BE->pca->apply_sum ? backend_cuda_module(&why) : NULL;
   unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES];
-  if (api && api->nccl_get_id(id, &why) == 0 && api->nccl_init(id, 1, 0, 60, &why) == 0) g_pca_nccl = api;
-  else if (BE->pca->apply_sum) result(0, "NCCL 1-rank communicator for pca->apply_sum: %s", why ? why : "?");
-  else printf("skip: pca->apply_sum (optional; this backend has none: the CPU sums with MPI)\n");
+  if (api && api->nccl_get_id(id, &why) == 0 && api->nccl_init(id, 1, 0, 60, &why) == 0)
+    g_pca_nccl = api;
+  else if (BE->pca->apply_sum)
+    result(0, "NCCL 1-rank communicator for pca->apply_sum: %s", why ? why : "?");
+  else
+    printf("skip: pca->apply_sum (optional; this backend has none: the CPU sums with MPI)\n");
   test_pca_case(0, 3000, 784, 1, 20);        /* MNIST-like: one chunk on the GPU */
   test_pca_case(0, 700, 100000, 1, 8);       /* wide: several GPU chunks of 335 rows */
   test_pca_case(1, 2000, 60000, 0.002, 110); /* spam-like CSR */
@@ -1172,7 +1216,8 @@ static void test_cuda_module(void) {
   }
   unsigned char id[BACKEND_CUDA_NCCL_ID_BYTES];
   why = NULL;
-  result(api->nccl_init(id, 2, 5, 0, &why) == -1 && why, "nccl_init with rank 5 of 2 fails with: %s", why ? why : "(no message)");
+  result(api->nccl_init(id, 2, 5, 0, &why) == -1 && why, "nccl_init with rank 5 of 2 fails with: %s",
+         why ? why : "(no message)");
   if (api->nccl_get_id(id, &why) || api->nccl_init(id, 1, 0, 0, &why)) {
     result(0, "NCCL 1-rank communicator: %s", why);
     return;
@@ -1216,17 +1261,21 @@ typedef void (*slot_fn)(void);
 enum { T_OPS, T_PCA, T_CUDA_MODULE }; /* the table a row's slot is in; T_CUDA_MODULE: no slot, CUDA only */
 
 typedef struct op_test {
-  const char *op;  /* the slot's name */
-  int table;       /* T_* */
-  size_t slot;     /* offsetof the slot in its table */
-  int optional;    /* backend.h marks the slot OPTIONAL (NULL allowed) */
+  const char *op; /* the slot's name */
+  int table;      /* T_* */
+  size_t slot;    /* offsetof the slot in its table */
+  int optional;   /* backend.h marks the slot OPTIONAL (NULL allowed) */
   void (*test)(void);
 } op_test;
 
-#define OP(name, fn) {#name, T_OPS, offsetof(backend_ops, name), 0, fn}
-#define PCA(name, fn) {"pca->" #name, T_PCA, offsetof(backend_pca_ops, name), 0, fn}
-#define PCA_OPTIONAL(name, fn) {"pca->" #name, T_PCA, offsetof(backend_pca_ops, name), 1, fn}
-#define MODULE(name, fn) {name, T_CUDA_MODULE, 0, 0, fn}
+#define OP(name, fn) \
+  { #name, T_OPS, offsetof(backend_ops, name), 0, fn }
+#define PCA(name, fn) \
+  { "pca->" #name, T_PCA, offsetof(backend_pca_ops, name), 0, fn }
+#define PCA_OPTIONAL(name, fn) \
+  { "pca->" #name, T_PCA, offsetof(backend_pca_ops, name), 1, fn }
+#define MODULE(name, fn) \
+  { name, T_CUDA_MODULE, 0, 0, fn }
 
 /* One row per slot, in backend.h's order. A test function that covers several slots runs once. */
 static const op_test k_tests[] = {
@@ -1320,8 +1369,7 @@ static int check_coverage(const backend_ops *be) {
     }
     prev = t->op;
   }
-  if (!bad)
-    result(1, "every slot of backend_ops and backend_pca_ops has a row in k_tests and is set (or optional)");
+  if (!bad) result(1, "every slot of backend_ops and backend_pca_ops has a row in k_tests and is set (or optional)");
   return bad;
 }
 

@@ -109,8 +109,7 @@ int main(int argc, char **argv) {
     }
     if (h.clip_norm > 0.0) optim_clip_grad_norm(be, g, TRACE_N, h.clip_norm);
     optim_step(&o, p, g, h.lr);
-    if (h.max_norm > 0.0)
-      be->max_norm(p, TRACE_K, TRACE_N / TRACE_K, (float)h.max_norm);
+    if (h.max_norm > 0.0) be->max_norm(p, TRACE_K, TRACE_N / TRACE_K, (float)h.max_norm);
     for (int i = 0; i < TRACE_N; i++) printf(i ? " %.9g" : "%.9g", (double)p[i]);
     printf("\n");
   }

@@ -132,7 +132,8 @@ static int check_file(const char *path, int csr) {
     if (rank == 0) {
       int64_t at = 0;
       for (int r = 0; r < size; r++) {
-        if (all[2 * r] != at) bad++, fprintf(stderr, "rank %d starts at %lld, expected %lld\n", r, (long long)all[2 * r], (long long)at);
+        if (all[2 * r] != at)
+          bad++, fprintf(stderr, "rank %d starts at %lld, expected %lld\n", r, (long long)all[2 * r], (long long)at);
         at = all[2 * r + 1];
       }
       if (at != n) bad++, fprintf(stderr, "union ends at %lld, expected %lld\n", (long long)at, (long long)n);

@@ -99,8 +99,8 @@ int main(int argc, char **argv) {
         ok = 0;
         break;
       }
-      if (!dist_all_ok(r.space == sp[m] || log_fail("%s: ran in the %s space", pca_method_name(ms[m]),
-                                                    pca_space_name(r.space)) == 0)) {
+      if (!dist_all_ok(r.space == sp[m] ||
+                       log_fail("%s: ran in the %s space", pca_method_name(ms[m]), pca_space_name(r.space)) == 0)) {
         ok = 0;
         break;
       }
@@ -116,8 +116,8 @@ int main(int argc, char **argv) {
           printf("%s.%s.ratio%d %.12e\n", kind, mn, i, r.explained_variance_ratio[i]);
           printf("%s.%s.comp%d %.12e\n", kind, mn, i, cs);
         }
-        fprintf(stderr, "%s %s on %d ranks: %d iterations, %lld passes, converged %d\n", kind, mn,
-                size, r.iterations, (long long)r.passes, r.converged);
+        fprintf(stderr, "%s %s on %d ranks: %d iterations, %lld passes, converged %d\n", kind, mn, size, r.iterations,
+                (long long)r.passes, r.converged);
       }
       pca_result_free(&r);
     }

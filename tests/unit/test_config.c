@@ -112,20 +112,19 @@ static void test_defaults(void **state) {
 
 static void test_every_type(void **state) {
   (void)state;
-  config *c =
-      load_ok("mnist.ini",
-              "[data]\npath = data/mnist.h5\n"
-              "[model]\nhidden = 800, 400\nactivation = tanh\ndropout = 0.25\ninit = xavier\n"
-              "[optim]\nname = nesterov\nlr = 0.05\nmomentum = 0.9\ndampening = 0\nalpha = 1\n"
-              "eps = 1e-8\nbeta1 = 0\nbeta2 = 0.999\nweight_decay = 5e-4\ncentered = yes\n"
-              "lr_decay = 0\ninitial_accumulator = 0.1\nclip_norm = 1.5\nmax_norm = 3\n"
-              "[schedule]\nname = cosine\nwarmup_epochs = 0.5\nstep_size = 1\ngamma = 1\n"
-              "[train]\nepochs = 3\nbatch_size = 1000\nseed = 12345678901\ndevice = cuda\n"
-              "out = /tmp/run x\neval_every = 2\ncheckpoint_every = 1\nresume = a.h5\n"
-              "precision = bf16\ninit = b.h5\nthreads = 4\n"
-              "[pca]\nk = 50\nmethod = deflation\noversample = 0\ntol = 1e-9\nmax_iter = 7\n"
-              "ddof = 0\ncenter = off\nout = p.h5\ntransform = t.h5\n",
-              0, NULL);
+  config *c = load_ok("mnist.ini",
+                      "[data]\npath = data/mnist.h5\n"
+                      "[model]\nhidden = 800, 400\nactivation = tanh\ndropout = 0.25\ninit = xavier\n"
+                      "[optim]\nname = nesterov\nlr = 0.05\nmomentum = 0.9\ndampening = 0\nalpha = 1\n"
+                      "eps = 1e-8\nbeta1 = 0\nbeta2 = 0.999\nweight_decay = 5e-4\ncentered = yes\n"
+                      "lr_decay = 0\ninitial_accumulator = 0.1\nclip_norm = 1.5\nmax_norm = 3\n"
+                      "[schedule]\nname = cosine\nwarmup_epochs = 0.5\nstep_size = 1\ngamma = 1\n"
+                      "[train]\nepochs = 3\nbatch_size = 1000\nseed = 12345678901\ndevice = cuda\n"
+                      "out = /tmp/run x\neval_every = 2\ncheckpoint_every = 1\nresume = a.h5\n"
+                      "precision = bf16\ninit = b.h5\nthreads = 4\n"
+                      "[pca]\nk = 50\nmethod = deflation\noversample = 0\ntol = 1e-9\nmax_iter = 7\n"
+                      "ddof = 0\ncenter = off\nout = p.h5\ntransform = t.h5\n",
+                      0, NULL);
   assert_string_equal(config_name(c), "mnist");
   assert_non_null(strstr(config_path(c), "/mnist.ini"));
   assert_string_equal(config_str(c, "data.path"), "data/mnist.h5");
@@ -230,18 +229,15 @@ static void test_int_lists(void **state) {
   config_free(c);
   load_fails("[model]\nhidden = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n", 0, NULL,
              "x.ini: line 2: [model] hidden: at most 16 entries");
-  load_fails("[model]\nhidden = 8,,4\n", 0, NULL,
-             "x.ini: line 2: [model] hidden: empty entry in list '8,,4'");
+  load_fails("[model]\nhidden = 8,,4\n", 0, NULL, "x.ini: line 2: [model] hidden: empty entry in list '8,,4'");
   load_fails("[model]\nhidden = 8,\n", 0, NULL, "empty entry");
-  load_fails("[model]\nhidden = 8, 0\n", 0, NULL,
-             "x.ini: line 2: [model] hidden: must be >= 1, got 0");
+  load_fails("[model]\nhidden = 8, 0\n", 0, NULL, "x.ini: line 2: [model] hidden: must be >= 1, got 0");
   load_fails("[model]\nhidden = 8, wide\n", 0, NULL, "[model] hidden: 'wide' is not an integer");
 }
 
 static void test_overrides(void **state) {
   (void)state;
-  char *ov[] = {"optim.lr=0.5", "train.epochs = 7", "optim.lr=0.25", "model.hidden=3,4",
-                "train.resume="};
+  char *ov[] = {"optim.lr=0.5", "train.epochs = 7", "optim.lr=0.25", "model.hidden=3,4", "train.resume="};
   config *c = load_ok("o.ini", "[optim]\nlr = 0.1\n[train]\nepochs = 2\nresume = r.h5\n", 5, ov);
   assert_true(config_double(c, "optim.lr") == 0.25); /* later wins */
   assert_int_equal(config_int(c, "train.epochs"), 7);
@@ -258,11 +254,9 @@ static void test_overrides(void **state) {
   char *bad4[] = {"train.epochs"};
   load_fails(NULL, 1, bad4, "override train.epochs: expected section.key=value");
   char *bad5[] = {"model.hiden=3"};
-  load_fails(NULL, 1, bad5,
-             "override model.hiden=3: unknown key [model] hiden (did you mean hidden?)");
+  load_fails(NULL, 1, bad5, "override model.hiden=3: unknown key [model] hiden (did you mean hidden?)");
   char *bad6[] = {"trian.epochs=3"};
-  load_fails(NULL, 1, bad6,
-             "override trian.epochs=3: unknown section [trian] (did you mean [train]?)");
+  load_fails(NULL, 1, bad6, "override trian.epochs=3: unknown section [trian] (did you mean [train]?)");
   char *bad7[] = {"train.epochs="};
   load_fails(NULL, 1, bad7, "override train.epochs=: missing value");
   char *bad8[] = {"train.out=a ;b"};
@@ -284,19 +278,15 @@ static void test_file_errors(void **state) {
              "x.ini: line 4: unknown key [model] hiden (did you mean hidden?)");
   load_fails("[model]\nwhatever = 1\n", 0, NULL, "x.ini: line 2: unknown key [model] whatever");
   assert_null(strstr(log_last_error(), "did you mean"));
-  load_fails("[model]\nepochs = 1\n", 0, NULL,
-             "unknown key [model] epochs (it belongs in [train])");
+  load_fails("[model]\nepochs = 1\n", 0, NULL, "unknown key [model] epochs (it belongs in [train])");
   load_fails("[model]\nactivation = relu\n[modle]\n", 0, NULL,
              "x.ini: line 3: unknown section [modle] (did you mean [model]?)");
   load_fails("[network]\nx = 1\n", 0, NULL, "x.ini: line 1: unknown section [network]");
-  load_fails("[train]\nepochs 10\n", 0, NULL,
-             "x.ini: line 2: expected 'key = value' or '[section]'");
+  load_fails("[train]\nepochs 10\n", 0, NULL, "x.ini: line 2: expected 'key = value' or '[section]'");
   load_fails("[train\nepochs = 10\n", 0, NULL, "x.ini: line 1: malformed section header");
   load_fails("[train] epochs = 10\n", 0, NULL, "x.ini: line 1: unexpected text after ']'");
-  load_fails("epochs = 10\n", 0, NULL,
-             "x.ini: line 1: key 'epochs' outside any section (put it under [train])");
-  load_fails("[model]\ndropout = 1\n", 0, NULL,
-             "x.ini: line 2: [model] dropout: must be in [0, 1), got 1");
+  load_fails("epochs = 10\n", 0, NULL, "x.ini: line 1: key 'epochs' outside any section (put it under [train])");
+  load_fails("[model]\ndropout = 1\n", 0, NULL, "x.ini: line 2: [model] dropout: must be in [0, 1), got 1");
   load_fails("[optim]\nalpha = 0\n", 0, NULL, "[optim] alpha: must be in (0, 1], got 0");
   load_fails("[pca]\nddof = 2\n", 0, NULL, "[pca] ddof: must be in [0, 1], got 2");
   load_fails("[train]\nepochs = 0\n", 0, NULL, "[train] epochs: must be >= 1, got 0");
@@ -306,11 +296,9 @@ static void test_file_errors(void **state) {
   load_fails("[train]\nseed = -1\n", 0, NULL, "[train] seed: must be >= 0, got -1");
   load_fails("[optim]\nlr = nan\n", 0, NULL, "[optim] lr: must be a finite number");
   load_fails("[optim]\nlr = 1e999\n", 0, NULL, "[optim] lr: must be a finite number");
-  load_fails("[optim]\ncentered = maybe\n", 0, NULL,
-             "[optim] centered: not a boolean, got 'maybe'");
+  load_fails("[optim]\ncentered = maybe\n", 0, NULL, "[optim] centered: not a boolean, got 'maybe'");
   load_fails("[train]\nout =\n", 0, NULL, "[train] out: missing value");
-  load_fails("[train]\nepochs = 10\nbatch_size = -5\n", 0, NULL,
-             "x.ini: line 3: [train] batch_size");
+  load_fails("[train]\nepochs = 10\nbatch_size = -5\n", 0, NULL, "x.ini: line 3: [train] batch_size");
   char line[400];
   snprintf(line, sizeof line, "[data]\npath = %0300d\n", 0);
   load_fails(line, 0, NULL, "x.ini: line 2: line too long");
@@ -335,25 +323,24 @@ static void test_file_errors(void **state) {
 
 static void test_syntax(void **state) {
   (void)state;
-  config *c = load_ok(
-      "s.ini",
-      "\xEF\xBB\xBF; a comment\n"
-      "# another comment\n"
-      "   ; indented comment\n"
-      "[ data ]   ; section comment\n"
-      "path = data/a;b#c.h5    ; ';' inside a value is kept, after a space it starts a comment\n"
-      "[model]\r\n"
-      "  hidden = 64   # hash comment too\r\n"
-      "\tactivation=sigmoid\n"
-      "    dropout: 0.5\n"
-      "[OPTIM]\n"
-      "Name = Adam\n"
-      "lr = 0.1\n"
-      "lr = 0.2\n" /* duplicate: later wins */
-      "[train]\n"
-      "out =   spaced out dir   \n"
-      "epochs = 4",
-      0, NULL);
+  config *c = load_ok("s.ini",
+                      "\xEF\xBB\xBF; a comment\n"
+                      "# another comment\n"
+                      "   ; indented comment\n"
+                      "[ data ]   ; section comment\n"
+                      "path = data/a;b#c.h5    ; ';' inside a value is kept, after a space it starts a comment\n"
+                      "[model]\r\n"
+                      "  hidden = 64   # hash comment too\r\n"
+                      "\tactivation=sigmoid\n"
+                      "    dropout: 0.5\n"
+                      "[OPTIM]\n"
+                      "Name = Adam\n"
+                      "lr = 0.1\n"
+                      "lr = 0.2\n" /* duplicate: later wins */
+                      "[train]\n"
+                      "out =   spaced out dir   \n"
+                      "epochs = 4",
+                      0, NULL);
   assert_string_equal(config_str(c, "data.path"), "data/a;b#c.h5");
   int64_t h[CONFIG_MAX_LAYERS];
   assert_int_equal(config_int_list(c, "model.hidden", h, CONFIG_MAX_LAYERS), 1);
@@ -369,8 +356,7 @@ static void test_syntax(void **state) {
   c = load_ok("empty.ini", "", 0, NULL);
   assert_int_equal(config_int(c, "train.epochs"), 10);
   config_free(c);
-  c = load_ok("sections_only.ini", "[data]\n[model]\n[optim]\n[schedule]\n[train]\n[pca]\n", 0,
-              NULL);
+  c = load_ok("sections_only.ini", "[data]\n[model]\n[optim]\n[schedule]\n[train]\n[pca]\n", 0, NULL);
   config_free(c);
 }
 
@@ -495,12 +481,10 @@ static void test_misuse_aborts(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),      cmocka_unit_test(test_every_type),
-      cmocka_unit_test(test_enum_order),    cmocka_unit_test(test_int_lists),
-      cmocka_unit_test(test_overrides),     cmocka_unit_test(test_file_errors),
-      cmocka_unit_test(test_syntax),        cmocka_unit_test(test_booleans),
-      cmocka_unit_test(test_set),           cmocka_unit_test(test_round_trip),
-      cmocka_unit_test(test_misuse_aborts),
+      cmocka_unit_test(test_defaults),   cmocka_unit_test(test_every_type),    cmocka_unit_test(test_enum_order),
+      cmocka_unit_test(test_int_lists),  cmocka_unit_test(test_overrides),     cmocka_unit_test(test_file_errors),
+      cmocka_unit_test(test_syntax),     cmocka_unit_test(test_booleans),      cmocka_unit_test(test_set),
+      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_misuse_aborts),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -197,9 +197,8 @@ static void test_atomic_output(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_shard),        cmocka_unit_test(test_rng),
-      cmocka_unit_test(test_sha256),       cmocka_unit_test(test_log_prefix),
-      cmocka_unit_test(test_atomic_output), cmocka_unit_test(test_poll),
+      cmocka_unit_test(test_shard),      cmocka_unit_test(test_rng),           cmocka_unit_test(test_sha256),
+      cmocka_unit_test(test_log_prefix), cmocka_unit_test(test_atomic_output), cmocka_unit_test(test_poll),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,7 @@
 /* out must equal the expected bytes exactly (n of them, NULs allowed). */
 static void expect_bytes(const buf *out, const char *want, size_t n) {
   if (out->len != n || memcmp(out->data, want, n) != 0)
-    fail_msg("got [%.*s] (%zu bytes), want [%.*s] (%zu bytes)", (int)out->len, out->data, out->len,
-             (int)n, want, n);
+    fail_msg("got [%.*s] (%zu bytes), want [%.*s] (%zu bytes)", (int)out->len, out->data, out->len, (int)n, want, n);
   assert_int_equal(out->data[out->len], '\0');
 }
 #define EXPECT(out, lit) expect_bytes(out, lit, sizeof(lit) - 1)
@@ -57,9 +56,10 @@ static void test_encoded_word_subject(void **state) {
   buf out = {0};
   /* B and Q words; the blank between two encoded-words vanishes, others stay; a word with an
    * unknown encoding "X" is not an encoded-word; bytes are not converted from the charset */
-  TO_TEXT("Subject: =?UTF-8?B?SGVsbG8gV29ybGQ=?= =?iso-8859-1?q?caf=E9_au_lait?= and "
-          "=?bogus?X?abc?= =?utf-8?Q?=C3=A9t=C3=A9?=\n\nx",
-          &out);
+  TO_TEXT(
+      "Subject: =?UTF-8?B?SGVsbG8gV29ybGQ=?= =?iso-8859-1?q?caf=E9_au_lait?= and "
+      "=?bogus?X?abc?= =?utf-8?Q?=C3=A9t=C3=A9?=\n\nx",
+      &out);
   EXPECT(&out, "Hello Worldcaf\xe9 au lait and =?bogus?X?abc?= \xc3\xa9t\xc3\xa9\nx\n");
   buf_clear(&out);
   email_decode_header("=?utf-8?B?SGVsbG8", 17, &out); /* unterminated: copied as-is */
@@ -70,11 +70,12 @@ static void test_encoded_word_subject(void **state) {
 static void test_quoted_printable(void **state) {
   (void)state;
   buf out = {0};
-  TO_TEXT("Content-Type: text/plain; charset=utf-8\n"
-          "Content-Transfer-Encoding: Quoted-Printable\n"
-          "\n"
-          "a=3Db soft=\r\nbreak and=\nmore trail=  \nx =C3=A9t=c3=a9 =zz end=",
-          &out);
+  TO_TEXT(
+      "Content-Type: text/plain; charset=utf-8\n"
+      "Content-Transfer-Encoding: Quoted-Printable\n"
+      "\n"
+      "a=3Db soft=\r\nbreak and=\nmore trail=  \nx =C3=A9t=c3=a9 =zz end=",
+      &out);
   EXPECT(&out, "a=b softbreak andmore trailx \xc3\xa9t\xc3\xa9 =zz end\n");
   buf_clear(&out);
   email_decode_qp("x=4", 3, &out); /* "=" with one hex digit at the end is literal */
@@ -86,27 +87,30 @@ static void test_charset_to_utf8(void **state) {
   (void)state;
   buf out = {0};
   /* Latin-1 "café ñ" sent as quoted-printable comes out as UTF-8 */
-  TO_TEXT("Content-Type: text/plain; charset=\"ISO-8859-1\"\n"
-          "Content-Transfer-Encoding: quoted-printable\n"
-          "\n"
-          "caf=E9 =F1",
-          &out);
+  TO_TEXT(
+      "Content-Type: text/plain; charset=\"ISO-8859-1\"\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "caf=E9 =F1",
+      &out);
   EXPECT(&out, "caf\xc3\xa9 \xc3\xb1\n");
   buf_clear(&out);
   /* KOI8-R "мир" (cd c9 d2) in base64 ("zcnS") */
-  TO_TEXT("Content-Type: text/plain; charset=koi8-r\n"
-          "Content-Transfer-Encoding: base64\n"
-          "\n"
-          "zcnS\n",
-          &out);
+  TO_TEXT(
+      "Content-Type: text/plain; charset=koi8-r\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n"
+      "zcnS\n",
+      &out);
   EXPECT(&out, "\xd0\xbc\xd0\xb8\xd1\x80\n");
   buf_clear(&out);
   /* an unknown charset leaves the bytes alone */
-  TO_TEXT("Content-Type: text/plain; charset=x-unknown\n"
-          "Content-Transfer-Encoding: quoted-printable\n"
-          "\n"
-          "=E9",
-          &out);
+  TO_TEXT(
+      "Content-Type: text/plain; charset=x-unknown\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "=E9",
+      &out);
   EXPECT(&out, "\xe9\n");
   buf_free(&out);
 }
@@ -114,11 +118,12 @@ static void test_charset_to_utf8(void **state) {
 static void test_base64(void **state) {
   (void)state;
   buf out = {0};
-  TO_TEXT("Content-Type: text/plain\n"
-          "Content-Transfer-Encoding: BASE64\n"
-          "\n"
-          "SGVs\r\nbG8s IGJh!c2U2\tNCE=\n",
-          &out);
+  TO_TEXT(
+      "Content-Type: text/plain\n"
+      "Content-Transfer-Encoding: BASE64\n"
+      "\n"
+      "SGVs\r\nbG8s IGJh!c2U2\tNCE=\n",
+      &out);
   EXPECT(&out, "Hello, base64!\n");
   buf_clear(&out);
   email_decode_base64("SGVsbG8", 7, &out); /* truncated: 4 chars -> 3 bytes, 3 chars -> 2 */
@@ -135,62 +140,64 @@ static void test_base64(void **state) {
 static void test_multipart_alternative(void **state) {
   (void)state;
   buf out = {0};
-  TO_TEXT("Subject: Alt\n"
-          "MIME-Version: 1.0\n"
-          "Content-Type: multipart/alternative;\n BOUNDARY=\"==b1==\"\n"
-          "\n"
-          "This is the preamble.\n"
-          "--==b1==\n"
-          "Content-Type: text/plain; charset=us-ascii\n"
-          "\n"
-          "Plain version.\n"
-          "--==b1==\n"
-          "Content-Type: TEXT/HTML\n"
-          "Content-Transfer-Encoding: quoted-printable\n"
-          "\n"
-          "<p>HTML <b>version</b>=21</p>\n"
-          "--==b1==--\n"
-          "Epilogue text.\n",
-          &out);
+  TO_TEXT(
+      "Subject: Alt\n"
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/alternative;\n BOUNDARY=\"==b1==\"\n"
+      "\n"
+      "This is the preamble.\n"
+      "--==b1==\n"
+      "Content-Type: text/plain; charset=us-ascii\n"
+      "\n"
+      "Plain version.\n"
+      "--==b1==\n"
+      "Content-Type: TEXT/HTML\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "<p>HTML <b>version</b>=21</p>\n"
+      "--==b1==--\n"
+      "Epilogue text.\n",
+      &out);
   EXPECT(&out, "Alt\nPlain version.\n HTML  version ! \n");
   buf_free(&out);
 }
 
-static const char nested[] = "Subject: Nested\n"
-                             "Content-Type: multipart/mixed; boundary=outer\n"
-                             "\n"
-                             "--outer\n"
-                             "Content-Type: multipart/alternative; boundary=\"inner\"\n"
-                             "\n"
-                             "--inner\n"
-                             "Content-Type: text/plain\n"
-                             "\n"
-                             "inner plain\n"
-                             "--inner\n"
-                             "Content-Type: text/html\n"
-                             "\n"
-                             "<i>inner html</i>\n"
-                             "--inner--\n"
-                             "\n"
-                             "--outer\n"
-                             "Content-Type: image/png; name=\"x.png\"\n"
-                             "Content-Transfer-Encoding: base64\n"
-                             "Content-Disposition: attachment; filename=\"x.png\"\n"
-                             "\n"
-                             "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk\n"
-                             "YPhfDwAChwGA60e6kgAAAABJRU5E\n"
-                             "--outer\n"
-                             "Content-Type: application/pdf\n"
-                             "\n"
-                             "%PDF-1.4 secret words\n"
-                             "--outer\n"
-                             "Content-Type: message/rfc822\n"
-                             "\n"
-                             "Subject: Forwarded\n"
-                             "From: x@y\n"
-                             "\n"
-                             "forwarded body\n"
-                             "--outer--\n";
+static const char nested[] =
+    "Subject: Nested\n"
+    "Content-Type: multipart/mixed; boundary=outer\n"
+    "\n"
+    "--outer\n"
+    "Content-Type: multipart/alternative; boundary=\"inner\"\n"
+    "\n"
+    "--inner\n"
+    "Content-Type: text/plain\n"
+    "\n"
+    "inner plain\n"
+    "--inner\n"
+    "Content-Type: text/html\n"
+    "\n"
+    "<i>inner html</i>\n"
+    "--inner--\n"
+    "\n"
+    "--outer\n"
+    "Content-Type: image/png; name=\"x.png\"\n"
+    "Content-Transfer-Encoding: base64\n"
+    "Content-Disposition: attachment; filename=\"x.png\"\n"
+    "\n"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk\n"
+    "YPhfDwAChwGA60e6kgAAAABJRU5E\n"
+    "--outer\n"
+    "Content-Type: application/pdf\n"
+    "\n"
+    "%PDF-1.4 secret words\n"
+    "--outer\n"
+    "Content-Type: message/rfc822\n"
+    "\n"
+    "Subject: Forwarded\n"
+    "From: x@y\n"
+    "\n"
+    "forwarded body\n"
+    "--outer--\n";
 
 static void test_nested_multipart(void **state) {
   (void)state;
@@ -203,22 +210,23 @@ static void test_nested_multipart(void **state) {
 static void test_attachment_dropped(void **state) {
   (void)state;
   buf out = {0};
-  TO_TEXT("Content-Type: multipart/mixed; boundary=\"b\"\n"
-          "\n"
-          "--b\n"
-          "\n"
-          "see attached\n" /* a part without headers is text/plain */
-          "--b\n"
-          "Content-Type: application/octet-stream\n"
-          "Content-Transfer-Encoding: base64\n"
-          "\n"
-          "c2VjcmV0IHdvcmRz\n"
-          "--b\n"
-          "Content-Type: image/jpeg\n"
-          "\n"
-          "JFIF binary\n"
-          "--b--\n",
-          &out);
+  TO_TEXT(
+      "Content-Type: multipart/mixed; boundary=\"b\"\n"
+      "\n"
+      "--b\n"
+      "\n"
+      "see attached\n" /* a part without headers is text/plain */
+      "--b\n"
+      "Content-Type: application/octet-stream\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n"
+      "c2VjcmV0IHdvcmRz\n"
+      "--b\n"
+      "Content-Type: image/jpeg\n"
+      "\n"
+      "JFIF binary\n"
+      "--b--\n",
+      &out);
   EXPECT(&out, "see attached\n");
   buf_free(&out);
 }
@@ -232,8 +240,9 @@ static void test_html_stripping(void **state) {
       "&bogus; &amplifier 5 < 6</p>x<br/>y</body></html>";
   buf out = {0};
   email_html_to_text(html, sizeof html - 1, &out);
-  EXPECT(&out, "   T       Fish&Chips <3 ABC caf\xc3\xa9 \xc3\xa9t\xc3\xa9 a b & &bogus; "
-               "&amplifier 5 < 6 x y  ");
+  EXPECT(&out,
+         "   T       Fish&Chips <3 ABC caf\xc3\xa9 \xc3\xa9t\xc3\xa9 a b & &bogus; "
+         "&amplifier 5 < 6 x y  ");
   buf_clear(&out);
   email_html_to_text("&#0;&#xD800;&#99999999;&#x20AC;&#160;&shy;&mdash", 48, &out);
   EXPECT(&out, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xe2\x82\xac \xe2\x80\x94");
@@ -249,9 +258,10 @@ static void test_malformed_degrades(void **state) {
   TO_TEXT("Subject: s\nthis is not a header\nmore\n", &out); /* the body starts early */
   EXPECT(&out, "s\nthis is not a header\nmore\n\n");
   buf_clear(&out);
-  TO_TEXT("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n"
-          "text without end",
-          &out); /* no closing boundary */
+  TO_TEXT(
+      "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n"
+      "text without end",
+      &out); /* no closing boundary */
   EXPECT(&out, "text without end\n");
   buf_clear(&out);
   TO_TEXT("Content-Type: multipart/mixed; boundary=zzz\n\njust text\n", &out); /* never used */
@@ -289,8 +299,7 @@ static void test_deep_nesting(void **state) {
   email_to_text(msg.data, msg.len, &out);
   assert_true(out.len < 100);
   buf_clear(&msg);
-  for (int i = 0; i < 5000; i++)
-    buf_printf(&msg, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+  for (int i = 0; i < 5000; i++) buf_printf(&msg, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
   email_to_text(msg.data, msg.len, &out);
   buf_free(&msg);
   buf_free(&out);

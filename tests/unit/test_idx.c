@@ -15,8 +15,8 @@
 #include "prep/idx.h"
 
 /* A 3-D idx of 2 images of 2x3 (values 0..11), as in train-images-idx3-ubyte. */
-static const uint8_t k_images[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3,
-                                   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+static const uint8_t k_images[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0,  0,
+                                   0, 3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 
 static void test_parse_valid(void **state) {
   (void)state;

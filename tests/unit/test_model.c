@@ -19,9 +19,8 @@ enum { B = 5, D = 7, H1 = 6, H2 = 4, C = 3 };
 
 /* Reference loss in double precision, by plain loops: mean over rows of logsumexp(z) - z_y, with
  * the same dropout multipliers the model drew (masks[l], NULL when none). */
-static double ref_loss(const model_spec *s, const double *p, int rows, const double *x,
-                       const int64_t *indptr, const int32_t *idx, const double *val, const int32_t *y,
-                       float *const *masks) {
+static double ref_loss(const model_spec *s, const double *p, int rows, const double *x, const int64_t *indptr,
+                       const int32_t *idx, const double *val, const int32_t *y, float *const *masks) {
   double a[2][B * 8];
   size_t off = 0;
   for (int l = 0; l < s->n_layers; l++) {
@@ -33,9 +32,12 @@ static double ref_loss(const model_spec *s, const double *p, int rows, const dou
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < N; j++) {
         double z = bias[j];
-        if (l > 0) for (int k = 0; k < K; k++) z += in[r * K + k] * W[k * N + j];
-        else if (x) for (int k = 0; k < K; k++) z += x[r * K + k] * W[k * N + j];
-        else for (int64_t q = indptr[r]; q < indptr[r + 1]; q++) z += val[q] * W[idx[q] * N + j];
+        if (l > 0)
+          for (int k = 0; k < K; k++) z += in[r * K + k] * W[k * N + j];
+        else if (x)
+          for (int k = 0; k < K; k++) z += x[r * K + k] * W[k * N + j];
+        else
+          for (int64_t q = indptr[r]; q < indptr[r + 1]; q++) z += val[q] * W[idx[q] * N + j];
         if (l < s->n_layers - 1) {
           z = s->act == BACKEND_ACT_RELU ? fmax(z, 0) : s->act == BACKEND_ACT_TANH ? tanh(z) : 1 / (1 + exp(-z));
           if (masks[l]) z *= masks[l][r * N + j];
@@ -61,8 +63,12 @@ static void gradcheck(backend_act act, int sparse, float dropout) {
   /* dropout < 0 means input dropout of -dropout (the reference then drops the same inputs) */
   float in_p = dropout < 0 ? -dropout : 0;
   dropout = dropout < 0 ? 0 : dropout;
-  model_spec s = {.n_layers = 3, .dims = {D, H1, H2, C}, .act = act, .dropout = dropout,
-                  .input_dropout = in_p, .init = MODEL_INIT_XAVIER};
+  model_spec s = {.n_layers = 3,
+                  .dims = {D, H1, H2, C},
+                  .act = act,
+                  .dropout = dropout,
+                  .input_dropout = in_p,
+                  .init = MODEL_INIT_XAVIER};
   model m;
   assert_int_equal(model_init(&m, &s, backend_cpu(), B), 0);
   model_init_params(&m, 7);
@@ -85,8 +91,10 @@ static void gradcheck(backend_act act, int sparse, float dropout) {
     indptr[i + 1] = nnz;
   }
   model_batch b = {.rows = B, .y = y};
-  if (sparse) b.indptr = indptr, b.indices = idx, b.values = val;
-  else b.x = x;
+  if (sparse)
+    b.indptr = indptr, b.indices = idx, b.values = val;
+  else
+    b.x = x;
   model_forward(&m, &b, 1, 99, 0, 1.0f / B, NULL);
   model_backward(&m, &b, NULL);
   if (m.in_mask) { /* the reference sees the dropped input */
@@ -220,10 +228,14 @@ static void test_sampler_rank_independent(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_grad_relu),    cmocka_unit_test(test_grad_tanh),
-      cmocka_unit_test(test_grad_sigmoid), cmocka_unit_test(test_grad_sparse),
-      cmocka_unit_test(test_grad_dropout), cmocka_unit_test(test_softmax_xent),
-      cmocka_unit_test(test_backward_blocked),     cmocka_unit_test(test_grad_input_dropout),
+      cmocka_unit_test(test_grad_relu),
+      cmocka_unit_test(test_grad_tanh),
+      cmocka_unit_test(test_grad_sigmoid),
+      cmocka_unit_test(test_grad_sparse),
+      cmocka_unit_test(test_grad_dropout),
+      cmocka_unit_test(test_softmax_xent),
+      cmocka_unit_test(test_backward_blocked),
+      cmocka_unit_test(test_grad_input_dropout),
       cmocka_unit_test(test_sampler_rank_independent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,8 +22,8 @@
 
 /* ---- the CPU backend, with counted memory ----------------------------------------------------- */
 
-static int n_live;      /* buffers allocated and not yet freed */
-static int fail_alloc;  /* > 0: the fail_alloc-th alloc from now on returns NULL */
+static int n_live;     /* buffers allocated and not yet freed */
+static int fail_alloc; /* > 0: the fail_alloc-th alloc from now on returns NULL */
 
 static void *t_alloc(size_t bytes) {
   if (fail_alloc > 0 && --fail_alloc == 0) return NULL;
@@ -48,8 +48,7 @@ static const float G[3][3] = {{0.5f, -1.0f, 2.0f}, {0.25f, 0.5f, -1.0f}, {-0.5f,
 static void expect_near(const char *what, int t, int i, float got, double want) {
   double err = fabs((double)got - want);
   if (err > 1e-6 * fabs(want) + 1e-7) {
-    print_error("%s after step %d, element %d: got %.9g, want %.9g\n", what, t, i, (double)got,
-                want);
+    print_error("%s after step %d, element %d: got %.9g, want %.9g\n", what, t, i, (double)got, want);
     fail();
   }
 }
@@ -70,8 +69,7 @@ static void run_case(const optim_hparams *h, int steps, const double want_p[][3]
     assert_memory_equal(g, G[t], sizeof g); /* weight decay must not leak into g */
     for (int i = 0; i < 3; i++) expect_near("p", t + 1, i, p[i], want_p[t][i]);
     if (want_s)
-      for (int i = 0; i < 3; i++)
-        expect_near(o.state_name[s_index], t + 1, i, o.state[s_index][i], want_s[t][i]);
+      for (int i = 0; i < 3; i++) expect_near(o.state_name[s_index], t + 1, i, o.state[s_index][i], want_s[t][i]);
   }
   optim_free(&o);
   assert_int_equal(n_live, 0);
@@ -108,8 +106,7 @@ static void test_sgd_wd_dampening(void **state) {
    *         = {0.03064, -0.18878, 0.78192625};  p3 = p2 - 0.1 buf */
   static const double want[3][3] = {
       {0.94, -1.88, 0.295}, {0.8928, -1.8356, 0.241025}, {0.889736, -1.816722, 0.162832375}};
-  static const double buf[3][3] = {
-      {0.6, -1.2, 2.05}, {0.472, -0.444, 0.53975}, {0.03064, -0.18878, 0.78192625}};
+  static const double buf[3][3] = {{0.6, -1.2, 2.05}, {0.472, -0.444, 0.53975}, {0.03064, -0.18878, 0.78192625}};
   run_case(&h, 3, want, 0, buf);
 }
 
@@ -136,8 +133,7 @@ static void test_nesterov(void **state) {
    * t2: d = g2 + 0.9 {0.7, -0.4, 0.8} = {0.88, 0.14, -0.28};    p2 = {0.817, -1.824, 0.148}
    * t3: d = g3 + 0.9 {0.13, -0.11, 1.72} = {-0.383, 0.151, 2.548};
    *     p3 = {0.817 + 0.0383, -1.824 - 0.0151, 0.148 - 0.2548} */
-  static const double want[3][3] = {
-      {0.905, -1.81, 0.12}, {0.817, -1.824, 0.148}, {0.8553, -1.8391, -0.1068}};
+  static const double want[3][3] = {{0.905, -1.81, 0.12}, {0.817, -1.824, 0.148}, {0.8553, -1.8391, -0.1068}};
   static const double buf[3][3] = {{0.5, -1, 2}, {0.7, -0.4, 0.8}, {0.13, -0.11, 1.72}};
   run_case(&h, 3, want, 0, buf);
 }
@@ -152,8 +148,7 @@ static void test_adagrad(void **state) {
    *     p1 = {0.99, -1.99, 0.49}
    * t2: sum = {0.3125, 1.25, 5} = 5 g2^2, so g2 / sqrt(sum) = sign(g2) / sqrt(5)
    *     p2 = p1 - 0.01 sign(g2) / sqrt(5) = p1 -+ 0.004472135955 */
-  static const double want[2][3] = {{0.99, -1.99, 0.49},
-                                    {0.985527864045, -1.994472135955, 0.494472135955}};
+  static const double want[2][3] = {{0.99, -1.99, 0.49}, {0.985527864045, -1.994472135955, 0.494472135955}};
   static const double sum[2][3] = {{0.25, 1, 4}, {0.3125, 1.25, 5}};
   run_case(&h, 2, want, 0, sum);
 }
@@ -179,9 +174,8 @@ static void test_adagrad_lr_decay(void **state) {
   static const double want[3][3] = {{0.9485504245, -1.923177872, 0.4101231554},
                                     {0.9296456175, -1.936061867, 0.4359617880},
                                     {0.9455154268, -1.937831848, 0.4165306965}};
-  static const double sum[3][3] = {{1.36, 2.44, 5.2025},
-                                   {1.478925, 2.534668344, 6.122157379},
-                                   {1.644602848, 2.537848606, 7.211250363}};
+  static const double sum[3][3] = {
+      {1.36, 2.44, 5.2025}, {1.478925, 2.534668344, 6.122157379}, {1.644602848, 2.537848606, 7.211250363}};
   run_case(&h, 3, want, 0, sum);
 }
 
@@ -197,8 +191,7 @@ static void test_rmsprop(void **state) {
    * t2: sq = 0.99 sq + 0.01 g2^2 = {0.002475 + 0.000625, 0.0099 + 0.0025, 0.0396 + 0.01}
    *        = {0.0031, 0.0124, 0.0496} = 0.0496 g2^2, so g2 / sqrt(sq) = sign(g2) / sqrt(0.0496)
    *     p2 = p1 - 0.01 sign(g2) 4.490133 = p1 -+ 0.0449013 */
-  static const double want[2][3] = {{0.90000002, -1.90000001, 0.400000005},
-                                    {0.8550987026, -1.944901331, 0.4449013285}};
+  static const double want[2][3] = {{0.90000002, -1.90000001, 0.400000005}, {0.8550987026, -1.944901331, 0.4449013285}};
   static const double sq[2][3] = {{0.0025, 0.01, 0.04}, {0.0031, 0.0124, 0.0496}};
   run_case(&h, 2, want, 0, sq);
 }
@@ -221,8 +214,7 @@ static void test_rmsprop_centered(void **state) {
   static const double want[3][3] = {{0.8994962387, -1.899496229, 0.3994962235},
                                     {0.8541874847, -1.944441084, 0.4444410812},
                                     {0.9212224643, -1.966456218, 0.4031722304}};
-  static const double ga[3][3] = {
-      {0.005, -0.01, 0.02}, {0.00745, -0.0049, 0.0098}, {0.0023755, -0.002351, 0.019702}};
+  static const double ga[3][3] = {{0.005, -0.01, 0.02}, {0.00745, -0.0049, 0.0098}, {0.0023755, -0.002351, 0.019702}};
   run_case(&h, 3, want, 1, ga); /* state[1] is grad_avg */
 }
 
@@ -293,8 +285,7 @@ static void test_adam_l2(void **state) {
    *     v = {0.000481441, 0.001529161, 0.0051026985}; m/0.19 = {0.4678947369, -0.41,
    *     0.4705263158}, sqrt(v/0.001999) = {0.4907554589, 0.8746216219, 1.597693826}
    *     p2 = p1 - 0.01 {0.9534172648, -0.4687741362, 0.2945034306} */
-  static const double want[2][3] = {{0.9900000002, -1.99, 0.49},
-                                    {0.9804658275, -1.985312259, 0.4870549657}};
+  static const double want[2][3] = {{0.9900000002, -1.99, 0.49}, {0.9804658275, -1.985312259, 0.4870549657}};
   run_case(&h, 2, want, 0, NULL);
 }
 
@@ -348,8 +339,7 @@ static void test_eps_placement(void **state) {
    *     p2 = p1 - 0.01 g2 / (sqrt + 0.1) = p1 - 0.01 {1.605882477, 2.365684845, -3.098751882} */
   optim_defaults(OPTIM_RMSPROP, &h);
   h.eps = 0.1;
-  static const double rmsprop[2][3] = {{0.9666666667, -1.95, 0.4333333333},
-                                       {0.9506078419, -1.973656848, 0.4643208521}};
+  static const double rmsprop[2][3] = {{0.9666666667, -1.95, 0.4333333333}, {0.9506078419, -1.973656848, 0.4643208521}};
   run_case(&h, 2, rmsprop, 0, NULL);
 }
 
@@ -371,8 +361,7 @@ static void test_defaults(void **state) {
   optim_defaults(OPTIM_RMSPROP, &h);
   assert_true(h.lr == 1e-2 && h.alpha == 0.99 && h.eps == 1e-8 && h.momentum == 0.0 && !h.centered);
   optim_defaults(OPTIM_ADAM, &h);
-  assert_true(h.lr == 1e-3 && h.beta1 == 0.9 && h.beta2 == 0.999 && h.eps == 1e-8 &&
-              h.weight_decay == 0.0);
+  assert_true(h.lr == 1e-3 && h.beta1 == 0.9 && h.beta2 == 0.999 && h.eps == 1e-8 && h.weight_decay == 0.0);
   optim_defaults(OPTIM_ADAMW, &h);
   assert_true(h.kind == OPTIM_ADAMW && h.lr == 1e-3 && h.weight_decay == 1e-2);
   assert_true(h.clip_norm == 0.0 && h.max_norm == 0.0);
@@ -385,8 +374,7 @@ static void test_defaults(void **state) {
 }
 
 /* optim_init with h; checks the state names in order, then frees */
-static void expect_state(const optim_hparams *h, int n, const char *n0, const char *n1,
-                         const char *n2) {
+static void expect_state(const optim_hparams *h, int n, const char *n0, const char *n1, const char *n2) {
   optim o;
   const char *names[3] = {n0, n1, n2};
   assert_int_equal(optim_init(&o, h, &test_be, 5), 0);
@@ -589,8 +577,8 @@ static void test_sched(void **state) {
   expect_lr(&s, 0, 0.5);
 
   /* step: gamma 0.1 every 2 epochs (20 steps), 1 epoch (10 steps) of warmup on top */
-  s = (sched){.kind = SCHED_STEP, .warmup_epochs = 1, .step_size = 2, .gamma = 0.1, .epochs = 10,
-              .steps_per_epoch = 10};
+  s = (sched){
+      .kind = SCHED_STEP, .warmup_epochs = 1, .step_size = 2, .gamma = 0.1, .epochs = 10, .steps_per_epoch = 10};
   assert_int_equal(sched_validate(&s), 0);
   expect_lr(&s, 0, 0.05);  /* 0.5 * 1/10 */
   expect_lr(&s, 4, 0.25);  /* 0.5 * 5/10 */
@@ -604,15 +592,15 @@ static void test_sched(void **state) {
   /* cosine: 10 epochs of 10 steps, 2 epochs warmup: W = 20, T = 80 steps after it */
   s = (sched){.kind = SCHED_COSINE, .warmup_epochs = 2, .epochs = 10, .steps_per_epoch = 10};
   assert_int_equal(sched_validate(&s), 0);
-  expect_lr(&s, 0, 0.025);                              /* 0.5 * 1/20 */
-  expect_lr(&s, 19, 0.5);                               /* 0.5 * 20/20 */
-  expect_lr(&s, 20, 0.5);                               /* t = 0: cos 0 = 1 */
-  expect_lr(&s, 40, 0.25 * (1.0 + sqrt(0.5)));          /* t = T/4: (1 + cos(pi/4)) / 2 */
-  expect_lr(&s, 60, 0.25);                              /* t = T/2: midpoint */
+  expect_lr(&s, 0, 0.025);                                 /* 0.5 * 1/20 */
+  expect_lr(&s, 19, 0.5);                                  /* 0.5 * 20/20 */
+  expect_lr(&s, 20, 0.5);                                  /* t = 0: cos 0 = 1 */
+  expect_lr(&s, 40, 0.25 * (1.0 + sqrt(0.5)));             /* t = T/4: (1 + cos(pi/4)) / 2 */
+  expect_lr(&s, 60, 0.25);                                 /* t = T/2: midpoint */
   expect_lr(&s, 99, 0.25 * (1.0 + cos(79.0 * PI / 80.0))); /* last step: t = 79 */
-  expect_lr(&s, 100, 0.0);                              /* t = T: zero */
-  expect_lr(&s, 150, 0.0);                              /* clamped */
-  s.warmup_epochs = 0;                                  /* no warmup: t = step, T = 100 */
+  expect_lr(&s, 100, 0.0);                                 /* t = T: zero */
+  expect_lr(&s, 150, 0.0);                                 /* clamped */
+  s.warmup_epochs = 0;                                     /* no warmup: t = step, T = 100 */
   expect_lr(&s, 0, 0.5);
   expect_lr(&s, 50, 0.25);
   expect_lr(&s, 100, 0.0);

@@ -50,7 +50,7 @@ static void make_spectrum(data_block *b, int n, int d, uint64_t seed) {
   for (int i = 0; i < n; i++) {
     for (int a = 0; a < d; a++) z[a] = rng_normal(&g) * 10.0 * pow(0.8, a);
     for (int j = 0; j < d; j++) {
-      double x = 0.5 + 0.01 * rng_normal(&g); /* a non-zero mean, so centring matters */
+      double x = 0.5 + 0.01 * rng_normal(&g);               /* a non-zero mean, so centring matters */
       for (int a = 0; a < d; a++) x += z[a] * q[a * d + j]; /* Q column a = direction a */
       b->x[i * d + j] = (float)x;
     }
@@ -104,8 +104,7 @@ static void reference(const data_block *b, int ddof, int center, ref *r) {
   }
   for (int i = 0; i < n; i++)
     for (int a = 0; a < d; a++)
-      for (int e = 0; e < d; e++)
-        c[a * d + e] += (b->x[i * d + a] - r->mean[a]) * (b->x[i * d + e] - r->mean[e]);
+      for (int e = 0; e < d; e++) c[a * d + e] += (b->x[i * d + a] - r->mean[a]) * (b->x[i * d + e] - r->mean[e]);
   r->total = 0;
   for (int a = 0; a < d * d; a++) c[a] /= n - ddof;
   for (int a = 0; a < d; a++) r->total += c[a * d + a];
@@ -126,8 +125,8 @@ static pca_opts opts(pca_method m, int k) {
 }
 
 /* Compare a fit with the reference; returns the largest eigenvalue error and smallest |cos|. */
-static void check_fit(const char *what, const pca_result *r, const ref *rf, double ev_tol,
-                      double cos_tol, int check_mean) {
+static void check_fit(const char *what, const pca_result *r, const ref *rf, double ev_tol, double cos_tol,
+                      int check_mean) {
   int d = (int)r->d;
   double max_ev = 0, min_cos = 1;
   for (int i = 0; i < r->k; i++) {
@@ -171,8 +170,8 @@ static void test_dense_methods(void **state) {
   make_spectrum(&b, N, D, 7);
   ref rf;
   reference(&b, 1, 1, &rf);
-  print_message("reference eigenvalues: %.4g %.4g %.4g %.4g %.4g | %.4g %.4g\n", rf.lam[0], rf.lam[1],
-                rf.lam[2], rf.lam[3], rf.lam[4], rf.lam[5], rf.lam[6]);
+  print_message("reference eigenvalues: %.4g %.4g %.4g %.4g %.4g | %.4g %.4g\n", rf.lam[0], rf.lam[1], rf.lam[2],
+                rf.lam[3], rf.lam[4], rf.lam[5], rf.lam[6]);
   const pca_method ms[] = {PCA_DEFLATION, PCA_BLOCK, PCA_COVARIANCE, PCA_AUTO};
   for (int m = 0; m < 4; m++) {
     pca_opts o = opts(ms[m], K);
@@ -231,7 +230,9 @@ static void test_ddof(void **state) {
     pca_result r0, r1;
     assert_int_equal(pca_fit(&o0, &b, N, D, MPI_COMM_NULL, &r0), 0);
     assert_int_equal(pca_fit(&o1, &b, N, D, MPI_COMM_NULL, &r1), 0);
-    check_fit(meth == PCA_COVARIANCE ? "ddof 0 covariance" : meth == PCA_BLOCK ? "ddof 0 block" : "ddof 0 deflation",
+    check_fit(meth == PCA_COVARIANCE ? "ddof 0 covariance"
+              : meth == PCA_BLOCK    ? "ddof 0 block"
+                                     : "ddof 0 deflation",
               &r0, &rf, 1e-6, 0.9999, 1);
     double want = (double)N / (N - 1), worst = fabs(r1.total_variance / r0.total_variance - want);
     for (int i = 0; i < K; i++) {
@@ -334,7 +335,8 @@ static void test_samples_space(void **state) {
               for (int j = 0; j < D; j++) vb += rf.vec[e][j] * rs.components[i * D + j];
               cv += rf.lam[e] * rf.vec[e][a] * vb;
             }
-            r2 += (cv - rs.explained_variance[i] * rs.components[i * D + a]) * (cv - rs.explained_variance[i] * rs.components[i * D + a]);
+            r2 += (cv - rs.explained_variance[i] * rs.components[i * D + a]) *
+                  (cv - rs.explained_variance[i] * rs.components[i * D + a]);
           }
           double want = sqrt(r2) / rs.explained_variance[i];
           rerr = fmax(rerr, fabs(rs.residuals[i] - want));
@@ -342,8 +344,9 @@ static void test_samples_space(void **state) {
           cs = fmin(cs, dot); /* same signs too */
           ev = fmax(ev, fabs(rs.explained_variance[i] / rfe.explained_variance[i] - 1));
         }
-        print_message("  samples vs features: max eigenvalue rel diff %.2e, min cos %.15f, residual vs reference %.1e\n",
-                      ev, cs, rerr);
+        print_message(
+            "  samples vs features: max eigenvalue rel diff %.2e, min cos %.15f, residual vs reference %.1e\n", ev, cs,
+            rerr);
         assert_true(ev <= 1e-9);
         assert_true(cs >= 0.999999);
         assert_true(rerr <= 1e-9);
@@ -377,8 +380,7 @@ static void test_project(void **state) {
       for (int64_t i = 0; i < rows; i++)
         for (int c = 0; c < KP; c++) {
           double want = 0;
-          for (int j = 0; j < D; j++)
-            want += ((double)dense.x[i * step * D + j] - r.mean[j]) * r.components[c * D + j];
+          for (int j = 0; j < D; j++) want += ((double)dense.x[i * step * D + j] - r.mean[j]) * r.components[c * D + j];
           worst = fmax(worst, fabs(out[i * KP + c] - want) / fmax(1.0, fabs(want)));
         }
       print_message("pca_project %s, every %d row: worst rel err %.2e\n", t ? "csr" : "dense", step, worst);
@@ -443,12 +445,9 @@ static void test_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_dense_methods),
-      cmocka_unit_test(test_full_rank_k),
-      cmocka_unit_test(test_ddof),
-      cmocka_unit_test(test_csr_implicit_centring),
-      cmocka_unit_test(test_samples_space),
-      cmocka_unit_test(test_project),
+      cmocka_unit_test(test_dense_methods), cmocka_unit_test(test_full_rank_k),
+      cmocka_unit_test(test_ddof),          cmocka_unit_test(test_csr_implicit_centring),
+      cmocka_unit_test(test_samples_space), cmocka_unit_test(test_project),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,7 +74,7 @@ static void test_prepare(void **state) {
   snprintf(out, sizeof out, "%s/a/b/pca.h5", g_base);
   assert_int_equal(pca_pictures_prepare(out, "data.h5", why, sizeof why), 1);
   snprintf(out, sizeof out, "%s/a/b", g_base);
-  assert_true(is_dir(out)); /* made before gnuplot starts */
+  assert_true(is_dir(out));                                                        /* made before gnuplot starts */
   assert_int_equal(pca_pictures_prepare("pca.h5", "data.h5", why, sizeof why), 1); /* no directory part */
   snprintf(out, sizeof out, "%s/it's/pca.h5", g_base);
   assert_int_equal(pca_pictures_prepare(out, "data.h5", why, sizeof why), 0);

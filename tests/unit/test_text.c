@@ -63,14 +63,23 @@ static void test_tokenize_utf8_kept(void **state) {
   char t[256];
   /* "Größe CAFÉ é": letters of other scripts are word characters and are lower-cased; a lone
    * "é" is one character, so no token (sklearn counts characters, not bytes) */
-  assert_int_equal(TOKENS("Gr\xc3\xb6\xc3\x9f" "e CAF\xc3\x89 \xc3\xa9", t), 2);
-  assert_string_equal(t, "gr\xc3\xb6\xc3\x9f" "e|caf\xc3\xa9");
+  assert_int_equal(TOKENS("Gr\xc3\xb6\xc3\x9f"
+                          "e CAF\xc3\x89 \xc3\xa9",
+                          t),
+                   2);
+  assert_string_equal(t,
+                      "gr\xc3\xb6\xc3\x9f"
+                      "e|caf\xc3\xa9");
   /* Cyrillic and Greek capitals are lowered: "ПРИВЕТ ΑΒΓ" */
   assert_int_equal(TOKENS("\xd0\x9f\xd0\xa0\xd0\x98 \xce\x91\xce\x92", t), 2);
   assert_string_equal(t, "\xd0\xbf\xd1\x80\xd0\xb8|\xce\xb1\xce\xb2");
   /* punctuation outside ASCII separates words: it’s (U+2019), “quoted” (U+201C/D), 5€ (U+20AC),
    * U+FFFD from a lossy decode, NBSP and « » */
-  assert_int_equal(TOKENS("it\xe2\x80\x99s \xe2\x80\x9cgo\xe2\x80\x9d 99\xe2\x82\xac ab\xef\xbf\xbd" "cd \xc2\xab" "ok\xc2\xbb", t), 6);
+  assert_int_equal(TOKENS("it\xe2\x80\x99s \xe2\x80\x9cgo\xe2\x80\x9d 99\xe2\x82\xac ab\xef\xbf\xbd"
+                          "cd \xc2\xab"
+                          "ok\xc2\xbb",
+                          t),
+                   6);
   assert_string_equal(t, "it|go|99|ab|cd|ok");
   /* bytes that are not valid UTF-8 are read as Latin-1: "caf\xe9" is "café", "\xbf" is '¿' */
   assert_int_equal(TOKENS("CAF\xc9 \xbfque", t), 2);
@@ -89,13 +98,12 @@ static void test_tokenize_embedded_nul(void **state) {
 }
 
 /* The corpus used by the TF-IDF tests: three training documents and one test document. */
-static const char *const docs[] = {"The cat sat.", "the dog sat on the mat", "A cat, and a dog!",
-                                   "The bird saw a CAT", "zebra"};
+static const char *const docs[] = {"The cat sat.", "the dog sat on the mat", "A cat, and a dog!", "The bird saw a CAT",
+                                   "zebra"};
 
 static text_corpus *build(int64_t min_df, int64_t *D) {
   text_corpus *c = text_corpus_new();
-  for (int d = 0; d < 5; d++)
-    assert_int_equal(text_corpus_add(c, docs[d], strlen(docs[d])), d);
+  for (int d = 0; d < 5; d++) assert_int_equal(text_corpus_add(c, docs[d], strlen(docs[d])), d);
   assert_int_equal(text_corpus_docs(c), 5);
   static const unsigned char train[5] = {1, 1, 1, 0, 0};
   *D = text_corpus_finish(c, train, min_df);
@@ -149,13 +157,11 @@ static void test_tfidf_min_df_1(void **state) {
   assert_int_equal(a.cols, 7);
   assert_int_equal(a.nnz, 11);
   assert_int_equal(a.indptr[0], 0);
-  check_row(&a, 0, 3, (int32_t[]){1, 5, 6}, (double[]){0.5773502691896258, 0.5773502691896258,
-                                                       0.5773502691896258});
+  check_row(&a, 0, 3, (int32_t[]){1, 5, 6}, (double[]){0.5773502691896258, 0.5773502691896258, 0.5773502691896258});
   check_row(&a, 1, 5, (int32_t[]){2, 3, 4, 5, 6},
-            (double[]){0.32516554853793517, 0.42755362018356385, 0.42755362018356385,
-                       0.32516554853793517, 0.6503310970758703});
-  check_row(&a, 2, 3, (int32_t[]){0, 1, 2},
-            (double[]){0.680918560398684, 0.5178561161676974, 0.5178561161676974});
+            (double[]){0.32516554853793517, 0.42755362018356385, 0.42755362018356385, 0.32516554853793517,
+                       0.6503310970758703});
+  check_row(&a, 2, 3, (int32_t[]){0, 1, 2}, (double[]){0.680918560398684, 0.5178561161676974, 0.5178561161676974});
   assert_int_equal(b.rows, 2);
   assert_int_equal(b.nnz, 2);
   check_row(&b, 0, 2, (int32_t[]){1, 6}, (double[]){0.7071067811865476, 0.7071067811865476});
@@ -186,10 +192,8 @@ static void test_tfidf_min_df_2(void **state) {
   text_corpus_tfidf(c, order, 3, &a);
   assert_int_equal(a.cols, 4);
   check_row(&a, 0, 2, (int32_t[]){0, 1}, (double[]){0.7071067811865476, 0.7071067811865476});
-  check_row(&a, 1, 3, (int32_t[]){0, 2, 3}, (double[]){0.5773502691896258, 0.5773502691896258,
-                                                       0.5773502691896258});
-  check_row(&a, 2, 3, (int32_t[]){1, 2, 3},
-            (double[]){0.4082482904638631, 0.4082482904638631, 0.8164965809277261});
+  check_row(&a, 1, 3, (int32_t[]){0, 2, 3}, (double[]){0.5773502691896258, 0.5773502691896258, 0.5773502691896258});
+  check_row(&a, 2, 3, (int32_t[]){1, 2, 3}, (double[]){0.4082482904638631, 0.4082482904638631, 0.8164965809277261});
   text_csr_free(&a);
   text_corpus_free(c);
 }
@@ -217,13 +221,11 @@ static void test_vocab_sorted_large(void **state) {
   static char doc[3][400000];
   size_t len[3] = {0, 0, 0};
   for (int t = 49999; t >= 0; t--) /* inserted in descending order */
-    for (int d = 0; d <= t % 3; d++)
-      len[d] += (size_t)snprintf(doc[d] + len[d], sizeof doc[d] - len[d], "W%05d ", t);
+    for (int d = 0; d <= t % 3; d++) len[d] += (size_t)snprintf(doc[d] + len[d], sizeof doc[d] - len[d], "W%05d ", t);
   for (int d = 0; d < 3; d++) text_corpus_add(c, doc[d], len[d]);
   assert_int_equal(text_corpus_finish(c, NULL, 2), 50000 - 16667); /* t % 3 == 0 has df 1 */
   int64_t D = text_corpus_vocab_size(c);
-  for (int64_t j = 1; j < D; j++)
-    assert_true(strcmp(text_corpus_term(c, j - 1), text_corpus_term(c, j)) < 0);
+  for (int64_t j = 1; j < D; j++) assert_true(strcmp(text_corpus_term(c, j - 1), text_corpus_term(c, j)) < 0);
   assert_string_equal(text_corpus_term(c, 0), "w00001");
   assert_int_equal(text_corpus_df(c, 0), 2);
   assert_string_equal(text_corpus_term(c, 1), "w00002");
@@ -234,14 +236,10 @@ static void test_vocab_sorted_large(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_tokenize_punctuation),
-      cmocka_unit_test(test_tokenize_digits_underscore_case),
-      cmocka_unit_test(test_tokenize_utf8_kept),
-      cmocka_unit_test(test_tokenize_embedded_nul),
-      cmocka_unit_test(test_tfidf_min_df_1),
-      cmocka_unit_test(test_tfidf_min_df_2),
-      cmocka_unit_test(test_tfidf_empty_vocab),
-      cmocka_unit_test(test_vocab_sorted_large),
+      cmocka_unit_test(test_tokenize_punctuation), cmocka_unit_test(test_tokenize_digits_underscore_case),
+      cmocka_unit_test(test_tokenize_utf8_kept),   cmocka_unit_test(test_tokenize_embedded_nul),
+      cmocka_unit_test(test_tfidf_min_df_1),       cmocka_unit_test(test_tfidf_min_df_2),
+      cmocka_unit_test(test_tfidf_empty_vocab),    cmocka_unit_test(test_vocab_sorted_large),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
