@@ -542,7 +542,6 @@ static int run(trainer *t) {
     cJSON_AddBoolToObject(o, "summary", 1);
     cJSON_AddNumberToObject(o, "epochs", (double)epochs);
     cJSON_AddNumberToObject(o, "steps", (double)t->opt.step);
-    cJSON_AddNumberToObject(o, "skipped_steps", (double)t->skipped);
     cJSON_AddNumberToObject(o, "world_size", dist_size());
     cJSON_AddNumberToObject(o, "train_loss", last_train_loss);
     cJSON_AddNumberToObject(o, "test_loss", r.loss);
@@ -552,6 +551,7 @@ static int run(trainer *t) {
     cJSON_AddNumberToObject(o, "samples_per_s", wall > 0 ? (double)samples_total / wall : 0);
     cJSON_AddNumberToObject(o, "allreduce_wait_s", wait);
     cJSON_AddNumberToObject(o, "allreduce_wait_fraction", t_compute > 0 ? wait / t_compute : 0);
+    cJSON_AddNumberToObject(o, "skipped_steps", (double)t->skipped);
     cJSON *m = cJSON_AddArrayToObject(o, "confusion");
     for (int64_t i = 0; i < t->classes; i++) {
       cJSON *row = cJSON_CreateArray();
