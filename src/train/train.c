@@ -439,11 +439,13 @@ static int run(trainer *t) {
   const float scale = 1.0f / (float)t->smp.batch;
   const uint64_t seed = t->o.seed;
   const model_hooks hooks = {on_layer_ready, reducer_wants_progress(t->red) ? on_progress : NULL, t};
-  struct sigaction sa = {0}, old_term, old_usr1;
+  /* From here to the process's end (not restored: mpirun answers the first rank's exit 75 with a
+   * SIGTERM to the others, which must still exit 75, not die of it). */
+  struct sigaction sa = {0};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, &old_term);
-  sigaction(SIGUSR1, &sa, &old_usr1);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
   double t_start = now(), lr = base_lr, last_train_loss = 0, t_compute = 0;
   int64_t samples_total = 0;
   int code = LOG_EXIT_OK;
@@ -527,8 +529,6 @@ static int run(trainer *t) {
     if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t))
       code = LOG_EXIT_RUNTIME;
   }
-  sigaction(SIGTERM, &old_term, NULL);
-  sigaction(SIGUSR1, &old_usr1, NULL);
   dist_set_step(0);
   if (code != LOG_EXIT_OK) {
     free(r.confusion);
