@@ -432,6 +432,7 @@ typedef struct parse_ctx {
   const char *p, *end; /* the unread rest of the file */
   int lineno;          /* lines handed to inih so far = the line being handled */
   int failed;          /* an error has been recorded with log_fail */
+  int first[NUM_KEYS]; /* the line that set each schema key in this text, 0: none yet */
 } parse_ctx;
 
 static int ctx_fail(parse_ctx *x, const char *fmt, ...) LOG_PRINTF(2, 3);
@@ -499,21 +500,29 @@ static char *reader(char *str, int num, void *stream) {
   return str;
 }
 
+/* A key given twice in one text is an error naming both lines (section and key compare without
+ * case, like every lookup); overrides are applied after the file and replace its values. */
 static int handler(void *user, const char *section, const char *name, const char *value) {
   parse_ctx *x = user;
   if (x->failed) return 0;
+  int ki = find_key(section, name);
+  if (ki >= 0 && x->first[ki]) {
+    ctx_fail(x, "[%s] %s: duplicate key (first at line %d)", schema[ki].section, schema[ki].key, x->first[ki]);
+    return 0;
+  }
   char where[64 + 4096];
   snprintf(where, sizeof where, "%s: line %d", x->path, x->lineno);
   if (assign(x->c, section, name, value, ST_USER, where, 1)) {
     x->failed = 1;
     return 0;
   }
+  if (ki >= 0) x->first[ki] = x->lineno;
   return 1;
 }
 
 /* Parse INI text (len bytes) into c; `label` names it in errors. */
 static int parse_text(config *c, const char *label, const char *text, size_t len) {
-  parse_ctx x = {c, label, text, text + len, 0, 0};
+  parse_ctx x = {.c = c, .path = label, .p = text, .end = text + len};
   int r = ini_parse_stream(reader, &x, handler, &x);
   if (x.failed) return -1;
   if (r > 0) return log_fail("%s: line %d: malformed line", label, r);

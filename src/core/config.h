@@ -16,7 +16,11 @@
  * File syntax (inih, made independent of how the library was compiled): `[section]` lines,
  * `key = value` (or `key: value`), whole-line comments starting with `;` or `#`, inline comments
  * starting with `;` or `#` after whitespace, leading whitespace ignored (no multi-line values),
- * lines of at most 196 characters after comments are removed. Repeated keys: the later wins. */
+ * lines of at most 196 characters after comments are removed. A key given twice in one file (in
+ * one [section] block or two) is an error naming both lines:
+ *   configs/x.ini: line 12: [data] path: duplicate key (first at line 7)
+ * An override replaces the file's value; the same key given twice among the overrides is not an
+ * error, the later wins (wrappers such as cluster/slurm/train.sbatch put theirs before the user's). */
 #ifndef DPT_CONFIG_H
 #define DPT_CONFIG_H
 

@@ -40,7 +40,9 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
   if (n < 1) return log_fail("pca: the data has no rows");
   if (d < 1) return log_fail("pca: the data has no features");
   int64_t mn = n < d ? n : d;
-  if (o->k > mn) return log_fail("[pca] k: %d exceeds min(n, d) = %lld", o->k, (long long)mn);
+  if (o->k > mn)
+    return log_fail("[pca] k: %d exceeds min(N, D) = %lld (N = %lld rows, D = %lld features)", o->k, (long long)mn,
+                    (long long)n, (long long)d);
   if (o->ddof != 0 && o->ddof != 1) return log_fail("[pca] ddof: must be 0 or 1, got %d", o->ddof);
   if (n - o->ddof <= 0) return log_fail("[pca] ddof: n - ddof = %lld must be > 0", (long long)(n - o->ddof));
   if (o->oversample < 0) return log_fail("[pca] oversample: must be >= 0, got %d", o->oversample);
