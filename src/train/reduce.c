@@ -5,6 +5,7 @@
  * API (backend_cuda_api.h) — this file is the only place in src/train that does. */
 #include "reduce.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ struct reducer {
   MPI_Comm comm;
   reduce_opts o;
   double t_wait;                      /* seconds waited in reducer_finish */
+  double ss;                          /* Σ g² of the summed gradients, when the strategy measured it */
+  int ss_done;                        /* ss is this step's (else reducer_finish measures it after) */
+  int carrier;                        /* the bucket that also carries the counters */
   size_t n_sum;                       /* floats summed: the gradients and the counters (lay.n + REDUCE_AUX) */
   char label[REDUCE_MAX_BUCKETS][24]; /* "layer 3 bucket": the watchdog's detail */
   /* mpi-buckets */
@@ -75,9 +79,24 @@ static void buckets_progress(reducer *r) {
   if (r->nreq) MPI_CHECK(MPI_Testall(r->nreq, r->req, &flag, MPI_STATUSES_IGNORE));
 }
 
+/* Each bucket's Σ g² is taken as soon as its sum is in, in pieces with the later buckets advanced
+ * between them: the guard's pass over the gradients runs while the last sums are on the wire. */
+enum { SUMSQ_PIECE = 1 << 16 };
+
 static void buckets_finish(reducer *r, int64_t step) {
   (void)step;
-  for (int i = 0; i < r->nreq; i++) dist_wait(1, &r->req[i], "all-reduce", r->label[r->req_bucket[i]]);
+  r->ss = 0;
+  for (int i = 0; i < r->nreq; i++) {
+    const int b = r->req_bucket[i];
+    dist_wait(1, &r->req[i], "all-reduce", r->label[b]);
+    const size_t len = r->lay.len[b] - (b == r->carrier ? REDUCE_AUX : 0);
+    for (size_t o = 0; o < len; o += SUMSQ_PIECE) {
+      r->ss += r->be->sumsq(r->lay.grads + r->lay.off[b] + o, len - o < SUMSQ_PIECE ? len - o : SUMSQ_PIECE);
+      int flag;
+      if (i + 1 < r->nreq) MPI_CHECK(MPI_Testall(r->nreq - i - 1, r->req + i + 1, &flag, MPI_STATUSES_IGNORE));
+    }
+  }
+  r->ss_done = 1;
   r->nreq = 0;
 }
 
@@ -220,6 +239,7 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     goto fail;
   }
   r->lay.len[carrier] += REDUCE_AUX;
+  r->carrier = carrier;
   if (size == 1) {
     r->s = &strategy_local;
   } else if (be->kind == BACKEND_CPU) {
@@ -255,10 +275,12 @@ void reducer_progress(reducer *r) {
   if (r->s->progress) r->s->progress(r);
 }
 
-void reducer_finish(reducer *r, int64_t step) {
+double reducer_finish(reducer *r, int64_t step) {
   double t0 = MPI_Wtime();
+  r->ss_done = 0;
   r->s->finish(r, step);
   r->t_wait += MPI_Wtime() - t0;
+  return r->ss_done ? r->ss : r->be->sumsq(r->lay.grads, r->lay.n);
 }
 
 void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]) {

@@ -87,8 +87,11 @@ int reducer_wants_progress(const reducer *r);
 void reducer_progress(reducer *r);
 
 /* After backward: every bucket's sum is in grads (on the device: the compute stream waits for
- * them, so whatever is queued next sees the sums). `step` (1-based) names the step in messages. */
-void reducer_finish(reducer *r, int64_t step);
+ * them, so whatever is queued next sees the sums). `step` (1-based) names the step in messages.
+ * Returns Σ g² over the summed gradients grads[0, n) (double; NaN or Inf when one is not finite):
+ * the non-finite guard's and clip_norm's one pass, which mpi-buckets takes bucket by bucket while
+ * the later sums are still in flight. Fixed order per strategy: the same bits on every rank. */
+double reducer_finish(reducer *r, int64_t step);
 
 /* This rank's counters for the coming step (before the backward pass: the bucket that carries
  * them may start during it). */

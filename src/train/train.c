@@ -467,10 +467,9 @@ static int run(trainer *t) {
           [REDUCE_AUX_NONFINITE] = isfinite(loss) ? 0.0f : 1.0f, [REDUCE_AUX_STOP] = g_stop_signal ? 1.0f : 0.0f};
       reducer_set_aux(t->red, aux);
       model_backward(&t->m, &mb, &hooks);
-      reducer_finish(t->red, t->opt.step + 1);
+      /* the non-finite guard: the counters and the summed gradient's norm, the same on every rank */
+      const double norm = sqrt(reducer_finish(t->red, t->opt.step + 1));
       reducer_aux(t->red, aux);
-      /* the non-finite guard: the counters above and the summed gradient's norm, the same on every rank */
-      const double norm = sqrt(be->sumsq(t->m.grads, t->m.n_params));
       if (aux[REDUCE_AUX_NONFINITE] > 0 || !isfinite(norm)) {
         if (nonfinite_step(t, gstep + 1, loss, norm)) {
           code = LOG_EXIT_RUNTIME;

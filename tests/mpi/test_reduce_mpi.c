@@ -5,9 +5,11 @@
  * each strategy reachable on the CPU backend (mpi: overlap off; mpi-buckets: overlap on, with
  * progress calls and buckets arriving last-to-first as backward delivers them) must give exactly
  * that sum, twice in a row (no state left over between steps), and name itself; the per-step
- * counters (reducer_set_aux / reducer_aux) come back summed over the ranks. A bucket left out of
+ * counters (reducer_set_aux / reducer_aux) come back summed over the ranks, and reducer_finish's
+ * sum of squares is that of the summed gradients (the counters not included). A bucket left out of
  * the sum, summed twice, a lost counter, or a stale request fails the check. Exit 0, or 1 with a
  * line. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +57,17 @@ static int check(const char *want_name, int overlap) {
       reducer_layer_ready(r, b);
       reducer_progress(r);
     }
-    reducer_finish(r, step + 1);
+    const double ss = reducer_finish(r, step + 1);
+    double want_ss = 0;
+    for (size_t i = 0; i < lay.n; i++) {
+      double g = 0;
+      for (int q = 0; q < size; q++) g += value(q, i, step);
+      want_ss += g * g;
+    }
+    if (!(fabs(ss - want_ss) <= 1e-12 * want_ss)) {
+      fprintf(stderr, "rank %d: %s step %d: sum of squares %.17g, want %.17g\n", rank, want, step, ss, want_ss);
+      bad = 1;
+    }
     float aux[REDUCE_AUX];
     reducer_aux(r, aux);
     const float want_stop = (float)(size * (size - 1) / 2 + size * step);
