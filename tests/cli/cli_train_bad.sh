@@ -48,6 +48,11 @@ expect_usage_error "nesterov without momentum" "nesterov" - "$DPTRAIN" train "$T
 expect_usage_error "eval without a checkpoint" "train.resume" - "$DPTRAIN" eval "$T/ok.ini"
 expect_usage_error "bad DPT_NCCL_TIMEOUT" "rank 0: DPT_NCCL_TIMEOUT: '10min' is not a number of seconds >= 0" - \
   env DPT_NCCL_TIMEOUT=10min "${MPIQ[@]}" -x DPT_NCCL_TIMEOUT "$DPTRAIN" train "$T/ok.ini" train.out="$T/o5"
+expect_usage_error "bad DPT_TIMEOUT" "rank 0: DPT_TIMEOUT: '-3' is not a number of seconds >= 0" - \
+  env DPT_TIMEOUT=-3 "${MPIQ[@]}" -x DPT_TIMEOUT "$DPTRAIN" train "$T/ok.ini" train.out="$T/o5"
+expect_usage_error "bad DPT_TIMEOUT for pca" "DPT_TIMEOUT: 'soon' is not a number of seconds >= 0" - \
+  env DPT_TIMEOUT=soon "$DPTRAIN" pca "$T/ok.ini" pca.out="$T/o5/pca.h5"
+expect_usage_error "bad train.timeout" "timeout" - "$DPTRAIN" train "$T/ok.ini" train.out="$T/o5" train.timeout=-1
 expect_usage_error "bad DPT_RESIDENT_MAX_MB" "rank 0: DPT_RESIDENT_MAX_MB: 'lots' is not a number of MiB >= 0" - \
   env DPT_RESIDENT_MAX_MB=lots "${MPIQ[@]}" -x DPT_RESIDENT_MAX_MB "$DPTRAIN" train "$T/ok.ini" train.out="$T/o6"
 finish
