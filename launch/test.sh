@@ -23,9 +23,10 @@ if [ "$sanitize" = 1 ]; then
   [ -e "$build/data/cache" ] || ln -s "$cache" "$build/data/cache"
   cmake_args=(-DDPT_SANITIZE=ON -DDPT_CUDA=OFF -DDPT_DATA_DIR="$build/data")
   data_env=(DPT_DATA_OUT="$build/data" DPT_CACHE="$cache")
-  # by default every label that runs dptrain's C code, less slurm, gpu (CPU-only build) and lint,
+  # by default every label that runs dptrain's C code, less slurm, gpu (CPU-only build), lint, netns
+  # (the same C code as mpi, over simulated hosts), fuzz (its targets are sanitized builds already),
   # and the cli tests of shell wrappers whose time budgets do not hold at ASan's speed
-  [ $# -gt 0 ] || set -- -LE '^(slurm|gpu|lint)$' -E '^cli_(run|compare|gpu_check)$'
+  [ $# -gt 0 ] || set -- -LE '^(slurm|gpu|lint|netns|fuzz)$' -E '^cli_(run|compare|gpu_check)$'
 fi
 "$root/launch/deps.sh"
 # shellcheck disable=SC2086  # CMAKE_ARGS is a list of options
