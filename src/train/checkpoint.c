@@ -30,6 +30,7 @@ static int model_write(hid_t file, const checkpoint_model *m) {
   if (g < 0) return -1;
   int rc = h5io_attr_string(g, "input", checkpoint_input_name(m->input));
   if (!rc) rc = h5io_attr_string(g, "activation", m->activation);
+  if (!rc) rc = h5io_attr_string(g, "precision", m->bf16 ? "bf16" : "fp32");
   if (!rc) rc = h5io_attr_strings(g, "class_names", m->class_names, (size_t)m->n_classes);
   if (!rc) rc = h5io_attr_double(g, "scale", m->scale);
   if (!rc && m->input == CHECKPOINT_INPUT_IMAGE) rc = h5io_attr_int64s(g, "image_shape", m->image_shape, 2);
@@ -127,7 +128,8 @@ int checkpoint_model_load(const char *path, checkpoint_model *m) {
   if (f < 0) return -1;
   int rc = -1;
   char *input = NULL;
-  int64_t dims[32];
+  int64_t *dims = m->dims;
+  char *precision = NULL;
   hid_t g = H5Lexists(f, "model", H5P_DEFAULT) > 0 ? H5Gopen2(f, "model", H5P_DEFAULT) : H5I_INVALID_HID;
   hid_t a = H5Aexists(f, "dims") > 0 ? H5Aopen(f, "dims", H5P_DEFAULT) : H5I_INVALID_HID;
   int n_dims = 0;
@@ -136,6 +138,14 @@ int checkpoint_model_load(const char *path, checkpoint_model *m) {
     n_dims = (int)H5Sget_simple_extent_npoints(as);
     H5Sclose(as);
     H5Aclose(a);
+  }
+  if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 && H5Lexists(f, "train", H5P_DEFAULT) > 0) {
+    log_fail("%s: a dataset file (it has /train), not a model checkpoint", path);
+    goto done;
+  }
+  if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 && H5Lexists(f, "components", H5P_DEFAULT) > 0) {
+    log_fail("%s: a PCA result (it has /components), not a model checkpoint", path);
+    goto done;
   }
   if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 || n_dims < 2 || n_dims > 32 ||
       h5io_attr_get_int64s(f, "dims", dims, (size_t)n_dims)) {
@@ -146,7 +156,9 @@ int checkpoint_model_load(const char *path, checkpoint_model *m) {
     log_fail("%s: no /model: a checkpoint of an older dptrain; train.resume it for one step to add it", path);
     goto done;
   }
+  m->n_dims = n_dims;
   m->n_classes = dims[n_dims - 1];
+  m->bf16 = h5io_attr_get_string(g, "precision", &precision) == 0 && strcmp(precision, "bf16") == 0;
   if (h5io_attr_get_string(g, "input", &input) || h5io_attr_get_string(g, "activation", &m->activation) ||
       h5io_attr_get_double(g, "scale", &m->scale)) {
     log_fail("%s: /model lacks input, activation or scale", path);
@@ -182,6 +194,7 @@ int checkpoint_model_load(const char *path, checkpoint_model *m) {
   rc = 0;
 done:
   free(input);
+  free(precision);
   if (g >= 0) H5Gclose(g);
   H5Fclose(f);
   return rc;

@@ -6,8 +6,9 @@
  *   attributes         step, epoch, seed, world_size, optimizer, dims (the layer widths),
  *                      config (the resolved INI text)
  *   /model             what applying the model needs without the dataset file (checkpoint_model):
- *                      attributes input, activation, class_names, scale, image_shape, text_version,
- *                      idf_docs, data_path, data_source; text models also /model/vocab, /model/idf
+ *                      attributes input, activation, precision, class_names, scale, image_shape,
+ *                      text_version, idf_docs, data_path, data_source; text models also /model/vocab,
+ *                      /model/idf
  * Everything the run derives from the seed (shuffles, dropout masks, initial weights) is recomputed
  * from (seed, epoch, step), so no generator state needs storing: a resume continues bit-identically
  * on the same rank count, and on another rank count as the sampler is rank-count independent. */
@@ -44,6 +45,9 @@ typedef struct checkpoint_model {
   int64_t idf_docs;       /* text: training documents the idf was fitted on (/train rows) */
   char *data_path;        /* the dataset file trained on, and its source attribute ("" when none) */
   char *data_source;
+  int bf16;   /* attribute precision = "bf16": the GEMMs of eval and predict take bf16 inputs */
+  int n_dims; /* load only: the checkpoint's dims attribute, d[0..L] */
+  int64_t dims[32];
 } checkpoint_model;
 
 typedef struct checkpoint {
@@ -97,8 +101,10 @@ void checkpoint_free(checkpoint *c);
 int checkpoint_model_from_data(hid_t file, const char *path, int64_t classes, int64_t cols, int csr,
                                const char *activation, checkpoint_model *m);
 
-/* Read /model of checkpoint `path` into m. Returns 0, or -1 with log_fail: "PATH: no /model (a
- * checkpoint of an older dptrain: ...)" and the like. Free m with checkpoint_model_free. */
+/* Read /model and the dims attribute of checkpoint `path` into m (no optimizer state is read).
+ * Returns 0, or -1 with log_fail: "PATH: a dataset file (it has /train), not a model checkpoint",
+ * "PATH: a PCA result ...", "PATH: no /model (a checkpoint of an older dptrain ...)" and the like.
+ * Free m with checkpoint_model_free. */
 int checkpoint_model_load(const char *path, checkpoint_model *m);
 
 /* The input kind's name ("dense", "image", "text"). */

@@ -46,10 +46,10 @@ typedef struct trainer {
   int64_t classes;
   reducer *red; /* the gradient sums of every step (reduce.h) */
   FILE *metrics;
-  int overlap;        /* start each layer's reduction during backward (1) or after (0) */
-  double env_timeout; /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
-  int64_t skipped;    /* steps skipped for a non-finite loss or gradient (train.nonfinite = skip) */
-  int64_t skip_run;   /* of them, in a row up to now */
+  int overlap;           /* start each layer's reduction during backward (1) or after (0) */
+  double env_timeout;    /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
+  int64_t skipped;       /* steps skipped for a non-finite loss or gradient (train.nonfinite = skip) */
+  int64_t skip_run;      /* of them, in a row up to now */
   checkpoint_model card; /* what applying the model needs (rank 0; written into every checkpoint) */
 } trainer;
 
@@ -303,6 +303,7 @@ static int setup(trainer *t, int eval_only) {
   static const char *const act_names[] = {"none", "relu", "tanh", "sigmoid"};
   ok = rank != 0 || checkpoint_model_from_data(f->file, path, t->classes, f->train.cols, f->train.kind == DATA_CSR,
                                                act_names[o->act], &t->card) == 0;
+  t->card.bf16 = o->bf16;
   if (!dist_all_ok(ok)) return -1;
   t->be = backend_choose(o->device, "[train] device");
   if (!t->be) log_prefix(o->label);
