@@ -15,6 +15,9 @@ int image_png_decode(const void *bytes, size_t n, uint8_t **pixels, int *width, 
   memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
   if (n < 8 || png_sig_cmp((png_const_bytep)bytes, 0, 8) != 0) return log_fail("not a PNG file (no PNG signature)");
+  static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+  if (n < 8 + 25 + 12 || memcmp((const char *)bytes + n - 12, iend, 12) != 0) /* libpng reads on without it */
+    return log_fail("truncated PNG: the file does not end with the IEND chunk");
   if (!png_image_begin_read_from_memory(&img, bytes, n))
     return log_fail("damaged PNG: %s", img.message[0] ? img.message : "unreadable header");
   img.format = PNG_FORMAT_GRAY;

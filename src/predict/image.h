@@ -17,8 +17,9 @@
 
 /* Decode PNG bytes (any bit depth, grey, RGB, palette, with or without alpha) to 8-bit grey
  * (libpng's simplified API: sRGB luminance, alpha composited on black). *pixels is a new
- * [*height, *width] buffer (free it). Returns 0, or -1 with log_fail("why") for a truncated or
- * damaged file, or one that is not a PNG. */
+ * [*height, *width] buffer (free it). Returns 0, or -1 with log_fail("why") for a truncated file
+ * (one that does not end with the IEND chunk: libpng's simplified reader would accept it when the
+ * pixels happen to be complete), a damaged one, or one that is not a PNG. */
 int image_png_decode(const void *bytes, size_t n, uint8_t **pixels, int *width, int *height);
 
 /* The model's input image [rows, cols] made from grey src [h, w] as described above, into out

@@ -273,7 +273,11 @@ int predict_main(int argc, char **argv) {
     goto fail;
   }
   code = LOG_EXIT_RUNTIME;
-  if (!dist_all_ok(predictor_init(&p) == 0)) goto fail;
+  if (!dist_all_ok(predictor_init(&p) == 0)) { /* reported by dist_all_ok */
+    predictor_free(&p);
+    free(inputs);
+    return code;
+  }
   char **files = NULL;
   size_t n_files = 0, cap = 0;
   for (int i = 0; i < n_inputs; i++) predict_expand(inputs[i], &files, &n_files, &cap);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "buf.h"
@@ -258,6 +259,12 @@ void predict_file(predictor *p, const char *path) {
     return;
   }
   const input_kind k = classify(raw.data, raw.len);
+  const size_t plen = strlen(path);
+  if (k != INPUT_PNG && k != INPUT_EMPTY && plen > 4 && strcasecmp(path + plen - 4, ".png") == 0) {
+    predict_bad(p, path, "not a PNG file (no PNG signature)");
+    buf_free(&raw);
+    return;
+  }
   const int text = p->card.input == CHECKPOINT_INPUT_TEXT, image = p->card.input == CHECKPOINT_INPUT_IMAGE;
   switch (k) {
     case INPUT_HDF5:
