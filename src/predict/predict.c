@@ -260,7 +260,7 @@ int predict_main(int argc, char **argv) {
     } else if (strcmp(a, "--split") == 0 && v && (strcmp(v, "test") == 0 || strcmp(v, "train") == 0)) {
       p.split = v, i++;
     } else if (strncmp(a, "--", 2) == 0) {
-      log_fail("predict: %s%s%s: unknown option or bad value\n%s", a, v ? " " : "", v ? v : "", k_usage);
+      log_fail("predict: %s%s%s: unknown option or bad value (dptrain predict --help)", a, v ? " " : "", v ? v : "");
       goto fail;
     } else if (!p.ckpt) {
       p.ckpt = a;
@@ -269,7 +269,7 @@ int predict_main(int argc, char **argv) {
     }
   }
   if (!p.ckpt || n_inputs == 0) {
-    log_fail("predict: a checkpoint and at least one input are needed\n%s", k_usage);
+    log_fail("predict: a checkpoint and at least one input are needed (dptrain predict --help)");
     goto fail;
   }
   code = LOG_EXIT_RUNTIME;
