@@ -19,9 +19,11 @@
 #include "prep/email.h"
 
 static const char *const k_usage =
-    "usage: dptrain predict CHECKPOINT.h5 INPUT... [--format tsv|jsonl] [--top K] [--split test|train]\n"
+    "usage: dptrain predict CHECKPOINT.h5 INPUT... [--inputs LIST] [--format tsv|jsonl] [--top K] [--split "
+    "test|train]\n"
     "  INPUT: e-mail messages (.eml, mbox, Maildir or any directory tree, the corpus's JSON files),\n"
-    "         PNG images, idx files, HDF5 dataset files (rows of /test/X, or --split)";
+    "         PNG images, idx files, HDF5 dataset files (rows of /test/X, or --split)\n"
+    "  --inputs LIST: more INPUTs, one per line of the file LIST ('-': standard input)";
 
 /* ---- queueing rows --------------------------------------------------------------------------- */
 
@@ -216,6 +218,18 @@ static void predictor_free(predictor *p) {
   buf_free(&p->scratch);
 }
 
+/* The lines of file `path` ('-': stdin) into b, ending with a newline. 0, or -1 with log_fail. */
+static int read_list(const char *path, buf *b) {
+  if (strcmp(path, "-") == 0) {
+    char chunk[65536];
+    for (size_t k; (k = fread(chunk, 1, sizeof chunk, stdin)) > 0;) buf_append(b, chunk, k);
+  } else if (buf_read_file(b, path)) {
+    return log_fail("predict: --inputs %s", log_last_error());
+  }
+  buf_putc(b, '\n');
+  return 0;
+}
+
 /* Rank 0 gets every rank's b in rank order, and writes it to f. */
 static void gather_print(const buf *b, FILE *f, const char *prefix) {
   const int size = dist_size(), rank = dist_rank();
@@ -247,6 +261,7 @@ int predict_main(int argc, char **argv) {
   predictor p = {.top = 1, .split = "test"};
   const char **inputs = xcalloc((size_t)argc + 1, sizeof *inputs);
   int n_inputs = 0, code = LOG_EXIT_USAGE;
+  buf list = {0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -257,6 +272,8 @@ int predict_main(int argc, char **argv) {
       p.jsonl = strcmp(v, "jsonl") == 0, i++;
     } else if (strcmp(a, "--top") == 0 && v && atoi(v) >= 1 && strspn(v, "0123456789") == strlen(v)) {
       p.top = atoi(v), i++;
+    } else if (strcmp(a, "--inputs") == 0 && v) {
+      p.list = v, i++;
     } else if (strcmp(a, "--split") == 0 && v && (strcmp(v, "test") == 0 || strcmp(v, "train") == 0)) {
       p.split = v, i++;
     } else if (strncmp(a, "--", 2) == 0) {
@@ -268,7 +285,8 @@ int predict_main(int argc, char **argv) {
       inputs[n_inputs++] = a;
     }
   }
-  if (!p.ckpt || n_inputs == 0) {
+  if (p.list && read_list(p.list, &list)) goto fail;
+  if (!p.ckpt || (n_inputs == 0 && list.len == 0)) {
     log_fail("predict: a checkpoint and at least one input are needed (dptrain predict --help)");
     goto fail;
   }
@@ -281,6 +299,13 @@ int predict_main(int argc, char **argv) {
   char **files = NULL;
   size_t n_files = 0, cap = 0;
   for (int i = 0; i < n_inputs; i++) predict_expand(inputs[i], &files, &n_files, &cap);
+  for (char *s = list.data, *e; s && *s; s = e + 1) { /* one input per line; empty lines skipped */
+    e = strchr(s, '\n');
+    *e = '\0';
+    if (e > s && e[-1] == '\r') e[-1] = '\0';
+    if (*s) predict_expand(s, &files, &n_files, &cap);
+  }
+  buf_free(&list);
   int64_t lo, hi;
   data_shard((int64_t)n_files, dist_rank(), dist_size(), &lo, &hi);
   for (int64_t i = lo; i < hi; i++) predict_file(&p, files[i]);
@@ -296,6 +321,7 @@ int predict_main(int argc, char **argv) {
   free(inputs);
   return code;
 fail:
+  buf_free(&list);
   if (dist_rank() == 0) log_report(); /* the same on every rank: the arguments, the checkpoint */
   predictor_free(&p);
   free(inputs);

@@ -1,6 +1,6 @@
 /* predict.h — `dptrain predict CHECKPOINT INPUT...`: apply a trained model to new inputs.
  *
- *   dptrain predict CHECKPOINT.h5 INPUT... [--format tsv|jsonl] [--top K] [--split test|train]
+ *   dptrain predict CHECKPOINT.h5 INPUT... [--inputs LIST] [--format tsv|jsonl] [--top K] [--split test|train]
  *
  * The checkpoint's /model (checkpoint.h) says what the model reads; each INPUT is a file or a
  * directory tree (walked in name order, hidden entries skipped), recognised by its content:
@@ -44,6 +44,7 @@ typedef struct predictor {
   uint8_t *pixels;       /* [D] scratch for one image */
   int jsonl, top;        /* output format, classes per line */
   const char *split;     /* HDF5 inputs: "test" or "train" */
+  const char *list;      /* --inputs: a file of input paths, one per line, or "-" */
   buf out, err;          /* this rank's output lines and error lines */
   buf scratch;           /* email text */
   int64_t n_done, n_bad; /* rows predicted, inputs unreadable */

@@ -109,9 +109,9 @@ static input_kind classify(const char *s, size_t n) {
   while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
   if (i < n && s[i] == '{') return INPUT_JSON;
   size_t probe = n < 65536 ? n : 65536, ctl = 0;
-  for (size_t k = 0; k < probe; k++)
-    ctl += u[k] == 0 || (u[k] < 32 && u[k] != '\t' && u[k] != '\n' && u[k] != '\r' && u[k] != '\f');
-  if (ctl * 100 > probe) return INPUT_BINARY; /* more than 1 % control bytes: no mail text */
+  for (size_t k = 0; k < probe; k++) /* not ESC: ISO-2022-JP mail is full of it */
+    ctl += u[k] < 32 && u[k] != '\t' && u[k] != '\n' && u[k] != '\r' && u[k] != '\f' && u[k] != 0x0b && u[k] != 0x1b;
+  if (ctl * 100 > probe) return INPUT_BINARY; /* more than 1 % other control bytes: no mail text */
   if (n >= 5 && memcmp(s, "From ", 5) == 0) return INPUT_MBOX;
   return starts_with_header(s + i, n - i) ? INPUT_MESSAGE : INPUT_TEXT;
 }

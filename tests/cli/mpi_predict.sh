@@ -46,9 +46,9 @@ if cmp -s "$T/eval.conf" "$T/pred.conf"; then pass "spam: predict's confusion ma
   fail "spam: eval $(tr '\n' ' ' < "$T/eval.conf") vs predict $(tr '\n' ' ' < "$T/pred.conf")"; fi
 h5dump -d /test/ids "$DPT_DATA/spam.h5" | grep -o '"[^"]*\.json"' | tr -d '"' | sed "s|^|$CACHE/spam/package/data/|" > "$T/ids"
 [ "$(grep -c '' "$T/ids")" -eq 1209 ] || fail "spam: $(grep -c '' "$T/ids") test ids"
-xargs "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl < "$T/ids" > "$T/raw.jsonl" || fail "predict on the raw messages"
+"$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" --format jsonl > "$T/raw.jsonl" || fail "predict on the raw messages"
 compare "$T/h5.jsonl" "$T/raw.jsonl" "spam: raw test messages against /test/X" && pass "spam: the 1209 raw test messages predict as their /test/X rows"
-xargs "${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl < "$T/ids" > "$T/raw2.jsonl" || fail "2 ranks"
+"${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs - < "$T/ids" > "$T/raw2.jsonl" || fail "2 ranks"
 if cmp -s "$T/raw.jsonl" "$T/raw2.jsonl"; then pass "spam: 2 ranks print what 1 rank prints"; else fail "spam: 2 ranks differ from 1"; fi
 
 # ---- hand-written messages in a small corpus: .eml, JSON, mbox, Maildir vs prep's rows -------------------
