@@ -7,6 +7,7 @@ vocabulary and idf -> the MLP's predict_proba (what sklearn's MLPClassifier comp
 W1 + b1, the activation, ..., softmax), one line per message as predict's TSV.
 """
 import json
+import warnings
 import os
 import sys
 
@@ -20,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 
 
 def main():
+    warnings.filterwarnings("ignore", message="Upper case characters")  # our vocabulary keeps a few (text.c lower-cases fewer scripts)
     ckpt, dirs = sys.argv[1], sys.argv[2:]
     if dirs[:1] == ["--inputs"]:
         dirs = open(dirs[1]).read().split("\n")[:-1] + dirs[2:]

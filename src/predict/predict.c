@@ -218,8 +218,23 @@ static void predictor_free(predictor *p) {
   buf_free(&p->scratch);
 }
 
-/* The lines of file `path` ('-': stdin) into b, ending with a newline. 0, or -1 with log_fail. */
+static int read_list_here(const char *path, buf *b);
+
+/* The lines of file `path` ('-': stdin, which mpirun gives rank 0 only) read on rank 0 into b on
+ * every rank, ending with a newline. Collective. 0, or -1 with log_fail (rank 0). */
 static int read_list(const char *path, buf *b) {
+  int64_t n = 0;
+  int rc = dist_rank() == 0 ? read_list_here(path, b) : 0;
+  n = rc ? -1 : (int64_t)b->len;
+  dist_bcast(&n, 1, MPI_INT64_T, 0, dist_comm(), "predict --inputs");
+  if (n < 0) return rc ? rc : log_silent();
+  if (dist_rank() != 0) buf_reserve(b, (size_t)n), b->len = (size_t)n, b->data[n] = '\0';
+  dist_bcast(b->data, (int)n, MPI_CHAR, 0, dist_comm(), "predict --inputs");
+  return 0;
+}
+
+/* read_list on one rank. */
+static int read_list_here(const char *path, buf *b) {
   if (strcmp(path, "-") == 0) {
     char chunk[65536];
     for (size_t k; (k = fread(chunk, 1, sizeof chunk, stdin)) > 0;) buf_append(b, chunk, k);
@@ -285,7 +300,7 @@ int predict_main(int argc, char **argv) {
       inputs[n_inputs++] = a;
     }
   }
-  if (p.list && read_list(p.list, &list)) goto fail;
+  if (p.list && !dist_all_ok(read_list(p.list, &list) == 0)) goto quiet; /* reported by dist_all_ok */
   if (!p.ckpt || (n_inputs == 0 && list.len == 0)) {
     log_fail("predict: a checkpoint and at least one input are needed (dptrain predict --help)");
     goto fail;
@@ -321,8 +336,9 @@ int predict_main(int argc, char **argv) {
   free(inputs);
   return code;
 fail:
-  buf_free(&list);
   if (dist_rank() == 0) log_report(); /* the same on every rank: the arguments, the checkpoint */
+quiet:
+  buf_free(&list);
   predictor_free(&p);
   free(inputs);
   return code;

@@ -97,22 +97,44 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
+/* Encode cp (>= 0x80) as UTF-8 at o; returns the bytes written (2 to 4). */
+static size_t utf8_encode(uint32_t cp, char *o) {
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 0x3F)), o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | cp >> 18), o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+  o[2] = (char)(0x80 | (cp >> 6 & 0x3F)), o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
 void text_normalize(const char *s, size_t n, buf *out) {
   const unsigned char *u = (const unsigned char *)s;
   buf_clear(out);
-  buf_reserve(out, n);
+  /* each input byte gives at most 2 output bytes: a valid sequence lower-cases to its own length,
+   * a stray byte (read as Latin-1) becomes 2 */
+  buf_reserve(out, 2 * n);
+  char *o = out->data;
   for (size_t i = 0; i < n;) {
     uint32_t cp = u[i];
-    size_t len = 1;
-    if (cp >= 0x80 && !(len = utf8_decode(u + i, n - i, &cp))) len = 1; /* stray byte: Latin-1 */
-    i += len;
-    if (cp < 0x80)
-      buf_putc(out, (char)lower_cp(cp));
-    else if (is_separator(cp))
-      buf_putc(out, ' ');
+    if (cp < 0x80) { /* ASCII: the bulk of every message */
+      *o++ = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+      i++;
+      continue;
+    }
+    size_t len = utf8_decode(u + i, n - i, &cp);
+    i += len ? len : 1; /* 0: a stray byte, read as Latin-1 (cp is still the byte) */
+    if (is_separator(cp))
+      *o++ = ' ';
     else
-      buf_put_utf8(out, lower_cp(cp));
+      o += utf8_encode(lower_cp(cp), o);
   }
+  out->len = (size_t)(o - out->data);
+  *o = '\0';
 }
 
 int text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len) {
@@ -354,13 +376,18 @@ void text_csr_free(text_csr *m) {
 
 /* ---- a fitted vocabulary for new documents ------------------------------------------------- */
 
+typedef struct vocab_slot {
+  int32_t col;  /* -1: empty */
+  uint32_t tag; /* the hash's high 32 bits: most misses end here, without touching the term */
+} vocab_slot;
+
 struct text_vocab {
   int64_t D;
-  char **terms;   /* [D] */
-  size_t *len;    /* [D] */
-  uint64_t *hash; /* [D] */
-  double *idf;    /* [D] recomputed as text_corpus_finish did */
-  int32_t *table; /* [cap] column or -1 */
+  char *arena;       /* the terms, NUL-terminated, column after column */
+  size_t *off;       /* [D] */
+  uint32_t *len;     /* [D] */
+  double *idf;       /* [D] recomputed as text_corpus_finish did */
+  vocab_slot *table; /* [cap] */
   size_t cap;
   buf scratch;
   int64_t *last_doc, *slot; /* [D] as in the corpus: counts gathered in order of first use */
@@ -371,10 +398,9 @@ struct text_vocab {
 
 void text_vocab_free(text_vocab *v) {
   if (!v) return;
-  for (int64_t j = 0; j < v->D; j++) free(v->terms[j]);
-  free(v->terms);
+  free(v->arena);
+  free(v->off);
   free(v->len);
-  free(v->hash);
   free(v->idf);
   free(v->table);
   buf_free(&v->scratch);
@@ -391,9 +417,11 @@ text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int6
   text_vocab *v = xcalloc(1, sizeof *v);
   size_t n = (size_t)D + 1;
   v->D = D;
-  v->terms = xcalloc(n, sizeof *v->terms);
+  size_t bytes = 1;
+  for (int64_t j = 0; j < D; j++) bytes += strlen(terms[j]) + 1;
+  v->arena = xmalloc(bytes);
+  v->off = xmalloc(n * sizeof *v->off);
   v->len = xmalloc(n * sizeof *v->len);
-  v->hash = xmalloc(n * sizeof *v->hash);
   v->idf = xmalloc(n * sizeof *v->idf);
   v->last_doc = xmalloc(n * sizeof *v->last_doc);
   v->slot = xmalloc(n * sizeof *v->slot);
@@ -404,6 +432,7 @@ text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int6
   for (v->cap = 1024; v->cap < 2 * n;) v->cap *= 2;
   v->table = xmalloc(v->cap * sizeof *v->table);
   memset(v->table, 0xFF, v->cap * sizeof *v->table);
+  size_t at = 0;
   for (int64_t j = 0; j < D; j++) {
     if (j > 0 && strcmp(terms[j - 1], terms[j]) >= 0) {
       log_fail("vocabulary: terms %lld and %lld are not sorted and unique", (long long)j - 1, (long long)j);
@@ -417,14 +446,17 @@ text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int6
                (long long)j, (long long)n_docs);
       goto fail;
     }
-    v->terms[j] = xstrdup(terms[j]);
-    v->len[j] = strlen(terms[j]);
-    v->hash[j] = term_hash(terms[j], v->len[j]);
+    const size_t len = strlen(terms[j]);
+    memcpy(v->arena + at, terms[j], len + 1);
+    v->off[j] = at;
+    v->len[j] = (uint32_t)len;
+    at += len + 1;
     v->idf[j] = exact;
     v->last_doc[j] = -1;
-    size_t h = (size_t)v->hash[j] & (v->cap - 1);
-    while (v->table[h] >= 0) h = (h + 1) & (v->cap - 1);
-    v->table[h] = (int32_t)j;
+    const uint64_t hash = term_hash(terms[j], len);
+    size_t h = (size_t)hash & (v->cap - 1);
+    while (v->table[h].col >= 0) h = (h + 1) & (v->cap - 1);
+    v->table[h] = (vocab_slot){(int32_t)j, (uint32_t)(hash >> 32)};
   }
   return v;
 fail:
@@ -434,10 +466,11 @@ fail:
 
 static int32_t vocab_col(const text_vocab *v, const char *tok, size_t n) {
   const uint64_t hash = term_hash(tok, n);
+  const uint32_t tag = (uint32_t)(hash >> 32);
   for (size_t h = (size_t)hash & (v->cap - 1);; h = (h + 1) & (v->cap - 1)) {
-    int32_t j = v->table[h];
-    if (j < 0) return -1;
-    if (v->hash[j] == hash && v->len[j] == n && !memcmp(v->terms[j], tok, n)) return j;
+    const vocab_slot e = v->table[h];
+    if (e.col < 0) return -1;
+    if (e.tag == tag && v->len[e.col] == n && !memcmp(v->arena + v->off[e.col], tok, n)) return e.col;
   }
 }
 
@@ -467,7 +500,16 @@ int64_t text_vocab_row(text_vocab *v, const char *doc, size_t len, const int32_t
   }
   double inv = ss > 0.0 ? 1.0 / sqrt(ss) : 0.0;
   for (int64_t q = 0; q < k; q++) v->sorted[q] = v->cols[q];
-  qsort(v->sorted, (size_t)k, sizeof *v->sorted, cmp_i32);
+  if (k > 48) {
+    qsort(v->sorted, (size_t)k, sizeof *v->sorted, cmp_i32);
+  } else { /* insertion sort: most messages have few known terms in a row */
+    for (int64_t q = 1; q < k; q++) {
+      int32_t x = v->sorted[q];
+      int64_t r = q;
+      for (; r > 0 && v->sorted[r - 1] > x; r--) v->sorted[r] = v->sorted[r - 1];
+      v->sorted[r] = x;
+    }
+  }
   for (int64_t q = 0; q < k; q++) {
     int32_t j = v->sorted[q];
     v->data[q] = (float)((double)v->counts[v->slot[j]] * v->idf[j] * inv);
