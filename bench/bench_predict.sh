@@ -55,18 +55,7 @@ printf '%-28s %10s %12s\n' "spam: python peer" "$b" "$(rate "$n" "$b")"
 echo "($n messages; the peer's class agrees on $same)"
 
 mkdir "$tmp/png"
-"$py" - "$(ls "$cache"/mnist/t10k-images*)" "$tmp/png" <<'PY'
-import gzip, struct, sys, zlib
-path, out = sys.argv[1], sys.argv[2]
-d = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
-n, H, W = struct.unpack(">III", d[4:16])
-def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF)
-for i in range(n):
-    img = d[16 + i * H * W:16 + (i + 1) * H * W]
-    raw = b"".join(b"\0" + img[r * W:(r + 1) * W] for r in range(H))
-    open(f"{out}/{i:05d}.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 0, 0, 0, 0))
-                                          + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-PY
+"$py" "$root/launch/mnist_png.py" "$(ls "$cache"/mnist/t10k-images*)" "$tmp/png"
 c=$(median_time "$dptrain" predict "$mnist" "$tmp/png")
 d=$(median_time "$dptrain" predict "$mnist" "$(ls "$cache"/mnist/t10k-images*)")
 printf '%-28s %10s %12s\n' "mnist 784-800-10: PNG files" "$c" "$(rate 10000 "$c")"

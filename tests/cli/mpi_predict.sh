@@ -106,19 +106,7 @@ else fail "Maildir: $(cat "$T/maildir.tsv")"; fi
 quiet "$DPTRAIN" train "$CONFIGS/mnist_logreg.ini" data.path="$DPT_DATA/mnist.h5" model.hidden=32 train.epochs=1 train.out="$T/mnist"
 idx=$(ls "$CACHE"/mnist/t10k-images*)
 mkdir "$T/png"
-"$PY" - "$idx" "$T/png" 2000 <<'PY'
-import gzip, struct, sys, zlib
-path, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-d = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
-_, H, W = struct.unpack(">III", d[4:16])
-def chunk(t, b): return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF)
-for i in range(n):
-    img = d[16 + i * H * W:16 + (i + 1) * H * W]
-    raw = b"".join(b"\0" + img[r * W:(r + 1) * W] for r in range(H))
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    open(f"{out}/{i:05d}.png", "wb").write(png)
-    assert zlib.decompress(png[41:41 + struct.unpack(">I", png[33:37])[0]]) == raw  # the pixels round-trip
-PY
+"$PY" "$DPT_TESTS/../launch/mnist_png.py" "$idx" "$T/png" 2000 || fail "writing the PNG files"
 "$DPTRAIN" predict "$T/mnist/checkpoint.h5" "$DPT_DATA/mnist.h5" --format jsonl > "$T/m.jsonl" || fail "predict mnist.h5"
 head -n 2000 "$T/m.jsonl" > "$T/m2000.jsonl"
 "$DPTRAIN" predict "$T/mnist/checkpoint.h5" "$T/png" --format jsonl > "$T/png.jsonl" || fail "predict PNG"
