@@ -8,6 +8,7 @@
 #include "dist.h"
 #include "info.h"
 #include "log.h"
+#include "lsa.h"
 #include "pca.h"
 #include "pca_pictures.h"
 #include "predict.h"
@@ -25,6 +26,7 @@ static const char *const k_usage =
     "  dptrain train CONFIG.ini [section.key=value ...]   (under mpirun -np N, or alone)\n"
     "  dptrain eval  CONFIG.ini train.resume=CHECKPOINT.h5\n"
     "  dptrain pca   CONFIG.ini [section.key=value ...]\n"
+    "  dptrain lsa   PCA.h5 [--data DATA.h5] [--near N] [--topics T] (--text WORDS | FILE...)\n"
     "  dptrain predict CHECKPOINT.h5 INPUT... [--format tsv|jsonl] [--top K] [--split test|train]\n"
     "  dptrain info  FILE.h5\n"
     "  dptrain version\n";
@@ -63,6 +65,15 @@ int main(int argc, char **argv) {
       return LOG_EXIT_RUNTIME;
     }
     int rc = train_main(argc - 1, argv + 1, strcmp(cmd, "eval") == 0);
+    dist_finalize();
+    return rc;
+  }
+  if (strcmp(cmd, "lsa") == 0) {
+    if (dist_init(&argc, &argv)) {
+      log_report();
+      return LOG_EXIT_RUNTIME;
+    }
+    int rc = lsa_main(argc - 1, argv + 1);
     dist_finalize();
     return rc;
   }
