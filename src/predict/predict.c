@@ -321,6 +321,13 @@ int predict_main(int argc, char **argv) {
     if (*s) predict_expand(s, &files, &n_files, &cap);
   }
   buf_free(&list);
+  if (n_files == 0) { /* the same on every rank */
+    free(files);
+    if (dist_rank() == 0) log_error("predict: no input files (empty directories or an empty --inputs list)");
+    predictor_free(&p);
+    free(inputs);
+    return LOG_EXIT_RUNTIME;
+  }
   int64_t lo, hi;
   data_shard((int64_t)n_files, dist_rank(), dist_size(), &lo, &hi);
   for (int64_t i = lo; i < hi; i++) predict_file(&p, files[i]);

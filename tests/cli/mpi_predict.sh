@@ -141,6 +141,8 @@ expect_error "a dataset as the model" "a dataset file (it has /train), not a mod
 expect_error "a PCA file as the model" "a PCA result" - "$DPTRAIN" predict "$T/pca.h5" "$B/broken_mime.eml"
 expect_error "a missing model" "No such file" - "$DPTRAIN" predict "$T/none.h5" "$B/broken_mime.eml"
 expect_usage_error "no inputs" "at least one input" - "$DPTRAIN" predict "$S"
+mkdir "$T/emptydir"
+expect_error "an empty directory" "no input files" - "$DPTRAIN" predict "$S" "$T/emptydir"
 rc=0
 "$DPTRAIN" predict "$S" "$B" "$T/mail/plain.eml" > "$T/mixed.out" 2> "$T/mixed.err" || rc=$?
 [ "$rc" -eq 1 ] || fail "mixed: exit $rc"
