@@ -19,7 +19,7 @@ pkgs=(
   openmpi-bin libopenmpi-dev
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev liblapacke-dev
-  zlib1g-dev libssl-dev libinih-dev libcjson-dev libcmocka-dev
+  zlib1g-dev libssl-dev libinih-dev libcjson-dev libpng-dev libcmocka-dev
   gnuplot-nox shellcheck clang-format-14
   gettext-base python3-yaml
   nodejs npm

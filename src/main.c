@@ -8,8 +8,10 @@
 #include "dist.h"
 #include "info.h"
 #include "log.h"
+#include "lsa.h"
 #include "pca.h"
 #include "pca_pictures.h"
+#include "predict.h"
 #include "prep/prep.h"
 #include "train.h"
 
@@ -24,6 +26,8 @@ static const char *const k_usage =
     "  dptrain train CONFIG.ini [section.key=value ...]   (under mpirun -np N, or alone)\n"
     "  dptrain eval  CONFIG.ini train.resume=CHECKPOINT.h5\n"
     "  dptrain pca   CONFIG.ini [section.key=value ...]\n"
+    "  dptrain lsa   PCA.h5 [--data DATA.h5] [--near N] [--topics T] (--text WORDS | FILE...)\n"
+    "  dptrain predict CHECKPOINT.h5 INPUT... [--format tsv|jsonl] [--top K] [--split test|train]\n"
     "  dptrain info  FILE.h5\n"
     "  dptrain version\n";
 
@@ -61,6 +65,24 @@ int main(int argc, char **argv) {
       return LOG_EXIT_RUNTIME;
     }
     int rc = train_main(argc - 1, argv + 1, strcmp(cmd, "eval") == 0);
+    dist_finalize();
+    return rc;
+  }
+  if (strcmp(cmd, "lsa") == 0) {
+    if (dist_init(&argc, &argv)) {
+      log_report();
+      return LOG_EXIT_RUNTIME;
+    }
+    int rc = lsa_main(argc - 1, argv + 1);
+    dist_finalize();
+    return rc;
+  }
+  if (strcmp(cmd, "predict") == 0) {
+    if (dist_init(&argc, &argv)) {
+      log_report();
+      return LOG_EXIT_RUNTIME;
+    }
+    int rc = predict_main(argc - 1, argv + 1);
     dist_finalize();
     return rc;
   }

@@ -214,6 +214,16 @@ int h5io_attr_int64s(hid_t obj, const char *name, const int64_t *values, size_t 
   return attr_write(obj, name, H5T_NATIVE_INT64, H5Screate_simple(1, d, NULL), values);
 }
 
+int h5io_attr_strings(hid_t obj, const char *name, char *const *strs, size_t n) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  hsize_t d[1] = {n};
+  int rc = attr_write(obj, name, t, H5Screate_simple(1, d, NULL), strs);
+  H5Tclose(t);
+  return rc;
+}
+
 /* Open attribute `name` holding exactly n elements, or -1. */
 static hid_t attr_open_n(hid_t obj, const char *name, hssize_t n) {
   if (H5Aexists(obj, name) <= 0) return -1;
@@ -292,4 +302,71 @@ hid_t h5io_open_read(const char *path) {
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) log_fail("%s: cannot open: %s", path, h5io_why());
   return f;
+}
+
+/* Read the strings of attribute (is_attr) or dataset obj, whose file type is ft and space sp. */
+static char **strings_read(hid_t obj, int is_attr, hid_t ft, hid_t sp, size_t *n) {
+  hssize_t cnt = H5Sget_simple_extent_npoints(sp);
+  if (H5Tget_class(ft) != H5T_STRING || cnt < 0) return NULL;
+  size_t m = (size_t)cnt;
+  char **out = xcalloc(m + 1, sizeof *out);
+  int ok = 0;
+  hid_t mt = H5Tcopy(H5T_C_S1);
+  if (H5Tis_variable_str(ft) > 0) {
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    char **raw = xcalloc(m + 1, sizeof *raw);
+    ok = (is_attr ? H5Aread(obj, mt, raw) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw)) >= 0;
+    for (size_t i = 0; i < m; i++) out[i] = xstrdup(ok && raw[i] ? raw[i] : "");
+    if (ok) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+    free(raw);
+  } else {
+    size_t w = H5Tget_size(ft);
+    H5Tset_size(mt, w);
+    H5Tset_strpad(mt, H5T_STR_NULLPAD);
+    char *raw = xcalloc(m * w + 1, 1);
+    ok = (is_attr ? H5Aread(obj, mt, raw) : H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw)) >= 0;
+    for (size_t i = 0; i < m; i++) {
+      out[i] = xcalloc(w + 1, 1);
+      if (ok) memcpy(out[i], raw + i * w, w);
+    }
+    free(raw);
+  }
+  H5Tclose(mt);
+  if (!ok) {
+    h5io_free_strings(out, m);
+    return NULL;
+  }
+  *n = m;
+  return out;
+}
+
+char **h5io_attr_get_strings(hid_t obj, const char *name, size_t *n) {
+  if (H5Aexists(obj, name) <= 0) return NULL;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return NULL;
+  hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+  char **out = strings_read(a, 1, ft, sp, n);
+  H5Sclose(sp);
+  H5Tclose(ft);
+  H5Aclose(a);
+  return out;
+}
+
+char **h5io_read_strings(hid_t loc, const char *name, size_t *n) {
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return NULL;
+  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (d < 0) return NULL;
+  hid_t ft = H5Dget_type(d), sp = H5Dget_space(d);
+  char **out = strings_read(d, 0, ft, sp, n);
+  H5Sclose(sp);
+  H5Tclose(ft);
+  H5Dclose(d);
+  return out;
+}
+
+void h5io_free_strings(char **s, size_t n) {
+  if (!s) return;
+  for (size_t i = 0; i < n; i++) free(s[i]);
+  free(s);
 }

@@ -64,11 +64,19 @@ int h5io_attr_string(hid_t obj, const char *name, const char *value);
 int h5io_attr_double(hid_t obj, const char *name, double value);
 int h5io_attr_int64(hid_t obj, const char *name, int64_t value);
 int h5io_attr_int64s(hid_t obj, const char *name, const int64_t *values, size_t n);
+/* A 1-D attribute of n variable-length UTF-8 strings (class names). */
+int h5io_attr_strings(hid_t obj, const char *name, char *const *strs, size_t n);
 
 /* Read attributes; return 0, or -1 (no log_fail) when absent or of an unconvertible type.
  * h5io_attr_get_string allocates *out (free with free()). */
 int h5io_attr_get_double(hid_t obj, const char *name, double *out);
 int h5io_attr_get_int64s(hid_t obj, const char *name, int64_t *out, size_t n);
 int h5io_attr_get_string(hid_t obj, const char *name, char **out);
+/* The strings of a 1-D string attribute (h5io_attr_get_strings) or dataset (h5io_read_strings),
+ * variable- or fixed-length: a new array of *n new strings (free with h5io_free_strings), or NULL
+ * when absent or not strings (no log_fail; the caller names what is missing). */
+char **h5io_attr_get_strings(hid_t obj, const char *name, size_t *n);
+char **h5io_read_strings(hid_t loc, const char *name, size_t *n);
+void h5io_free_strings(char **s, size_t n);
 
 #endif

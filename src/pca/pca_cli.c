@@ -18,8 +18,10 @@
 
 /* ---- pca.h5 ----------------------------------------------------------------------------------- */
 
-/* pca_write, plus /top_terms [k, 16] (vlen UTF-8) when top_terms is not NULL. */
-static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n, char *const *top_terms) {
+/* pca_write, plus /top_terms [k, 16] (vlen UTF-8) when top_terms is not NULL, and the data_path
+ * attribute (the dataset file, for `dptrain lsa`). */
+static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n, char *const *top_terms,
+                        const char *data_path) {
   h5io_out out;
   if (h5io_create(&out, path)) return -1;
   hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d}, k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
@@ -33,7 +35,7 @@ static int write_result(const char *path, const pca_result *r, const pca_opts *o
            h5io_attr_int64(f, "passes", r->passes) || h5io_attr_int64(f, "n_samples", n) ||
            h5io_attr_int64(f, "n_features", r->d) || h5io_attr_double(f, "total_variance", r->total_variance) ||
            h5io_attr_int64(f, "center", o->center) || h5io_attr_double(f, "tol", o->tol) ||
-           h5io_attr_int64(f, "converged", r->converged);
+           h5io_attr_int64(f, "converged", r->converged) || h5io_attr_string(f, "data_path", data_path);
   if (!rc && top_terms) {
     hid_t st = H5Tcopy(H5T_C_S1);
     H5Tset_size(st, H5T_VARIABLE);
@@ -51,7 +53,7 @@ static int write_result(const char *path, const pca_result *r, const pca_opts *o
 }
 
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n) {
-  return write_result(path, r, o, n, NULL);
+  return write_result(path, r, o, n, NULL, "");
 }
 
 /* ---- projection, transform, topics, pictures ----------------------------------------------------- */
@@ -375,7 +377,7 @@ static int write_outputs(const pca_result *r, const pca_opts *o, const data_file
   int ok = read_words(f->file, path, f->train.cols, idx, ntop, &top) == 0;
   free(idx);
   if (ok && top) print_topics(o->k, top);
-  ok = ok && write_result(out, r, o, f->train.rows, top) == 0;
+  ok = ok && write_result(out, r, o, f->train.rows, top, path) == 0;
   if (ok) printf("wrote %s\n", out);
   free_strings(top, top ? ntop : 0);
   return ok ? 0 : -1;

@@ -140,8 +140,12 @@ int prep_idx(const prep_opts *o, const char *name) {
   char source[160];
   snprintf(source, sizeof source, "%s idx files (SHA-256 of the decompressed bytes in source_sha256)",
            strcmp(name, "fashion") == 0 ? "Fashion-MNIST" : "MNIST");
+  static char *const k_digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  static char *const k_fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
   if (h5io_attr_int64(out.file, "num_classes", 10) || h5io_attr_string(out.file, "source", source) ||
-      h5io_attr_string(out.file, "source_sha256", manifest.data)) {
+      h5io_attr_string(out.file, "source_sha256", manifest.data) ||
+      h5io_attr_strings(out.file, "class_names", strcmp(name, "fashion") == 0 ? k_fashion : k_digits, 10)) {
     log_prefix(o->out);
     goto done;
   }

@@ -175,7 +175,10 @@ static int write_meta(hid_t file, const text_corpus *c, const prep_opts *o, int6
   if (root < 0) return log_fail("HDF5: cannot open /: %s", h5io_why());
   buf src = {0};
   buf_printf(&src, "%s: %lld messages", SPAM_SOURCE, (long long)n_msgs);
+  static char *const k_classes[2] = {"ham", "spam"};
   rc = h5io_attr_int64(root, "num_classes", 2);
+  if (!rc) rc = h5io_attr_strings(root, "class_names", k_classes, 2);
+  if (!rc) rc = h5io_attr_string(root, "text_version", TEXT_VERSION);
   if (!rc) rc = h5io_attr_string(root, "source", src.data);
   if (!rc) rc = h5io_attr_string(root, "source_sha256", sha);
   if (!rc) rc = h5io_attr_int64(root, "min_df", o->min_df);

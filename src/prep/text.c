@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 
 struct text_corpus {
   /* terms: provisional ids 0..nterms) */
@@ -96,22 +97,44 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
+/* Encode cp (>= 0x80) as UTF-8 at o; returns the bytes written (2 to 4). */
+static size_t utf8_encode(uint32_t cp, char *o) {
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | cp >> 12), o[1] = (char)(0x80 | (cp >> 6 & 0x3F)), o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | cp >> 18), o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+  o[2] = (char)(0x80 | (cp >> 6 & 0x3F)), o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
 void text_normalize(const char *s, size_t n, buf *out) {
   const unsigned char *u = (const unsigned char *)s;
   buf_clear(out);
-  buf_reserve(out, n);
+  /* each input byte gives at most 2 output bytes: a valid sequence lower-cases to its own length,
+   * a stray byte (read as Latin-1) becomes 2 */
+  buf_reserve(out, 2 * n);
+  char *o = out->data;
   for (size_t i = 0; i < n;) {
     uint32_t cp = u[i];
-    size_t len = 1;
-    if (cp >= 0x80 && !(len = utf8_decode(u + i, n - i, &cp))) len = 1; /* stray byte: Latin-1 */
-    i += len;
-    if (cp < 0x80)
-      buf_putc(out, (char)lower_cp(cp));
-    else if (is_separator(cp))
-      buf_putc(out, ' ');
+    if (cp < 0x80) { /* ASCII: the bulk of every message */
+      *o++ = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+      i++;
+      continue;
+    }
+    size_t len = utf8_decode(u + i, n - i, &cp);
+    i += len ? len : 1; /* 0: a stray byte, read as Latin-1 (cp is still the byte) */
+    if (is_separator(cp))
+      *o++ = ' ';
     else
-      buf_put_utf8(out, lower_cp(cp));
+      o += utf8_encode(lower_cp(cp), o);
   }
+  out->len = (size_t)(o - out->data);
+  *o = '\0';
 }
 
 int text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len) {
@@ -179,6 +202,13 @@ static void table_grow(text_corpus *c) {
   c->table_cap = cap;
 }
 
+/* FNV-1a of a term, with its high bits folded in (FNV's low bits are weak; tables index with them). */
+static uint64_t term_hash(const char *tok, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t k = 0; k < n; k++) h = (h ^ (unsigned char)tok[k]) * 0x100000001b3ull;
+  return h ^ (h >> 29);
+}
+
 /* The id of the lower-cased term `tok` (already lower case, n bytes), inserting it if new. */
 static int64_t term_id(text_corpus *c, const char *tok, size_t n, uint64_t hash) {
   size_t mask = c->table_cap - 1, h = (size_t)hash & mask;
@@ -229,10 +259,7 @@ int64_t text_corpus_add(text_corpus *c, const char *doc, size_t len) {
   size_t pos = 0, b, n;
   while (text_next_token(t, c->scratch.len, &pos, &b, &n)) {
     const char *tok = t + b;
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (size_t k = 0; k < n; k++) h = (h ^ (unsigned char)tok[k]) * 0x100000001b3ull;
-    h ^= h >> 29; /* FNV's low bits are weak; the table indexes with them */
-    int64_t id = term_id(c, tok, n, h);
+    int64_t id = term_id(c, tok, n, term_hash(tok, n));
     if (c->last_doc[id] == d) {
       c->pair_count[c->slot[id]]++;
       continue;
@@ -345,4 +372,149 @@ void text_csr_free(text_csr *m) {
   free(m->indices);
   free(m->data);
   memset(m, 0, sizeof *m);
+}
+
+/* ---- a fitted vocabulary for new documents ------------------------------------------------- */
+
+typedef struct vocab_slot {
+  int32_t col;  /* -1: empty */
+  uint32_t tag; /* the hash's high 32 bits: most misses end here, without touching the term */
+} vocab_slot;
+
+struct text_vocab {
+  int64_t D;
+  char *arena;       /* the terms, NUL-terminated, column after column */
+  size_t *off;       /* [D] */
+  uint32_t *len;     /* [D] */
+  double *idf;       /* [D] recomputed as text_corpus_finish did */
+  vocab_slot *table; /* [cap] */
+  size_t cap;
+  buf scratch;
+  int64_t *last_doc, *slot; /* [D] as in the corpus: counts gathered in order of first use */
+  int64_t doc;
+  int32_t *cols, *counts, *sorted; /* [D] this document's terms, in first-use order, then sorted */
+  float *data;                     /* [D] */
+};
+
+void text_vocab_free(text_vocab *v) {
+  if (!v) return;
+  free(v->arena);
+  free(v->off);
+  free(v->len);
+  free(v->idf);
+  free(v->table);
+  buf_free(&v->scratch);
+  free(v->last_doc);
+  free(v->slot);
+  free(v->cols);
+  free(v->counts);
+  free(v->sorted);
+  free(v->data);
+  free(v);
+}
+
+text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int64_t n_docs) {
+  text_vocab *v = xcalloc(1, sizeof *v);
+  size_t n = (size_t)D + 1;
+  v->D = D;
+  size_t bytes = 1;
+  for (int64_t j = 0; j < D; j++) bytes += strlen(terms[j]) + 1;
+  v->arena = xmalloc(bytes);
+  v->off = xmalloc(n * sizeof *v->off);
+  v->len = xmalloc(n * sizeof *v->len);
+  v->idf = xmalloc(n * sizeof *v->idf);
+  v->last_doc = xmalloc(n * sizeof *v->last_doc);
+  v->slot = xmalloc(n * sizeof *v->slot);
+  v->cols = xmalloc(n * sizeof *v->cols);
+  v->counts = xmalloc(n * sizeof *v->counts);
+  v->sorted = xmalloc(n * sizeof *v->sorted);
+  v->data = xmalloc(n * sizeof *v->data);
+  for (v->cap = 1024; v->cap < 2 * n;) v->cap *= 2;
+  v->table = xmalloc(v->cap * sizeof *v->table);
+  memset(v->table, 0xFF, v->cap * sizeof *v->table);
+  size_t at = 0;
+  for (int64_t j = 0; j < D; j++) {
+    if (j > 0 && strcmp(terms[j - 1], terms[j]) >= 0) {
+      log_fail("vocabulary: terms %lld and %lld are not sorted and unique", (long long)j - 1, (long long)j);
+      goto fail;
+    }
+    const double ratio = (1.0 + (double)n_docs) / exp((double)idf[j] - 1.0);
+    const int64_t df = llround(ratio - 1.0);
+    const double exact = log((1.0 + (double)n_docs) / (1.0 + (double)df)) + 1.0;
+    if (!(df >= 0 && df <= n_docs && (float)exact == idf[j])) {
+      log_fail("vocabulary: idf %g of term %lld fits no document frequency of %lld documents", (double)idf[j],
+               (long long)j, (long long)n_docs);
+      goto fail;
+    }
+    const size_t len = strlen(terms[j]);
+    memcpy(v->arena + at, terms[j], len + 1);
+    v->off[j] = at;
+    v->len[j] = (uint32_t)len;
+    at += len + 1;
+    v->idf[j] = exact;
+    v->last_doc[j] = -1;
+    const uint64_t hash = term_hash(terms[j], len);
+    size_t h = (size_t)hash & (v->cap - 1);
+    while (v->table[h].col >= 0) h = (h + 1) & (v->cap - 1);
+    v->table[h] = (vocab_slot){(int32_t)j, (uint32_t)(hash >> 32)};
+  }
+  return v;
+fail:
+  text_vocab_free(v);
+  return NULL;
+}
+
+static int32_t vocab_col(const text_vocab *v, const char *tok, size_t n) {
+  const uint64_t hash = term_hash(tok, n);
+  const uint32_t tag = (uint32_t)(hash >> 32);
+  for (size_t h = (size_t)hash & (v->cap - 1);; h = (h + 1) & (v->cap - 1)) {
+    const vocab_slot e = v->table[h];
+    if (e.col < 0) return -1;
+    if (e.tag == tag && v->len[e.col] == n && !memcmp(v->arena + v->off[e.col], tok, n)) return e.col;
+  }
+}
+
+int64_t text_vocab_row(text_vocab *v, const char *doc, size_t len, const int32_t **indices, const float **data) {
+  const int64_t d = v->doc++;
+  text_normalize(doc, len, &v->scratch);
+  const char *t = v->scratch.data;
+  size_t pos = 0, b, n;
+  int64_t k = 0;
+  while (text_next_token(t, v->scratch.len, &pos, &b, &n)) {
+    int32_t j = vocab_col(v, t + b, n);
+    if (j < 0) continue;
+    if (v->last_doc[j] == d) {
+      v->counts[v->slot[j]]++;
+      continue;
+    }
+    v->last_doc[j] = d;
+    v->slot[j] = k;
+    v->cols[k] = j;
+    v->counts[k++] = 1;
+  }
+  /* the corpus's arithmetic, in its order: the squares summed in order of first use */
+  double ss = 0.0;
+  for (int64_t q = 0; q < k; q++) {
+    double x = (double)v->counts[q] * v->idf[v->cols[q]];
+    ss += x * x;
+  }
+  double inv = ss > 0.0 ? 1.0 / sqrt(ss) : 0.0;
+  for (int64_t q = 0; q < k; q++) v->sorted[q] = v->cols[q];
+  if (k > 48) {
+    qsort(v->sorted, (size_t)k, sizeof *v->sorted, cmp_i32);
+  } else { /* insertion sort: most messages have few known terms in a row */
+    for (int64_t q = 1; q < k; q++) {
+      int32_t x = v->sorted[q];
+      int64_t r = q;
+      for (; r > 0 && v->sorted[r - 1] > x; r--) v->sorted[r] = v->sorted[r - 1];
+      v->sorted[r] = x;
+    }
+  }
+  for (int64_t q = 0; q < k; q++) {
+    int32_t j = v->sorted[q];
+    v->data[q] = (float)((double)v->counts[v->slot[j]] * v->idf[j] * inv);
+  }
+  *indices = v->sorted;
+  *data = v->data;
+  return k;
 }

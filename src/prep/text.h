@@ -25,6 +25,12 @@
 
 #include "buf.h"
 
+/* The version of the whole text pipeline (email_to_text, text_normalize, the token rule, TF-IDF):
+ * prep spam stores it on the dataset and train copies it into the checkpoint; predict refuses a
+ * model of another version (its rows would not be the ones the model was trained on). Change it
+ * with any change to what a message becomes. */
+#define TEXT_VERSION "dptrain-text-1"
+
 /* Normalise s[0..n) into out (replacing its contents): valid UTF-8, lower-cased, non-word code
  * points replaced by a space (see above). Never fails; NUL bytes are kept (they separate tokens). */
 void text_normalize(const char *s, size_t n, buf *out);
@@ -75,5 +81,22 @@ void text_corpus_tfidf(const text_corpus *c, const int64_t *docs, int64_t n, tex
 
 /* Release a matrix built by text_corpus_tfidf (it becomes all-zero). */
 void text_csr_free(text_csr *m);
+
+/* A fitted vocabulary applied to new documents (predict): the TF-IDF row of a document is
+ * bit-identical to the one text_corpus_tfidf made for it in the corpus that fitted the vocabulary.
+ * Only float32 idf values are stored (/idf of a dataset or checkpoint); each identifies its document
+ * frequency df exactly (consecutive df differ by >= 1/(1 + n_docs) in idf, far above float
+ * rounding), so the double idf is recomputed from (df, n_docs) as text_corpus_finish did. */
+typedef struct text_vocab text_vocab;
+
+/* terms [D] (sorted by strcmp, unique), idf [D] as stored, n_docs the number of training
+ * documents the idf was fitted on. Copies what it needs. Returns NULL with log_fail("why") when
+ * the terms are not sorted and unique or an idf fits no document frequency. */
+text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int64_t n_docs);
+void text_vocab_free(text_vocab *v);
+
+/* The L2-normalised TF-IDF row of doc[0..len): returns its nnz and points *indices (ascending)
+ * and *data at buffers owned by v, valid until the next call. Unknown terms are dropped. */
+int64_t text_vocab_row(text_vocab *v, const char *doc, size_t len, const int32_t **indices, const float **data);
 
 #endif

@@ -20,6 +20,197 @@ static size_t first_nonfinite(const float *x, size_t n) {
   return n;
 }
 
+static const char *const k_input_names[] = {"dense", "image", "text"};
+
+const char *checkpoint_input_name(checkpoint_input k) { return k_input_names[k]; }
+
+/* /model of a checkpoint (checkpoint.h). Returns 0 or -1 with log_fail("HDF5: ..."). */
+static int model_write(hid_t file, const checkpoint_model *m) {
+  hid_t g = h5io_group(file, "model");
+  if (g < 0) return -1;
+  int rc = h5io_attr_string(g, "input", checkpoint_input_name(m->input));
+  if (!rc) rc = h5io_attr_string(g, "activation", m->activation);
+  if (!rc) rc = h5io_attr_string(g, "precision", m->bf16 ? "bf16" : "fp32");
+  if (!rc) rc = h5io_attr_strings(g, "class_names", m->class_names, (size_t)m->n_classes);
+  if (!rc) rc = h5io_attr_double(g, "scale", m->scale);
+  if (!rc && m->input == CHECKPOINT_INPUT_IMAGE) rc = h5io_attr_int64s(g, "image_shape", m->image_shape, 2);
+  if (!rc) rc = h5io_attr_string(g, "data_path", m->data_path ? m->data_path : "");
+  if (!rc) rc = h5io_attr_string(g, "data_source", m->data_source ? m->data_source : "");
+  if (!rc && m->input == CHECKPOINT_INPUT_TEXT) {
+    hsize_t d[1] = {(hsize_t)m->vocab_n};
+    rc = h5io_attr_string(g, "text_version", m->text_version ? m->text_version : "");
+    if (!rc) rc = h5io_attr_int64(g, "idf_docs", m->idf_docs);
+    if (!rc) rc = h5io_write_strings(g, "vocab", m->vocab, (size_t)m->vocab_n);
+    if (!rc) rc = h5io_write(g, "idf", H5T_NATIVE_FLOAT, 1, d, m->idf, 0);
+  }
+  H5Gclose(g);
+  return rc;
+}
+
+/* A 1-D float dataset of exactly n values, or NULL (no log_fail). */
+static float *floats_read(hid_t loc, const char *name, size_t n) {
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return NULL;
+  hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (ds < 0) return NULL;
+  hid_t sp = H5Dget_space(ds);
+  float *v = NULL;
+  if (H5Sget_simple_extent_npoints(sp) == (hssize_t)n) {
+    v = xmalloc(n * sizeof *v + 1);
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) free(v), v = NULL;
+  }
+  H5Sclose(sp);
+  H5Dclose(ds);
+  return v;
+}
+
+/* class_names of n classes from obj, else "0", "1", ... */
+static char **class_names_read(hid_t obj, int64_t n) {
+  size_t got = 0;
+  char **names = h5io_attr_get_strings(obj, "class_names", &got);
+  if (names && got == (size_t)n) return names;
+  h5io_free_strings(names, got);
+  names = xcalloc((size_t)n + 1, sizeof *names);
+  for (int64_t i = 0; i < n; i++) {
+    buf b = {0};
+    buf_printf(&b, "%lld", (long long)i);
+    names[i] = b.data;
+  }
+  return names;
+}
+
+int checkpoint_model_from_data(hid_t file, const char *path, int64_t classes, int64_t cols, int csr,
+                               const char *activation, checkpoint_model *m) {
+  memset(m, 0, sizeof *m);
+  m->activation = xstrdup(activation);
+  m->n_classes = classes;
+  m->scale = 1.0;
+  m->data_path = xstrdup(path);
+  hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
+  if (root < 0) return log_fail("%s: cannot open /: %s", path, h5io_why());
+  m->class_names = class_names_read(root, classes);
+  if (h5io_attr_get_string(root, "source", &m->data_source)) m->data_source = xstrdup("");
+  if (csr && H5Lexists(file, "vocab", H5P_DEFAULT) > 0) { /* text; CSR without a vocabulary (synth) is dense */
+    m->input = CHECKPOINT_INPUT_TEXT;
+    if (h5io_attr_get_string(root, "text_version", &m->text_version)) m->text_version = xstrdup("");
+    size_t n = 0;
+    m->vocab = h5io_read_strings(file, "vocab", &n);
+    m->vocab_n = (int64_t)n;
+    m->idf = floats_read(file, "idf", (size_t)cols);
+    hid_t x = H5Oopen(file, "train/X", H5P_DEFAULT);
+    int64_t shape[2] = {0, 0};
+    if (x >= 0) h5io_attr_get_int64s(x, "shape", shape, 2), H5Oclose(x);
+    m->idf_docs = shape[0];
+    H5Gclose(root);
+    if (!m->vocab || m->vocab_n != cols || !m->idf)
+      return log_fail("%s: /vocab and /idf do not hold %lld terms each", path, (long long)cols);
+    return 0;
+  }
+  if (csr) {
+    H5Gclose(root);
+    return 0;
+  }
+  H5Gclose(root);
+  hid_t x = H5Oopen(file, "train/X", H5P_DEFAULT);
+  if (x < 0) return log_fail("%s: no /train/X: %s", path, h5io_why());
+  h5io_attr_get_double(x, "scale", &m->scale);
+  if (h5io_attr_get_int64s(x, "image_shape", m->image_shape, 2) == 0 && m->image_shape[0] > 0 &&
+      m->image_shape[0] * m->image_shape[1] == cols)
+    m->input = CHECKPOINT_INPUT_IMAGE;
+  else
+    m->image_shape[0] = m->image_shape[1] = 0;
+  H5Oclose(x);
+  return 0;
+}
+
+int checkpoint_model_load(const char *path, checkpoint_model *m) {
+  memset(m, 0, sizeof *m);
+  hid_t f = h5io_open_read(path);
+  if (f < 0) return -1;
+  int rc = -1;
+  char *input = NULL;
+  int64_t *dims = m->dims;
+  char *precision = NULL;
+  hid_t g = H5Lexists(f, "model", H5P_DEFAULT) > 0 ? H5Gopen2(f, "model", H5P_DEFAULT) : H5I_INVALID_HID;
+  hid_t a = H5Aexists(f, "dims") > 0 ? H5Aopen(f, "dims", H5P_DEFAULT) : H5I_INVALID_HID;
+  int n_dims = 0;
+  if (a >= 0) {
+    hid_t as = H5Aget_space(a);
+    n_dims = (int)H5Sget_simple_extent_npoints(as);
+    H5Sclose(as);
+    H5Aclose(a);
+  }
+  if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 && H5Lexists(f, "train", H5P_DEFAULT) > 0) {
+    log_fail("%s: a dataset file (it has /train), not a model checkpoint", path);
+    goto done;
+  }
+  if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 && H5Lexists(f, "components", H5P_DEFAULT) > 0) {
+    log_fail("%s: a PCA result (it has /components), not a model checkpoint", path);
+    goto done;
+  }
+  if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 || n_dims < 2 || n_dims > 32 ||
+      h5io_attr_get_int64s(f, "dims", dims, (size_t)n_dims)) {
+    log_fail("%s: not a dptrain checkpoint (no /params or dims)", path);
+    goto done;
+  }
+  if (g < 0) {
+    log_fail("%s: no /model: a checkpoint of an older dptrain; train.resume it for one step to add it", path);
+    goto done;
+  }
+  m->n_dims = n_dims;
+  m->n_classes = dims[n_dims - 1];
+  m->bf16 = h5io_attr_get_string(g, "precision", &precision) == 0 && strcmp(precision, "bf16") == 0;
+  if (h5io_attr_get_string(g, "input", &input) || h5io_attr_get_string(g, "activation", &m->activation) ||
+      h5io_attr_get_double(g, "scale", &m->scale)) {
+    log_fail("%s: /model lacks input, activation or scale", path);
+    goto done;
+  }
+  int k = 0;
+  while (k < 3 && strcmp(input, k_input_names[k]) != 0) k++;
+  if (k == 3) {
+    log_fail("%s: /model: unknown input kind '%s'", path, input);
+    goto done;
+  }
+  m->input = (checkpoint_input)k;
+  m->class_names = class_names_read(g, m->n_classes);
+  if (h5io_attr_get_string(g, "data_path", &m->data_path)) m->data_path = xstrdup("");
+  if (h5io_attr_get_string(g, "data_source", &m->data_source)) m->data_source = xstrdup("");
+  if (m->input == CHECKPOINT_INPUT_IMAGE &&
+      (h5io_attr_get_int64s(g, "image_shape", m->image_shape, 2) || m->image_shape[0] * m->image_shape[1] != dims[0])) {
+    log_fail("%s: /model: image_shape missing or not %lld pixels", path, (long long)dims[0]);
+    goto done;
+  }
+  if (m->input == CHECKPOINT_INPUT_TEXT) {
+    size_t n = 0;
+    if (h5io_attr_get_string(g, "text_version", &m->text_version)) m->text_version = xstrdup("");
+    m->vocab = h5io_read_strings(g, "vocab", &n);
+    m->vocab_n = (int64_t)n;
+    m->idf = floats_read(g, "idf", (size_t)dims[0]);
+    if (h5io_attr_get_int64s(g, "idf_docs", &m->idf_docs, 1) || !m->vocab || m->vocab_n != dims[0] || !m->idf) {
+      log_fail("%s: /model: a text model without idf_docs, /model/vocab and /model/idf of %lld terms", path,
+               (long long)dims[0]);
+      goto done;
+    }
+  }
+  rc = 0;
+done:
+  free(input);
+  free(precision);
+  if (g >= 0) H5Gclose(g);
+  H5Fclose(f);
+  return rc;
+}
+
+void checkpoint_model_free(checkpoint_model *m) {
+  free(m->activation);
+  h5io_free_strings(m->class_names, (size_t)m->n_classes);
+  free(m->text_version);
+  h5io_free_strings(m->vocab, (size_t)m->vocab_n);
+  free(m->idf);
+  free(m->data_path);
+  free(m->data_source);
+  memset(m, 0, sizeof *m);
+}
+
 int checkpoint_save(const char *path, const checkpoint *c) {
   for (int i = -1; i < c->n_state; i++) { /* never a non-finite checkpoint: it could only be resumed into NaN */
     const float *x = i < 0 ? c->params : c->state[i];
@@ -46,6 +237,7 @@ int checkpoint_save(const char *path, const checkpoint *c) {
   if (!rc) rc = h5io_attr_int64s(o.file, "dims", c->dims, (size_t)c->n_dims);
   if (!rc) rc = h5io_attr_string(o.file, "optimizer", c->optimizer ? c->optimizer : "");
   if (!rc) rc = h5io_attr_string(o.file, "config", c->config ? c->config : "");
+  if (!rc && c->model) rc = model_write(o.file, c->model);
   if (rc) {
     log_prefix(path);
     h5io_discard(&o);

@@ -46,10 +46,11 @@ typedef struct trainer {
   int64_t classes;
   reducer *red; /* the gradient sums of every step (reduce.h) */
   FILE *metrics;
-  int overlap;        /* start each layer's reduction during backward (1) or after (0) */
-  double env_timeout; /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
-  int64_t skipped;    /* steps skipped for a non-finite loss or gradient (train.nonfinite = skip) */
-  int64_t skip_run;   /* of them, in a row up to now */
+  int overlap;           /* start each layer's reduction during backward (1) or after (0) */
+  double env_timeout;    /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
+  int64_t skipped;       /* steps skipped for a non-finite loss or gradient (train.nonfinite = skip) */
+  int64_t skip_run;      /* of them, in a row up to now */
+  checkpoint_model card; /* what applying the model needs (rank 0; written into every checkpoint) */
 } trainer;
 
 /* Set by SIGTERM / SIGUSR1 (preemption, Slurm's warning before the time limit): every rank finishes
@@ -169,7 +170,8 @@ static int save_checkpoint(trainer *t) {
                     .world_size = dist_size(),
                     .n_train = t->smp.n,
                     .batch = t->smp.batch,
-                    .optimizer = (char *)t->o.optim_name};
+                    .optimizer = (char *)t->o.optim_name,
+                    .model = &t->card};
     c.n_dims = t->m.spec.n_layers + 1;
     memcpy(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims);
     size_t bytes = t->m.n_params * sizeof(float);
@@ -297,6 +299,12 @@ static int setup(trainer *t, int eval_only) {
   s.dims[0] = f->train.cols;
   for (int i = 0; i < nh; i++) s.dims[i + 1] = o->hidden[i];
   s.dims[nh + 1] = t->classes;
+  /* the model card of every checkpoint (rank 0 writes them), from the dataset file once */
+  static const char *const act_names[] = {"none", "relu", "tanh", "sigmoid"};
+  ok = rank != 0 || checkpoint_model_from_data(f->file, path, t->classes, f->train.cols, f->train.kind == DATA_CSR,
+                                               act_names[o->act], &t->card) == 0;
+  t->card.bf16 = o->bf16;
+  if (!dist_all_ok(ok)) return -1;
   t->be = backend_choose(o->device, "[train] device");
   if (!t->be) log_prefix(o->label);
   if (!dist_all_ok(t->be != NULL)) return -1;
@@ -374,6 +382,7 @@ static void teardown(trainer *t, int failed) {
   data_block_free(&t->test);
   data_close(&t->data);
   free(t->rows);
+  checkpoint_model_free(&t->card);
 }
 
 /* ---- the loop --------------------------------------------------------------------------------- */

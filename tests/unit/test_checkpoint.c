@@ -2,7 +2,7 @@
  * a round trip through a real HDF5 file; a state with NaN or Inf (parameters or an optimizer
  * buffer) is refused with a line naming the dataset and index and leaves no file; checkpoint_point
  * replaces the link atomically; checkpoint_prune keeps the newest files and removes the temporaries
- * of interrupted writes, and nothing else. */
+ * of interrupted writes, and nothing else; the model card /model round-trips. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,6 +88,63 @@ static void test_round_trip(void **state) {
   checkpoint_free(&r);
 }
 
+/* The model card /model: a text model's vocabulary, idf and names come back; an image model's
+ * shape and scale; a file without /model, or of another kind, is named. */
+static void test_model_card(void **state) {
+  (void)state;
+  float p[5] = {1, 2, 3, 4, 5}, m[5] = {0}, idf[4] = {1.5f, 2, 1, 3};
+  char *vocab[4] = {"free", "lunch", "meeting", "prize"}, *names[1] = {"spam"};
+  checkpoint_model card = {.input = CHECKPOINT_INPUT_TEXT,
+                           .activation = "relu",
+                           .n_classes = 1,
+                           .class_names = names,
+                           .scale = 1,
+                           .text_version = "dptrain-text-1",
+                           .vocab_n = 4,
+                           .vocab = vocab,
+                           .idf = idf,
+                           .idf_docs = 10,
+                           .data_path = "data/x.h5",
+                           .bf16 = 1};
+  checkpoint c = small_state(p, m);
+  c.model = &card;
+  char path[128];
+  path_of(path, sizeof path, "card.h5");
+  assert_int_equal(checkpoint_save(path, &c), 0);
+  checkpoint_model r;
+  assert_int_equal(checkpoint_model_load(path, &r), 0);
+  assert_int_equal(r.input, CHECKPOINT_INPUT_TEXT);
+  assert_string_equal(r.activation, "relu");
+  assert_int_equal(r.bf16, 1);
+  assert_int_equal(r.n_dims, 2);
+  assert_int_equal(r.dims[0], 4);
+  assert_string_equal(r.class_names[0], "spam");
+  assert_int_equal(r.vocab_n, 4);
+  assert_string_equal(r.vocab[3], "prize");
+  assert_memory_equal(r.idf, idf, sizeof idf);
+  assert_int_equal(r.idf_docs, 10);
+  assert_string_equal(r.text_version, "dptrain-text-1");
+  checkpoint_model_free(&r);
+  checkpoint_model img = {.input = CHECKPOINT_INPUT_IMAGE,
+                          .activation = "tanh",
+                          .n_classes = 1,
+                          .class_names = names,
+                          .scale = 1.0 / 255,
+                          .image_shape = {2, 2}};
+  c.model = &img;
+  assert_int_equal(checkpoint_save(path, &c), 0);
+  assert_int_equal(checkpoint_model_load(path, &r), 0);
+  assert_int_equal(r.input, CHECKPOINT_INPUT_IMAGE);
+  assert_int_equal(r.image_shape[0] * r.image_shape[1], 4);
+  assert_true(r.scale == 1.0 / 255);
+  checkpoint_model_free(&r);
+  c.model = NULL; /* an older checkpoint */
+  assert_int_equal(checkpoint_save(path, &c), 0);
+  assert_int_equal(checkpoint_model_load(path, &r), -1);
+  assert_non_null(strstr(log_last_error(), "no /model"));
+  checkpoint_model_free(&r);
+}
+
 static void test_nonfinite_refused(void **state) {
   (void)state;
   const float bad[] = {NAN, INFINITY, -INFINITY};
@@ -139,6 +196,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_nonfinite_refused),
+      cmocka_unit_test(test_model_card),
       cmocka_unit_test(test_point_and_prune),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -8,8 +8,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "prep/email.h"
 #include "prep/text.h"
 
 /* All tokens of s, lower-cased, joined by '|' into out. Returns the number of tokens. */
@@ -234,12 +236,72 @@ static void test_vocab_sorted_large(void **state) {
   text_corpus_free(c);
 }
 
+/* Messages written by hand: plain text, quoted-printable HTML, base64 in ISO-8859-1. */
+static const char *const k_msgs[] = {
+    "From: a@example.org\nSubject: lunch on friday\n\nShall we meet for lunch on Friday? The usual place.\n",
+    "Subject: =?utf-8?Q?You_have_won_=E2=82=AC1000?=\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n"
+    "Content-Transfer-Encoding: quoted-printable\n\n<html><body><p>Claim your <b>prize</b> now: click =\nhere &amp; "
+    "win =E2=82=AC1000!</p><script>x()</script></body></html>\n",
+    "Subject: offre\nMIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\n"
+    "Content-Transfer-Encoding: base64\n\nQ2Fm6SBncmF0dWl0ISBS6XBvbmRleiB2aXRlIHBvdXIgZ2FnbmVyIDEwMDAg\n"
+    "ZXVyb3MsIG9mZnJlIHNw6WNpYWxlLgo=\n",
+    "Subject: lunch\n\nlunch friday place prize prize click unknownword\n",
+    "Subject: nothing known\n\nzzz qqq\n",
+};
+
+/* text_vocab (predict) rebuilds prep's TF-IDF rows bit for bit, from the terms and float32 idf,
+ * for training and held-out documents; a float idf that fits no document frequency is refused. */
+static void test_vocab_rows_match_corpus(void **state) {
+  (void)state;
+  enum { N = 5 };
+  text_corpus *c = text_corpus_new();
+  buf text = {0};
+  for (int d = 0; d < N; d++) {
+    buf_clear(&text);
+    email_to_text(k_msgs[d], strlen(k_msgs[d]), &text);
+    text_corpus_add(c, text.data, text.len);
+  }
+  const unsigned char train[N] = {1, 1, 1, 0, 0};
+  int64_t D = text_corpus_finish(c, train, 1);
+  assert_true(D > 10);
+  int64_t ids[N] = {0, 1, 2, 3, 4};
+  text_csr X = {0};
+  text_corpus_tfidf(c, ids, N, &X);
+  char **terms = malloc(sizeof(char *) * (size_t)D);
+  float *idf = malloc(sizeof(float) * (size_t)D);
+  for (int64_t j = 0; j < D; j++) terms[j] = (char *)text_corpus_term(c, j), idf[j] = (float)text_corpus_idf(c, j);
+  text_vocab *v = text_vocab_new(terms, idf, D, 3);
+  assert_non_null(v);
+  for (int d = 0; d < N; d++) {
+    buf_clear(&text);
+    email_to_text(k_msgs[d], strlen(k_msgs[d]), &text);
+    const int32_t *ind;
+    const float *val;
+    int64_t nnz = text_vocab_row(v, text.data, text.len, &ind, &val);
+    assert_int_equal(nnz, X.indptr[d + 1] - X.indptr[d]);
+    for (int64_t q = 0; q < nnz; q++) {
+      assert_int_equal(ind[q], X.indices[X.indptr[d] + q]);
+      assert_memory_equal(&val[q], &X.data[X.indptr[d] + q], sizeof(float)); /* bit for bit */
+    }
+  }
+  assert_int_equal(X.indptr[5] - X.indptr[4], 0); /* nothing known: an all-zero row */
+  text_vocab_free(v);
+  idf[0] += 0.01f; /* between two document frequencies */
+  assert_null(text_vocab_new(terms, idf, D, 3));
+  free(terms);
+  free(idf);
+  text_csr_free(&X);
+  buf_free(&text);
+  text_corpus_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_tokenize_punctuation), cmocka_unit_test(test_tokenize_digits_underscore_case),
-      cmocka_unit_test(test_tokenize_utf8_kept),   cmocka_unit_test(test_tokenize_embedded_nul),
-      cmocka_unit_test(test_tfidf_min_df_1),       cmocka_unit_test(test_tfidf_min_df_2),
-      cmocka_unit_test(test_tfidf_empty_vocab),    cmocka_unit_test(test_vocab_sorted_large),
+      cmocka_unit_test(test_tokenize_punctuation),    cmocka_unit_test(test_tokenize_digits_underscore_case),
+      cmocka_unit_test(test_tokenize_utf8_kept),      cmocka_unit_test(test_tokenize_embedded_nul),
+      cmocka_unit_test(test_tfidf_min_df_1),          cmocka_unit_test(test_tfidf_min_df_2),
+      cmocka_unit_test(test_tfidf_empty_vocab),       cmocka_unit_test(test_vocab_sorted_large),
+      cmocka_unit_test(test_vocab_rows_match_corpus),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
