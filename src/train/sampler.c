@@ -129,3 +129,17 @@ int64_t sampler_max_local(const sampler *s) {
   if (s->batch >= s->n) return shard_begin(s, s->s_hi) - shard_begin(s, s->s_lo);
   return (s->batch / s->v + (s->batch % s->v ? 1 : 0)) * (s->s_hi - s->s_lo);
 }
+
+void sampler_step_rows(const sampler *s, int64_t *fewest, int64_t *most) {
+  if (s->batch >= s->n || s->batch % s->v == 0) {
+    *fewest = *most = sampler_max_local(s);
+    return;
+  }
+  *fewest = INT64_MAX, *most = 0;
+  for (int64_t t = 0; t < s->steps_per_epoch; t++) {
+    int64_t k = 0;
+    for (int64_t sh = s->s_lo; sh < s->s_hi; sh++) k += take(s, sh, t);
+    *fewest = k < *fewest ? k : *fewest;
+    *most = k > *most ? k : *most;
+  }
+}

@@ -56,4 +56,8 @@ int64_t sampler_next(sampler *s, int64_t *rows, int64_t *offset);
 /* Largest number of rows sampler_next can return on this rank. */
 int64_t sampler_max_local(const sampler *s);
 
+/* The fewest and most rows this rank computes in one step of an epoch (the same for every
+ * epoch; with V = B both are the rank's shard count). */
+void sampler_step_rows(const sampler *s, int64_t *fewest, int64_t *most);
+
 #endif

@@ -282,10 +282,10 @@ static int restore(trainer *t, const char *path, int full) {
 /* One line on rank 0: the shards, and the fewest and most rows any rank reads and computes per
  * step (what the sampler plans; the summary of metrics.jsonl has what the steps did). Collective. */
 static void log_balance(const trainer *t) {
-  int64_t lo, hi, m[4];
+  int64_t lo, hi, fewest, most, m[4];
   sampler_local_rows(&t->smp, &lo, &hi);
-  const int64_t per_step = sampler_max_local(&t->smp);
-  m[0] = hi - lo, m[1] = lo - hi, m[2] = per_step, m[3] = -per_step;
+  sampler_step_rows(&t->smp, &fewest, &most);
+  m[0] = hi - lo, m[1] = lo - hi, m[2] = most, m[3] = -fewest;
   dist_allreduce(MPI_IN_PLACE, m, 4, MPI_INT64_T, MPI_MAX, dist_comm(), "sampler balance");
   log_info(
       "sampler: %lld virtual shards; each rank reads %lld-%lld contiguous rows and computes %lld-%lld rows of "

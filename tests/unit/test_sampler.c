@@ -3,6 +3,7 @@
  *     rank's offset is where its rows sit in it (the order never depends on the rank count);
  *   - each rank's rows lie in its contiguous range, the ranges tile [0, N) in rank order;
  *   - every row is used at most once per epoch; epochs and seeds give other batches;
+ *   - sampler_step_rows is the fewest and most rows each rank's steps really had;
  *   - the default layout (one shard per batch row) gives every rank floor(B / P) or ceil(B / P)
  *     rows of every step, for P up to 65,536;
  *   - the layout of the sampler before issue 19 (min(60, N) shards) gives the same rows as that
@@ -39,7 +40,8 @@ static int64_t check_ranks(int64_t n, int64_t batch, int64_t shards, int size) {
   sampler_seek(&one, 3, 0);
   char *seen = calloc((size_t)n, 1);
   int64_t *want = malloc(sizeof(int64_t) * (size_t)batch), *got = malloc(sizeof(int64_t) * (size_t)batch);
-  int64_t spread = 0;
+  int64_t spread = 0, *lo_k = malloc(sizeof(int64_t) * (size_t)size), *hi_k = calloc((size_t)size, sizeof(int64_t));
+  for (int k = 0; k < size; k++) lo_k[k] = batch;
   for (int64_t t = 0; t < one.steps_per_epoch; t++) {
     int64_t off, k0 = 0, fewest = batch, most = 0;
     assert_int_equal(sampler_next(&one, want, &off), batch);
@@ -51,6 +53,8 @@ static int64_t check_ranks(int64_t n, int64_t batch, int64_t shards, int size) {
       assert_int_equal(off, k0);
       for (int64_t i = 0; i < m; i++) assert_true(got[k0 + i] >= lo && got[k0 + i] < hi);
       k0 += m;
+      lo_k[k] = m < lo_k[k] ? m : lo_k[k];
+      hi_k[k] = m > hi_k[k] ? m : hi_k[k];
       fewest = m < fewest ? m : fewest;
       most = m > most ? m : most;
     }
@@ -59,7 +63,15 @@ static int64_t check_ranks(int64_t n, int64_t batch, int64_t shards, int size) {
     assert_memory_equal(want, got, sizeof(int64_t) * (size_t)batch);
     for (int64_t i = 0; i < batch; i++) assert_int_equal(seen[want[i]]++, 0);
   }
-  assert_int_equal(one.epoch, 4); /* moved on to the next epoch */
+  assert_int_equal(one.epoch, 4);  /* moved on to the next epoch */
+  for (int k = 0; k < size; k++) { /* what sampler_step_rows reports is what the steps gave */
+    int64_t fewest, most;
+    sampler_step_rows(&r[k], &fewest, &most);
+    assert_int_equal(fewest, lo_k[k]);
+    assert_int_equal(most, hi_k[k]);
+  }
+  free(lo_k);
+  free(hi_k);
   free(seen);
   free(want);
   free(got);
