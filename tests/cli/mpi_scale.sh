@@ -7,7 +7,8 @@
 #    where the others do: a checkpoint resumes from 3 ranks on 128 and from 128 on 3;
 #  - every rank's rows per step, as the product reports them (rank_step_rows_min/max of the
 #    summary in metrics.jsonl, and the sampler's log line), are floor(128 / P) or ceil(128 / P):
-#    within one row at every rank count; the ranks read contiguous parts of about 1,280 / P rows.
+#    within one row at every rank count; the ranks read contiguous parts of about 1,280 / P rows;
+#  - a checkpoint of the sampler before issue 19 on more ranks than its shards: one line, exit 2.
 # The large runs ask libnbc for its binomial all-reduce (the user's setting wins over dptrain's
 # ring): on 2 cores a ring of 128 ranks waits for 254 context switches a bucket (docs/training.md).
 # shellcheck source=tests/cli/lib.sh
@@ -80,5 +81,20 @@ PY
 else
   fail "scale checks"
 fi
+# a checkpoint of the sampler before issue 19 (4-value /sampler: min(60, N) shards) on more ranks
+# than its shards: one line, exit 2 (an 8-row set, so its 8 shards are exceeded by 9 ranks)
+mnist_slice "$T/eight.h5" 8 8
+run 1 "$T/v1" data.path="$T/eight.h5" train.batch_size=8 train.shards=8 train.epochs=1 train.checkpoint_steps=0
+"$PY" - "$T/v1/checkpoint.h5" <<'PY' || fail "cutting /sampler to 4 values"
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    s = f["sampler"][...]
+    del f["sampler"]
+    f["sampler"] = s[:4]
+PY
+expect_usage_error "old checkpoint on more ranks than its shards" \
+  "checkpoint's sampler has 8 virtual shards (the layout before issue 19): it resumes on at most 8 ranks, not 9" - \
+  "${MPIRUN[@]}" -q -np 9 "$DPTRAIN" train "$T/tiny.ini" data.path="$T/eight.h5" train.batch_size=8 \
+  train.out="$T/v1" train.resume="$T/v1/checkpoint.h5"
 echo "mpi_scale: $((SECONDS - t0)) s"
 finish
