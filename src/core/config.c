@@ -120,6 +120,8 @@ static const key_spec schema[] = {
     {"train", "checkpoint_steps", T_INT, "0", LO | BIG, 0, 0, NULL,
      "also checkpoint every this many steps (0: at epoch ends only)"},
     {"train", "keep_checkpoints", T_INT, "1", LO, 1, 0, NULL, "checkpoint files kept (the newest)"},
+    {"train", "shards", T_INT, "0", LO, 0, 0, NULL,
+     "virtual shards of the training rows (0: the global batch, balanced steps on any rank count)"},
 
     {"pca", "k", T_INT, "10", LO, 1, 0, NULL, "number of components"},
     {"pca", "method", T_ENUM, "auto", 0, 0, 0, v_pca_method, "algorithm"},

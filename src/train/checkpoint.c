@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "h5io.h"
 #include "log.h"
+#include "sampler.h"
 
 /* Index of the first non-finite value of x[n], or n. */
 static size_t first_nonfinite(const float *x, size_t n) {
@@ -221,8 +222,8 @@ int checkpoint_save(const char *path, const checkpoint *c) {
   }
   h5io_out o;
   if (h5io_create(&o, path)) return -1;
-  hsize_t np[1] = {c->n_params}, ns[1] = {4};
-  int64_t smp[4] = {c->epoch, c->step_in_epoch, c->n_train, c->batch};
+  hsize_t np[1] = {c->n_params}, ns[1] = {5};
+  int64_t smp[5] = {c->epoch, c->step_in_epoch, c->n_train, c->batch, c->shards};
   int rc = h5io_write(o.file, "params", H5T_NATIVE_FLOAT, 1, np, c->params, 0);
   for (int i = 0; !rc && i < c->n_state; i++) {
     char name[96];
@@ -280,7 +281,7 @@ int checkpoint_load(const char *path, checkpoint *c) {
   hid_t f = h5io_open_read(path);
   if (f < 0) return -1;
   int rc = -1;
-  int64_t smp[4];
+  int64_t smp[5];
   hid_t ds = -1;
   if (H5Lexists(f, "params", H5P_DEFAULT) <= 0 || H5Lexists(f, "sampler", H5P_DEFAULT) <= 0) {
     log_fail("%s: not a dptrain checkpoint (no /params or /sampler)", path);
@@ -293,13 +294,19 @@ int checkpoint_load(const char *path, checkpoint *c) {
   H5Dclose(ds);
   if (!(c->params = read_vec(f, "params", c->n_params, path))) goto done;
   ds = H5Dopen2(f, "sampler", H5P_DEFAULT);
-  herr_t e = H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, smp);
+  sp = H5Dget_space(ds);
+  const hssize_t n_smp = H5Sget_simple_extent_npoints(sp);
+  H5Sclose(sp);
+  herr_t e = n_smp == 4 || n_smp == 5 ? H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, smp) : -1;
   H5Dclose(ds);
   if (e < 0) {
-    log_fail("%s: cannot read /sampler", path);
+    log_fail("%s: cannot read /sampler (%lld values; 5, or 4 from before issue 19, expected)", path, (long long)n_smp);
     goto done;
   }
   c->epoch = smp[0], c->step_in_epoch = smp[1], c->n_train = smp[2], c->batch = smp[3];
+  /* 4 values: the sampler before issue 19, min(60, N) shards; it resumes exactly with them */
+  c->sampler_v1 = n_smp == 4;
+  c->shards = n_smp == 5 ? smp[4] : (c->n_train < SAMPLER_SHARDS_V1 ? c->n_train : SAMPLER_SHARDS_V1);
   if (h5io_attr_get_int64s(f, "step", &c->step, 1) || h5io_attr_get_int64s(f, "seed", &c->seed, 1) ||
       h5io_attr_get_int64s(f, "world_size", &c->world_size, 1) || h5io_attr_get_string(f, "optimizer", &c->optimizer) ||
       h5io_attr_get_string(f, "config", &c->config)) {

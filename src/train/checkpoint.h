@@ -2,7 +2,9 @@
  *
  *   /params            float32 [P]   the flat parameter buffer (layer by layer, W then b)
  *   /optim/<name>      float32 [P]   each optimizer state buffer, named as torch.optim's state
- *   /sampler           int64 [4]     epoch, step within epoch, training rows, global batch
+ *   /sampler           int64 [5]     epoch, step within epoch, training rows, global batch,
+ *                                    virtual shards (4 values: a checkpoint from before issue 19,
+ *                                    whose sampler had min(60, rows) shards; read as such)
  *   attributes         step, epoch, seed, world_size, optimizer, dims (the layer widths),
  *                      config (the resolved INI text)
  *   /model             what applying the model needs without the dataset file (checkpoint_model):
@@ -60,6 +62,8 @@ typedef struct checkpoint {
   int n_dims;
   int64_t dims[32]; /* layer widths d[0..L] */
   int64_t step, epoch, step_in_epoch, seed, world_size, n_train, batch;
+  int64_t shards;                /* the sampler's virtual shards (sampler.h) */
+  int sampler_v1;                /* read from a 4-value /sampler (before issue 19): shards = min(60, n_train) */
   char *config;                  /* resolved INI text */
   const checkpoint_model *model; /* save: written as /model when not NULL (not owned) */
 } checkpoint;

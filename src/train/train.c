@@ -37,6 +37,8 @@ typedef struct trainer {
   data_block test;  /* this rank's block of test rows */
   int64_t test_begin;
   sampler smp;
+  checkpoint resume_ck;                 /* train.resume, read before the sampler is made (its shard count) */
+  int64_t step_rows_min, step_rows_max; /* fewest and most rows of one step on this rank so far */
   model m;
   optim opt;
   sched sch;
@@ -170,6 +172,7 @@ static int save_checkpoint(trainer *t) {
                     .world_size = dist_size(),
                     .n_train = t->smp.n,
                     .batch = t->smp.batch,
+                    .shards = t->smp.v,
                     .optimizer = (char *)t->o.optim_name,
                     .model = &t->card};
     c.n_dims = t->m.spec.n_layers + 1;
@@ -229,28 +232,67 @@ static int check_checkpoint(const trainer *t, const checkpoint *c, const char *p
   return 0;
 }
 
-/* Load train.resume (full state) into the model and optimizer; full = 0 (eval) takes only the
- * weights, checking that the checkpoint's layers are this model's. Collective. */
-static int restore(trainer *t, const char *path, int full) {
-  checkpoint c;
-  int ok = checkpoint_load(path, &c) == 0 && check_checkpoint(t, &c, path, full) == 0;
-  if (!dist_all_ok(ok)) {
-    checkpoint_free(&c);
-    return -1;
+/* Read train.resume into t->resume_ck before the sampler is made: a full resume keeps the
+ * checkpoint's virtual shards (the sample order), and refuses a rank count they cannot feed.
+ * *shards gets the sampler's shard count. Collective. */
+static int read_resume(trainer *t, const char *path, int full, int64_t *shards) {
+  checkpoint *c = &t->resume_ck;
+  int ok = checkpoint_load(path, c) == 0;
+  if (ok && full) {
+    if (t->o.shards != SAMPLER_SHARDS_BATCH && t->o.shards != c->shards) {
+      log_fail("%s: checkpoint was taken with %lld virtual shards, not [train] shards %lld", path, (long long)c->shards,
+               (long long)t->o.shards);
+      ok = 0;
+    } else if (c->shards < dist_size()) {
+      log_fail("%s: the checkpoint's sampler has %lld virtual shards%s: it resumes on at most %lld ranks, not %d", path,
+               (long long)c->shards, c->sampler_v1 ? " (the layout before issue 19)" : "", (long long)c->shards,
+               dist_size());
+      ok = 0;
+    }
+    *shards = c->shards;
   }
-  t->be->upload(t->m.params, c.params, c.n_params * sizeof(float));
-  if (full) {
-    for (int i = 0; i < c.n_state; i++) /* match by name, the order is the file's */
-      for (int j = 0; j < t->opt.n_state; j++)
-        if (strcmp(c.state_name[i], t->opt.state_name[j]) == 0)
-          t->be->upload(t->opt.state[j], c.state[i], c.n_params * sizeof(float));
-    t->opt.step = c.step;
-    sampler_seek(&t->smp, c.epoch, c.step_in_epoch);
-    log_info("resumed from %s at epoch %lld, step %lld of %lld (global step %lld)\n", path, (long long)c.epoch + 1,
-             (long long)c.step_in_epoch, (long long)t->smp.steps_per_epoch, (long long)c.step);
-  }
-  checkpoint_free(&c);
+  if (!dist_all_ok(ok)) return -1;
+  if (full && c->sampler_v1)
+    log_info(
+        "sampler: %s comes from the sampler before issue 19: its %lld virtual shards are kept, so the run "
+        "continues exactly (steps are balanced only if the ranks divide them)\n",
+        path, (long long)c->shards);
   return 0;
+}
+
+/* Load train.resume (read by read_resume; full state) into the model and optimizer; full = 0
+ * (eval) takes only the weights, checking that the checkpoint's layers are this model's.
+ * Collective. */
+static int restore(trainer *t, const char *path, int full) {
+  checkpoint *c = &t->resume_ck;
+  if (!dist_all_ok(check_checkpoint(t, c, path, full) == 0)) return -1;
+  t->be->upload(t->m.params, c->params, c->n_params * sizeof(float));
+  if (full) {
+    for (int i = 0; i < c->n_state; i++) /* match by name, the order is the file's */
+      for (int j = 0; j < t->opt.n_state; j++)
+        if (strcmp(c->state_name[i], t->opt.state_name[j]) == 0)
+          t->be->upload(t->opt.state[j], c->state[i], c->n_params * sizeof(float));
+    t->opt.step = c->step;
+    sampler_seek(&t->smp, c->epoch, c->step_in_epoch);
+    log_info("resumed from %s at epoch %lld, step %lld of %lld (global step %lld)\n", path, (long long)c->epoch + 1,
+             (long long)c->step_in_epoch, (long long)t->smp.steps_per_epoch, (long long)c->step);
+  }
+  checkpoint_free(c);
+  return 0;
+}
+
+/* One line on rank 0: the shards, and the fewest and most rows any rank reads and computes per
+ * step (what the sampler plans; the summary of metrics.jsonl has what the steps did). Collective. */
+static void log_balance(const trainer *t) {
+  int64_t lo, hi, fewest, most, m[4];
+  sampler_local_rows(&t->smp, &lo, &hi);
+  sampler_step_rows(&t->smp, &fewest, &most);
+  m[0] = hi - lo, m[1] = lo - hi, m[2] = most, m[3] = -fewest;
+  dist_allreduce(MPI_IN_PLACE, m, 4, MPI_INT64_T, MPI_MAX, dist_comm(), "sampler balance");
+  log_info(
+      "sampler: %lld virtual shards; each rank reads %lld-%lld contiguous rows and computes %lld-%lld rows of "
+      "each step\n",
+      (long long)t->smp.v, (long long)-m[1], (long long)m[0], (long long)-m[3], (long long)m[2]);
 }
 
 /* ---- set-up --------------------------------------------------------------------------------- */
@@ -265,8 +307,9 @@ static int setup(trainer *t, int eval_only) {
   data_file *f = &t->data;
   if (!f->test.present) log_fail("%s: no /test split to evaluate on", path);
   if (!dist_all_ok(f->test.present)) return -1;
-  int64_t batch = o->optim.kind == OPTIM_GD ? f->train.rows : o->batch_size;
-  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, o->seed, rank, size) == 0)) return -1;
+  int64_t batch = o->optim.kind == OPTIM_GD ? f->train.rows : o->batch_size, shards = o->shards;
+  if (o->resume && read_resume(t, o->resume, !eval_only, &shards)) return -1;
+  if (!dist_all_ok(sampler_init(&t->smp, f->train.rows, batch, shards, o->seed, rank, size) == 0)) return -1;
   int64_t lo, hi, tb, te;
   sampler_local_rows(&t->smp, &lo, &hi);
   data_shard(f->test.rows, rank, size, &tb, &te);
@@ -365,6 +408,7 @@ static int setup(trainer *t, int eval_only) {
            s.bf16 ? ", bf16 GEMM inputs" : "", o->optim_name, (long long)t->smp.batch,
            (long long)t->smp.steps_per_epoch);
   buf_free(&arch);
+  if (!eval_only) log_balance(t);
   if (!eval_only) batch_resident_init(&t->res, t->be, &t->local, t->st.rows_cap);
   return 0;
 }
@@ -378,6 +422,7 @@ static void teardown(trainer *t, int failed) {
   if (t->opt.be) optim_free(&t->opt);
   model_free(&t->m);
   sampler_free(&t->smp);
+  checkpoint_free(&t->resume_ck);
   data_block_free(&t->local);
   data_block_free(&t->test);
   data_close(&t->data);
@@ -464,6 +509,8 @@ static int run(trainer *t) {
     const int64_t first_step = t->smp.step;
     for (int64_t step = first_step; step < spe; step++) {
       int64_t off, n = sampler_next(&t->smp, t->rows, &off);
+      t->step_rows_min = n < t->step_rows_min ? n : t->step_rows_min;
+      t->step_rows_max = n > t->step_rows_max ? n : t->step_rows_max;
       model_batch mb = t->res.on ? batch_resident_rows(&t->res, &t->st, be, &t->local, t->rows, n)
                                  : batch_stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
       int64_t gstep = epoch * spe + step;
@@ -545,6 +592,9 @@ static int run(trainer *t) {
   if (!r.confusion) evaluate(t, 1, &r); /* resumed at the very end: still report */
   double wall = now() - t_start, wait = reducer_wait_s(t->red);
   dist_allreduce(MPI_IN_PLACE, &wait, 1, MPI_DOUBLE, MPI_MAX, dist_comm(), "metrics");
+  /* the balance the steps had: the fewest and most rows of one step on any rank, and the rows each read */
+  int64_t bal[4] = {t->step_rows_max, -t->step_rows_min, t->local.end - t->local.begin, t->local.begin - t->local.end};
+  dist_allreduce(MPI_IN_PLACE, bal, 4, MPI_INT64_T, MPI_MAX, dist_comm(), "metrics");
   if (dist_rank() == 0) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "summary", 1);
@@ -560,6 +610,13 @@ static int run(trainer *t) {
     cJSON_AddNumberToObject(o, "allreduce_wait_s", wait);
     cJSON_AddNumberToObject(o, "allreduce_wait_fraction", t_compute > 0 ? wait / t_compute : 0);
     cJSON_AddNumberToObject(o, "skipped_steps", (double)t->skipped);
+    if (bal[0] >= 0) { /* steps were run */
+      cJSON_AddNumberToObject(o, "rank_step_rows_min", (double)-bal[1]);
+      cJSON_AddNumberToObject(o, "rank_step_rows_max", (double)bal[0]);
+    }
+    cJSON_AddNumberToObject(o, "rank_read_rows_min", (double)-bal[3]);
+    cJSON_AddNumberToObject(o, "rank_read_rows_max", (double)bal[2]);
+    cJSON_AddNumberToObject(o, "shards", (double)t->smp.v);
     cJSON *m = cJSON_AddArrayToObject(o, "confusion");
     for (int64_t i = 0; i < t->classes; i++) {
       cJSON *row = cJSON_CreateArray();
@@ -583,7 +640,7 @@ int train_main(int argc, char **argv, int eval_only) {
               eval_only ? "   (with train.resume=CHECKPOINT.h5)" : "");
     return LOG_EXIT_USAGE;
   }
-  trainer t = {0};
+  trainer t = {.step_rows_min = INT64_MAX, .step_rows_max = -1};
   if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
   /* the environment's settings, checked on every device, so a typo shows on a laptop too */
   t.env_timeout = dist_timeout_env();

@@ -156,5 +156,6 @@ int train_opts_build(train_opts *o, const config *c, int eval_only) {
   o->max_skipped = config_int(c, "train.max_skipped");
   o->checkpoint_steps = config_int(c, "train.checkpoint_steps");
   o->keep_checkpoints = config_int(c, "train.keep_checkpoints");
+  o->shards = config_int(c, "train.shards");
   return 0;
 }

@@ -53,6 +53,7 @@ typedef struct train_opts {
   int64_t max_skipped;      /* skip: abort after this many non-finite steps in a row (>= 1) */
   int64_t checkpoint_steps; /* also checkpoint every this many steps (0: epoch ends only) */
   int64_t keep_checkpoints; /* checkpoint files kept, newest first (>= 1) */
+  int64_t shards;           /* the sampler's virtual shards (SAMPLER_SHARDS_BATCH = 0: the global batch) */
 } train_opts;
 
 /* Fill *o from c and validate it: eval_only requires train.resume ("eval: give the checkpoint as

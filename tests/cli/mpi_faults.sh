@@ -229,7 +229,7 @@ for i in 1 2 3 4 5 6; do
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:
     assert f["params"].shape == (101770,) and np.isfinite(f["params"][...]).all()
-    assert f["sampler"][...].shape == (4,)
+    assert f["sampler"][...].shape == (5,)
 PY
 done
 steps=$("$DPTRAIN" info "$T/k9/checkpoint.h5" | awk '$1 == "@step" { print $3 }')

@@ -3,7 +3,8 @@
 #  - 1, 2 and 3 ranks at the same global batch give the same parameters (max |diff| <= 1e-5)
 #    after an epoch of steps (a 3,000-row slice of MNIST, 23 steps of 128, Nesterov + dropout);
 #  - resume from a mid-run checkpoint continues bit-identically on the same rank count, and on
-#    another rank count within float rounding;
+#    another rank count within float rounding; a checkpoint of the sampler before issue 19 (a
+#    4-value /sampler, 60 shards) resumes bit-identically;
 #  - the batches staged through host memory (DPT_RESIDENT_MAX_MB=0) give the same bits as the ones
 #    the backend gathers from the resident shard (the default);
 #  - train.precision = bf16 (bf16 GEMM inputs, fp32 weights) on 2 ranks trains like fp32: final
@@ -50,6 +51,23 @@ run 2 "$T/half" train.epochs=1
 cp -r "$T/half" "$T/half3"
 run 2 "$T/half" train.resume="$T/half/checkpoint.h5"
 run 3 "$T/half3" train.resume="$T/half3/checkpoint.h5"
+# a checkpoint of the sampler before issue 19 resumes exactly: train.shards = 60 is its layout (the
+# same rows: test_sampler's hashes of the old sampler), and its epoch-1 checkpoint with /sampler cut
+# to the old 4 values is what the old dptrain wrote; resumed without the key, it must end
+# bit-identical to the uninterrupted run
+run 2 "$T/v1" train.shards=60
+run 2 "$T/v1half" train.shards=60 train.epochs=1
+"$PY" - "$T/v1half/checkpoint.h5" <<'PY' || fail "cutting /sampler to 4 values"
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    s = f["sampler"][...]
+    assert list(s) == [1, 0, 3000, 128, 60], s
+    del f["sampler"]
+    f["sampler"] = s[:4]
+PY
+run 2 "$T/v1half" train.resume="$T/v1half/checkpoint.h5"
+grep -q "comes from the sampler before issue 19: its 60 virtual shards are kept" "$T/v1half.log" ||
+  fail "no old-sampler line in: $(head -5 "$T/v1half.log")"
 "$PY" - "$T" <<'PY' || fail "parameter comparison"
 import sys, h5py, numpy as np
 t = sys.argv[1]
@@ -77,6 +95,9 @@ assert same, f"resume differs by {np.abs(p['half'] - p['r2']).max()}"
 d = np.abs(p["half3"] - p["r2"]).max()
 print(f"resume of a 2-rank checkpoint on 3 ranks: max |param diff| = {d:.2e}")
 assert d <= 1e-5
+same = np.array_equal(h5py.File(f"{t}/v1half/checkpoint.h5", "r")["params"][...], h5py.File(f"{t}/v1/checkpoint.h5", "r")["params"][...])
+print(f"a checkpoint of the old 60-shard sampler (4-value /sampler) resumed: bit-identical to the uninterrupted run: {same}")
+assert same
 for k in ("r1", "half"):
     f = h5py.File(f"{t}/{k}/checkpoint.h5", "r")
     assert int(f.attrs["step"]) == 46 and list(f["sampler"][...][:2]) == [2, 0], (f.attrs["step"], f["sampler"][...])

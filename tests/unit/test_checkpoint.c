@@ -1,5 +1,6 @@
 /* test_checkpoint.c — the checkpoint file and the run directory's checkpoint files (checkpoint.h):
- * a round trip through a real HDF5 file; a state with NaN or Inf (parameters or an optimizer
+ * a round trip through a real HDF5 file; a /sampler of 4 values (before issue 19) reads as the
+ * 60-shard layout, another length is refused; a state with NaN or Inf (parameters or an optimizer
  * buffer) is refused with a line naming the dataset and index and leaves no file; checkpoint_point
  * replaces the link atomically; checkpoint_prune keeps the newest files and removes the temporaries
  * of interrupted writes, and nothing else; the model card /model round-trips. */
@@ -69,6 +70,7 @@ static checkpoint small_state(float *params, float *mom) {
                   .world_size = 2,
                   .n_train = 100,
                   .batch = 10,
+                  .shards = 10,
                   .config = "[train]\nepochs = 2\n"};
   return c;
 }
@@ -85,6 +87,41 @@ static void test_round_trip(void **state) {
   assert_memory_equal(r.state[0], m, sizeof m);
   assert_int_equal(r.step, 7);
   assert_int_equal(r.step_in_epoch, 3);
+  assert_int_equal(r.shards, 10);
+  assert_int_equal(r.sampler_v1, 0);
+  checkpoint_free(&r);
+}
+
+/* Replace /sampler of the file at path by n values (epoch 1, step 3, 100 rows, batch 10, ...). */
+static void put_sampler(const char *path, int n) {
+  const int64_t v[5] = {1, 3, 100, 10, 10};
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  assert_true(f >= 0);
+  assert_true(H5Ldelete(f, "sampler", H5P_DEFAULT) >= 0);
+  hsize_t dims[1] = {(hsize_t)n};
+  assert_int_equal(h5io_write(f, "sampler", H5T_NATIVE_INT64, 1, dims, v, 0), 0);
+  H5Fclose(f);
+}
+
+/* A checkpoint from before issue 19 (/sampler of 4 values) reads as the 60-shard layout; any other
+ * length is refused naming it. */
+static void test_old_sampler(void **state) {
+  (void)state;
+  float p[5] = {1, 2, 3, 4, 5}, m[5] = {0};
+  checkpoint c = small_state(p, m), r;
+  char path[128];
+  path_of(path, sizeof path, "checkpoint-00000008.h5");
+  assert_int_equal(checkpoint_save(path, &c), 0);
+  put_sampler(path, 4);
+  assert_int_equal(checkpoint_load(path, &r), 0);
+  assert_int_equal(r.sampler_v1, 1);
+  assert_int_equal(r.shards, 60); /* min(60, 100 rows) */
+  assert_int_equal(r.batch, 10);
+  assert_int_equal(r.step_in_epoch, 3);
+  checkpoint_free(&r);
+  put_sampler(path, 3);
+  assert_int_equal(checkpoint_load(path, &r), -1);
+  assert_non_null(strstr(log_last_error(), "cannot read /sampler (3 values; 5, or 4 from before issue 19, expected)"));
   checkpoint_free(&r);
 }
 
@@ -194,9 +231,8 @@ static void test_point_and_prune(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip),
-      cmocka_unit_test(test_nonfinite_refused),
-      cmocka_unit_test(test_model_card),
+      cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_old_sampler),
+      cmocka_unit_test(test_nonfinite_refused), cmocka_unit_test(test_model_card),
       cmocka_unit_test(test_point_and_prune),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

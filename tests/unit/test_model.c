@@ -1,5 +1,5 @@
 /* test_model.c — the MLP's gradients against central finite differences (every activation, the
- * sparse first layer, dropout, the loss), and the sampler's rank-count independence. */
+ * sparse first layer, dropout, the loss); the sampler is test_sampler.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,6 @@
 #include "log.h"
 #include "model.h"
 #include "rng.h"
-#include "sampler.h"
 
 enum { B = 5, D = 7, H1 = 6, H2 = 4, C = 3 };
 
@@ -179,67 +178,12 @@ static void test_softmax_xent(void **state) {
   assert_true(fabs(d[2] - 0.5 * (exp(3.0) / s0 - 1)) < 1e-6);
 }
 
-/* The union over ranks of each step's rows, in rank order, is the 1-rank batch; every row of an
- * epoch is used at most once; offsets are where each rank's rows sit in the global batch. */
-static void test_sampler_rank_independent(void **state) {
-  (void)state;
-  const int64_t n = 1003, batch = 64;
-  sampler one;
-  assert_int_equal(sampler_init(&one, n, batch, 5, 0, 1), 0);
-  assert_int_equal(one.steps_per_epoch, 15); /* 1003 / 64 = 15.67 */
-  for (int size = 2; size <= 4; size++) {
-    sampler r[4];
-    for (int k = 0; k < size; k++) assert_int_equal(sampler_init(&r[k], n, batch, 5, k, size), 0);
-    sampler_seek(&one, 3, 0);
-    for (int k = 0; k < size; k++) sampler_seek(&r[k], 3, 0);
-    char *seen = calloc((size_t)n, 1);
-    for (int64_t t = 0; t < one.steps_per_epoch; t++) {
-      int64_t want[64], got[64], off, k0 = 0;
-      assert_int_equal(sampler_next(&one, want, &off), batch);
-      for (int k = 0; k < size; k++) {
-        int64_t lo, hi;
-        sampler_local_rows(&r[k], &lo, &hi);
-        int64_t m = sampler_next(&r[k], got + k0, &off);
-        assert_int_equal(off, k0);
-        for (int64_t i = 0; i < m; i++) assert_true(got[k0 + i] >= lo && got[k0 + i] < hi);
-        k0 += m;
-      }
-      assert_int_equal(k0, batch);
-      assert_memory_equal(want, got, sizeof(int64_t) * (size_t)batch);
-      for (int64_t i = 0; i < batch; i++) assert_int_equal(seen[want[i]]++, 0);
-    }
-    free(seen);
-    for (int k = 0; k < size; k++) sampler_free(&r[k]);
-  }
-  /* epochs differ, seeds differ; full batch is one step of every row */
-  int64_t a[64], b2[64], off;
-  sampler_seek(&one, 0, 0);
-  sampler_next(&one, a, &off);
-  sampler_seek(&one, 1, 0);
-  sampler_next(&one, b2, &off);
-  assert_memory_not_equal(a, b2, sizeof a);
-  sampler_free(&one);
-  sampler full;
-  assert_int_equal(sampler_init(&full, 100, 100, 1, 0, 1), 0);
-  assert_int_equal(full.steps_per_epoch, 1);
-  assert_int_equal(sampler_max_local(&full), 100);
-  sampler_free(&full);
-  assert_int_equal(sampler_init(&full, 100, 2, 1, 0, 3), -1);   /* batch smaller than ranks */
-  assert_int_equal(sampler_init(&full, 100, 101, 1, 0, 1), -1); /* batch larger than the set */
-  assert_string_equal(log_last_error(), "[train] batch_size 101 is larger than the 100 training rows");
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_grad_relu),
-      cmocka_unit_test(test_grad_tanh),
-      cmocka_unit_test(test_grad_sigmoid),
-      cmocka_unit_test(test_grad_sparse),
-      cmocka_unit_test(test_grad_dropout),
-      cmocka_unit_test(test_softmax_xent),
-      cmocka_unit_test(test_backward_blocked),
-      cmocka_unit_test(test_grad_input_dropout),
-      cmocka_unit_test(test_sampler_rank_independent),
+      cmocka_unit_test(test_grad_relu),        cmocka_unit_test(test_grad_tanh),
+      cmocka_unit_test(test_grad_sigmoid),     cmocka_unit_test(test_grad_sparse),
+      cmocka_unit_test(test_grad_dropout),     cmocka_unit_test(test_softmax_xent),
+      cmocka_unit_test(test_backward_blocked), cmocka_unit_test(test_grad_input_dropout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
