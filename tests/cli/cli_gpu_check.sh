@@ -27,7 +27,7 @@ expect() {
 bench=PASS
 "$PY" -c 'import torch' 2>/dev/null || bench=SKIP
 rc=0
-"$check" "${args[@]}" --budget 150 --out "$T/plain" || rc=$?
+"$check" "${args[@]}" --budget 400 --out "$T/plain" || rc=$? # generous: steps end early; a loaded CI machine is slow
 cat "$T/plain/summary.txt"
 [ "$rc" -eq 0 ] || fail "plain run: exit $rc, expected 0"
 expect "$T/plain/summary.txt" nvidia_smi:SKIP prep:PASS backend_ops:PASS gpu_end_to_end:SKIP bench:$bench \
