@@ -106,6 +106,9 @@ static int open_split(data_file *f, data_split *s, const char *name, int require
     hsize_t d[2];
     if (extent(s->x, d) != 2) return log_fail("%s: %s must be 2-D [N, D]", f->path, xw);
     if (!numeric_class(s->x)) return log_fail("%s: %s must hold numbers", f->path, xw);
+    if (d[0] > INT64_MAX || d[1] > INT64_MAX || (d[1] && d[0] > INT64_MAX / d[1]))
+      return log_fail("%s: %s has %llu x %llu entries, more than 2^63", f->path, xw, (unsigned long long)d[0],
+                      (unsigned long long)d[1]);
     s->kind = DATA_DENSE;
     s->rows = (int64_t)d[0];
     s->cols = (int64_t)d[1];
