@@ -68,7 +68,7 @@ static int open_csr(const data_file *f, hid_t g, const char *where, data_split *
   }
   free(enc);
   int64_t shape[2];
-  if (h5io_attr_get_int64s(g, "shape", shape, 2) != 0 || shape[0] < 0 || shape[1] < 1)
+  if (h5io_attr_get_int64s(g, "shape", shape, 2) != 0 || shape[0] < 0 || shape[0] == INT64_MAX || shape[1] < 1)
     return log_fail("%s: %s is a group without a valid shape = [N, D] attribute", f->path, where);
   if (shape[1] > INT32_MAX)
     return log_fail("%s: %s has %lld columns (max 2^31-1)", f->path, where, (long long)shape[1]);

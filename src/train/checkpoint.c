@@ -84,10 +84,13 @@ int checkpoint_load(const char *path, checkpoint *c) {
   H5Dclose(ds);
   if (!(c->params = read_vec(f, "params", c->n_params, path))) goto done;
   ds = H5Dopen2(f, "sampler", H5P_DEFAULT);
-  herr_t e = H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, smp);
+  sp = H5Dget_space(ds);
+  hssize_t n_smp = H5Sget_simple_extent_npoints(sp); /* H5S_ALL reads them all: exactly 4 fit */
+  H5Sclose(sp);
+  herr_t e = n_smp == 4 ? H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, smp) : -1;
   H5Dclose(ds);
   if (e < 0) {
-    log_fail("%s: cannot read /sampler", path);
+    log_fail("%s: cannot read /sampler (4 integers)", path);
     goto done;
   }
   c->epoch = smp[0], c->step_in_epoch = smp[1], c->n_train = smp[2], c->batch = smp[3];
