@@ -156,9 +156,19 @@ static void cpu_scale(float *x, size_t n, float s) {
   for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* Σ x² in double, in 16 interleaved partial sums (the block vectorises and the adds do not wait on
+ * each other: ~5x a single chain, measured), combined in a fixed order: the same bits on every rank
+ * for the same x. OpenBLAS's dsdot is faster still but rounds like float (1e-8 relative). The trainer
+ * runs it on every step's summed gradient (the non-finite guard). */
 static double cpu_sumsq(const float *x, size_t n) {
+  enum { W = 16 };
+  double acc[W] = {0};
+  size_t i = 0;
+  for (; i + W <= n; i += W)
+    for (int j = 0; j < W; j++) acc[j] += (double)x[i + j] * (double)x[i + j];
   double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+  for (int j = 0; j < W; j++) s += acc[j];
+  for (; i < n; i++) s += (double)x[i] * x[i];
   return s;
 }
 

@@ -4,7 +4,7 @@
  * stop the job (it aborts every rank, naming the failing one).
  * For ops that sum inside themselves (pca_apply_sum): a double sum on the compute stream, and a
  * wait for it that polls NCCL's error state and gives up after the timeout given to nccl_init
- * (the host's DPT_NCCL_TIMEOUT; fatal, like any failure inside an op). */
+ * (the host's DPT_TIMEOUT; fatal, like any failure inside an op). */
 #include <nccl.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,8 +160,7 @@ void cuda_nccl_wait_compute(const char *what) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (limit > 0 && (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) > limit) {
       nccl_abort_comm();
-      cuda_fatal("%s: the NCCL sum did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is hung or gone", what,
-                 limit);
+      cuda_fatal("%s: the NCCL sum did not finish within %g s (DPT_TIMEOUT): a peer rank is hung or gone", what, limit);
     }
   }
 }

@@ -85,7 +85,7 @@ static int gpu_shared(MPI_Comm comm, const backend_cuda_api *api) {
   snprintf(mine, sizeof mine, "%.255s|%s", host, info.pci_bus_id);
   MPI_CHECK(MPI_Comm_size(comm, &size));
   char *all = xmalloc((size_t)size * KEY);
-  MPI_CHECK(MPI_Allgather(mine, KEY, MPI_CHAR, all, KEY, MPI_CHAR, comm));
+  dist_allgather(mine, KEY, MPI_CHAR, all, KEY, MPI_CHAR, comm, "device placement");
   int shared = 0;
   for (int i = 0; i < size && !shared; i++)
     for (int j = i + 1; j < size && !shared; j++)
@@ -116,8 +116,8 @@ const backend_cuda_api *backend_nccl_join(MPI_Comm comm) {
   }
   if (!dist_agree(comm, ok)) return NULL;
   if (gpu_shared(comm, api)) return NULL;
-  MPI_CHECK(MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, comm));
-  if (api->nccl_init(id, size, rank, dist_nccl_timeout(), &why) != 0) {
+  dist_bcast(id, (int)sizeof id, MPI_BYTE, 0, comm, "NCCL id");
+  if (api->nccl_init(id, size, rank, dist_timeout(), &why) != 0) {
     log_fail("NCCL: %s", why);
     ok = 0;
   }
@@ -249,7 +249,7 @@ const backend_ops *backend_choose(backend_device device, const char *key) {
     if (!be) why = log_last_error();
   }
   int mine = be != NULL, all = mine;
-  if (dist_size() > 1) MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, dist_comm()));
+  if (dist_size() > 1) dist_allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, dist_comm(), "backend choice");
   if (be && all) return be;
   if (be) why = "not every rank has a usable GPU, so every rank computes on the CPU";
   log_info("%s = auto: cpu (%s)\n", key, why ? why : "no GPU");

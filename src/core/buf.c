@@ -16,11 +16,16 @@ static _Noreturn void oom(size_t n) {
   abort();
 }
 
-/* Allocations of 1 MiB and more: 2 MiB-aligned, whole 2 MiB pages, advised to use transparent huge pages. */
+/* Allocations of 1 MiB and more: 2 MiB-aligned, whole 2 MiB pages, advised to use transparent huge pages.
+ * Under ASan exactly n bytes, so that its redzone starts right after them. */
 #define HUGE_PAGE ((size_t)2 << 20)
 static void *alloc_huge(size_t n) {
   void *p = NULL;
+#if defined(__SANITIZE_ADDRESS__)
+  size_t len = n;
+#else
   size_t len = (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+#endif
   if (posix_memalign(&p, HUGE_PAGE, len) != 0 || !p) oom(n);
 #ifdef MADV_HUGEPAGE
   (void)madvise(p, len, MADV_HUGEPAGE); /* advice only: a kernel without THP ignores it */

@@ -36,11 +36,16 @@ int buf_read_file(buf *b, const char *path);
  * pages: at most 1 MiB unused) advised to use transparent huge pages (madvise), so first touch
  * costs one page fault per 2 MiB instead of one per 4 KiB (faults are slow, on VMs above all). Release with
  * free() as usual; do not xrealloc them (posix_memalign memory may be realloc'ed, but loses the
- * alignment). */
-void *xmalloc(size_t n);
-void *xcalloc(size_t count, size_t size);
+ * alignment). Under AddressSanitizer they are not rounded up, so a read or write past n is caught. */
+#if defined(__GNUC__)
+#define BUF_NONNULL __attribute__((returns_nonnull)) /* lets -Wformat-overflow see it under ASan */
+#else
+#define BUF_NONNULL
+#endif
+void *xmalloc(size_t n) BUF_NONNULL;
+void *xcalloc(size_t count, size_t size) BUF_NONNULL;
 
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
+void *xrealloc(void *p, size_t n) BUF_NONNULL;
+char *xstrdup(const char *s) BUF_NONNULL;
 
 #endif

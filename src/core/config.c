@@ -54,6 +54,7 @@ static const char *const v_device[] = {"auto", "cpu", "cuda", NULL};
 static const char *const v_precision[] = {"fp32", "bf16", NULL};
 static const char *const v_pca_method[] = {"auto", "block", "deflation", "covariance", NULL};
 static const char *const v_pca_space[] = {"auto", "features", "samples", NULL};
+static const char *const v_nonfinite[] = {"abort", "skip", NULL};
 
 /* Each list has one value per constant of its enum config_* (config.h), plus the NULL. */
 #define NUM_VALUES(v) (sizeof v / sizeof *v - 1)
@@ -65,6 +66,7 @@ _Static_assert(NUM_VALUES(v_device) == CONFIG_DEVICE_CUDA + 1, "v_device vs enum
 _Static_assert(NUM_VALUES(v_precision) == CONFIG_PRECISION_BF16 + 1, "v_precision vs enum config_precision");
 _Static_assert(NUM_VALUES(v_pca_method) == CONFIG_PCA_METHOD_COVARIANCE + 1, "v_pca_method vs enum config_pca_method");
 _Static_assert(NUM_VALUES(v_pca_space) == CONFIG_PCA_SPACE_SAMPLES + 1, "v_pca_space vs enum config_pca_space");
+_Static_assert(NUM_VALUES(v_nonfinite) == CONFIG_NONFINITE_SKIP + 1, "v_nonfinite vs enum config_nonfinite");
 
 /* The schema: sections in this order, the keys of one section together. */
 static const key_spec schema[] = {
@@ -110,6 +112,14 @@ static const key_spec schema[] = {
     {"train", "threads", T_INT, "0", LO, 0, 0, NULL, "CPU threads (0: library default)"},
     {"train", "overlap", T_BOOL, "true", 0, 0, 0, NULL,
      "all-reduce each layer's gradients during backward (false: one all-reduce after it)"},
+    {"train", "timeout", T_DOUBLE, NULL, LO, 0, 0, NULL,
+     "seconds a collective may wait for the other ranks (0: no limit; unset: DPT_TIMEOUT, else 600)"},
+    {"train", "nonfinite", T_ENUM, "abort", 0, 0, 0, v_nonfinite,
+     "a step with a non-finite loss or gradient: abort the run, or skip the step"},
+    {"train", "max_skipped", T_INT, "10", LO, 1, 0, NULL, "skip: abort after this many non-finite steps in a row"},
+    {"train", "checkpoint_steps", T_INT, "0", LO | BIG, 0, 0, NULL,
+     "also checkpoint every this many steps (0: at epoch ends only)"},
+    {"train", "keep_checkpoints", T_INT, "1", LO, 1, 0, NULL, "checkpoint files kept (the newest)"},
 
     {"pca", "k", T_INT, "10", LO, 1, 0, NULL, "number of components"},
     {"pca", "method", T_ENUM, "auto", 0, 0, 0, v_pca_method, "algorithm"},
@@ -422,6 +432,7 @@ typedef struct parse_ctx {
   const char *p, *end; /* the unread rest of the file */
   int lineno;          /* lines handed to inih so far = the line being handled */
   int failed;          /* an error has been recorded with log_fail */
+  int first[NUM_KEYS]; /* the line that set each schema key in this text, 0: none yet */
 } parse_ctx;
 
 static int ctx_fail(parse_ctx *x, const char *fmt, ...) LOG_PRINTF(2, 3);
@@ -489,21 +500,29 @@ static char *reader(char *str, int num, void *stream) {
   return str;
 }
 
+/* A key given twice in one text is an error naming both lines (section and key compare without
+ * case, like every lookup); overrides are applied after the file and replace its values. */
 static int handler(void *user, const char *section, const char *name, const char *value) {
   parse_ctx *x = user;
   if (x->failed) return 0;
+  int ki = find_key(section, name);
+  if (ki >= 0 && x->first[ki]) {
+    ctx_fail(x, "[%s] %s: duplicate key (first at line %d)", schema[ki].section, schema[ki].key, x->first[ki]);
+    return 0;
+  }
   char where[64 + 4096];
   snprintf(where, sizeof where, "%s: line %d", x->path, x->lineno);
   if (assign(x->c, section, name, value, ST_USER, where, 1)) {
     x->failed = 1;
     return 0;
   }
+  if (ki >= 0) x->first[ki] = x->lineno;
   return 1;
 }
 
 /* Parse INI text (len bytes) into c; `label` names it in errors. */
 static int parse_text(config *c, const char *label, const char *text, size_t len) {
-  parse_ctx x = {c, label, text, text + len, 0, 0};
+  parse_ctx x = {.c = c, .path = label, .p = text, .end = text + len};
   int r = ini_parse_stream(reader, &x, handler, &x);
   if (x.failed) return -1;
   if (r > 0) return log_fail("%s: line %d: malformed line", label, r);

@@ -16,7 +16,11 @@
  * File syntax (inih, made independent of how the library was compiled): `[section]` lines,
  * `key = value` (or `key: value`), whole-line comments starting with `;` or `#`, inline comments
  * starting with `;` or `#` after whitespace, leading whitespace ignored (no multi-line values),
- * lines of at most 196 characters after comments are removed. Repeated keys: the later wins. */
+ * lines of at most 196 characters after comments are removed. A key given twice in one file (in
+ * one [section] block or two) is an error naming both lines:
+ *   configs/x.ini: line 12: [data] path: duplicate key (first at line 7)
+ * An override replaces the file's value; the same key given twice among the overrides is not an
+ * error, the later wins (wrappers such as cluster/slurm/train.sbatch put theirs before the user's). */
 #ifndef DPT_CONFIG_H
 #define DPT_CONFIG_H
 
@@ -42,6 +46,7 @@ enum config_optim {
 enum config_schedule { CONFIG_SCHEDULE_CONSTANT, CONFIG_SCHEDULE_STEP, CONFIG_SCHEDULE_COSINE };
 enum config_device { CONFIG_DEVICE_AUTO, CONFIG_DEVICE_CPU, CONFIG_DEVICE_CUDA };
 enum config_precision { CONFIG_PRECISION_FP32, CONFIG_PRECISION_BF16 };
+enum config_nonfinite { CONFIG_NONFINITE_ABORT, CONFIG_NONFINITE_SKIP };
 enum config_pca_method {
   CONFIG_PCA_METHOD_AUTO,
   CONFIG_PCA_METHOD_BLOCK,

@@ -51,7 +51,8 @@ typedef struct data_block {
 
 /* Open PATH on every rank of comm (collective; MPI_COMM_NULL opens serially) and validate the
  * layout. Returns 0, or -1 on every rank of comm; the ranks that found the problem have
- * log_fail("PATH: what is wrong"), the others are silent (log_silent). */
+ * log_fail("PATH: what is wrong"), the others are silent (log_silent). After a failure too, call
+ * data_close(f) on every rank: it releases what was opened. */
 int data_open(data_file *f, const char *path, MPI_Comm comm);
 
 /* Close the file (collective when it was opened collectively). Safe on a zeroed struct. */

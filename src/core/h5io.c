@@ -15,8 +15,16 @@
 
 void h5io_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/* The innermost message; the POSIX driver's write/read failures carry the system's reason inside a
+ * long record ("... errno = 28, error message = 'No space left on device', buf = ..."): keep that. */
 static herr_t walk_first(unsigned n, const H5E_error2_t *e, void *out) {
-  if (n == 0 && e->desc && e->desc[0]) snprintf(out, 256, "%s", e->desc);
+  if (n != 0 || !e->desc || !e->desc[0]) return 0;
+  const char *m = strstr(e->desc, "error message = '"), *end = m ? strchr(m + 17, '\'') : NULL;
+  const char *colon = strchr(e->desc, ':');
+  if (m && end && colon)
+    snprintf(out, 256, "%.*s: %.*s", (int)(colon - e->desc), e->desc, (int)(end - m - 17), m + 17);
+  else
+    snprintf(out, 256, "%s", e->desc);
   return 0;
 }
 

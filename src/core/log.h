@@ -16,8 +16,10 @@
 #define LOG_PRINTF(i, j)
 #endif
 
-/* Exit codes of the dptrain process (docs/design.md). */
-enum { LOG_EXIT_OK = 0, LOG_EXIT_RUNTIME = 1, LOG_EXIT_USAGE = 2 };
+/* Exit codes of the dptrain process (docs/design.md): 3 = a collective timed out (the watchdog,
+ * dist.h); 75 (EX_TEMPFAIL) = stopped by SIGTERM/SIGUSR1 after writing a checkpoint: run again
+ * (cluster/slurm/train.sbatch requeues on it). */
+enum { LOG_EXIT_OK = 0, LOG_EXIT_RUNTIME = 1, LOG_EXIT_USAGE = 2, LOG_EXIT_TIMEOUT = 3, LOG_EXIT_PREEMPTED = 75 };
 
 /* Tell the logger which rank this process is and how many there are (default 0 of 1). */
 void log_set_rank(int rank, int size);

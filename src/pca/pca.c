@@ -40,7 +40,9 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
   if (n < 1) return log_fail("pca: the data has no rows");
   if (d < 1) return log_fail("pca: the data has no features");
   int64_t mn = n < d ? n : d;
-  if (o->k > mn) return log_fail("[pca] k: %d exceeds min(n, d) = %lld", o->k, (long long)mn);
+  if (o->k > mn)
+    return log_fail("[pca] k: %d exceeds min(N, D) = %lld (N = %lld rows, D = %lld features)", o->k, (long long)mn,
+                    (long long)n, (long long)d);
   if (o->ddof != 0 && o->ddof != 1) return log_fail("[pca] ddof: must be 0 or 1, got %d", o->ddof);
   if (n - o->ddof <= 0) return log_fail("[pca] ddof: n - ddof = %lld must be > 0", (long long)(n - o->ddof));
   if (o->oversample < 0) return log_fail("[pca] oversample: must be >= 0, got %d", o->oversample);
@@ -168,7 +170,7 @@ static void rowsplit_free(rowsplit *p) {
 /* Every rank's rows of v [d, l] to every rank (in place). */
 static void rowsplit_gather(const rowsplit *p, double *v) {
   if (p->comm == MPI_COMM_NULL) return;
-  MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v, p->cnt, p->disp, p->row, p->comm));
+  dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v, p->cnt, p->disp, p->row, p->comm, "PCA gather of V");
 }
 
 /* The denominator of a relative residual: λᵢ, but not below 1e-6 λ₁ (null-space components have
@@ -625,10 +627,12 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
   allreduce_sum(sq, 2 * k, c->comm);
   memcpy(best, top, sizeof *top * (size_t)k);
   if (c->comm != MPI_COMM_NULL)
-    MPI_CHECK(MPI_Allreduce(top, best, k, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm)); /* ties: the lowest index */
+    dist_allreduce(top, best, k, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm,
+                   "PCA sign of the components"); /* ties: the lowest index */
   for (int i = 0; i < k; i++)
     flip[i] = best[i].j == top[i].j && neg[i]; /* the owner of entry j says (neg: 0 without features) */
-  if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm));
+  if (c->comm != MPI_COMM_NULL)
+    dist_allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm, "PCA sign of the components");
   for (int i = 0; i < k; i++) {
     res[i] = sqrt(sq[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
     const double scale = (sq[k + i] > 0 ? 1.0 / sqrt(sq[k + i]) : 0.0) * (flip[i] ? -1.0 : 1.0);
@@ -704,7 +708,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (comm == MPI_COMM_NULL)
     mn = m;
   else
-    MPI_CHECK(MPI_Allreduce(&m, &mn, 1, MPI_INT64_T, MPI_SUM, comm));
+    dist_allreduce(&m, &mn, 1, MPI_INT64_T, MPI_SUM, comm, "PCA row count");
   if (mn != n) log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n);
   if (!dist_agree(comm, mn == n)) return -1;
 

@@ -91,8 +91,9 @@ typedef struct pca_result {
   int converged;                    /* 1 when every residual <= tol */
 } pca_result;
 
-/* Check the options against the data shape: k, oversample, tol, max_iter, ddof, N > 0, N − ddof > 0.
- * Returns 0, or -1 with one log_fail line naming the key ("[pca] k: 20 exceeds min(n, d) = 10").
+/* Check the options against the data shape: k <= min(N, D), oversample, tol, max_iter, ddof, N > 0,
+ * N − ddof > 0. Returns 0, or -1 with one log_fail line naming the key
+ *   [pca] k: 20 exceeds min(N, D) = 10 (N = 10 rows, D = 40 features)
  * Not collective (the inputs are the same on every rank). */
 int pca_check(const pca_opts *o, int64_t n_total, int64_t d);
 

@@ -125,7 +125,7 @@ static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, 
   int *cnt = xmalloc(sizeof(int) * (size_t)size), *disp = xmalloc(sizeof(int) * (size_t)size);
   int *cnty = xmalloc(sizeof(int) * (size_t)size), *dispy = xmalloc(sizeof(int) * (size_t)size);
   int mine = (int)m;
-  MPI_CHECK(MPI_Gather(&mine, 1, MPI_INT, cnty, 1, MPI_INT, root, dist_comm()));
+  dist_gather(&mine, 1, MPI_INT, cnty, 1, MPI_INT, root, dist_comm(), "PCA projection gather");
   if (rank == root) {
     int off = 0;
     for (int r = 0; r < size; r++) {
@@ -137,8 +137,8 @@ static int gather_rows(const float *px, const int32_t *y, int64_t m, int64_t n, 
     ps->x = xmalloc(sizeof(float) * (size_t)(n * k) + 1);
     ps->y = xmalloc(sizeof(int32_t) * (size_t)n + 1);
   }
-  MPI_CHECK(MPI_Gatherv(px, (int)(m * k), MPI_FLOAT, ps->x, cnt, disp, MPI_FLOAT, root, dist_comm()));
-  MPI_CHECK(MPI_Gatherv(y, (int)m, MPI_INT32_T, ps->y, cnty, dispy, MPI_INT32_T, root, dist_comm()));
+  dist_gatherv(px, (int)(m * k), MPI_FLOAT, ps->x, cnt, disp, MPI_FLOAT, root, dist_comm(), "PCA projection gather");
+  dist_gatherv(y, (int)m, MPI_INT32_T, ps->y, cnty, dispy, MPI_INT32_T, root, dist_comm(), "PCA projection gather");
   free(cnt), free(disp), free(cnty), free(dispy);
   ps->present = 1;
   ps->rows = n;
@@ -334,7 +334,7 @@ static int start_pictures(const pca_result *r, const pca_opts *o, const data_spl
   const int draw = dist_root_peer(), me = dist_rank();
   char why[1024] = "";
   int can = me == 0 ? pca_pictures_prepare(out, path, why, sizeof why) : 0;
-  MPI_CHECK(MPI_Bcast(&can, 1, MPI_INT, 0, dist_comm()));
+  dist_bcast(&can, 1, MPI_INT, 0, dist_comm(), "PCA pictures");
   if (!can) {
     if (me == 0) printf("%s\n", why);
     return 0;
@@ -349,7 +349,7 @@ static int start_pictures(const pca_result *r, const pca_opts *o, const data_spl
     int32_t *yy = xmalloc(sizeof(int32_t) * (size_t)cnt + 1);
     rc = dist_all_ok(pca_project(r, o->backend, b, cnt, step, 2, xy) == 0) ? 0 : -1;
     for (int64_t t = 0; t < cnt; t++) yy[t] = b->y[t * step];
-    MPI_CHECK(MPI_Allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
+    dist_allreduce(&cnt, &tot, 1, MPI_INT64_T, MPI_SUM, dist_comm(), "PCA row count");
     if (rc == 0) rc = gather_rows(xy, yy, cnt, tot, 2, draw, &pic);
     free(xy);
     free(yy);
@@ -515,7 +515,9 @@ int pca_main(int argc, char **argv) {
   if (!dist_all_ok(pca_cli_opts_build(&po, cfg) == 0)) goto done; /* the same on every rank */
   const char *path = po.path, *out = po.out, *tpath = po.transform;
   pca_opts o = po.pca;
-  if (!dist_all_ok(dist_nccl_timeout() >= 0)) goto done; /* the watchdog of the device sums */
+  const double timeout = dist_timeout_env(); /* the watchdog of every collective (dist.h) */
+  if (!dist_all_ok(timeout >= 0)) goto done;
+  dist_set_timeout(timeout);
   o.backend = backend_choose(po.device, "[pca] device");
   if (!o.backend) log_prefix(po.label);
   if (!dist_all_ok(o.backend != NULL)) goto done;

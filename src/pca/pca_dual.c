@@ -72,7 +72,7 @@ static void exchange(const void *send, const int64_t *scnt, void *recv, const in
     sc[r] = (int)scnt[r], sd[r] = (int)so, rc[r] = (int)rcnt[r], rd[r] = (int)ro;
     so += scnt[r], ro += rcnt[r];
   }
-  MPI_CHECK(MPI_Alltoallv(send, sc, sd, type, recv, rc, rd, type, comm));
+  dist_alltoallv(send, sc, sd, type, recv, rc, rd, type, comm, "PCA dual exchange");
   free(sc);
 }
 
@@ -83,7 +83,7 @@ static int counts_exchange(const int64_t *scnt, int64_t *rcnt, int size, MPI_Com
     rcnt[0] = scnt[0];
     return scnt[0] <= INT_MAX;
   }
-  MPI_CHECK(MPI_Alltoall(scnt, 1, MPI_INT64_T, rcnt, 1, MPI_INT64_T, comm));
+  dist_alltoall(scnt, 1, MPI_INT64_T, rcnt, 1, MPI_INT64_T, comm, "PCA dual exchange");
   int64_t st = 0, rt = 0;
   for (int r = 0; r < size; r++) st += scnt[r], rt += rcnt[r];
   return dist_agree(comm, st <= INT_MAX && rt <= INT_MAX);
@@ -182,7 +182,7 @@ int pca_dual_transpose(const data_block *local, int64_t n, int64_t d, MPI_Comm c
   if (n > INT32_MAX) log_fail("pca: samples space: %lld samples exceed the 32-bit sample index", (long long)n);
   if (!dist_agree(comm, n <= INT32_MAX)) return -1;
   int64_t m = local->end - local->begin, off = 0; /* this rank's first sample: the rows of the ranks before it */
-  if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Exscan(&m, &off, 1, MPI_INT64_T, MPI_SUM, comm));
+  if (comm != MPI_COMM_NULL) dist_exscan(&m, &off, 1, MPI_INT64_T, MPI_SUM, comm, "PCA row offsets");
   if (rank == 0) off = 0;
   int rc = local->kind == DATA_CSR ? transpose_csr(local, off, d, size, rank, comm, out, bounds)
                                    : transpose_dense(local, n, d, size, rank, comm, out, bounds);

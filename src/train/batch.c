@@ -144,9 +144,9 @@ void batch_resident_init(batch_resident *r, const backend_ops *be, const data_bl
                         sizeof(int32_t) * (size_t)rows};
   const size_t bytes = sz[0] + sz[1] + sz[2] + sz[3] + sz[4], budget = resident_budget(be);
   int ok = bytes <= budget;
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, dist_comm()));
+  dist_allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, dist_comm(), "resident batch check");
   double most = (double)bytes / 1048576.0; /* MiB, the largest shard over the ranks */
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_DOUBLE, MPI_MAX, dist_comm()));
+  dist_allreduce(MPI_IN_PLACE, &most, 1, MPI_DOUBLE, MPI_MAX, dist_comm(), "resident batch check");
   if (!ok) {
     if (budget == 0)
       log_info("data: train batches staged per step through host memory (DPT_RESIDENT_MAX_MB=0)\n");
@@ -171,7 +171,7 @@ void batch_resident_init(batch_resident *r, const backend_ops *be, const data_bl
       be->upload(r->owned[i], src[i], sz[i]), d[i] = r->owned[i];
   }
   r->x = d[0], r->ptr = d[1], r->ind = d[2], r->val = d[3], r->y = d[4];
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, dist_comm()));
+  dist_allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, dist_comm(), "resident batch check");
   if (!ok) {
     batch_resident_free(r, be);
     log_info(

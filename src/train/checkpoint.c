@@ -1,7 +1,10 @@
 /* checkpoint.c — save/load the training state (see checkpoint.h). */
 #include "checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,7 +13,21 @@
 #include "h5io.h"
 #include "log.h"
 
+/* Index of the first non-finite value of x[n], or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return i;
+  return n;
+}
+
 int checkpoint_save(const char *path, const checkpoint *c) {
+  for (int i = -1; i < c->n_state; i++) { /* never a non-finite checkpoint: it could only be resumed into NaN */
+    const float *x = i < 0 ? c->params : c->state[i];
+    const size_t at = first_nonfinite(x, c->n_params);
+    if (at < c->n_params)
+      return log_fail("%s: not written: %s%s[%zu] is %g; the last good checkpoint is kept", path,
+                      i < 0 ? "/params" : "/optim/", i < 0 ? "" : c->state_name[i], at, (double)x[at]);
+  }
   h5io_out o;
   if (h5io_create(&o, path)) return -1;
   hsize_t np[1] = {c->n_params}, ns[1] = {4};
@@ -147,4 +164,64 @@ void checkpoint_free(checkpoint *c) {
   free(c->optimizer);
   free(c->config);
   memset(c, 0, sizeof *c);
+}
+
+int checkpoint_point(const char *link, const char *target) {
+  buf tmp = {0};
+  buf_printf(&tmp, "%s.tmp.%ld", link, (long)getpid());
+  unlink(tmp.data);
+  int rc = 0;
+  if (symlink(target, tmp.data) != 0 || rename(tmp.data, link) != 0) {
+    rc = log_fail("%s: cannot point it to %s: %s", link, target, strerror(errno));
+    unlink(tmp.data);
+  }
+  buf_free(&tmp);
+  return rc;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* name is "checkpoint-<digits>.h5" (a step file), or ".checkpoint-....tmp.<pid>" / "checkpoint.h5.tmp.<pid>"
+ * (a write that was interrupted: 2, the pid is not ours), else 0. */
+static int step_file_kind(const char *name) {
+  const char *p = name + strlen("checkpoint-");
+  if (strncmp(name, "checkpoint-", strlen("checkpoint-")) == 0 && strspn(p, "0123456789") > 0 &&
+      strcmp(p + strspn(p, "0123456789"), ".h5") == 0)
+    return 1;
+  const char *t = strstr(name, ".tmp.");
+  if (t && (strncmp(name, ".checkpoint-", 12) == 0 || strncmp(name, "checkpoint.h5.tmp.", 18) == 0) &&
+      strtol(t + 5, NULL, 10) != (long)getpid())
+    return 2;
+  return 0;
+}
+
+int checkpoint_prune(const char *dir, int64_t keep) {
+  DIR *d = opendir(dir);
+  if (!d) return log_fail("%s: %s", dir, strerror(errno));
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  buf p = {0};
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    const int kind = step_file_kind(e->d_name);
+    if (kind == 2) { /* a temporary left by a killed writer */
+      buf_clear(&p);
+      buf_printf(&p, "%s/%s", dir, e->d_name);
+      unlink(p.data);
+    } else if (kind == 1) {
+      if (n == cap) names = xrealloc(names, (cap = cap ? 2 * cap : 16) * sizeof *names);
+      names[n++] = xstrdup(e->d_name);
+    }
+  }
+  closedir(d);
+  qsort(names, n, sizeof *names, name_cmp); /* zero-padded steps: by name is by step */
+  int rc = 0;
+  for (size_t i = 0; i + (size_t)keep < n; i++) {
+    buf_clear(&p);
+    buf_printf(&p, "%s/%s", dir, names[i]);
+    if (unlink(p.data) != 0 && errno != ENOENT) rc = log_fail("%s: cannot remove: %s", p.data, strerror(errno));
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  buf_free(&p);
+  return rc;
 }

@@ -29,9 +29,22 @@ typedef struct checkpoint {
   char *config; /* resolved INI text */
 } checkpoint;
 
-/* Write c to path atomically (temporary + fsync + rename). Serial: call on one rank.
- * Returns 0, or -1 with log_fail("PATH: why"). Does not take ownership of c's buffers. */
+/* Write c to path atomically (temporary + fsync + rename). Serial: call on one rank. Refuses a
+ * state with a non-finite value ("PATH: not written: /params[12] is nan; the last good checkpoint
+ * is kept"): such a file could only be resumed into NaN. Returns 0, or -1 with
+ * log_fail("PATH: why"). Does not take ownership of c's buffers. */
 int checkpoint_save(const char *path, const checkpoint *c);
+
+/* The run directory's files (the trainer's): each checkpoint is DIR/checkpoint-SSSSSSSS.h5 (S:
+ * steps done, zero-padded), and DIR/checkpoint.h5 is a symbolic link to the newest.
+ * checkpoint_point makes `link` a symbolic link to `target` (a name relative to link's directory)
+ * atomically: a temporary link renamed over it, so a reader (or a resume after kill -9) sees the
+ * old target or the new, never neither. Returns 0, or -1 with log_fail. */
+int checkpoint_point(const char *link, const char *target);
+
+/* Remove all but the newest `keep` DIR/checkpoint-*.h5 files, and the temporaries of writes
+ * that were interrupted (another process's). Returns 0, or -1 with log_fail. */
+int checkpoint_prune(const char *dir, int64_t keep);
 
 /* Read path into c (allocating every buffer; free with checkpoint_free). Returns 0, or -1 with
  * log_fail("PATH: why") for a missing, non-HDF5 or malformed file. */

@@ -30,7 +30,8 @@ int model_init(model *m, const model_spec *s, const backend_ops *be, int max_row
     if (l > 0 && (size_t)s->dims[l] > widest) widest = (size_t)s->dims[l];
   }
   m->n_params = off;
-  int ok = (m->params = be->alloc(off * sizeof(float))) && (m->grads = be->alloc(off * sizeof(float)));
+  int ok = (m->params = be->alloc(off * sizeof(float))) &&
+           (m->grads = be->alloc((off + (size_t)s->grad_tail) * sizeof(float)));
   for (int l = 0; ok && l < s->n_layers; l++) {
     size_t n = (size_t)max_rows * (size_t)s->dims[l + 1] * sizeof(float);
     ok = (m->act[l + 1] = be->alloc(n)) != NULL;

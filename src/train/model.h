@@ -33,6 +33,7 @@ typedef struct model_spec {
   model_init_kind init;
   int bf16;      /* dense GEMMs take bf16-rounded inputs (fp32 sums, fp32 weights) */
   int csr_input; /* the first layer reads CSR rows (sparse products, always fp32) */
+  int grad_tail; /* floats after the gradients in grads[] that the caller uses (the reducer's counters) */
 } model_spec;
 
 /* A batch on the device: dense x [rows, d0] or CSR rows, and labels. */
@@ -50,7 +51,7 @@ typedef struct model {
   const backend_ops *be;
   size_t n_params;
   size_t w_off[MODEL_MAX_LAYERS], b_off[MODEL_MAX_LAYERS]; /* offsets into params/grads */
-  float *params, *grads;                                   /* [n_params] each, device */
+  float *params, *grads;                                   /* [n_params] and [n_params + spec.grad_tail], device */
   int max_rows;                                            /* largest batch the buffers hold */
   float *act[MODEL_MAX_LAYERS + 1];                        /* act[l+1]: output of layer l [max_rows, d[l+1]] */
   float *mask[MODEL_MAX_LAYERS];                           /* dropout multipliers of hidden layer l's output */

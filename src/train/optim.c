@@ -180,11 +180,15 @@ void optim_step(optim *o, float *params, const float *grads, double lr) {
 
 double optim_clip_grad_norm(const backend_ops *be, float *grads, size_t n, double max_norm) {
   const double norm = sqrt(be->sumsq(grads, n));
+  optim_clip_to(be, grads, n, norm, max_norm);
+  return norm;
+}
+
+void optim_clip_to(const backend_ops *be, float *grads, size_t n, double norm, double max_norm) {
   if (max_norm > 0.0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0) be->scale(grads, n, (float)coef);
   }
-  return norm;
 }
 
 int sched_validate(const sched *s) {

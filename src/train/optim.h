@@ -91,6 +91,9 @@ void optim_step(optim *o, float *params, const float *grads, double lr);
  * <= 0 only measures. */
 double optim_clip_grad_norm(const backend_ops *be, float *grads, size_t n, double max_norm);
 
+/* The scaling half of optim_clip_grad_norm, for a norm already measured. */
+void optim_clip_to(const backend_ops *be, float *grads, size_t n, double norm, double max_norm);
+
 /* Learning-rate schedules ([schedule] name = constant|step|cosine). */
 typedef enum sched_kind { SCHED_CONSTANT, SCHED_STEP, SCHED_COSINE } sched_kind;
 

@@ -5,6 +5,7 @@
  * API (backend_cuda_api.h) — this file is the only place in src/train that does. */
 #include "reduce.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,15 @@ struct reducer {
   const backend_ops *be;
   MPI_Comm comm;
   reduce_opts o;
-  double t_wait; /* seconds waited in reducer_finish */
+  double t_wait;                      /* seconds waited in reducer_finish */
+  double ss;                          /* Σ g² of the summed gradients, when the strategy measured it */
+  int ss_done;                        /* ss is this step's (else reducer_finish measures it after) */
+  int carrier;                        /* the bucket that also carries the counters */
+  size_t n_sum;                       /* floats summed: the gradients and the counters (lay.n + REDUCE_AUX) */
+  char label[REDUCE_MAX_BUCKETS][24]; /* "layer 3 bucket": the watchdog's detail */
   /* mpi-buckets */
   MPI_Request req[REDUCE_MAX_BUCKETS];
+  int req_bucket[REDUCE_MAX_BUCKETS]; /* the bucket of req[i] */
   int nreq;
   /* nccl */
   const backend_cuda_api *cuda;       /* the module whose communicator this rank joined */
@@ -51,7 +58,9 @@ static const reduce_strategy strategy_local = {
 
 static void mpi_finish(reducer *r, int64_t step) {
   (void)step;
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->lay.grads, (int)r->lay.n, MPI_FLOAT, MPI_SUM, r->comm));
+  MPI_Request req;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->lay.grads, (int)r->n_sum, MPI_FLOAT, MPI_SUM, r->comm, &req));
+  dist_wait(1, &req, "all-reduce", "all layers");
 }
 
 static const reduce_strategy strategy_mpi = {
@@ -60,6 +69,7 @@ static const reduce_strategy strategy_mpi = {
 /* ---- mpi-buckets: one non-blocking all-reduce per layer, overlapped with backward ------------ */
 
 static void buckets_ready(reducer *r, int b) {
+  r->req_bucket[r->nreq] = b;
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->lay.grads + r->lay.off[b], (int)r->lay.len[b], MPI_FLOAT, MPI_SUM, r->comm,
                            &r->req[r->nreq++]));
 }
@@ -69,9 +79,24 @@ static void buckets_progress(reducer *r) {
   if (r->nreq) MPI_CHECK(MPI_Testall(r->nreq, r->req, &flag, MPI_STATUSES_IGNORE));
 }
 
+/* Each bucket's Σ g² is taken as soon as its sum is in, in pieces with the later buckets advanced
+ * between them: the guard's pass over the gradients runs while the last sums are on the wire. */
+enum { SUMSQ_PIECE = 1 << 16 };
+
 static void buckets_finish(reducer *r, int64_t step) {
   (void)step;
-  MPI_CHECK(MPI_Waitall(r->nreq, r->req, MPI_STATUSES_IGNORE));
+  r->ss = 0;
+  for (int i = 0; i < r->nreq; i++) {
+    const int b = r->req_bucket[i];
+    dist_wait(1, &r->req[i], "all-reduce", r->label[b]);
+    const size_t len = r->lay.len[b] - (b == r->carrier ? REDUCE_AUX : 0);
+    for (size_t o = 0; o < len; o += SUMSQ_PIECE) {
+      r->ss += r->be->sumsq(r->lay.grads + r->lay.off[b] + o, len - o < SUMSQ_PIECE ? len - o : SUMSQ_PIECE);
+      int flag;
+      if (i + 1 < r->nreq) MPI_CHECK(MPI_Testall(r->nreq - i - 1, r->req + i + 1, &flag, MPI_STATUSES_IGNORE));
+    }
+  }
+  r->ss_done = 1;
   r->nreq = 0;
 }
 
@@ -85,9 +110,11 @@ static const reduce_strategy strategy_mpi_buckets = {.name = "mpi-buckets",
 
 static void staged_finish(reducer *r, int64_t step) {
   (void)step;
-  const size_t bytes = r->lay.n * sizeof(float);
+  const size_t bytes = r->n_sum * sizeof(float);
   r->be->download(r->host, r->lay.grads, bytes); /* waits for the backward pass */
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->host, (int)r->lay.n, MPI_FLOAT, MPI_SUM, r->comm));
+  MPI_Request req;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, r->host, (int)r->n_sum, MPI_FLOAT, MPI_SUM, r->comm, &req));
+  dist_wait(1, &req, "all-reduce", "all layers, through host memory");
   r->be->upload(r->lay.grads, r->host, bytes);
 }
 
@@ -137,18 +164,18 @@ static int nccl_healthy(void *arg, const char **why) {
  * and giving up after the timeout (NCCL itself never times out on a vanished peer). */
 static void nccl_finish(reducer *r, int64_t step) {
   const char *why = NULL;
-  if (!r->o.overlap) nccl_sum(r, r->ev_ready[0], 0, r->lay.n);
+  if (!r->o.overlap) nccl_sum(r, r->ev_ready[0], 0, r->n_sum);
   if (r->cuda->event_record(r->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
       r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, r->ev_done, &why))
     nccl_fatal(r, why);
+  (void)step;
+  dist_label("NCCL all-reduce", "all layers");
+  const double t0 = MPI_Wtime();
   int rc = dist_poll(nccl_done, nccl_healthy, r, r->o.timeout_s, &why);
-  if (rc == DIST_POLL_TIMEOUT) {
-    static char msg[200];
-    snprintf(msg, sizeof msg,
-             "the gradient all-reduce of step %lld did not finish within %g s (DPT_NCCL_TIMEOUT): a peer rank is "
-             "hung or gone",
-             (long long)step, r->o.timeout_s);
-    nccl_fatal(r, msg);
+  if (rc == DIST_POLL_TIMEOUT) { /* ask the peers over MPI which one is missing, then end the job */
+    const char *ignored;
+    r->cuda->nccl_destroy(1, &ignored);
+    dist_stalled("NCCL all-reduce", "all layers", MPI_Wtime() - t0);
   }
   if (rc != DIST_POLL_DONE) nccl_fatal(r, why);
 }
@@ -200,6 +227,19 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
   r->be = be;
   r->comm = comm;
   r->o = *o;
+  r->n_sum = layout->n + REDUCE_AUX;
+  int carrier = -1; /* the bucket that ends at n takes the counters too */
+  for (int b = 0; b < layout->n_buckets; b++) {
+    if (layout->off[b] + layout->len[b] == layout->n) carrier = b;
+    snprintf(r->label[b], sizeof r->label[b], "layer %d bucket", b + 1);
+  }
+  if (carrier < 0) {
+    log_fail("reducer: no bucket ends at gradient %zu (the counters ride in that one)", layout->n);
+    dist_agree(comm, 0);
+    goto fail;
+  }
+  r->lay.len[carrier] += REDUCE_AUX;
+  r->carrier = carrier;
   if (size == 1) {
     r->s = &strategy_local;
   } else if (be->kind == BACKEND_CPU) {
@@ -210,9 +250,9 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
   } else {
     log_info("all-reduce: %s; the sums go through host memory\n", log_last_error());
     r->s = &strategy_mpi_staged;
-    r->host = be->host_alloc(layout->n * sizeof(float));
+    r->host = be->host_alloc(r->n_sum * sizeof(float));
     if (!r->host) {
-      log_fail("reducer: no %zu bytes of page-locked host memory for the gradients", layout->n * sizeof(float));
+      log_fail("reducer: no %zu bytes of page-locked host memory for the gradients", r->n_sum * sizeof(float));
       ok = 0;
     }
     if (!dist_agree(comm, ok)) goto fail;
@@ -235,10 +275,20 @@ void reducer_progress(reducer *r) {
   if (r->s->progress) r->s->progress(r);
 }
 
-void reducer_finish(reducer *r, int64_t step) {
+double reducer_finish(reducer *r, int64_t step) {
   double t0 = MPI_Wtime();
+  r->ss_done = 0;
   r->s->finish(r, step);
   r->t_wait += MPI_Wtime() - t0;
+  return r->ss_done ? r->ss : r->be->sumsq(r->lay.grads, r->lay.n);
+}
+
+void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]) {
+  r->be->upload(r->lay.grads + r->lay.n, aux, REDUCE_AUX * sizeof(float));
+}
+
+void reducer_aux(const reducer *r, float aux[REDUCE_AUX]) {
+  r->be->download(aux, r->lay.grads + r->lay.n, REDUCE_AUX * sizeof(float));
 }
 
 const char *reducer_name(const reducer *r) { return r->s->name; }

@@ -24,6 +24,12 @@
  * all-gather, gradient accumulation): a new reduce_strategy table in reduce.c and one line in
  * reducer_create's choice; the loop does not change.
  *
+ * Two per-step counters ride in the gradient sum at no extra collective (REDUCE_AUX: ranks whose
+ * local loss was non-finite, ranks asked to stop by a signal): the loop puts this rank's values
+ * in before backward (reducer_set_aux) and reads every rank's totals after reducer_finish
+ * (reducer_aux). Every collective waits through the watchdog (dist_wait, dist.h), which names the
+ * step and the bucket and the rank that did not arrive.
+ *
  * The sums are elementwise: the strategies differ only in which collective carries an element and
  * in the order the MPI or NCCL library adds the ranks' contributions (the same for two ranks).
  *
@@ -40,10 +46,13 @@
 
 #define REDUCE_MAX_BUCKETS 32
 
+/* The counters summed with the gradients: grads[n + REDUCE_AUX_*]. */
+enum { REDUCE_AUX_NONFINITE, REDUCE_AUX_STOP, REDUCE_AUX };
+
 /* Where the gradients are and how they split into buckets (one per layer, in layer order; the
- * buckets cover grads[0, n) without overlap). */
+ * buckets cover grads[0, n) without overlap; the one that ends at n also carries the counters). */
 typedef struct reduce_layout {
-  float *grads;                   /* [n] memory of the backend */
+  float *grads;                   /* [n + REDUCE_AUX] memory of the backend */
   size_t n;                       /* gradients in all */
   int n_buckets;                  /* <= REDUCE_MAX_BUCKETS */
   size_t off[REDUCE_MAX_BUCKETS]; /* bucket b is grads[off[b], off[b] + len[b]) */
@@ -53,7 +62,7 @@ typedef struct reduce_layout {
 /* What the user chose. */
 typedef struct reduce_opts {
   int overlap;      /* start each bucket's sum during backward (1) or sum everything after (0) */
-  double timeout_s; /* device collectives: seconds a step's sums may take (0: no limit) */
+  double timeout_s; /* device collectives: seconds a step's sums may take (0: no limit; host ones: dist.h's) */
 } reduce_opts;
 
 typedef struct reducer reducer;
@@ -78,8 +87,18 @@ int reducer_wants_progress(const reducer *r);
 void reducer_progress(reducer *r);
 
 /* After backward: every bucket's sum is in grads (on the device: the compute stream waits for
- * them, so whatever is queued next sees the sums). `step` (1-based) names the step in messages. */
-void reducer_finish(reducer *r, int64_t step);
+ * them, so whatever is queued next sees the sums). `step` (1-based) names the step in messages.
+ * Returns Σ g² over the summed gradients grads[0, n) (double; NaN or Inf when one is not finite):
+ * the non-finite guard's and clip_norm's one pass, which mpi-buckets takes bucket by bucket while
+ * the later sums are still in flight. Fixed order per strategy: the same bits on every rank. */
+double reducer_finish(reducer *r, int64_t step);
+
+/* This rank's counters for the coming step (before the backward pass: the bucket that carries
+ * them may start during it). */
+void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]);
+
+/* After reducer_finish: the counters summed over the ranks. */
+void reducer_aux(const reducer *r, float aux[REDUCE_AUX]);
 
 /* The strategy's name ("local", "mpi", "mpi-buckets", "nccl", "mpi-staged"). */
 const char *reducer_name(const reducer *r);

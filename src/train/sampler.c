@@ -22,8 +22,10 @@ static int64_t take(const sampler *s, int sh, int64_t t) {
 int sampler_init(sampler *s, int64_t n, int64_t batch, uint64_t seed, int rank, int size) {
   memset(s, 0, sizeof *s);
   if (n < 1) return log_fail("the training set is empty");
+  if (batch > n) /* optim.name = gd asks for batch = n: the full batch */
+    return log_fail("[train] batch_size %lld is larger than the %lld training rows", (long long)batch, (long long)n);
   s->n = n;
-  s->batch = batch > n ? n : batch;
+  s->batch = batch;
   s->seed = seed;
   s->v = n < SAMPLER_MAX_SHARDS ? (int)n : SAMPLER_MAX_SHARDS;
   if (size > s->v) return log_fail("%d ranks but only %d shards of training data (at most %d ranks)", size, s->v, s->v);

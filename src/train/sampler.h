@@ -8,7 +8,7 @@
  * contiguous range of shards (data_shard of V over the ranks), so it needs only the contiguous rows
  * of those shards, and its rows of each batch are a contiguous slice of the global batch. An epoch
  * has as many steps as every shard can feed (the few rows left over are dropped, as drop_last).
- * B >= N means full-batch gradient descent: one step per epoch over every row. */
+ * B = N means full-batch gradient descent: one step per epoch over every row; B > N is an error. */
 #ifndef DPT_SAMPLER_H
 #define DPT_SAMPLER_H
 
@@ -17,7 +17,7 @@
 #define SAMPLER_MAX_SHARDS 60
 
 typedef struct sampler {
-  int64_t n, batch;                      /* training rows, global batch (clamped to n) */
+  int64_t n, batch;                      /* training rows, global batch (<= n) */
   int v;                                 /* virtual shards */
   int64_t start[SAMPLER_MAX_SHARDS + 1]; /* shard s is rows [start[s], start[s+1]) */
   int s_lo, s_hi;                        /* shards this rank owns */
@@ -29,7 +29,8 @@ typedef struct sampler {
 } sampler;
 
 /* Set up for n rows, global batch `batch`, this rank of `size`. Returns 0, or -1 with log_fail
- * when size > number of shards or batch < size. */
+ * when batch > n ("[train] batch_size B is larger than the N training rows"), size > number of
+ * shards or batch < size. */
 int sampler_init(sampler *s, int64_t n, int64_t batch, uint64_t seed, int rank, int size);
 void sampler_free(sampler *s);
 

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +46,17 @@ typedef struct trainer {
   int64_t classes;
   reducer *red; /* the gradient sums of every step (reduce.h) */
   FILE *metrics;
-  int overlap;         /* start each layer's reduction during backward (1) or after (0) */
-  double nccl_timeout; /* seconds a step's device sums may take (DPT_NCCL_TIMEOUT; 0: no limit) */
+  int overlap;        /* start each layer's reduction during backward (1) or after (0) */
+  double env_timeout; /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
+  int64_t skipped;    /* steps skipped for a non-finite loss or gradient (train.nonfinite = skip) */
+  int64_t skip_run;   /* of them, in a row up to now */
 } trainer;
+
+/* Set by SIGTERM / SIGUSR1 (preemption, Slurm's warning before the time limit): every rank finishes
+ * the step in progress, one checkpoint is written, and the run exits LOG_EXIT_PREEMPTED. */
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 static double now(void) { return MPI_Wtime(); }
 
@@ -72,7 +81,7 @@ static int reducer_setup(trainer *t) {
     lay.off[l] = t->m.w_off[l];
     lay.len[l] = t->m.b_off[l] + (size_t)t->m.spec.dims[l + 1] - t->m.w_off[l];
   }
-  reduce_opts o = {.overlap = t->overlap, .timeout_s = t->nccl_timeout};
+  reduce_opts o = {.overlap = t->overlap, .timeout_s = dist_timeout()};
   t->red = reducer_create(&lay, t->be, dist_comm(), &o);
   return t->red ? 0 : -1;
 }
@@ -108,9 +117,9 @@ static void evaluate(trainer *t, int want_confusion, eval_result *r) {
   }
   double tot[2];
   int64_t nn = n, ntot = 0;
-  MPI_CHECK(MPI_Allreduce(acc, tot, 2, MPI_DOUBLE, MPI_SUM, dist_comm()));
-  MPI_CHECK(MPI_Allreduce(&nn, &ntot, 1, MPI_INT64_T, MPI_SUM, dist_comm()));
-  if (conf) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, conf, (int)(C * C), MPI_INT64_T, MPI_SUM, dist_comm()));
+  dist_allreduce(acc, tot, 2, MPI_DOUBLE, MPI_SUM, dist_comm(), "evaluation sums");
+  dist_allreduce(&nn, &ntot, 1, MPI_INT64_T, MPI_SUM, dist_comm(), "evaluation sums");
+  if (conf) dist_allreduce(MPI_IN_PLACE, conf, (int)(C * C), MPI_INT64_T, MPI_SUM, dist_comm(), "confusion matrix");
   free(logits);
   r->n = ntot;
   r->loss = ntot ? tot[0] / (double)ntot : 0;
@@ -143,9 +152,12 @@ static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps,
   fflush(stdout);
 }
 
-/* ---- checkpoints ------------------------------------------------------------------------------ */
+/* ---- checkpoints ------------------------------------------------------------------------------
+ * OUT/checkpoint-SSSSSSSS.h5 (S: steps done), written atomically; then OUT/checkpoint.h5, a symbolic
+ * link, is pointed to it atomically; then all but the newest train.keep_checkpoints files go. A
+ * non-finite state is never written (checkpoint_save), so the link always names a good one. */
 
-static int save_checkpoint(trainer *t, const char *path) {
+static int save_checkpoint(trainer *t) {
   int ok = 1;
   if (dist_rank() == 0) {
     checkpoint c = {.n_params = t->m.n_params,
@@ -169,7 +181,15 @@ static int save_checkpoint(trainer *t, const char *path) {
       t->be->download(c.state[i], t->opt.state[i], bytes);
     }
     c.config = config_resolved_ini(t->cfg);
-    ok = checkpoint_save(path, &c) == 0;
+    buf name = {0}, path = {0}, link = {0};
+    buf_printf(&name, "checkpoint-%08lld.h5", (long long)(t->smp.epoch * t->smp.steps_per_epoch + t->smp.step));
+    buf_printf(&path, "%s/%s", t->o.out, name.data);
+    buf_printf(&link, "%s/checkpoint.h5", t->o.out);
+    ok = checkpoint_save(path.data, &c) == 0 && checkpoint_point(link.data, name.data) == 0 &&
+         checkpoint_prune(t->o.out, t->o.keep_checkpoints) == 0;
+    buf_free(&name);
+    buf_free(&path);
+    buf_free(&link);
     free(c.params);
     free(c.config);
     for (int i = 0; i < c.n_state; i++) free(c.state[i]);
@@ -256,7 +276,7 @@ static int setup(trainer *t, int eval_only) {
     int64_t mx = 0;
     for (int64_t i = 0; i < t->local.end - t->local.begin; i++) mx = t->local.y[i] > mx ? t->local.y[i] : mx;
     for (int64_t i = 0; i < t->test.end - t->test.begin; i++) mx = t->test.y[i] > mx ? t->test.y[i] : mx;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &mx, 1, MPI_INT64_T, MPI_MAX, dist_comm()));
+    dist_allreduce(MPI_IN_PLACE, &mx, 1, MPI_INT64_T, MPI_MAX, dist_comm(), "class count");
     t->classes = mx + 1 < 2 ? 2 : mx + 1;
   }
   /* model */
@@ -265,7 +285,8 @@ static int setup(trainer *t, int eval_only) {
                   .input_dropout = o->input_dropout,
                   .init = o->init,
                   .bf16 = o->bf16,
-                  .csr_input = f->train.kind == DATA_CSR};
+                  .csr_input = f->train.kind == DATA_CSR,
+                  .grad_tail = REDUCE_AUX};
   if (s.input_dropout > 0 && f->train.kind == DATA_CSR) { /* the same on every rank */
     log_fail("%s: [model] input_dropout applies to dense data only", o->label);
     dist_all_ok(0);
@@ -372,20 +393,64 @@ static cJSON *eval_json(const trainer *t, int64_t epoch, double train_loss, cons
   return o;
 }
 
+/* A step whose loss (on some rank) or summed gradient is not finite: every rank gets here together
+ * (the counters and the norm are the same bits everywhere). Names the step, the loss and the ranks
+ * whose local loss was non-finite. Returns 0 to skip the step (train.nonfinite = skip, fewer than
+ * train.max_skipped in a row), -1 to stop the run (rank 0 has printed why). Collective. */
+static int nonfinite_step(trainer *t, int64_t gstep, double local_loss, double norm) {
+  const int rank = dist_rank(), size = dist_size();
+  double *loss = rank == 0 ? xmalloc(sizeof(double) * (size_t)size) : NULL;
+  dist_gather(&local_loss, 1, MPI_DOUBLE, loss, 1, MPI_DOUBLE, 0, dist_comm(), "non-finite report");
+  t->skipped += t->o.nonfinite_skip;
+  t->skip_run++;
+  const int stop = !t->o.nonfinite_skip || t->skip_run >= t->o.max_skipped;
+  if (rank == 0) {
+    buf why = {0};
+    buf_printf(&why, "step %lld (epoch %lld, step %lld of %lld): gradient norm %g", (long long)gstep,
+               (long long)(gstep - 1) / t->smp.steps_per_epoch + 1, (long long)(gstep - 1) % t->smp.steps_per_epoch + 1,
+               (long long)t->smp.steps_per_epoch, norm);
+    int bad = 0;
+    for (int r = 0; r < size; r++)
+      if (!isfinite(loss[r]) && bad++ < 8)
+        buf_printf(&why, "%s rank %d (%g)", bad == 1 ? "; loss non-finite on" : ",", r, loss[r]);
+    if (bad > 8) buf_printf(&why, " and %d more ranks", bad - 8);
+    if (!bad) buf_printf(&why, "; every rank's loss was finite (the gradients overflowed)");
+    if (!t->o.nonfinite_skip)
+      log_error("%s: train.nonfinite = abort: stopping; no checkpoint of this state is written", why.data);
+    else if (stop)
+      log_error("%s: %lld non-finite steps in a row (train.max_skipped = %lld): stopping", why.data,
+                (long long)t->skip_run, (long long)t->o.max_skipped);
+    else
+      log_error("%s: skipped (weights and optimizer state unchanged; %lld skipped so far)", why.data,
+                (long long)t->skipped);
+    buf_free(&why);
+  }
+  free(loss);
+  return stop ? -1 : 0;
+}
+
+/* Returns the process's exit code: LOG_EXIT_OK, LOG_EXIT_RUNTIME (printed), or LOG_EXIT_PREEMPTED
+ * after a signal's checkpoint. */
 static int run(trainer *t) {
   const backend_ops *be = t->be;
   const int64_t epochs = t->o.epochs, every = t->o.eval_every, ck_every = t->o.checkpoint_every,
-                spe = t->smp.steps_per_epoch;
+                ck_steps = t->o.checkpoint_steps, spe = t->smp.steps_per_epoch;
   const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
   const float scale = 1.0f / (float)t->smp.batch;
   const uint64_t seed = t->o.seed;
   const model_hooks hooks = {on_layer_ready, reducer_wants_progress(t->red) ? on_progress : NULL, t};
-  buf ck = {0};
-  buf_printf(&ck, "%s/checkpoint.h5", t->o.out);
+  /* From here to the process's end (not restored: mpirun answers the first rank's exit 75 with a
+   * SIGTERM to the others, which must still exit 75, not die of it). */
+  struct sigaction sa = {0};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
   double t_start = now(), lr = base_lr, last_train_loss = 0, t_compute = 0;
   int64_t samples_total = 0;
+  int code = LOG_EXIT_OK;
   eval_result r = {0};
-  for (int64_t epoch = t->smp.epoch; epoch < epochs; epoch++) {
+  for (int64_t epoch = t->smp.epoch; epoch < epochs && code == LOG_EXIT_OK; epoch++) {
     double t_epoch = now(), loss_sum[2] = {0, 0}, last_print = 0;
     const int64_t first_step = t->smp.step;
     for (int64_t step = first_step; step < spe; step++) {
@@ -393,49 +458,84 @@ static int run(trainer *t) {
       model_batch mb = t->res.on ? batch_resident_rows(&t->res, &t->st, be, &t->local, t->rows, n)
                                  : batch_stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
       int64_t gstep = epoch * spe + step;
+      dist_set_step(gstep + 1);
       lr = sched_lr(&t->sch, base_lr, gstep);
       double tc = now();
-      loss_sum[0] +=
+      const double loss =
           model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)off, scale, NULL);
-      loss_sum[1] += (double)n;
+      float aux[REDUCE_AUX] = {
+          [REDUCE_AUX_NONFINITE] = isfinite(loss) ? 0.0f : 1.0f, [REDUCE_AUX_STOP] = g_stop_signal ? 1.0f : 0.0f};
+      reducer_set_aux(t->red, aux);
       model_backward(&t->m, &mb, &hooks);
-      reducer_finish(t->red, t->opt.step + 1);
-      if (clip > 0) optim_clip_grad_norm(be, t->m.grads, t->m.n_params, clip);
-      optim_step(&t->opt, t->m.params, t->m.grads, lr);
-      if (maxn > 0)
-        for (int l = 0; l < t->m.spec.n_layers; l++)
-          be->max_norm(t->m.params + t->m.w_off[l], (int)t->m.spec.dims[l], (int)t->m.spec.dims[l + 1], (float)maxn);
+      /* the non-finite guard: the counters and the summed gradient's norm, the same on every rank */
+      const double norm = sqrt(reducer_finish(t->red, t->opt.step + 1));
+      reducer_aux(t->red, aux);
+      if (aux[REDUCE_AUX_NONFINITE] > 0 || !isfinite(norm)) {
+        if (nonfinite_step(t, gstep + 1, loss, norm)) {
+          code = LOG_EXIT_RUNTIME;
+          break;
+        }
+      } else {
+        t->skip_run = 0;
+        loss_sum[0] += loss;
+        loss_sum[1] += (double)n;
+        optim_clip_to(be, t->m.grads, t->m.n_params, norm, clip);
+        optim_step(&t->opt, t->m.params, t->m.grads, lr);
+        if (maxn > 0)
+          for (int l = 0; l < t->m.spec.n_layers; l++)
+            be->max_norm(t->m.params + t->m.w_off[l], (int)t->m.spec.dims[l], (int)t->m.spec.dims[l + 1], (float)maxn);
+      }
       t_compute += now() - tc;
       double el = now() - t_epoch;
       if (el - last_print > 0.25 || step + 1 == spe) {
         last_print = el;
-        progress(epoch, epochs, step + 1, spe, loss_sum[0] / loss_sum[1],
+        progress(epoch, epochs, step + 1, spe, loss_sum[1] > 0 ? loss_sum[0] / loss_sum[1] : NAN,
                  (double)(step + 1 - first_step) * (double)t->smp.batch / el, 0);
       }
+      const int last = epoch + 1 == epochs && step + 1 == spe;
+      if (aux[REDUCE_AUX_STOP] > 0) { /* a rank was signalled: all stop after this step, with a checkpoint */
+        code = save_checkpoint(t) ? LOG_EXIT_RUNTIME : LOG_EXIT_PREEMPTED;
+        if (code == LOG_EXIT_PREEMPTED)
+          log_info(
+              "\ndptrain: stopped by a signal after step %lld: %s/checkpoint.h5 written; run again with "
+              "train.resume=%s/checkpoint.h5 (exit %d)\n",
+              (long long)(gstep + 1), t->o.out, t->o.out, LOG_EXIT_PREEMPTED);
+        break;
+      }
+      if (ck_steps > 0 && (gstep + 1) % ck_steps == 0 && !last && save_checkpoint(t)) {
+        code = LOG_EXIT_RUNTIME;
+        break;
+      }
     }
+    if (code != LOG_EXIT_OK) break;
     double epoch_s = now() - t_epoch, sps = (double)((spe - first_step) * t->smp.batch) / epoch_s;
     samples_total += (spe - first_step) * t->smp.batch;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, loss_sum, 2, MPI_DOUBLE, MPI_SUM, dist_comm()));
-    last_train_loss = loss_sum[0] / loss_sum[1];
+    dist_allreduce(MPI_IN_PLACE, loss_sum, 2, MPI_DOUBLE, MPI_SUM, dist_comm(), "epoch loss");
+    last_train_loss = loss_sum[1] > 0 ? loss_sum[0] / loss_sum[1] : NAN;
     if ((epoch + 1) % every == 0 || epoch + 1 == epochs) {
       free(r.confusion);
+      dist_set_step(0);
       evaluate(t, epoch + 1 == epochs, &r);
       if (dist_rank() == 0) {
         progress(epoch, epochs, spe, spe, last_train_loss, sps, 1);
         printf("  test loss %.4f  accuracy %.2f%%  error %.2f%%  (%.2f s/epoch)\n", r.loss, 100 * r.acc,
                100 * (1 - r.acc), epoch_s);
-        metrics_write(t, eval_json(t, epoch + 1, last_train_loss, &r, now() - t_start, epoch_s, sps, lr));
+        cJSON *o = eval_json(t, epoch + 1, last_train_loss, &r, now() - t_start, epoch_s, sps, lr);
+        cJSON_AddNumberToObject(o, "skipped_steps", (double)t->skipped);
+        metrics_write(t, o);
       }
     }
-    if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t, ck.data)) {
-      buf_free(&ck);
-      free(r.confusion);
-      return -1;
-    }
+    if (ck_every > 0 && (epoch + 1) % ck_every == 0 && epoch + 1 < epochs && save_checkpoint(t))
+      code = LOG_EXIT_RUNTIME;
+  }
+  dist_set_step(0);
+  if (code != LOG_EXIT_OK) {
+    free(r.confusion);
+    return code;
   }
   if (!r.confusion) evaluate(t, 1, &r); /* resumed at the very end: still report */
   double wall = now() - t_start, wait = reducer_wait_s(t->red);
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &wait, 1, MPI_DOUBLE, MPI_MAX, dist_comm()));
+  dist_allreduce(MPI_IN_PLACE, &wait, 1, MPI_DOUBLE, MPI_MAX, dist_comm(), "metrics");
   if (dist_rank() == 0) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "summary", 1);
@@ -450,6 +550,7 @@ static int run(trainer *t) {
     cJSON_AddNumberToObject(o, "samples_per_s", wall > 0 ? (double)samples_total / wall : 0);
     cJSON_AddNumberToObject(o, "allreduce_wait_s", wait);
     cJSON_AddNumberToObject(o, "allreduce_wait_fraction", t_compute > 0 ? wait / t_compute : 0);
+    cJSON_AddNumberToObject(o, "skipped_steps", (double)t->skipped);
     cJSON *m = cJSON_AddArrayToObject(o, "confusion");
     for (int64_t i = 0; i < t->classes; i++) {
       cJSON *row = cJSON_CreateArray();
@@ -463,9 +564,7 @@ static int run(trainer *t) {
         100 * r.acc, 100 * (1 - r.acc), (long long)epochs, wall, t_compute > 0 ? 100 * wait / t_compute : 0.0);
   }
   free(r.confusion);
-  int rc = save_checkpoint(t, ck.data);
-  buf_free(&ck);
-  return rc;
+  return save_checkpoint(t) ? LOG_EXIT_RUNTIME : LOG_EXIT_OK;
 }
 
 int train_main(int argc, char **argv, int eval_only) {
@@ -478,8 +577,8 @@ int train_main(int argc, char **argv, int eval_only) {
   trainer t = {0};
   if (!dist_all_ok(config_load(&t.cfg, argv[1], argc - 2, argv + 2) == 0)) return LOG_EXIT_USAGE;
   /* the environment's settings, checked on every device, so a typo shows on a laptop too */
-  t.nccl_timeout = dist_nccl_timeout();
-  if (!dist_all_ok(t.nccl_timeout >= 0 && dist_env_amount("DPT_RESIDENT_MAX_MB", 0, "MiB") >= 0)) {
+  t.env_timeout = dist_timeout_env();
+  if (!dist_all_ok(t.env_timeout >= 0 && dist_env_amount("DPT_RESIDENT_MAX_MB", 0, "MiB") >= 0)) {
     config_free(t.cfg);
     return LOG_EXIT_USAGE;
   }
@@ -488,6 +587,7 @@ int train_main(int argc, char **argv, int eval_only) {
     return LOG_EXIT_USAGE;
   }
   t.overlap = t.o.overlap;
+  dist_set_timeout(isnan(t.o.timeout) ? t.env_timeout : t.o.timeout); /* train.timeout wins */
   int rc = setup(&t, eval_only);
   int code = rc ? LOG_EXIT_USAGE : LOG_EXIT_OK; /* set-up problems are the config's or the data's */
   if (rc == 0 && eval_only) {
@@ -503,7 +603,7 @@ int train_main(int argc, char **argv, int eval_only) {
     }
     free(r.confusion);
   } else if (rc == 0) {
-    code = run(&t) == 0 ? LOG_EXIT_OK : LOG_EXIT_RUNTIME;
+    code = run(&t);
   }
   teardown(&t, code != LOG_EXIT_OK);
   config_free(t.cfg);

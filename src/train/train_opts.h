@@ -48,6 +48,11 @@ typedef struct train_opts {
   const char *init_from;    /* file whose /params start the run, or NULL */
   int threads;              /* CPU threads (0: the library's default) */
   int overlap;              /* all-reduce each layer's gradients during backward (1) or after (0) */
+  double timeout;           /* collective watchdog, seconds (0: none); NAN: the environment's (dist.h) */
+  int nonfinite_skip;       /* a non-finite step is skipped (1) or aborts the run (0) */
+  int64_t max_skipped;      /* skip: abort after this many non-finite steps in a row (>= 1) */
+  int64_t checkpoint_steps; /* also checkpoint every this many steps (0: epoch ends only) */
+  int64_t keep_checkpoints; /* checkpoint files kept, newest first (>= 1) */
 } train_opts;
 
 /* Fill *o from c and validate it: eval_only requires train.resume ("eval: give the checkpoint as

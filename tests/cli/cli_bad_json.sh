@@ -16,7 +16,19 @@ mkc; files=("$T"/c/spam-1/*.json); victim=${files[0]}; echo '{"id":"1","group":"
 expect_error "JSON message without text" "$(basename "$victim"): missing string field" "$sout" "$DPTRAIN" prep spam --src "$T/c" --out "$sout"
 rm -rf "$T/e" && mkdir -p "$T/e/spam-1" "$T/e/easy-ham-1"
 expect_error "empty corpus" "no *.json messages found" "$sout" "$DPTRAIN" prep spam --src "$T/e" --out "$sout"
-mkc; if "$DPTRAIN" prep spam --src "$T/c" --out "$T/small_spam.h5" >/dev/null; then pass "small corpus preps"; else fail "small corpus failed"; fi
+mkc
+nspam=$(find "$T/c/spam-1" -name '*.json' | wc -l) nham=$(find "$T/c/easy-ham-1" -name '*.json' | wc -l)
+if "$DPTRAIN" prep spam --src "$T/c" --out "$T/small_spam.h5" >/dev/null && "$PY" - "$T/small_spam.h5" "$nspam" "$nham" <<'PY'; then
+import sys, h5py
+nspam, nham = int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(sys.argv[1], "r") as f:  # every message, once, labelled by its folder (spam = 1)
+    labels = sorted(int(v) for s in ("train", "test") for v in f[f"{s}/y"][...])
+    assert labels == [0] * nham + [1] * nspam, (len(labels), sum(labels), nspam, nham)
+PY
+  pass "small corpus preps: $((nspam + nham)) messages, $nspam spam and $nham ham, each once"
+else
+  fail "small corpus failed"
+fi
 expect_error "bad --min-df" "--min-df must be an integer >= 1" "$sout" "$DPTRAIN" prep spam --src "$T/c" --out "$sout" --min-df 0
 expect_error "unknown option" "unknown option --bogus" "$sout" "$DPTRAIN" prep spam --src "$T/c" --out "$sout" --bogus 1
 

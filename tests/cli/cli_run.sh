@@ -155,9 +155,9 @@ aws_env=(env -u DPT_CAPACITY_RESERVATION_ID -u DPT_CAPACITY_TYPE -u DPT_PLACEMEN
   DPT_REGION=us-east-1 DPT_HEAD_SUBNET=subnet-0123456789abcdef0 DPT_COMPUTE_SUBNET=subnet-0fedcba987654321f
   DPT_KEY_NAME=test-key DPT_SSH_CIDR=198.51.100.7/32)
 check_yaml() { # check_yaml FILE EXPECT...: parse, documented keys only, and the listed path=value pairs
-  if ! "$PY" -c 'import yaml' 2>/dev/null; then
-    echo "note: python3-yaml is missing (launch/deps.sh installs it): $1 not parsed"
-    return 0
+  if ! "$PY" -c 'import yaml' 2>/dev/null; then # required: launch/deps.sh installs it
+    echo "python3-yaml is missing (launch/deps.sh installs it): $1 cannot be checked"
+    return 1
   fi
   "$PY" - "$@" <<'PY'
 import sys, yaml
@@ -251,8 +251,17 @@ expect_fail "create.sh: a capacity block of dynamic nodes" "create.sh: " "needs 
   "${aws_env[@]}" DPT_CAPACITY_TYPE=CAPACITY_BLOCK DPT_CAPACITY_RESERVATION_ID=cr-0123456789abcdef0 DPT_MIN_NODES=0 DPT_MAX_NODES=4 "$create" --dry-run
 expect_fail "create.sh: an instance type the template is not for" "create.sh: " "DPT_INSTANCE_TYPE=g5.xlarge" \
   "${aws_env[@]}" DPT_INSTANCE_TYPE=g5.xlarge "$create" --dry-run
-if "$create" --env "$root/cluster/aws/cluster.env.example" --dry-run >/dev/null 2>"$T/err"; then
-  pass "create.sh --env cluster.env.example renders"
+if "$create" --env "$root/cluster/aws/cluster.env.example" --dry-run >"$T/example.yaml" 2>"$T/err"; then
+  # the values of the example file, not the defaults of the environment, are what it renders
+  if check_yaml "$T/example.yaml" Region=us-east-1 HeadNode.Networking.SubnetId=subnet-0123456789abcdef0 \
+    HeadNode.Ssh.KeyName=my-key HeadNode.Ssh.AllowedIps=203.0.113.7/32 HeadNode.InstanceType=c6i.2xlarge \
+    Scheduling.SlurmQueues.0.Networking.SubnetIds.0=subnet-0fedcba9876543210 \
+    Scheduling.SlurmQueues.0.ComputeResources.0.InstanceType=p5.48xlarge \
+    Scheduling.SlurmQueues.0.ComputeResources.0.MaxCount=2 SharedStorage.0.MountDir=/fsx >"$T/py.out" 2>&1; then
+    pass "create.sh --env cluster.env.example renders the example's values (region, subnets, key, SSH CIDR, types, nodes, /fsx)"
+  else
+    fail "create.sh --env cluster.env.example YAML: $(tail -n 1 "$T/py.out")"
+  fi
 else
   fail "create.sh --env cluster.env.example: $(cat "$T/err")"
 fi

@@ -123,5 +123,21 @@ expect_error "unwritable output" "$T/plain/x.h5" "$T/plain/x.h5" "$DPTRAIN" "${P
 # edge: density 1, rank = cols, a single row
 "$DPTRAIN" prep synth --rows 1 --cols 3 --density 1 --rank 3 --out "$T/tiny.h5" > /dev/null 2>&1 ||
   fail "prep synth rows 1, cols 3, density 1, rank 3"
-[ -e "$T/tiny.h5" ] && pass "tiny synth file written"
+if "$PY" - "$T/tiny.h5" <<'PY'; then
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:  # m = 3 nonzeros wanted: f = 1 of the factor, q = 2 of noise
+    assert (f.attrs["factor_nnz"], f.attrs["noise_nnz"]) == (1, 2), dict(f.attrs)
+    for s in ("train", "test"):
+        x = f[f"{s}/X"]
+        nnz = len(x["data"])
+        assert list(x.attrs["shape"]) == [1, 3] and list(x["indptr"][...]) == [0, nnz] and 2 <= nnz <= 3, (s, nnz)
+        assert np.isfinite(x["data"][...]).all() and (x["data"][...] != 0).all() and int(f[f"{s}/y"][0]) < 3
+    lam = f["planted_eigenvalues"][...]
+    assert np.allclose(lam, [(3 - t) / 3 + 2 * 0.1**2 / 3 for t in range(3)], rtol=1e-12), lam
+print("tiny: 1 x 3 CSR rows with 2-3 nonzeros (f = 1, q = 2), labels < 3, planted eigenvalues (R - t)/R + q tau^2/D")
+PY
+  pass "tiny synth file (1 row, 3 columns, density 1, rank 3): shapes, nonzeros and planted spectrum"
+else
+  fail "tiny synth file contents"
+fi
 finish

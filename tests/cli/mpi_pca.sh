@@ -129,7 +129,7 @@ assert (sa["a"]["space"] in ("samples", b"samples")) and (fe["a"]["space"] in ("
 assert (np.sum(sa["comp"] * fe["comp"], axis=1) >= 0.9999).all(), "samples and features components (signs too)"
 assert (sa["top"][:5, :3] == fe["top"][:5, :3]).all(), "the leading topics differ between the spaces"
 PY
-expect_usage_error "k above min(n, d)" "[pca] k: 1000 exceeds min(n, d) = 784" "$T/bad/pca.h5" \
+expect_usage_error "k above min(N, D)" "[pca] k: 1000 exceeds min(N, D) = 784 (N = 60000 rows, D = 784 features)" "$T/bad/pca.h5" \
   "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" pca "$DPT_TESTS/../configs/mnist_pca.ini" data.path="$DPT_DATA/mnist.h5" \
   pca.k=1000 pca.out="$T/bad/pca.h5"
 expect_usage_error "k = 0" "k" "$T/bad/pca.h5" \

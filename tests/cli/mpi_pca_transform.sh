@@ -33,7 +33,9 @@ with h5py.File(data, "r") as f, h5py.File(res, "r") as r, h5py.File(proj, "r") a
         assert err <= 1e-4, err
 PY
 if [ "$ok" -eq 1 ]; then pass "proj.h5 = (X/255 - mean) components^T"; else fail "projection check"; fi
-if command -v gnuplot > /dev/null; then
+if ! command -v gnuplot > /dev/null; then
+  fail "gnuplot is not on PATH (launch/deps.sh installs gnuplot-nox): the pictures cannot be checked"
+else
   for png in eigendigits scatter scree; do
     if [ -s "$T/pca/$png.png" ]; then pass "$png.png written"; else fail "$png.png missing"; fi
   done

@@ -7,8 +7,10 @@
 #  - the batches staged through host memory (DPT_RESIDENT_MAX_MB=0) give the same bits as the ones
 #    the backend gathers from the resident shard (the default);
 #  - train.precision = bf16 (bf16 GEMM inputs, fp32 weights) on 2 ranks trains like fp32: final
-#    train loss within 5 % of the fp32 run's, and the log says so;
-#  - a short real training (1 epoch of the full MNIST, 2 ranks) reaches > 90 % test accuracy.
+#    train loss within 1 % of the fp32 run's, weights apart by more than 1e-3 (it does round), and
+#    the log says so; the loss falls from epoch to epoch;
+#  - a short real training (1 epoch of the full MNIST) on 1 and 2 ranks gives the same weights
+#    (1e-4), >= 94.5 % test accuracy and a loss <= 0.35 (measured: 95.5 %, 0.31).
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5"
@@ -59,13 +61,16 @@ import json
 loss = {k: [json.loads(l) for l in open(f"{t}/{k}/metrics.jsonl")][-1]["train_loss"] for k in ("r2", "bf16")}
 d = np.abs(p["bf16"] - p["r2"]).max()
 print(f"bf16 vs fp32 on 2 ranks: final train loss {loss['bf16']:.4f} vs {loss['r2']:.4f}, max |param diff| {d:.2e}")
-assert np.isfinite(p["bf16"]).all() and 0 < d < 0.1, d
-assert abs(loss["bf16"] - loss["r2"]) <= 0.05 * loss["r2"], loss
+# bf16 really rounds (the weights move apart: measured 3e-2), and trains as well (measured 0.05 %)
+assert np.isfinite(p["bf16"]).all() and 1e-3 < d < 0.1, d
+assert abs(loss["bf16"] - loss["r2"]) <= 0.01 * loss["r2"], loss
 for k in ("r2", "r3"):
     d = np.abs(p[k] - p["r1"]).max()
     print(f"1 rank vs {k[1]} ranks: max |param diff| = {d:.2e}")
     assert d <= 1e-5, f"{k}: ranks disagree by {d}"
-assert not np.array_equal(p["r1"], h5py.File(f"{t}/r1/checkpoint.h5")["params"][...] * 0), "empty params"
+# it learns: the training loss falls from epoch to epoch, well below chance (ln 10 = 2.30)
+l = [json.loads(x)["train_loss"] for x in open(f"{t}/r1/metrics.jsonl") if '"epoch"' in x]
+assert len(l) == 2 and l[1] < l[0] < 2.0, l
 same = np.array_equal(p["half"], p["r2"])
 print(f"resume on 2 ranks: bit-identical to the uninterrupted 2-rank run: {same}")
 assert same, f"resume differs by {np.abs(p['half'] - p['r2']).max()}"
@@ -90,7 +95,22 @@ lr = 0.05
 epochs = 1
 batch_size = 128
 INI
-"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 "$DPTRAIN" train "$T/mnist.ini" train.out="$T/m" | tail -3
-acc=$("$PY" -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['test_acc'])" "$T/m/metrics.jsonl")
-if awk -v a="$acc" 'BEGIN{exit !(a > 0.90)}'; then pass "one epoch on 2 ranks: test accuracy $acc > 0.90"; else fail "one epoch: accuracy $acc"; fi
+for np in 1 2; do
+  "${MPIRUN[@]}" -q -np $np -x OPENBLAS_NUM_THREADS=1 "$DPTRAIN" train "$T/mnist.ini" train.out="$T/m$np" | tail -1
+done
+# the claim: the full epoch learns what this config learns (measured 95.5 %, loss 0.31), the same on
+# 1 and 2 ranks (a sampler that lost, repeated or reordered rows per rank would move the weights)
+if "$PY" - "$T" <<'PY'; then
+import sys, json, h5py, numpy as np
+t = sys.argv[1]
+s = {n: [json.loads(l) for l in open(f"{t}/m{n}/metrics.jsonl")][-1] for n in (1, 2)}
+d = np.abs(h5py.File(f"{t}/m1/checkpoint.h5", "r")["params"][...] - h5py.File(f"{t}/m2/checkpoint.h5", "r")["params"][...]).max()
+print(f"one epoch of MNIST: accuracy {s[1]['test_acc']} (1 rank) / {s[2]['test_acc']} (2 ranks), train loss {s[2]['train_loss']:.4f}, max |param diff| {d:.1e}")
+assert s[2]["test_acc"] >= 0.945 and s[2]["train_loss"] <= 0.35 and d <= 1e-4, (s[2]["test_acc"], s[2]["train_loss"], d)
+assert abs(s[1]["test_acc"] - s[2]["test_acc"]) <= 0.001, (s[1]["test_acc"], s[2]["test_acc"])
+PY
+  pass "one epoch of MNIST on 1 and 2 ranks: the same weights, accuracy >= 94.5 %, loss <= 0.35"
+else
+  fail "one epoch of MNIST"
+fi
 finish

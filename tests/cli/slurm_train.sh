@@ -4,8 +4,10 @@
 # ports, auth/none), stopped and removed on exit whatever happens.
 #  1. 2 tasks, mpirun through launch/run.sh, 4 epochs of a 784-128-10 MLP on MNIST with a
 #     checkpoint per epoch; after the first checkpoint the batch script gets USR1 (what Slurm sends
-#     before the time limit): it requeues itself, starts again and resumes from the checkpoint;
-#     it finishes with world size 2 in metrics.jsonl and 4 epochs of steps, restarted once.
+#     before the time limit): it passes it on to dptrain, whose ranks checkpoint after their step
+#     and exit 75; the script requeues itself, starts again and resumes from that mid-epoch
+#     checkpoint; it finishes with world size 2 in metrics.jsonl and 4 epochs of steps (none lost
+#     or done twice), restarted once.
 #  2. A second submission with the same run directory and train.epochs=5, launched by
 #     srun --mpi=pmix, resumes from epoch 4 and runs one more epoch.
 #  3. Singletons: ranks that do not join one MPI job (a wrapper hides the launcher's environment,
@@ -89,10 +91,12 @@ out=$T/job-$jid.out
 s=$(summary "$T/run")
 echo "job $jid: $state, restarts $(job_field "$jid" Restarts), $((SECONDS - t0)) s"
 if [ "$state" = COMPLETED ] && [ "$(job_field "$jid" Restarts)" = 1 ] &&
+  grep -q 'USR1 (time limit near): dptrain checkpoints after its current step' "$out" &&
+  grep -q 'dptrain: stopped by a signal after step [0-9]*: .*checkpoint.h5 written' "$out" &&
   grep -q 'USR1 (time limit near): requeueing job' "$out" && grep -q 'train.sbatch: resuming from .*checkpoint.h5 (epoch [1-3],' "$out" &&
   grep -q '"world_size":2' <<<"$s" && grep -q '"epochs":4,"steps":1872,' <<<"$s" &&
   grep -q 'done: world size 2 = SLURM_NTASKS' "$out"; then
-  pass "requeued on USR1 after a checkpoint, resumed, finished 4 epochs (1872 steps) with world size 2: $(grep -m1 'resuming from' "$out")"
+  pass "USR1: dptrain checkpointed after its step and exited 75, requeued, resumed, finished 4 epochs (1872 steps) with world size 2: $(grep -m1 'stopped by a signal' "$out"); $(grep -m1 'resuming from' "$out")"
 else
   fail "requeue/resume job: state $state; summary: $s"; cat "$out"; dump
 fi

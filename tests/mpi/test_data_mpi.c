@@ -109,8 +109,9 @@ static long check_block(const data_block *b, int64_t off, int csr) {
 
 static int check_file(const char *path, int csr) {
   data_file f;
+  data_block blk = {0};
   int ok = data_open(&f, path, dist_comm()) == 0;
-  if (!dist_all_ok(ok)) return 1;
+  if (!dist_all_ok(ok)) goto fail;
   int rank = dist_rank(), size = dist_size();
   long bad = 0;
   data_split *splits[2] = {&f.train, &f.test};
@@ -122,9 +123,8 @@ static int check_file(const char *path, int csr) {
   for (int s = 0; s < 2 && !bad; s++) {
     int64_t b, e, n = splits[s]->rows;
     data_shard(n, rank, size, &b, &e);
-    data_block blk;
     ok = data_read_block(&f, splits[s], b, e, &blk) == 0;
-    if (!dist_all_ok(ok)) return 1;
+    if (!dist_all_ok(ok)) goto fail;
     bad += check_block(&blk, s ? TEST_OFFSET : 0, csr);
     /* the shards must tile [0, n) exactly: gather every rank's range on rank 0 */
     int64_t mine[2] = {blk.begin, blk.end}, *all = xmalloc(sizeof(int64_t) * 2 * (size_t)size);
@@ -149,19 +149,23 @@ static int check_file(const char *path, int csr) {
   MPI_CHECK(MPI_Allreduce(&bad, &total, 1, MPI_LONG, MPI_SUM, dist_comm()));
   if (total) log_info("%s: %ld mismatches\n", path, total);
   return total ? 1 : 0;
+fail: /* every rank gets here: data_open and data_read_block agree on failure */
+  data_block_free(&blk);
+  data_close(&f);
+  return 1;
 }
 
 /* Rank-count independent checksums of the union of all shards of both splits. */
 static int sum_file(const char *path) {
   data_file f;
-  if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) return 1;
+  data_block blk = {0};
+  if (!dist_all_ok(data_open(&f, path, dist_comm()) == 0)) goto fail;
   data_split *splits[2] = {&f.train, &f.test};
   for (int s = 0; s < 2; s++) {
     if (!splits[s]->present) continue;
     int64_t b, e;
     data_shard(splits[s]->rows, dist_rank(), dist_size(), &b, &e);
-    data_block blk;
-    if (!dist_all_ok(data_read_block(&f, splits[s], b, e, &blk) == 0)) return 1;
+    if (!dist_all_ok(data_read_block(&f, splits[s], b, e, &blk) == 0)) goto fail;
     /* per-row weighted sums make the checksum sensitive to which row went where */
     double acc[4] = {(double)(e - b), 0, 0, 0}, tot[4];
     for (int64_t r = 0; r < e - b; r++) {
@@ -181,6 +185,10 @@ static int sum_file(const char *path) {
   }
   data_close(&f);
   return 0;
+fail: /* every rank gets here */
+  data_block_free(&blk);
+  data_close(&f);
+  return 1;
 }
 
 int main(int argc, char **argv) {

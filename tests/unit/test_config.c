@@ -1,5 +1,5 @@
 /* test_config.c — the INI configuration (src/core/config.c): defaults, every value type, int lists,
- * overrides, comments and whitespace, each error message (file, line, key, value), the
+ * overrides, comments and whitespace, each error message (file, line, key, value), duplicate keys, the
  * did-you-mean hints, config_set, the resolved-INI round trip, and the aborts on misuse.
  * Config files are written to a fresh temporary directory. */
 #include <stdarg.h>
@@ -321,6 +321,34 @@ static void test_file_errors(void **state) {
   load_fails("[optim]\nlr = 0\n", 1, ov, "x.ini: line 2: [optim] lr");
 }
 
+/* A key twice in one file: an error naming both lines, whatever the case or the [section] block;
+ * the overrides replace file values and may repeat a key (the later wins, test_overrides). */
+static void test_duplicates(void **state) {
+  (void)state;
+  load_fails("[optim]\nlr = 0.1\nlr = 0.2\n", 0, NULL, "x.ini: line 3: [optim] lr: duplicate key (first at line 2)");
+  load_fails("[data]\npath = a.h5\n[train]\nepochs = 2\n; again\n[data]\npath = b.h5\n", 0, NULL,
+             "x.ini: line 7: [data] path: duplicate key (first at line 2)");
+  load_fails("[OPTIM]\nLR = 0.1\n[optim]\n  lr: 0.1\n", 0, NULL,
+             "x.ini: line 4: [optim] lr: duplicate key (first at line 2)");
+  load_fails("[optim]\nlr =\nlr = 0.1\n", 0, NULL,
+             "line 3: [optim] lr: duplicate key (first at line 2)"); /* unset, set */
+  /* the duplicate is reported before its value is looked at */
+  load_fails("[train]\nepochs = 2\nepochs = zero\n", 0, NULL,
+             "line 3: [train] epochs: duplicate key (first at line 2)");
+  /* the same key name in two sections is two keys */
+  config *c = load_ok("two.ini", "[train]\ndevice = cpu\nout = o\n[pca]\ndevice = cpu\nout = o/p.h5\n", 0, NULL);
+  config_free(c);
+  char *ov[] = {"optim.lr=0.5", "optim.lr=0.25"};
+  c = load_ok("ov.ini", "[optim]\nlr = 0.1\n", 2, ov);
+  assert_true(config_double(c, "optim.lr") == 0.25);
+  config_free(c);
+  /* text loaded from memory (a checkpoint's config) is checked alike */
+  config *t = (config *)1;
+  assert_int_equal(config_load_text(&t, "[train]\nseed = 1\nseed = 2\n", "ck.h5: config"), -1);
+  assert_null(t);
+  assert_string_equal(log_last_error(), "ck.h5: config: line 3: [train] seed: duplicate key (first at line 2)");
+}
+
 static void test_syntax(void **state) {
   (void)state;
   config *c = load_ok("s.ini",
@@ -335,8 +363,7 @@ static void test_syntax(void **state) {
                       "    dropout: 0.5\n"
                       "[OPTIM]\n"
                       "Name = Adam\n"
-                      "lr = 0.1\n"
-                      "lr = 0.2\n" /* duplicate: later wins */
+                      "lr = 0.2\n"
                       "[train]\n"
                       "out =   spaced out dir   \n"
                       "epochs = 4",
@@ -484,7 +511,7 @@ int main(void) {
       cmocka_unit_test(test_defaults),   cmocka_unit_test(test_every_type),    cmocka_unit_test(test_enum_order),
       cmocka_unit_test(test_int_lists),  cmocka_unit_test(test_overrides),     cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_syntax),     cmocka_unit_test(test_booleans),      cmocka_unit_test(test_set),
-      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_misuse_aborts),
+      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_misuse_aborts), cmocka_unit_test(test_duplicates),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

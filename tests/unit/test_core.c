@@ -1,5 +1,5 @@
 /* test_core.c — shard arithmetic, seeded RNG, SHA-256, error prefixing, atomic HDF5 output, the
- * watchdog poll of device collectives (dist_poll, DPT_NCCL_TIMEOUT). */
+ * watchdog poll of device collectives (dist_poll, DPT_TIMEOUT / DPT_NCCL_TIMEOUT). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,19 +61,29 @@ static void test_poll(void **state) {
   assert_int_equal(dist_poll(fake_done, fake_check, &f, 0.05, &why), DIST_POLL_TIMEOUT);
   assert_string_equal(why, "unchanged");
   assert_true(f.polls > 1);
-  /* DPT_NCCL_TIMEOUT */
+  /* DPT_TIMEOUT, and its alias DPT_NCCL_TIMEOUT when DPT_TIMEOUT is unset or empty */
+  unsetenv("DPT_TIMEOUT");
   unsetenv("DPT_NCCL_TIMEOUT");
-  assert_true(dist_nccl_timeout() == DIST_NCCL_TIMEOUT_DEFAULT);
+  assert_true(dist_timeout_env() == DIST_TIMEOUT_DEFAULT);
   setenv("DPT_NCCL_TIMEOUT", "90.5", 1);
-  assert_true(dist_nccl_timeout() == 90.5);
-  setenv("DPT_NCCL_TIMEOUT", "0", 1);
-  assert_true(dist_nccl_timeout() == 0);
+  assert_true(dist_timeout_env() == 90.5);
+  setenv("DPT_TIMEOUT", "", 1);
+  assert_true(dist_timeout_env() == 90.5);
+  setenv("DPT_TIMEOUT", "20", 1);
+  assert_true(dist_timeout_env() == 20); /* DPT_TIMEOUT wins */
+  setenv("DPT_TIMEOUT", "0", 1);
+  assert_true(dist_timeout_env() == 0);
   const char *bad[] = {"10min", "-1", "nan", "inf", " "};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    setenv("DPT_TIMEOUT", bad[i], 1);
+    assert_true(dist_timeout_env() < 0);
+    assert_non_null(strstr(log_last_error(), "DPT_TIMEOUT: '"));
+    unsetenv("DPT_TIMEOUT");
     setenv("DPT_NCCL_TIMEOUT", bad[i], 1);
-    assert_true(dist_nccl_timeout() < 0);
+    assert_true(dist_timeout_env() < 0);
     assert_non_null(strstr(log_last_error(), "DPT_NCCL_TIMEOUT: '"));
   }
+  unsetenv("DPT_TIMEOUT");
   unsetenv("DPT_NCCL_TIMEOUT");
 }
 
@@ -184,10 +194,14 @@ static void test_atomic_output(void **state) {
   assert_int_equal(h5io_attr_get_string(f, "note", &s), 0);
   assert_string_equal(s, "hello");
   free(s);
-  float r[3];
+  float r[4] = {0, 0, 0, -1}; /* r[3]: a sentinel, the dataset has exactly 3 values */
   hid_t ds = H5Dopen2(f, "/a/b", H5P_DEFAULT);
+  hid_t sp = H5Dget_space(ds);
+  assert_int_equal(H5Sget_simple_extent_npoints(sp), 3);
+  H5Sclose(sp);
   assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r) >= 0);
-  assert_true(r[2] == 3.0f);
+  assert_memory_equal(r, v, sizeof v); /* every value, gzip level 6 included */
+  assert_true(r[3] == -1.0f);
   H5Dclose(ds);
   H5Fclose(f);
   unlink(path);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "log.h"
 #include "model.h"
 #include "rng.h"
 #include "sampler.h"
@@ -219,11 +220,13 @@ static void test_sampler_rank_independent(void **state) {
   assert_memory_not_equal(a, b2, sizeof a);
   sampler_free(&one);
   sampler full;
-  assert_int_equal(sampler_init(&full, 100, 1000, 1, 0, 1), 0);
+  assert_int_equal(sampler_init(&full, 100, 100, 1, 0, 1), 0);
   assert_int_equal(full.steps_per_epoch, 1);
   assert_int_equal(sampler_max_local(&full), 100);
   sampler_free(&full);
-  assert_int_equal(sampler_init(&full, 100, 2, 1, 0, 3), -1); /* batch smaller than ranks */
+  assert_int_equal(sampler_init(&full, 100, 2, 1, 0, 3), -1);   /* batch smaller than ranks */
+  assert_int_equal(sampler_init(&full, 100, 101, 1, 0, 1), -1); /* batch larger than the set */
+  assert_string_equal(log_last_error(), "[train] batch_size 101 is larger than the 100 training rows");
 }
 
 int main(void) {

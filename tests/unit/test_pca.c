@@ -406,7 +406,7 @@ static void test_errors(void **state) {
   data_block b;
   make_spectrum(&b, 10, D, 12);
   pca_opts o = opts(PCA_BLOCK, 20);
-  expect_fail(&b, 10, &o, "[pca] k: 20 exceeds min(n, d) = 10");
+  expect_fail(&b, 10, &o, "[pca] k: 20 exceeds min(N, D) = 10 (N = 10 rows, D = 40 features)");
   o.k = 0;
   expect_fail(&b, 10, &o, "[pca] k: must be >= 1, got 0");
   o.k = -3;
