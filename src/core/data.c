@@ -200,11 +200,11 @@ static int read_dense(const data_file *f, const data_split *s, data_block *b, in
   H5Sclose(fs);
   if (rc < 0) return log_fail("%s: /%s/X: read failed: %s", f->path, s->name, h5io_why());
   size_t total = (size_t)(n * s->cols);
-  for (size_t i = 0; i < total; i++) {
+  for (size_t i = 0; i < total; i++) { /* checked after the scale: a finite value times it may not be */
+    if (s->scale != 1.0) b->x[i] = (float)(b->x[i] * s->scale);
     if (!isfinite(b->x[i]))
       return log_fail("%s: /%s/X: row %lld: non-finite value", f->path, s->name,
                       (long long)(b->begin + (int64_t)(i / (size_t)s->cols)));
-    if (s->scale != 1.0) b->x[i] = (float)(b->x[i] * s->scale);
   }
   return 0;
 }
@@ -231,9 +231,9 @@ static int read_csr(const data_file *f, const data_split *s, data_block *b, int6
       if (b->indices[k] < 0 || b->indices[k] >= s->cols)
         return log_fail("%s: /%s/X/indices: row %lld: column %d outside [0, %lld)", f->path, s->name,
                         (long long)(b->begin + r), b->indices[k], (long long)s->cols);
+      if (s->scale != 1.0) b->values[k] = (float)(b->values[k] * s->scale); /* then checked, as above */
       if (!isfinite(b->values[k]))
         return log_fail("%s: /%s/X: row %lld: non-finite value", f->path, s->name, (long long)(b->begin + r));
-      if (s->scale != 1.0) b->values[k] = (float)(b->values[k] * s->scale);
     }
   return 0;
 }
