@@ -4,7 +4,8 @@
 # slurm-wlm (slurmctld, slurmd, the clients; munge comes with it) is for the single-node Slurm of
 # tests/cli/slurm_train.sh, and is left out where a site Slurm is installed (an sbatch on PATH that
 # no Debian package owns, as on a ParallelCluster node); without /etc/slurm/slurm.conf its own
-# services do not start. gettext-base (envsubst) and python3-yaml are for cluster/aws/create.sh.
+# services do not start. gettext-base (envsubst) and python3-yaml are for cluster/aws/create.sh;
+# clang-14 and libclang-rt-14-dev (libFuzzer, the sanitizers) for the fuzz targets of tests/fuzz.
 #
 # Idempotent: packages already present are skipped, and when everything is present nothing runs
 # (no apt-get update, no network). Works as root or through sudo.
@@ -20,7 +21,7 @@ pkgs=(
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev liblapacke-dev
   zlib1g-dev libssl-dev libinih-dev libcjson-dev libpng-dev libcmocka-dev
-  gnuplot-nox shellcheck clang-format-14
+  gnuplot-nox shellcheck clang-format-14 clang-14 libclang-rt-14-dev
   gettext-base python3-yaml
   nodejs npm
   dataset-fashion-mnist

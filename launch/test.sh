@@ -21,7 +21,7 @@ if [ "$sanitize" = 1 ]; then
   cache=${DPT_CACHE:-$root/data/cache}
   mkdir -p "$cache" "$build/data"
   [ -e "$build/data/cache" ] || ln -s "$cache" "$build/data/cache"
-  cmake_args=(-DDPT_SANITIZE=ON -DDPT_CUDA=OFF -DDPT_DATA_DIR="$build/data")
+  cmake_args=(-DDPT_SANITIZE=ON -DDPT_CUDA=OFF -DDPT_FUZZ=OFF -DDPT_DATA_DIR="$build/data")
   data_env=(DPT_DATA_OUT="$build/data" DPT_CACHE="$cache")
   # by default every label that runs dptrain's C code, less slurm, gpu (CPU-only build), lint, netns
   # (the same C code as mpi, over simulated hosts), fuzz (its targets are sanitized builds already),

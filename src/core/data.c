@@ -68,7 +68,7 @@ static int open_csr(const data_file *f, hid_t g, const char *where, data_split *
   }
   free(enc);
   int64_t shape[2];
-  if (h5io_attr_get_int64s(g, "shape", shape, 2) != 0 || shape[0] < 0 || shape[1] < 1)
+  if (h5io_attr_get_int64s(g, "shape", shape, 2) != 0 || shape[0] < 0 || shape[0] == INT64_MAX || shape[1] < 1)
     return log_fail("%s: %s is a group without a valid shape = [N, D] attribute", f->path, where);
   if (shape[1] > INT32_MAX)
     return log_fail("%s: %s has %lld columns (max 2^31-1)", f->path, where, (long long)shape[1]);
@@ -106,6 +106,9 @@ static int open_split(data_file *f, data_split *s, const char *name, int require
     hsize_t d[2];
     if (extent(s->x, d) != 2) return log_fail("%s: %s must be 2-D [N, D]", f->path, xw);
     if (!numeric_class(s->x)) return log_fail("%s: %s must hold numbers", f->path, xw);
+    if (d[0] > INT64_MAX || d[1] > INT64_MAX || (d[1] && d[0] > INT64_MAX / d[1]))
+      return log_fail("%s: %s has %llu x %llu entries, more than 2^63", f->path, xw, (unsigned long long)d[0],
+                      (unsigned long long)d[1]);
     s->kind = DATA_DENSE;
     s->rows = (int64_t)d[0];
     s->cols = (int64_t)d[1];
@@ -197,11 +200,11 @@ static int read_dense(const data_file *f, const data_split *s, data_block *b, in
   H5Sclose(fs);
   if (rc < 0) return log_fail("%s: /%s/X: read failed: %s", f->path, s->name, h5io_why());
   size_t total = (size_t)(n * s->cols);
-  for (size_t i = 0; i < total; i++) {
+  for (size_t i = 0; i < total; i++) { /* checked after the scale: a finite value times it may not be */
+    if (s->scale != 1.0) b->x[i] = (float)(b->x[i] * s->scale);
     if (!isfinite(b->x[i]))
       return log_fail("%s: /%s/X: row %lld: non-finite value", f->path, s->name,
                       (long long)(b->begin + (int64_t)(i / (size_t)s->cols)));
-    if (s->scale != 1.0) b->x[i] = (float)(b->x[i] * s->scale);
   }
   return 0;
 }
@@ -228,9 +231,9 @@ static int read_csr(const data_file *f, const data_split *s, data_block *b, int6
       if (b->indices[k] < 0 || b->indices[k] >= s->cols)
         return log_fail("%s: /%s/X/indices: row %lld: column %d outside [0, %lld)", f->path, s->name,
                         (long long)(b->begin + r), b->indices[k], (long long)s->cols);
+      if (s->scale != 1.0) b->values[k] = (float)(b->values[k] * s->scale); /* then checked, as above */
       if (!isfinite(b->values[k]))
         return log_fail("%s: /%s/X: row %lld: non-finite value", f->path, s->name, (long long)(b->begin + r));
-      if (s->scale != 1.0) b->values[k] = (float)(b->values[k] * s->scale);
     }
   return 0;
 }

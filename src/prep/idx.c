@@ -56,9 +56,10 @@ int idx_load(const char *path, buf *raw, idx_array *out, char sha256[65]) {
   int bad = n < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR);
   /* zlib reports a gzip stream cut short as Z_BUF_ERROR at close (and via gzerror). */
   if (!bad && gzclose_r(gz) != Z_OK) return log_fail("%s: truncated or corrupt gzip data", path);
-  if (bad) {
+  if (bad) { /* zmsg lives in gz's state: record it before gzclose_r frees it */
+    log_fail("%s: corrupt gzip data (%s)", path, zmsg);
     gzclose_r(gz);
-    return log_fail("%s: corrupt gzip data (%s)", path, zmsg);
+    return -1;
   }
   if (zerr == Z_BUF_ERROR) return log_fail("%s: truncated gzip data", path);
   hash_sha256_buf(raw->data, raw->len, sha256);

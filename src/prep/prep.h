@@ -9,7 +9,10 @@
 #ifndef DPT_PREP_H
 #define DPT_PREP_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
 
 typedef struct prep_opts {
   const char *src;      /* source directory */
@@ -31,6 +34,11 @@ int prep_idx(const prep_opts *o, const char *name);
 
 /* SpamAssassin JSON e-mails -> TF-IDF CSR. Returns 0 or -1 with log_fail. */
 int prep_spam(const prep_opts *o);
+
+/* One message file's bytes json[0..len): a JSON object with string fields "text" (the raw e-mail)
+ * and "group" ("spam*" is spam). text's contents are replaced by the e-mail's text (email_to_text).
+ * Returns the label (0 ham, 1 spam), or -1 with log_fail("NAME: why"). Untrusted bytes welcome. */
+int prep_spam_message(const char *json, size_t len, const char *name, buf *text);
 
 /* Synthetic sparse data with a planted low-rank covariance of known spectrum (synth.c):
  * /train, /test, /planted_eigenvalues [r], /planted_factors (CSR [r, D]). Memory O(nnz + D).

@@ -94,6 +94,28 @@ static int list_json(const char *root, const char *rel, int depth, strvec *out) 
   return rc;
 }
 
+int prep_spam_message(const char *json, size_t len, const char *name, buf *text) {
+  cJSON *j = cJSON_ParseWithLength(json, len);
+  int label = -1;
+  if (!j || !cJSON_IsObject(j)) {
+    log_fail("%s: not valid JSON", name);
+  } else {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "group");
+    if (!cJSON_IsString(t) || !t->valuestring) {
+      log_fail("%s: missing string field \"text\"", name);
+    } else if (!cJSON_IsString(g) || !g->valuestring) {
+      log_fail("%s: missing string field \"group\"", name);
+    } else {
+      label = strncmp(g->valuestring, "spam", 4) == 0;
+      buf_clear(text);
+      email_to_text(t->valuestring, strlen(t->valuestring), text);
+    }
+  }
+  cJSON_Delete(j);
+  return label;
+}
+
 /* Read one message file: its bytes go into the manifest hash, its text into the corpus.
  * Returns the label (0 ham, 1 spam), or -1 with log_fail("FILE: why"). */
 static int read_message(const char *root, const char *rel, buf *bytes, buf *text, hash_sha256 *manifest,
@@ -112,25 +134,8 @@ static int read_message(const char *root, const char *rel, buf *bytes, buf *text
   hash_sha256_update(manifest, rel, strlen(rel));
   hash_sha256_update(manifest, "\n", 1);
 
-  cJSON *j = cJSON_ParseWithLength(bytes->data, bytes->len);
-  int label = -1;
-  if (!j || !cJSON_IsObject(j)) {
-    log_fail("%s: not valid JSON", path.data);
-  } else {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "group");
-    if (!cJSON_IsString(t) || !t->valuestring) {
-      log_fail("%s: missing string field \"text\"", path.data);
-    } else if (!cJSON_IsString(g) || !g->valuestring) {
-      log_fail("%s: missing string field \"group\"", path.data);
-    } else {
-      label = strncmp(g->valuestring, "spam", 4) == 0;
-      buf_clear(text);
-      email_to_text(t->valuestring, strlen(t->valuestring), text);
-      text_corpus_add(corpus, text->data, text->len);
-    }
-  }
-  cJSON_Delete(j);
+  int label = prep_spam_message(bytes->data, bytes->len, path.data, text);
+  if (label >= 0) text_corpus_add(corpus, text->data, text->len);
   buf_free(&path);
   return label;
 }

@@ -13,7 +13,7 @@ esac
 cd "$src"
 case $kind in
   shellcheck)
-    "$tool" -x launch/*.sh .ci/run tests/cli/*.sh tests/unit/*.sh tests/lint/*.sh bench/*.sh cluster/aws/*.sh \
+    "$tool" -x launch/*.sh .ci/run tests/cli/*.sh tests/unit/*.sh tests/lint/*.sh tests/fuzz/*.sh bench/*.sh cluster/aws/*.sh \
       cluster/slurm/*.sh cluster/slurm/*.sbatch ;;
   clang-format)
     find src kernels tests \( -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh' \) -exec "$tool" --dry-run -Werror {} + ;;
