@@ -223,7 +223,7 @@ static int side_serve(void) {
 /* Seconds the inquiry gives the peers to answer, and the DONE exchange to finish. */
 static double side_grace(void) {
   double g = g_timeout / 4;
-  return g < 1 ? 1 : g > 10 ? 10 : g;
+  return g < 2 ? 2 : g > 10 ? 10 : g;
 }
 
 /* Poll reqs[n] (MPI_REQUEST_NULL: none) until all have completed or `grace` seconds have passed,

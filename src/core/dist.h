@@ -17,7 +17,7 @@
  *   dptrain: rank 0: all-reduce of step 812 (layer 2 bucket): rank 1 has not answered for 23 s: stalled or gone
  * (answered ranks that wait elsewhere are named with their collective: a mismatch), after which
  * the job ends with MPI_Abort(LOG_EXIT_TIMEOUT). A stopped, dead or hung rank cannot answer; a
- * rank busy computing for longer than the grace period (timeout/4, 1 to 10 s) is reported as
+ * rank busy computing for longer than the grace period (timeout/4, 2 to 10 s) is reported as
  * not answering too. */
 #ifndef DPT_DIST_H
 #define DPT_DIST_H

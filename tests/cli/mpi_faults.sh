@@ -88,7 +88,7 @@ stall() { # stall NP VICTIM [-x VAR] [overrides]
     grep -qE "^dptrain: rank $r: [a-z -]+ of step [0-9]+( \([a-z0-9 ,]+\))?: rank $victim has not answered for [0-9]+ s: stalled or gone$" "$out.log" ||
       { fail "stall on $np ranks: rank $r did not name rank $victim: $(grep dptrain "$out.log")"; ok=0; }
   done
-  awk -v e="$ELAPSED" 'BEGIN { exit !(e < 3 + 8) }' || { fail "stall on $np ranks: detected after $ELAPSED s (timeout 3 s)"; ok=0; }
+  awk -v e="$ELAPSED" 'BEGIN { exit !(e < 3 + 2 + 15) }' || { fail "stall on $np ranks: detected after $ELAPSED s (timeout 3 s, grace 2 s)"; ok=0; }
   [ "$ok" = 1 ] && pass "rank $victim of $np SIGSTOPped: exit 3 after $ELAPSED s; $(grep -m1 'not answered' "$out.log")"
 }
 stall 2 1 -x DPT_TIMEOUT=3
