@@ -50,6 +50,10 @@ static int cmd_version(void) {
   return LOG_EXIT_OK;
 }
 
+/* The subcommands that run under MPI (dist_init before, dist_finalize after). */
+static int cmd_train(int argc, char **argv) { return train_main(argc, argv, 0); }
+static int cmd_eval(int argc, char **argv) { return train_main(argc, argv, 1); }
+
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
     fputs(k_usage, argc < 2 ? stderr : stdout);
@@ -59,41 +63,21 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "prep") == 0) return prep_main(argc - 1, argv + 1);
   if (strcmp(cmd, "info") == 0) return info_main(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
-  if (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0) {
+  static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+  } mpi_cmds[] = {
+      {"train", cmd_train}, {"eval", cmd_eval}, {"lsa", lsa_main}, {"predict", predict_main}, {"pca", pca_main}};
+  for (size_t i = 0; i < sizeof mpi_cmds / sizeof *mpi_cmds; i++) {
+    if (strcmp(cmd, mpi_cmds[i].name) != 0) continue;
     if (dist_init(&argc, &argv)) {
       log_report();
       return LOG_EXIT_RUNTIME;
     }
-    int rc = train_main(argc - 1, argv + 1, strcmp(cmd, "eval") == 0);
+    int rc = mpi_cmds[i].run(argc - 1, argv + 1);
     dist_finalize();
-    return rc;
-  }
-  if (strcmp(cmd, "lsa") == 0) {
-    if (dist_init(&argc, &argv)) {
-      log_report();
-      return LOG_EXIT_RUNTIME;
-    }
-    int rc = lsa_main(argc - 1, argv + 1);
-    dist_finalize();
-    return rc;
-  }
-  if (strcmp(cmd, "predict") == 0) {
-    if (dist_init(&argc, &argv)) {
-      log_report();
-      return LOG_EXIT_RUNTIME;
-    }
-    int rc = predict_main(argc - 1, argv + 1);
-    dist_finalize();
-    return rc;
-  }
-  if (strcmp(cmd, "pca") == 0) {
-    if (dist_init(&argc, &argv)) {
-      log_report();
-      return LOG_EXIT_RUNTIME;
-    }
-    int rc = pca_main(argc - 1, argv + 1);
-    dist_finalize();
-    pca_pictures_wait(1); /* gnuplot ran on through MPI_Finalize: its lines come last */
+    if (mpi_cmds[i].run == pca_main)
+      pca_pictures_wait(1); /* gnuplot ran on through MPI_Finalize: its lines come last */
     return rc;
   }
   log_error("unknown command '%s' (try dptrain --help)", cmd);

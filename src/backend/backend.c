@@ -16,6 +16,7 @@
 #include "backend_cuda_api.h"
 #include "backend_nccl.h"
 #include "buf.h"
+#include "config.h"
 #include "dist.h"
 #include "log.h"
 
@@ -254,4 +255,16 @@ const backend_ops *backend_choose(backend_device device, const char *key) {
   if (be) why = "not every rank has a usable GPU, so every rank computes on the CPU";
   log_info("%s = auto: cpu (%s)\n", key, why ? why : "no GPU");
   return backend_cpu();
+}
+
+backend_device backend_device_of_config(int config_device) {
+  switch ((enum config_device)config_device) {
+    case CONFIG_DEVICE_AUTO:
+      return BACKEND_DEVICE_AUTO;
+    case CONFIG_DEVICE_CPU:
+      return BACKEND_DEVICE_CPU;
+    case CONFIG_DEVICE_CUDA:
+      return BACKEND_DEVICE_CUDA;
+  }
+  config_bad_enum("device", config_device);
 }

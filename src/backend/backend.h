@@ -195,6 +195,10 @@ typedef enum backend_device {
  * else the CPU, logging "KEY = auto: cpu (why)" (collective over the world). */
 const backend_ops *backend_choose(backend_device device, const char *key);
 
+/* The device named by a config value (train.device, pca.device: an enum config_device constant of
+ * config.h, passed as int so that this header needs no config header). */
+backend_device backend_device_of_config(int config_device);
+
 typedef struct backend_device_info {
   char name[128];      /* e.g. "OpenBLAS 0.3.21 (2 threads)" or "NVIDIA H100 80GB HBM3" */
   size_t memory_bytes; /* device memory (0 for the CPU backend) */

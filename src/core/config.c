@@ -734,3 +734,8 @@ void config_free(config *c) {
   free(c->name);
   free(c);
 }
+
+_Noreturn void config_bad_enum(const char *key, int v) {
+  fprintf(stderr, "dptrain: internal error: %s: enum value %d has no translation\n", key, v);
+  abort();
+}

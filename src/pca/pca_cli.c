@@ -432,11 +432,6 @@ typedef struct pca_cli_opts {
 } pca_cli_opts;
 
 /* config_enum's constants (config.h) onto this module's enums; -Wswitch names a missing case. */
-static void bad_enum(const char *key, int v) {
-  fprintf(stderr, "dptrain: internal error: %s: enum value %d has no translation\n", key, v);
-  abort();
-}
-
 static pca_method method_of(enum config_pca_method v) {
   switch (v) {
     case CONFIG_PCA_METHOD_AUTO:
@@ -448,7 +443,7 @@ static pca_method method_of(enum config_pca_method v) {
     case CONFIG_PCA_METHOD_COVARIANCE:
       return PCA_COVARIANCE;
   }
-  bad_enum("pca.method", (int)v);
+  config_bad_enum("pca.method", (int)v);
   return PCA_AUTO;
 }
 
@@ -461,21 +456,8 @@ static pca_space space_of(enum config_pca_space v) {
     case CONFIG_PCA_SPACE_SAMPLES:
       return PCA_SPACE_SAMPLES;
   }
-  bad_enum("pca.space", (int)v);
+  config_bad_enum("pca.space", (int)v);
   return PCA_SPACE_AUTO;
-}
-
-static backend_device device_of(enum config_device v) {
-  switch (v) {
-    case CONFIG_DEVICE_AUTO:
-      return BACKEND_DEVICE_AUTO;
-    case CONFIG_DEVICE_CPU:
-      return BACKEND_DEVICE_CPU;
-    case CONFIG_DEVICE_CUDA:
-      return BACKEND_DEVICE_CUDA;
-  }
-  bad_enum("pca.device", (int)v);
-  return BACKEND_DEVICE_AUTO;
 }
 
 /* Fill *o from c and check what depends on the config alone (data.path is required: "FILE:
@@ -488,7 +470,7 @@ static int pca_cli_opts_build(pca_cli_opts *o, const config *c) {
   if (!o->path) return log_fail("%s: [data] path is required", o->label);
   o->out = config_str(c, "pca.out");
   o->transform = config_str(c, "pca.transform");
-  o->device = device_of((enum config_device)config_enum(c, "pca.device"));
+  o->device = backend_device_of_config(config_enum(c, "pca.device"));
   o->pca = (pca_opts){.k = (int)config_int(c, "pca.k"),
                       .method = method_of((enum config_pca_method)config_enum(c, "pca.method")),
                       .oversample = (int)config_int(c, "pca.oversample"),

@@ -13,11 +13,6 @@
 
 _Static_assert(CONFIG_MAX_LAYERS <= MODEL_MAX_LAYERS - 1, "model.hidden may hold more layers than a model");
 
-static void bad_enum(const char *key, int v) {
-  fprintf(stderr, "dptrain: internal error: %s: enum value %d has no translation\n", key, v);
-  abort();
-}
-
 static backend_act act_of(enum config_activation v) {
   switch (v) {
     case CONFIG_ACTIVATION_RELU:
@@ -27,7 +22,7 @@ static backend_act act_of(enum config_activation v) {
     case CONFIG_ACTIVATION_SIGMOID:
       return BACKEND_ACT_SIGMOID;
   }
-  bad_enum("model.activation", (int)v);
+  config_bad_enum("model.activation", (int)v);
   return BACKEND_ACT_NONE;
 }
 
@@ -38,7 +33,7 @@ static model_init_kind init_of(enum config_init v) {
     case CONFIG_INIT_XAVIER:
       return MODEL_INIT_XAVIER;
   }
-  bad_enum("model.init", (int)v);
+  config_bad_enum("model.init", (int)v);
   return MODEL_INIT_HE;
 }
 
@@ -61,7 +56,7 @@ static optim_kind optim_of(enum config_optim v) {
     case CONFIG_OPTIM_ADAMW:
       return OPTIM_ADAMW;
   }
-  bad_enum("optim.name", (int)v);
+  config_bad_enum("optim.name", (int)v);
   return OPTIM_SGD;
 }
 
@@ -74,21 +69,8 @@ static sched_kind sched_of(enum config_schedule v) {
     case CONFIG_SCHEDULE_COSINE:
       return SCHED_COSINE;
   }
-  bad_enum("schedule.name", (int)v);
+  config_bad_enum("schedule.name", (int)v);
   return SCHED_CONSTANT;
-}
-
-static backend_device device_of(enum config_device v) {
-  switch (v) {
-    case CONFIG_DEVICE_AUTO:
-      return BACKEND_DEVICE_AUTO;
-    case CONFIG_DEVICE_CPU:
-      return BACKEND_DEVICE_CPU;
-    case CONFIG_DEVICE_CUDA:
-      return BACKEND_DEVICE_CUDA;
-  }
-  bad_enum("train.device", (int)v);
-  return BACKEND_DEVICE_AUTO;
 }
 
 /* The [optim] doubles without a default: each, when the user set it, replaces the optimizer's
@@ -143,7 +125,7 @@ int train_opts_build(train_opts *o, const config *c, int eval_only) {
   o->epochs = config_int(c, "train.epochs");
   o->batch_size = config_int(c, "train.batch_size");
   o->seed = (uint64_t)config_int(c, "train.seed");
-  o->device = device_of((enum config_device)config_enum(c, "train.device"));
+  o->device = backend_device_of_config(config_enum(c, "train.device"));
   o->out = config_str(c, "train.out");
   o->eval_every = config_int(c, "train.eval_every");
   o->checkpoint_every = config_int(c, "train.checkpoint_every");
