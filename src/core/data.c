@@ -273,6 +273,22 @@ int data_read_block(const data_file *f, const data_split *s, int64_t begin, int6
   return rc;
 }
 
+/* The size of one stored element of dataset ds (0 when it cannot be told). */
+static double stored_size(hid_t ds) {
+  hid_t t = ds >= 0 ? H5Dget_type(ds) : H5I_INVALID_HID;
+  double n = t >= 0 ? (double)H5Tget_size(t) : 0;
+  if (t >= 0) H5Tclose(t);
+  return n;
+}
+
+double data_block_file_bytes(const data_split *s, const data_block *b) {
+  double rows = (double)(b->end - b->begin), bytes = rows * stored_size(s->y);
+  if (s->kind == DATA_CSR)
+    return bytes + (double)b->nnz * (stored_size(s->data) + stored_size(s->indices)) +
+           (rows + 1) * stored_size(s->indptr);
+  return bytes + rows * (double)s->cols * stored_size(s->x);
+}
+
 void data_block_free(data_block *b) {
   free(b->x);
   free(b->indptr);
