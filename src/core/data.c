@@ -176,14 +176,16 @@ void data_close(data_file *f) {
 }
 
 /* One H5Dread moves at most this many bytes: MPI-IO counts bytes in an int, and a read of 2 GiB
- * or more fails inside ROMIO/OMPIO ("unknown HDF5 error"), so larger shards are read in pieces of
- * 1 GiB (DPT_READ_PIECE_BYTES sets a smaller piece: the tests read small files in many pieces). */
+ * or more fails inside ROMIO/OMPIO ("unknown HDF5 error"), so shards are read in pieces of 64 MiB:
+ * also 2.3x faster from a cold page cache than 1 GiB pieces (measured: 739 vs 318 MiB/s, one rank,
+ * 2 GiB; the kernel's read-ahead overlaps the copies of small reads). DPT_READ_PIECE_BYTES sets
+ * another size below 1 GiB: the tests read small files in many pieces. */
 static int64_t read_piece(void) {
   static int64_t piece = 0;
   if (!piece) {
     const char *v = getenv("DPT_READ_PIECE_BYTES");
     long long x = v ? atoll(v) : 0;
-    piece = x > 0 && x < ((int64_t)1 << 30) ? (int64_t)x : (int64_t)1 << 30;
+    piece = x > 0 && x <= ((int64_t)1 << 30) ? (int64_t)x : (int64_t)64 << 20;
   }
   return piece;
 }

@@ -8,7 +8,7 @@
 #      (/usr/bin/time %M) below the file's size, i.e. not the whole matrix in memory;
 #  (b) `dptrain train` (logistic regression, 2 ranks) on a 20-feature file reaches within 0.03 of
 #      bayes_accuracy, and its metrics carry the read time, the read rate per rank and the peak RSS;
-#      the same run with the shard read in 100 kB pieces (DPT_READ_PIECE_BYTES; by default 1 GiB,
+#      the same run with the shard read in 100 kB pieces (DPT_READ_PIECE_BYTES; by default 64 MiB,
 #      as one MPI-IO read of 2 GiB or more fails) gives the same parameters bit for bit;
 #  (c) bad options: one line each, exit 2, no file.
 # shellcheck source=tests/cli/lib.sh
@@ -78,7 +78,7 @@ assert abs(s["read_mib_per_s_rank_min"] * s["read_s_max"] - mib) < 0.01 * mib, s
 print(f"test accuracy {s['test_acc']:.4f}, Bayes {bayes:.4f}")
 PY
 
-# (b2) a shard read in many pieces (DPT_READ_PIECE_BYTES; 1 GiB by default, since one MPI-IO read
+# (b2) a shard read in many pieces (DPT_READ_PIECE_BYTES; 64 MiB by default, since one MPI-IO read
 # of 2 GiB or more fails) trains to the same bits as one read
 "${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 -x DPT_READ_PIECE_BYTES=100000 "$DPTRAIN" train "$CONF" \
   data.path="$T/small.h5" train.epochs=3 train.out="$T/pieces" > "$T/pieces.log" 2>&1 ||
