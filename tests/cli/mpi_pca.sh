@@ -58,7 +58,7 @@ print(f"scikit-learn PCA(svd_solver='full'): {time.time() - t:.1f} s")
 tv = np.var(X, axis=0, ddof=1).sum()
 for o in outs:
     with h5py.File(o, "r") as g:
-        assert set(g) == {"components", "explained_variance", "explained_variance_ratio", "mean", "residuals"}, list(g)
+        assert set(g) == {"components", "explained_variance", "explained_variance_ratio", "mean", "residuals", "history"}, list(g)
         a = dict(g.attrs)
         comp, ev = g["components"][...], g["explained_variance"][...]
         ratio, mean, res = g["explained_variance_ratio"][...], g["mean"][...], g["residuals"][...]

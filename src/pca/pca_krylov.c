@@ -1,0 +1,347 @@
+/* pca_krylov.c — pca.method = krylov: thick-restarted block Lanczos (pca_solve.h:
+ * pca_solve_krylov; the symmetric case of block Krylov–Schur).
+ *
+ * The basis Q (up to m orthonormal vectors) grows b vectors at a time: the newest block Z is
+ * multiplied (W_Z = C Z: one pass, one all-reduce of dim×b), the next block is W_Z orthonormalised
+ * against the whole basis (block Gram–Schmidt twice, then shifted Cholesky QR: full
+ * reorthogonalisation, pca_orth_against). The products W = C Q are KEPT beside Q, so
+ *   H = Qᵀ W   (the Rayleigh quotient, its new columns one GEMM per block) and
+ *   G = Wᵀ W   (its new columns one more GEMM)
+ * give every Ritz pair (θ, Q s) of span(Q) and the residual estimate ‖C Q s − θ Q s‖² =
+ * sᵀ G s − θ² without touching the vectors. When the estimates say the k pairs have converged, or
+ * the basis is full, the Ritz vectors U = Q S and their products CU = W S are formed and the
+ * residuals ‖CUᵢ − θᵢUᵢ‖ / max(θᵢ, 1e-6 θ₁) computed from them exactly as pca_rayleigh_ritz
+ * does for the block method (the stop rule); the leading converged pairs are locked (kept, their
+ * couplings with later blocks dropped, excluded from Rayleigh–Ritz), the basis restarts with the
+ * best p Ritz vectors (thick restart), and the next block is the residuals CUᵢ − θᵢUᵢ of the
+ * first b unconverged pairs, orthonormalised: after a restart of a Krylov basis they span the
+ * Krylov–Schur continuation, and after a warm start (a block of previous components) they are the
+ * natural next directions.
+ *
+ * Every vector is replicated on every rank (the products need them whole), but Q and W are stored
+ * for this rank's rows of the row split only (pca_rowsplit: the dense work is divided by rows and
+ * the small sums all-reduced), so memory per rank is 2·m·dim/ranks doubles for the basis plus
+ * 2·b'·dim for the block being multiplied and its product (b' = b, or the warm start's width) and
+ * a few m×m matrices. Sizes: p = min(k + oversample, dim) vectors kept at a restart, b and m from
+ * krylov_sizes below. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mpi.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pca_solve.h"
+
+/* Rows of the in-place basis transformation per GEMM (keeps its scratch small). */
+#define KRYLOV_CHUNK 512
+
+/* The block size b and the basis size m for k wanted pairs, p kept at restart, dim rows. A block
+ * of b vectors makes each product one sweep over the data for b columns (the CSR kernels read an
+ * entry's b coefficients contiguously; dense ones are DGEMMs), where a single-vector Lanczos
+ * sweeps once per vector; a larger b needs more products to converge. */
+static double T[6];
+#define TIC    double t_ = MPI_Wtime()
+#define TOC(i) T[i] += MPI_Wtime() - t_
+static void krylov_sizes(int k, int p, int64_t dim, int *b, int *m) {
+  int bb = k < 16 ? 8 : k < 64 ? 16 : 24;
+  const char *e = getenv("DPT_KRYLOV_B");
+  if (e) bb = atoi(e);
+  if (bb > p) bb = p; /* the products' width is at most k + oversample */
+  int mm = p + (p > 3 * bb ? p : 3 * bb);
+  e = getenv("DPT_KRYLOV_M");
+  if (e) mm = p + atoi(e);
+  if (mm > dim) mm = (int)dim;
+  if (bb > mm - p) bb = mm - p;
+  *b = bb, *m = mm;
+}
+
+typedef struct krylov {
+  pca_ctx *c;
+  const pca_opts *o;
+  pca_rowsplit split;           /* rows of the blocks being orthonormalised: bw doubles */
+  int64_t dim, ns;              /* vector length; this rank's rows [split.r0, split.r1) */
+  int k, p, b, m, bw;           /* wanted, kept, block, basis capacity, width of z */
+  int n, nlock;                 /* basis columns in use; the first nlock are locked */
+  double *q, *w;                /* [ns, m]: this rank's rows of the basis and of C times it */
+  double *h, *g;                /* [m, m]: Qᵀ W and Wᵀ W over the basis */
+  double *z, *wz;               /* [dim, bw]: the block to multiply and its product */
+  double *theta, *s, *hs, *est; /* the Ritz values [m], vectors [m, m] (row-major), scratch [m, m], estimates [m] */
+  double *lres;                 /* [m] residuals of the locked pairs when they were locked */
+  uint64_t stream;              /* random columns for breakdowns */
+} krylov;
+
+/* Append z and wz (width bw) as basis columns n.. and the new columns of H and G; then, unless
+ * `last`, make z the next block's first Gram–Schmidt pass, wz − Q (Qᵀ wz) on this rank's rows
+ * (Qᵀ wz is H's new columns: no second GEMM for it). */
+static void krylov_append(krylov *K, int bw, int last) {
+  const int m = K->m, n = K->n, nn = n + bw;
+  const int64_t r0 = K->split.r0;
+  for (int64_t j = 0; j < K->ns; j++) {
+    memcpy(K->q + j * m + n, K->z + (r0 + j) * bw, sizeof(double) * (size_t)bw);
+    memcpy(K->w + j * m + n, K->wz + (r0 + j) * bw, sizeof(double) * (size_t)bw);
+  }
+  double *t = xcalloc((size_t)2 * nn * bw, sizeof(double)); /* [Qᵀ W_Z | Wᵀ W_Z] */
+  if (K->ns > 0) {
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn, bw, (int)K->ns, 1.0, K->q, m, K->w + n, m, 0.0, t, bw);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn, bw, (int)K->ns, 1.0, K->w, m, K->w + n, m, 0.0,
+                t + (int64_t)nn * bw, bw);
+  }
+  pca_allreduce(t, (int64_t)2 * nn * bw, K->c->comm);
+  if (!last && K->ns > 0) {
+    double *zl = K->z + r0 * bw;
+    memcpy(zl, K->wz + r0 * bw, sizeof(double) * (size_t)(K->ns * bw));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K->ns, bw, nn, -1.0, K->q, m, t, bw, 1.0, zl, bw);
+  }
+  for (int i = 0; i < nn; i++)
+    for (int a = 0; a < bw; a++) {
+      double hv = t[i * bw + a], gv = t[(int64_t)nn * bw + i * bw + a];
+      if (i < K->nlock) hv = 0; /* locked: the coupling (a residual <= tol) is dropped */
+      if (i >= n) {             /* the diagonal block: the average of the two triangles */
+        hv = 0.5 * (hv + t[(n + a) * bw + (i - n)]);
+        gv = 0.5 * (gv + t[(int64_t)nn * bw + (n + a) * bw + (i - n)]);
+      }
+      K->h[i * m + n + a] = K->h[(n + a) * m + i] = hv;
+      K->g[i * m + n + a] = K->g[(n + a) * m + i] = gv;
+    }
+  free(t);
+  K->n = nn;
+}
+
+/* Rayleigh–Ritz on the active columns [nlock, n): theta, s, and the residual estimates of the
+ * first `want` pairs (sᵀ G s − θ², relative as the stop rule; NaN-free, >= 0). Returns 0 or -1. */
+static int krylov_ritz(krylov *K, int want) {
+  const int m = K->m, a = K->n - K->nlock, l0 = K->nlock;
+  for (int i = 0; i < a; i++)
+    for (int j = 0; j < a; j++) K->hs[i * a + j] = K->h[(l0 + i) * m + l0 + j];
+  if (pca_small_eig(K->hs, a, K->theta, K->s)) return -1;
+  const double top = fmax(K->nlock ? K->h[0] : 0, K->theta[0]);
+  double *gs = xmalloc(sizeof(double) * (size_t)a);
+  for (int i = 0; i < want && i < a; i++) {
+    double sgs = 0;
+    for (int r = 0; r < a; r++) {
+      double acc = 0;
+      for (int q = 0; q < a; q++) acc += K->g[(l0 + r) * m + l0 + q] * K->s[q * a + i];
+      gs[r] = acc;
+      sgs += K->s[r * a + i] * acc;
+    }
+    double e2 = sgs - K->theta[i] * K->theta[i];
+    K->est[i] = sqrt(fmax(e2, 0)) / pca_res_scale(K->theta[i], top);
+    /* below what the cancellation can resolve: say so with a negative estimate */
+    if (e2 <= 64.0 * a * 2.2e-16 * sgs) K->est[i] = -1;
+  }
+  free(gs);
+  return 0;
+}
+
+/* The exact check and restart: U = Q S, CU = W S for the first `keep` active Ritz vectors
+ * (in place, row chunks), their residuals res [want] computed from U and CU; H, G transformed
+ * (H = diag θ on the kept); the next block (b columns of z) = the residuals of the first b
+ * unconverged pairs. Returns how many of the wanted are above tol, or -1. */
+static int krylov_restart(krylov *K, int want, int keep, double *res, int *nextw) {
+  const int m = K->m, a = K->n - K->nlock, l0 = K->nlock;
+  double *tmp = xmalloc(sizeof(double) * (size_t)KRYLOV_CHUNK * (size_t)keep);
+  for (int pass = 0; pass < 2; pass++) {
+    double *x = pass ? K->w : K->q;
+    for (int64_t r0 = 0; r0 < K->ns; r0 += KRYLOV_CHUNK) {
+      int nr = (int)(K->ns - r0 < KRYLOV_CHUNK ? K->ns - r0 : KRYLOV_CHUNK);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, keep, a, 1.0, x + r0 * m + l0, m, K->s, a, 0.0, tmp,
+                  keep);
+      for (int r = 0; r < nr; r++)
+        memcpy(x + (r0 + r) * m + l0, tmp + (int64_t)r * keep, sizeof(double) * (size_t)keep);
+    }
+  }
+  free(tmp);
+  /* G on the kept: Sᵀ G S (active block), G_lock,active S */
+  double *gs = xmalloc(sizeof(double) * (size_t)m * (size_t)keep);
+  for (int i = 0; i < K->n; i++)
+    for (int j = 0; j < keep; j++) {
+      double acc = 0;
+      for (int q = 0; q < a; q++) acc += K->g[i * m + l0 + q] * K->s[q * a + j];
+      gs[i * keep + j] = acc;
+    }
+  for (int i = 0; i < keep; i++)
+    for (int j = 0; j < keep; j++) {
+      double acc = 0;
+      for (int q = 0; q < a; q++) acc += K->s[q * a + i] * gs[(l0 + q) * keep + j];
+      K->g[(l0 + i) * m + l0 + j] = acc;
+    }
+  for (int i = 0; i < l0; i++)
+    for (int j = 0; j < keep; j++) K->g[i * m + l0 + j] = K->g[(l0 + j) * m + i] = gs[i * keep + j];
+  free(gs);
+  for (int i = 0; i < keep; i++) {
+    for (int j = 0; j < K->m; j++) K->h[(l0 + i) * m + j] = K->h[j * m + l0 + i] = 0;
+    K->h[(l0 + i) * m + l0 + i] = K->theta[i];
+  }
+  K->n = l0 + keep;
+  /* the exact residuals of the first `want` (and of the rest of the kept, to pick the next block) */
+  double *e2 = xcalloc((size_t)keep, sizeof(double));
+  for (int64_t j = 0; j < K->ns; j++)
+    for (int i = 0; i < keep; i++) {
+      double e = K->w[j * m + l0 + i] - K->theta[i] * K->q[j * m + l0 + i];
+      e2[i] += e * e;
+    }
+  pca_allreduce(e2, keep, K->c->comm);
+  const double top = fmax(l0 ? K->h[0] : 0, K->theta[0]);
+  int above = 0;
+  for (int i = 0; i < keep; i++) {
+    double r = sqrt(e2[i]) / pca_res_scale(K->theta[i], top);
+    if (i < want) res[i] = r, above += !(r <= K->o->tol);
+    e2[i] = r;
+  }
+  /* the next block: the residual vectors of the first b unconverged kept pairs (wanted first) */
+  int nb = K->b < keep ? K->b : keep, *pick = xmalloc(sizeof(int) * (size_t)(nb > 0 ? nb : 1)), np = 0;
+  for (int i = 0; i < keep && np < nb; i++)
+    if (!(e2[i] <= K->o->tol)) pick[np++] = i;
+  for (int i = 0; i < keep && np < nb; i++)
+    if (e2[i] <= K->o->tol) pick[np++] = i; /* all converged: any residuals will do */
+  memset(K->z, 0, sizeof(double) * (size_t)(K->dim * nb));
+  for (int64_t j = 0; j < K->ns; j++)
+    for (int t = 0; t < np; t++) {
+      int i = pick[t];
+      K->z[(K->split.r0 + j) * nb + t] = K->w[j * m + l0 + i] - K->theta[i] * K->q[j * m + l0 + i];
+    }
+  free(pick);
+  free(e2);
+  *nextw = nb;
+  return above;
+}
+
+/* The first k basis columns (locked, then active) as rows of vec [k, dim] and, when cvec, of C
+ * times them: this rank's rows, all-gathered. */
+static void krylov_output(krylov *K, double *vec, double *cvec) {
+  const int k = K->k, m = K->m;
+  pca_rowsplit sk;
+  pca_rowsplit_init(&sk, K->c->comm, K->dim, k, NULL);
+  double *full = xmalloc(sizeof(double) * (size_t)(K->dim * k));
+  for (int pass = 0; pass < (cvec ? 2 : 1); pass++) {
+    const double *x = pass ? K->w : K->q;
+    for (int64_t j = 0; j < K->ns; j++) memcpy(full + (K->split.r0 + j) * k, x + j * m, sizeof(double) * (size_t)k);
+    pca_rowsplit_gather(&sk, full);
+    pca_transpose(full, K->dim, k, pass ? cvec : vec);
+  }
+  free(full);
+  pca_rowsplit_free(&sk);
+}
+
+/* Orthonormalise z [dim, bw] against the basis; the split is remade for width bw when it
+ * changes. Returns pca_orth_against's answer. */
+static int krylov_orth(krylov *K, int bw) {
+  if (bw != K->bw) {
+    pca_rowsplit_free(&K->split);
+    pca_rowsplit_init(&K->split, K->c->comm, K->dim, bw, NULL);
+    K->bw = bw;
+  }
+  return pca_orth_against(&K->split, K->q, K->m, K->n, K->z, bw, K->n > 0, K->o->seed, &K->stream);
+}
+
+int pca_solve_krylov(pca_ctx *c, const pca_opts *o, int l, const double *start, int k0, double *vec, double *cvec,
+                     double *lam, double *res, int *converged) {
+  krylov K = {.c = c, .o = o, .dim = c->d, .k = o->k, .stream = 1u << 20};
+  K.p = (int)(l < c->d ? l : c->d);
+  krylov_sizes(K.k, K.p, c->d, &K.b, &K.m);
+  int bw = K.b > 0 ? K.b : K.p; /* the first block: b, the whole space when p = dim, or the start vectors */
+  if (k0 > bw) bw = k0 < K.p ? k0 : K.p;
+  const int wmax = bw > K.b ? bw : K.b, m = K.m;
+  pca_rowsplit_init(&K.split, c->comm, K.dim, bw, NULL);
+  K.bw = bw;
+  K.ns = K.split.r1 - K.split.r0;
+  K.q = xmalloc(sizeof(double) * (size_t)(K.ns * m + 1));
+  K.w = xmalloc(sizeof(double) * (size_t)(K.ns * m + 1));
+  K.h = xcalloc((size_t)m * m, sizeof(double));
+  K.g = xcalloc((size_t)m * m, sizeof(double));
+  K.s = xmalloc(sizeof(double) * (size_t)m * m);
+  K.hs = xmalloc(sizeof(double) * (size_t)m * m);
+  K.theta = xmalloc(sizeof(double) * (size_t)m);
+  K.est = xmalloc(sizeof(double) * (size_t)m);
+  K.lres = xcalloc((size_t)m, sizeof(double));
+  K.z = xmalloc(sizeof(double) * (size_t)(K.dim * wmax));
+  K.wz = xmalloc(sizeof(double) * (size_t)(K.dim * wmax));
+  pca_random_block(K.z, K.dim, bw, o->seed, 0);
+  for (int i = 0; i < k0 && i < bw; i++)
+    for (int64_t j = 0; j < K.dim; j++) K.z[j * bw + i] = start[i * K.dim + j];
+  int rc = pca_orth_against(&K.split, K.q, m, 0, K.z, bw, 0, o->seed, &K.stream), above = -1, restarts = 0;
+  int trust = 1; /* the estimates may trigger a check (until one they triggered fails) */
+  *converged = 0;
+  while (rc == 0) {
+    {
+      TIC;
+      pca_apply_c(c, K.z, bw, K.wz);
+      TOC(0);
+    }
+    const int full = K.n + bw + K.b > m || K.b == 0;
+    {
+      TIC;
+      krylov_append(&K, bw, full);
+      TOC(1);
+    }
+    const int want = K.k - K.nlock;
+    {
+      TIC;
+      rc = krylov_ritz(&K, want);
+      TOC(2);
+    }
+    if (rc) break;
+    int est_done = trust && K.n - K.nlock >= want;
+    for (int i = 0; i < want && est_done; i++) est_done = K.est[i] <= o->tol;
+    if (!est_done && !full) { /* grow: the next block from the newest products */
+      {
+        TIC;
+        rc = krylov_orth(&K, bw);
+        TOC(3);
+      }
+      if (rc) break;
+      continue;
+    }
+    /* the exact check; keep p − nlock of the active (all of them when the estimates asked) */
+    const int a = K.n - K.nlock;
+    int keep = K.p - K.nlock;
+    if (keep > a) keep = a;
+    if (keep > m - K.b - K.nlock && K.b > 0) keep = m - K.b - K.nlock;
+    if (keep < want) keep = want;
+    int nextw = 0, spanned = K.n >= K.dim;
+    {
+      TIC;
+      above = krylov_restart(&K, want, keep, res + K.nlock, &nextw);
+      TOC(4);
+    }
+    restarts++;
+    double worst = 0;
+    for (int i = 0; i < K.nlock; i++) res[i] = K.lres[i], worst = fmax(worst, res[i]);
+    for (int i = K.nlock; i < K.k; i++) worst = fmax(worst, res[i]);
+    pca_history_add(c, K.k - above, K.theta[want - 1], worst);
+    if (above == 0 || spanned || restarts >= o->max_iter || above < 0) break;
+    if (est_done) trust = 0;
+    int lock = 0; /* the leading converged pairs: locked */
+    while (lock < want && res[K.nlock + lock] <= o->tol) K.lres[K.nlock + lock] = res[K.nlock + lock], lock++;
+    K.nlock += lock; /* their couplings with the rest of the kept are zero already (H diagonal) */
+    bw = nextw;
+    {
+      TIC;
+      rc = krylov_orth(&K, bw);
+      TOC(3);
+    }
+    if (rc) break;
+  }
+  if (rc == 1) rc = 0;        /* no new direction: the basis is invariant, take what it has */
+  if (rc == 0 && above < 0) { /* stopped growing without a check (breakdown): check now */
+    int keep = K.n - K.nlock, nextw;
+    above = krylov_restart(&K, K.k - K.nlock, keep, res + K.nlock, &nextw);
+    for (int i = 0; i < K.nlock; i++) res[i] = K.lres[i];
+  }
+  if (rc == 0 && above >= 0) {
+    *converged = above == 0;
+    for (int i = 0; i < K.k; i++) lam[i] = K.h[i * m + i];
+    krylov_output(&K, vec, cvec);
+  }
+  if (getenv("DPT_KRYLOV_DEBUG"))
+    fprintf(stderr, "krylov b %d m %d p %d: apply %.2f append %.2f ritz %.2f orth %.2f restart %.2f, locked %d\n", K.b,
+            K.m, K.p, T[0], T[1], T[2], T[3], T[4], K.nlock);
+  pca_rowsplit_free(&K.split);
+  free(K.q), free(K.w), free(K.h), free(K.g), free(K.s), free(K.hs), free(K.theta), free(K.est), free(K.lres);
+  free(K.z), free(K.wz);
+  return rc < 0 || above < 0 ? -1 : restarts > 0 ? restarts : 1;
+}
