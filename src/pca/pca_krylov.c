@@ -43,11 +43,8 @@
  * of b vectors makes each product one sweep over the data for b columns (the CSR kernels read an
  * entry's b coefficients contiguously; dense ones are DGEMMs), where a single-vector Lanczos
  * sweeps once per vector; a larger b needs more products to converge. */
-static double T[6];
-#define TIC    double t_ = MPI_Wtime()
-#define TOC(i) T[i] += MPI_Wtime() - t_
 static void krylov_sizes(int k, int p, int64_t dim, int *b, int *m) {
-  int bb = k < 16 ? 8 : k < 64 ? 16 : 24;
+  int bb = k < 16 ? 8 : k < 200 ? 16 : 32;
   const char *e = getenv("DPT_KRYLOV_B");
   if (e) bb = atoi(e);
   if (bb > p) bb = p; /* the products' width is at most k + oversample */
@@ -87,8 +84,9 @@ static void krylov_append(krylov *K, int bw, int last) {
   double *t = xcalloc((size_t)2 * nn * bw, sizeof(double)); /* [Qᵀ W_Z | Wᵀ W_Z] */
   if (K->ns > 0) {
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn, bw, (int)K->ns, 1.0, K->q, m, K->w + n, m, 0.0, t, bw);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn, bw, (int)K->ns, 1.0, K->w, m, K->w + n, m, 0.0,
-                t + (int64_t)nn * bw, bw);
+    const int l0 = K->nlock; /* G only over the active columns (the estimates use nothing else) */
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn - l0, bw, (int)K->ns, 1.0, K->w + l0, m, K->w + n, m, 0.0,
+                t + (int64_t)nn * bw + (int64_t)l0 * bw, bw);
   }
   pca_allreduce(t, (int64_t)2 * nn * bw, K->c->comm);
   if (!last && K->ns > 0) {
@@ -119,15 +117,15 @@ static int krylov_ritz(krylov *K, int want) {
     for (int j = 0; j < a; j++) K->hs[i * a + j] = K->h[(l0 + i) * m + l0 + j];
   if (pca_small_eig(K->hs, a, K->theta, K->s)) return -1;
   const double top = fmax(K->nlock ? K->h[0] : 0, K->theta[0]);
-  double *gs = xmalloc(sizeof(double) * (size_t)a);
-  for (int i = 0; i < want && i < a; i++) {
+  const int nw = want < a ? want : a;
+  double *ga = xmalloc(sizeof(double) * (size_t)a * (size_t)a), *gs = xmalloc(sizeof(double) * (size_t)a * (size_t)nw);
+  for (int i = 0; i < a; i++)
+    memcpy(ga + (int64_t)i * a, K->g + (int64_t)(l0 + i) * m + l0, sizeof(double) * (size_t)a);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a, nw, a, 1.0, ga, a, K->s, a, 0.0, gs, nw); /* G S */
+  free(ga);
+  for (int i = 0; i < nw; i++) {
     double sgs = 0;
-    for (int r = 0; r < a; r++) {
-      double acc = 0;
-      for (int q = 0; q < a; q++) acc += K->g[(l0 + r) * m + l0 + q] * K->s[q * a + i];
-      gs[r] = acc;
-      sgs += K->s[r * a + i] * acc;
-    }
+    for (int r = 0; r < a; r++) sgs += K->s[r * a + i] * gs[r * nw + i];
     double e2 = sgs - K->theta[i] * K->theta[i];
     K->est[i] = sqrt(fmax(e2, 0)) / pca_res_scale(K->theta[i], top);
     /* below what the cancellation can resolve: say so with a negative estimate */
@@ -264,35 +262,26 @@ int pca_solve_krylov(pca_ctx *c, const pca_opts *o, int l, const double *start, 
   for (int i = 0; i < k0 && i < bw; i++)
     for (int64_t j = 0; j < K.dim; j++) K.z[j * bw + i] = start[i * K.dim + j];
   int rc = pca_orth_against(&K.split, K.q, m, 0, K.z, bw, 0, o->seed, &K.stream), above = -1, restarts = 0;
-  int trust = 1; /* the estimates may trigger a check (until one they triggered fails) */
+  int trust = 1, since = 0;
+      /* blocks since the last check */ /* the estimates may trigger a check (until one they triggered fails) */
   *converged = 0;
   while (rc == 0) {
-    {
-      TIC;
-      pca_apply_c(c, K.z, bw, K.wz);
-      TOC(0);
-    }
+    pca_apply_c(c, K.z, bw, K.wz);
     const int full = K.n + bw + K.b > m || K.b == 0;
-    {
-      TIC;
-      krylov_append(&K, bw, full);
-      TOC(1);
-    }
+    krylov_append(&K, bw, full);
     const int want = K.k - K.nlock;
-    {
-      TIC;
-      rc = krylov_ritz(&K, want);
-      TOC(2);
+    /* the estimates (an eigenproblem of the active size) about four times a cycle, and always
+     * when the basis is full */
+    const int every = K.b > 0 && (m - K.p) / (4 * K.b) > 1 ? (m - K.p) / (4 * K.b) : 1;
+    if (!full && ++since % every != 0) {
+      if ((rc = krylov_orth(&K, bw)) != 0) break;
+      continue;
     }
-    if (rc) break;
+    if ((rc = krylov_ritz(&K, want)) != 0) break;
     int est_done = trust && K.n - K.nlock >= want;
     for (int i = 0; i < want && est_done; i++) est_done = K.est[i] <= o->tol;
     if (!est_done && !full) { /* grow: the next block from the newest products */
-      {
-        TIC;
-        rc = krylov_orth(&K, bw);
-        TOC(3);
-      }
+      rc = krylov_orth(&K, bw);
       if (rc) break;
       continue;
     }
@@ -303,27 +292,28 @@ int pca_solve_krylov(pca_ctx *c, const pca_opts *o, int l, const double *start, 
     if (keep > m - K.b - K.nlock && K.b > 0) keep = m - K.b - K.nlock;
     if (keep < want) keep = want;
     int nextw = 0, spanned = K.n >= K.dim;
-    {
-      TIC;
-      above = krylov_restart(&K, want, keep, res + K.nlock, &nextw);
-      TOC(4);
-    }
+    above = krylov_restart(&K, want, keep, res + K.nlock, &nextw);
     restarts++;
+    since = 0;
     double worst = 0;
     for (int i = 0; i < K.nlock; i++) res[i] = K.lres[i], worst = fmax(worst, res[i]);
     for (int i = K.nlock; i < K.k; i++) worst = fmax(worst, res[i]);
     pca_history_add(c, K.k - above, K.theta[want - 1], worst);
     if (above == 0 || spanned || restarts >= o->max_iter || above < 0) break;
     if (est_done) trust = 0;
-    int lock = 0; /* the leading converged pairs: locked */
-    while (lock < want && res[K.nlock + lock] <= o->tol) K.lres[K.nlock + lock] = res[K.nlock + lock], lock++;
+    /* Lock the leading pairs converged well beyond tol: a locked pair's residual eᵢ stays in the
+     * residual of every active pair j (its coupling uⱼᵀ C uᵢ = uⱼᵀ eᵢ is dropped), up to
+     * ‖eᵢ‖ / scaleⱼ; locking at tol itself left spam k = 100 stuck at 1.7 tol. So a pair is locked
+     * when ‖eᵢ‖ <= 0.1 tol · scale_k / √k: all the locked together move an active residual by at
+     * most 0.1 tol. */
+    const double top = fmax(K.nlock ? K.h[0] : 0, K.theta[0]);
+    const double floor_e = 0.1 * o->tol * pca_res_scale(K.theta[want - 1], top) / sqrt((double)K.k);
+    int lock = 0;
+    while (lock < want && res[K.nlock + lock] * pca_res_scale(K.theta[lock], top) <= floor_e)
+      K.lres[K.nlock + lock] = res[K.nlock + lock], lock++;
     K.nlock += lock; /* their couplings with the rest of the kept are zero already (H diagonal) */
     bw = nextw;
-    {
-      TIC;
-      rc = krylov_orth(&K, bw);
-      TOC(3);
-    }
+    rc = krylov_orth(&K, bw);
     if (rc) break;
   }
   if (rc == 1) rc = 0;        /* no new direction: the basis is invariant, take what it has */
@@ -337,9 +327,7 @@ int pca_solve_krylov(pca_ctx *c, const pca_opts *o, int l, const double *start, 
     for (int i = 0; i < K.k; i++) lam[i] = K.h[i * m + i];
     krylov_output(&K, vec, cvec);
   }
-  if (getenv("DPT_KRYLOV_DEBUG"))
-    fprintf(stderr, "krylov b %d m %d p %d: apply %.2f append %.2f ritz %.2f orth %.2f restart %.2f, locked %d\n", K.b,
-            K.m, K.p, T[0], T[1], T[2], T[3], T[4], K.nlock);
+  if (getenv("DPT_KRYLOV_DEBUG")) fprintf(stderr, "krylov b %d m %d p %d, locked %d\n", K.b, K.m, K.p, K.nlock);
   pca_rowsplit_free(&K.split);
   free(K.q), free(K.w), free(K.h), free(K.g), free(K.s), free(K.hs), free(K.theta), free(K.est), free(K.lres);
   free(K.z), free(K.wz);

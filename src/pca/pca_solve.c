@@ -214,7 +214,7 @@ int pca_rayleigh_ritz(const pca_rowsplit *p, int l, int k, double tol, const dou
 
 int pca_small_eig(double *h, int n, double *theta, double *s) {
   /* row-major upper = column-major lower */
-  lapack_int info = LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'L', n, h, n, theta);
+  lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', n, h, n, theta);
   if (info != 0)
     return log_fail("pca: LAPACK dsyevd on the %d x %d Rayleigh quotient failed (info %d)", n, n, (int)info);
   /* eigenvector i (ascending) is column i of the column-major h, i.e. row i of the row-major h;
