@@ -73,7 +73,9 @@ typedef enum pca_space { PCA_SPACE_AUTO = 0, PCA_SPACE_FEATURES, PCA_SPACE_SAMPL
  *   krylov:    the same, per exact Rayleigh–Ritz check (each restart, and each time the Lanczos
  *              estimates said done);
  *   deflation: the vector's index i, its Rayleigh quotient λᵢ, its residual (per iteration);
- *   covariance: one row (k, λ_k, the largest residual). */
+ *   covariance: one row (k, λ_k, the largest residual).
+ * The residuals and values are those of the operator iterated on: K's in the samples space
+ * (pca_result.residuals are then C's, computed after the solver). */
 #define PCA_HIST_COLS 5
 
 typedef struct pca_opts {

@@ -242,7 +242,7 @@ int pca_solve_krylov(pca_ctx *c, const pca_opts *o, int l, const double *start, 
   K.p = (int)(l < c->d ? l : c->d);
   krylov_sizes(K.k, K.p, c->d, &K.b, &K.m);
   int bw = K.b > 0 ? K.b : K.p; /* the first block: b, the whole space when p = dim, or the start vectors */
-  if (k0 > bw) bw = k0 < K.p ? k0 : K.p;
+  if (k0 > 0) bw = k0 + K.b < K.p ? k0 + K.b : K.p; /* the start vectors and a block of random ones */
   const int wmax = bw > K.b ? bw : K.b, m = K.m;
   pca_rowsplit_init(&K.split, c->comm, K.dim, bw, NULL);
   K.bw = bw;
@@ -263,11 +263,11 @@ int pca_solve_krylov(pca_ctx *c, const pca_opts *o, int l, const double *start, 
     for (int64_t j = 0; j < K.dim; j++) K.z[j * bw + i] = start[i * K.dim + j];
   int rc = pca_orth_against(&K.split, K.q, m, 0, K.z, bw, 0, o->seed, &K.stream), above = -1, restarts = 0;
   int trust = 1, since = 0;
-      /* blocks since the last check */ /* the estimates may trigger a check (until one they triggered fails) */
+  /* blocks since the last check */ /* the estimates may trigger a check (until one they triggered fails) */
   *converged = 0;
   while (rc == 0) {
     pca_apply_c(c, K.z, bw, K.wz);
-    const int full = K.n + bw + K.b > m || K.b == 0;
+    const int full = K.n + 2 * bw > m || K.b == 0; /* no room for one more block of this width */
     krylov_append(&K, bw, full);
     const int want = K.k - K.nlock;
     /* the estimates (an eigenproblem of the active size) about four times a cycle, and always

@@ -2,7 +2,7 @@
  *
  * Every rank generates the same synthetic data from a seed (N = 1001 rows so shards are uneven,
  * D = 60, a decaying spectrum plus noise and a non-zero mean), keeps only its data_shard() rows,
- * and fits k = 6 components with each method (block and deflation in both spaces: D-vectors, and
+ * and fits k = 6 components with each method (block, deflation and krylov in both spaces: D-vectors, and
  * N-vectors after the all-to-all transpose of src/pca/pca_dual.c), on the dense rows and on a sparse
  * (CSR) version. Rank 0 prints, for each (kind, method, space), the eigenvalues, the ratios and a signed checksum of each
  * component (Σⱼ (j+1)·c_ij, sign fixed by svd_flip) as "KEY %.12e" lines; the script compares
