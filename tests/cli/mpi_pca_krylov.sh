@@ -5,7 +5,8 @@
 #    residual recomputed here from the rows (C v − λ v with sparse products) and <= tol, the two
 #    spaces agree; pca.h5 records method, products, the residual history (passes and products
 #    increasing, the last row's residual = the largest final one), init = "random";
-#  - warm start: pca.init = the k = 20 result refits k = 20 in fewer passes, and k = 30 in no more;
+#  - warm start: pca.init = the k = 20 result refits k = 20 in under half the passes, and k = 30
+#    in about as many as a random start (within one block's two passes);
 #  - MNIST k = 10 krylov against the covariance route (eigenvalues 1e-9, |cos| 1 − 1e-9);
 #  - bad pca.init: a missing file, and a pca.h5 of another D: one line, exit 2, no pca.h5.
 # shellcheck source=tests/cli/lib.sh
@@ -69,7 +70,8 @@ cold20 = out["samples"]["a"]
 print(f"warm start: k 20 {warm20['passes']} passes (cold {cold20['passes']}), "
       f"k 30 {warm30['passes']} passes (cold {cold30['passes']})")
 assert warm20["init"].endswith("samples/pca.h5") and warm20["converged"] == 1
-assert warm20["passes"] < cold20["passes"] and warm30["passes"] <= cold30["passes"], (warm20, warm30)
+# a larger k: the start's pairs converge at once, the new ones still grow from random directions
+assert warm20["passes"] < cold20["passes"] / 2 and warm30["passes"] <= cold30["passes"] + 2, (warm20, warm30)
 PY
 # MNIST: krylov on the dense rows (features space) against the covariance route
 for m in covariance krylov; do
