@@ -52,7 +52,7 @@ static const char *const v_optim[] = {"gd", "sgd", "momentum", "nesterov", "adag
 static const char *const v_schedule[] = {"constant", "step", "cosine", NULL};
 static const char *const v_device[] = {"auto", "cpu", "cuda", NULL};
 static const char *const v_precision[] = {"fp32", "bf16", NULL};
-static const char *const v_pca_method[] = {"auto", "block", "deflation", "covariance", NULL};
+static const char *const v_pca_method[] = {"auto", "block", "deflation", "covariance", "krylov", NULL};
 static const char *const v_pca_space[] = {"auto", "features", "samples", NULL};
 static const char *const v_nonfinite[] = {"abort", "skip", NULL};
 
@@ -64,7 +64,7 @@ _Static_assert(NUM_VALUES(v_optim) == CONFIG_OPTIM_ADAMW + 1, "v_optim vs enum c
 _Static_assert(NUM_VALUES(v_schedule) == CONFIG_SCHEDULE_COSINE + 1, "v_schedule vs enum config_schedule");
 _Static_assert(NUM_VALUES(v_device) == CONFIG_DEVICE_CUDA + 1, "v_device vs enum config_device");
 _Static_assert(NUM_VALUES(v_precision) == CONFIG_PRECISION_BF16 + 1, "v_precision vs enum config_precision");
-_Static_assert(NUM_VALUES(v_pca_method) == CONFIG_PCA_METHOD_COVARIANCE + 1, "v_pca_method vs enum config_pca_method");
+_Static_assert(NUM_VALUES(v_pca_method) == CONFIG_PCA_METHOD_KRYLOV + 1, "v_pca_method vs enum config_pca_method");
 _Static_assert(NUM_VALUES(v_pca_space) == CONFIG_PCA_SPACE_SAMPLES + 1, "v_pca_space vs enum config_pca_space");
 _Static_assert(NUM_VALUES(v_nonfinite) == CONFIG_NONFINITE_SKIP + 1, "v_nonfinite vs enum config_nonfinite");
 
@@ -134,6 +134,8 @@ static const key_spec schema[] = {
     {"pca", "center", T_BOOL, "true", 0, 0, 0, NULL, "subtract the mean"},
     {"pca", "out", T_STR, "runs/{name}/pca.h5", 0, 0, 0, NULL, "result file"},
     {"pca", "transform", T_STR, NULL, 0, 0, 0, NULL, "also write the projected rows here"},
+    {"pca", "init", T_STR, "random", 0, 0, 0, NULL, "start vectors: random, or a previous pca.h5 (its components)"},
+    {"pca", "lr", T_DOUBLE, NULL, LO_X, 0, 0, NULL, "deflation: gradient-ascent step (unset: power iteration)"},
 };
 #define NUM_KEYS (sizeof schema / sizeof *schema)
 

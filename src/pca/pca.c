@@ -1,5 +1,7 @@
-/* pca.c — distributed PCA (see pca.h): statistics, the three solvers, pca_fit. The output file,
- * pictures, topics and the `dptrain pca` subcommand are in pca_cli.c. */
+/* pca.c — distributed PCA (see pca.h): statistics, the covariance, block and deflation solvers,
+ * the samples space, pca_fit. The Krylov solver is pca_krylov.c, the pieces the solvers share
+ * pca_solve.c; the output file, pictures, topics and the `dptrain pca` subcommand are in
+ * pca_cli.c. */
 #include "pca.h"
 
 #include <cblas.h>
@@ -18,7 +20,7 @@
 #include "log.h"
 #include "pca_dual.h"
 #include "pca_ops.h"
-#include "rng.h"
+#include "pca_solve.h"
 
 pca_opts pca_opts_default(void) {
   return (pca_opts){
@@ -26,8 +28,8 @@ pca_opts pca_opts_default(void) {
 }
 
 const char *pca_method_name(pca_method m) {
-  static const char *const names[] = {"auto", "block", "deflation", "covariance"};
-  return m >= PCA_AUTO && m <= PCA_COVARIANCE ? names[m] : "?";
+  static const char *const names[] = {"auto", "block", "deflation", "covariance", "krylov"};
+  return m >= PCA_AUTO && m <= PCA_KRYLOV ? names[m] : "?";
 }
 
 const char *pca_space_name(pca_space s) {
@@ -48,7 +50,10 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
   if (o->oversample < 0) return log_fail("[pca] oversample: must be >= 0, got %d", o->oversample);
   if (!(o->tol > 0) || !isfinite(o->tol)) return log_fail("[pca] tol: must be > 0, got %g", o->tol);
   if (o->max_iter < 1) return log_fail("[pca] max_iter: must be >= 1, got %d", o->max_iter);
-  if (o->method < PCA_AUTO || o->method > PCA_COVARIANCE)
+  if (!(o->lr >= 0) || !isfinite(o->lr)) return log_fail("[pca] lr: must be > 0, got %g", o->lr);
+  if (o->init_k < 0 || (o->init_k > 0 && !o->init))
+    return log_fail("[pca] init: %d start vectors without data", o->init_k);
+  if (o->method < PCA_AUTO || o->method > PCA_KRYLOV)
     return log_fail("[pca] method: unknown method %d", (int)o->method);
   if (o->space < PCA_SPACE_AUTO || o->space > PCA_SPACE_SAMPLES)
     return log_fail("[pca] space: unknown space %d", (int)o->space);
@@ -64,240 +69,13 @@ void pca_result_free(pca_result *r) {
   free(r->explained_variance_ratio);
   free(r->mean);
   free(r->residuals);
+  free(r->history);
   memset(r, 0, sizeof *r);
-}
-
-/* ---- the distributed operator ------------------------------------------------------------------ */
-
-typedef struct fit_ctx {
-  const backend_ops *be; /* the block products (be->pca->apply) */
-  backend_pca *px;       /* be's copy of the rows */
-  MPI_Comm comm;
-  int64_t d;
-  double denom;        /* N − ddof */
-  const double *shift; /* features space: μ, or NULL when not centring */
-  double *hv;          /* samples space, centring: scratch [d, lmax] for H v (else NULL) */
-  int device_sum;      /* the backend sums each product over the ranks itself (pca_apply_sum, NCCL) */
-  int64_t passes;
-  double pass_s, reduce_s; /* time in the local products and in the all-reduce of apply_c */
-} fit_ctx;
-
-/* In-place sum over comm of n doubles (dist_allreduce_sum: in 8 MiB pieces). */
-static void allreduce_sum(double *x, int64_t n, MPI_Comm comm) { dist_allreduce_sum(x, n, MPI_DOUBLE, comm); }
-
-/* dst [rows, l] = H src: each column of the row-major block minus its mean (dst may be src). */
-static void centre_cols(const double *src, int64_t rows, int l, double *dst) {
-  double *mu = xcalloc((size_t)l, sizeof(double));
-  for (int64_t r = 0; r < rows; r++)
-    for (int i = 0; i < l; i++) mu[i] += src[r * l + i];
-  for (int i = 0; i < l; i++) mu[i] /= (double)rows;
-  for (int64_t r = 0; r < rows; r++)
-    for (int i = 0; i < l; i++) dst[r * l + i] = src[r * l + i] - mu[i];
-  free(mu);
-}
-
-/* w [d, l] = C v for row-major blocks: one pass over the local rows on the backend (pca->apply)
- * and one all-reduce of the d×l block. Samples space (d = N): w = K v = H (Σ X_f X_fᵀ) H v /
- * (N − ddof), X_f the columns of the features a rank holds (its pca->apply), the sum over the
- * ranks by the all-reduce, H on both sides when centring. */
-static void apply_c(fit_ctx *c, const double *v, int l, double *w) {
-  int64_t n = c->d * l;
-  double t0 = MPI_Wtime();
-  if (c->hv) centre_cols(v, c->d, l, c->hv), v = c->hv;
-  if (c->device_sum)
-    c->be->pca->apply_sum(c->px, v, l, w); /* summed on the device */
-  else
-    c->be->pca->apply(c->px, v, l, w);
-  double t1 = MPI_Wtime();
-  if (!c->device_sum) allreduce_sum(w, n, c->comm);
-  c->reduce_s += MPI_Wtime() - t1;
-  if (c->hv) centre_cols(w, c->d, l, w);
-  cblas_dscal((int)n, 1.0 / c->denom, w, 1);
-  c->pass_s += t1 - t0;
-  c->passes++;
-}
-
-/* dst [cols, rows] = srcᵀ, both row-major. */
-static void transpose(const double *src, int64_t rows, int64_t cols, double *dst) {
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t q = 0; q < cols; q++) dst[q * rows + r] = src[r * cols + q];
-}
-
-static double norm2(const double *x, int64_t n) { return cblas_dnrm2((int)n, x, 1); }
-
-/* How the d rows of a row-major [d, l] block are shared out for the dense work (QR, Rayleigh–
- * Ritz): this rank computes rows [r0, r1) and all-gathers the others, so that work is divided by
- * the rank count instead of repeated on every rank. comm = MPI_COMM_NULL: one rank has them all. */
-typedef struct rowsplit {
-  MPI_Comm comm;
-  int64_t d, r0, r1;
-  int *cnt, *disp;  /* rows per rank and their offsets */
-  MPI_Datatype row; /* one row: l doubles */
-} rowsplit;
-
-static rowsplit rowsplit_whole(int64_t d) { return (rowsplit){.comm = MPI_COMM_NULL, .d = d, .r0 = 0, .r1 = d}; }
-
-/* Rank r's rows: [bounds[r], bounds[r + 1]), or data_shard(d, r, size) when bounds is NULL. */
-static void rowsplit_init(rowsplit *p, MPI_Comm comm, int64_t d, int l, const int64_t *bounds) {
-  int size = 1, rank = 0;
-  if (comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(comm, &size));
-  *p = rowsplit_whole(d);
-  if (size == 1 || d > INT_MAX) return;
-  MPI_CHECK(MPI_Comm_rank(comm, &rank));
-  p->comm = comm;
-  p->cnt = xmalloc(sizeof(int) * (size_t)size);
-  p->disp = xmalloc(sizeof(int) * (size_t)size);
-  for (int r = 0; r < size; r++) {
-    int64_t b, e;
-    if (bounds)
-      b = bounds[r], e = bounds[r + 1];
-    else
-      data_shard(d, r, size, &b, &e);
-    p->cnt[r] = (int)(e - b);
-    p->disp[r] = (int)b;
-    if (r == rank) p->r0 = b, p->r1 = e;
-  }
-  MPI_CHECK(MPI_Type_contiguous(l, MPI_DOUBLE, &p->row));
-  MPI_CHECK(MPI_Type_commit(&p->row));
-}
-
-static void rowsplit_free(rowsplit *p) {
-  if (p->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Type_free(&p->row));
-  free(p->cnt);
-  free(p->disp);
-}
-
-/* Every rank's rows of v [d, l] to every rank (in place). */
-static void rowsplit_gather(const rowsplit *p, double *v) {
-  if (p->comm == MPI_COMM_NULL) return;
-  dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v, p->cnt, p->disp, p->row, p->comm, "PCA gather of V");
-}
-
-/* The denominator of a relative residual: λᵢ, but not below 1e-6 λ₁ (null-space components have
- * residuals of rounding size, ~1e-15 λ₁, which no iteration reduces). */
-static double res_scale(double lam, double lam1) {
-  double s = fmax(lam, 1e-6 * lam1);
-  return s > 0 ? s : 1.0;
-}
-
-/* Orthonormalise the l columns of the row-major block v [d, l] in place by Householder: v is the
- * column-major l×d matrix whose rows are the vectors, so its LQ factorisation orthonormalises them
- * without a transpose. Returns 0 or -1. */
-static int householder(double *v, int64_t d, int l) {
-  double *tau = xmalloc(sizeof(double) * (size_t)l);
-  lapack_int info = LAPACKE_dgelqf(LAPACK_COL_MAJOR, l, (lapack_int)d, v, l, tau);
-  if (info == 0) info = LAPACKE_dorglq(LAPACK_COL_MAJOR, l, (lapack_int)d, l, v, l, tau);
-  free(tau);
-  return info == 0 ? 0 : log_fail("pca: QR of the %lld x %d block failed (LAPACK info %d)", (long long)d, l, (int)info);
-}
-
-/* One Cholesky-QR step on this rank's rows of v [d, l]: G = vᵀv (summed over the ranks) +
- * shift·I, G = RᵀR, v ← v R⁻¹. g is [l, l] scratch. Returns max |(vᵀv)ᵢⱼ − δᵢⱼ| (how far v was
- * from orthonormal), or -1 when G is not numerically positive definite (v untouched then). Every
- * rank gets the same G, so every rank takes the same branch. */
-static double cholqr_step(const rowsplit *p, double *v, int l, double shift, double *g) {
-  int64_t ns = p->r1 - p->r0;
-  memset(g, 0, sizeof(double) * (size_t)l * (size_t)l);
-  if (ns > 0) cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, l, (int)ns, 1.0, v + p->r0 * l, l, 0.0, g, l);
-  allreduce_sum(g, (int64_t)l * l, p->comm);
-  double dev = 0;
-  for (int i = 0; i < l; i++) {
-    for (int j = i; j < l; j++) dev = fmax(dev, fabs(g[i * l + j] - (i == j)));
-    g[i * l + i] += shift;
-  }
-  if (!isfinite(dev) || LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', l, g, l) != 0) return -1;
-  if (ns > 0)
-    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)ns, l, 1.0, g, l, v + p->r0 * l,
-                l);
-  return dev;
-}
-
-/* Orthonormalise the l columns of the row-major block v [d, l] in place, all in level-3 BLAS
- * (much faster than Householder for a tall block), each rank working on its rows of the
- * split and all-gathering at the end: unit columns, then Cholesky-QR steps. A block that may be
- * ill-conditioned (a filtered one: `shifted`) starts with a shifted step (the shift, ~u·d·l,
- * keeps the Cholesky factorisation alive for condition numbers up to ~1/u and leaves a block with
- * condition ~1e3; Fukaya et al., "Shifted CholeskyQR", 2020). Plain steps follow until one
- * started from a block whose Gram matrix was within 0.5/l of the identity (condition <= 3: the
- * step leaves it orthonormal to rounding). Householder on the whole block if that fails.
- * Returns 0 or -1. */
-static int orthonormalise(const rowsplit *p, double *v, int l, int shifted) {
-  int64_t d = p->d;
-  double *nrm = xcalloc((size_t)l, sizeof(double));
-  for (int64_t j = p->r0; j < p->r1; j++)
-    for (int i = 0; i < l; i++) nrm[i] += v[j * l + i] * v[j * l + i];
-  allreduce_sum(nrm, l, p->comm);
-  for (int64_t j = p->r0; j < p->r1; j++)
-    for (int i = 0; i < l; i++)
-      if (nrm[i] > 0 && isfinite(nrm[i])) v[j * l + i] /= sqrt(nrm[i]);
-  free(nrm);
-  double *g = xmalloc(sizeof(double) * (size_t)l * (size_t)l);
-  double shift = 11.0 * ((double)d * l + (double)l * (l + 1)) * DBL_EPSILON * l, dev = 1;
-  if (shifted) dev = cholqr_step(p, v, l, shift, g);
-  for (int step = 0; step < 4 && dev >= 0 && dev * l > 0.5; step++) dev = cholqr_step(p, v, l, 0.0, g);
-  free(g);
-  rowsplit_gather(p, v); /* the same R on every rank: the gathered rows form one block */
-  return dev >= 0 && dev * l <= 0.5 ? 0 : householder(v, d, l);
-}
-
-/* Fill v [d, l] with independent entries uniform in [-1, 1) from stream `stream` of the seed (a
- * generic start is all the solvers need; uniform is far cheaper to draw than normal). */
-static void random_block(double *v, int64_t d, int l, uint64_t seed, uint64_t stream) {
-  rng g;
-  rng_init(&g, seed, stream);
-  for (int64_t i = 0; i < d * l; i++) v[i] = 2 * rng_uniform(&g) - 1;
-}
-
-/* Rayleigh–Ritz on the orthonormal basis q [d, l] (row-major) with w = C q: u [d, l] = the Ritz
- * vectors (descending Ritz values theta [l]), cu = C u, res [k] = the relative residuals of the
- * first k. Each rank works on its rows of the split (the l×l products and the residuals are
- * summed over the ranks, the small eigenproblem is solved alike on every rank) and u, cu are
- * all-gathered. h, s are [l, l] scratch. Returns how many of the k residuals are above tol, or -1. */
-static int rayleigh_ritz(const rowsplit *p, int l, int k, double tol, const double *q, const double *w, double *u,
-                         double *cu, double *theta, double *h, double *s, double *res) {
-  int64_t ns = p->r1 - p->r0, r0 = p->r0;
-  memset(h, 0, sizeof(double) * (size_t)l * (size_t)l);
-  if (ns > 0)
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, l, (int)ns, 1.0, q + r0 * l, l, w + r0 * l, l, 0.0, h, l);
-  allreduce_sum(h, (int64_t)l * l, p->comm);
-  for (int i = 0; i < l; i++)
-    for (int j = i + 1; j < l; j++) h[i * l + j] = h[j * l + i] = 0.5 * (h[i * l + j] + h[j * l + i]);
-  lapack_int info = LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'U', l, h, l, theta);
-  if (info != 0)
-    return log_fail("pca: LAPACK dsyev on the %d x %d Rayleigh quotient failed (info %d)", l, l, (int)info);
-  /* eigenvector i (ascending) is column i of h; s [l, l] row-major gets them descending */
-  for (int r = 0; r < l; r++)
-    for (int i = 0; i < l; i++) s[r * l + i] = h[(l - 1 - i) * l + r];
-  for (int i = 0; i < l / 2; i++) {
-    double t = theta[i];
-    theta[i] = theta[l - 1 - i];
-    theta[l - 1 - i] = t;
-  }
-  if (ns > 0) {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, q + r0 * l, l, s, l, 0.0, u + r0 * l, l);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, l, l, 1.0, w + r0 * l, l, s, l, 0.0, cu + r0 * l,
-                l);
-  }
-  for (int i = 0; i < k; i++) res[i] = 0;
-  for (int64_t j = p->r0; j < p->r1; j++)
-    for (int i = 0; i < k; i++) {
-      double e = cu[j * l + i] - theta[i] * u[j * l + i];
-      res[i] += e * e;
-    }
-  allreduce_sum(res, k, p->comm);
-  rowsplit_gather(p, u);
-  rowsplit_gather(p, cu);
-  int above = 0;
-  for (int i = 0; i < k; i++) {
-    res[i] = sqrt(res[i]) / res_scale(theta[i], theta[0]);
-    if (!(res[i] <= tol)) above++;
-  }
-  return above;
 }
 
 /* ---- solvers: each fills vec [d, k] column-major, lam [k], res [k] -------------------------------- */
 
-static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double *res) {
+static int solve_covariance(pca_ctx *c, int k, double *vec, double *lam, double *res) {
   int64_t d = c->d;
   double *g = xmalloc(sizeof(double) * (size_t)(d * d));
   if (c->be->pca->gram(c->px, g)) {
@@ -305,7 +83,7 @@ static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double 
     return log_fail("pca: no memory for the %lld x %lld covariance on the %s", (long long)d, (long long)d,
                     c->be->kind == BACKEND_CPU ? "host" : "device");
   }
-  allreduce_sum(g, d * d, c->comm);
+  pca_allreduce(g, d * d, c->comm);
   for (int64_t i = 0; i < d * d; i++) g[i] /= c->denom;
   c->passes++;
   lapack_int found = 0, *isuppz = xmalloc(sizeof(lapack_int) * 2 * (size_t)k);
@@ -331,16 +109,19 @@ static int solve_covariance(fit_ctx *c, int k, double *vec, double *lam, double 
     memcpy(lam, w, sizeof(double) * (size_t)k);
     /* residuals through one more pass (keeps memory at one d×d) */
     double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *cv = xmalloc(sizeof(double) * (size_t)(d * k));
-    transpose(vec, k, d, v);
-    apply_c(c, v, k, cv);
+    pca_transpose(vec, k, d, v);
+    pca_apply_c(c, v, k, cv);
     for (int i = 0; i < k; i++) {
       double r2 = 0;
       for (int64_t j = 0; j < d; j++)
         r2 += (cv[j * k + i] - lam[i] * v[j * k + i]) * (cv[j * k + i] - lam[i] * v[j * k + i]);
-      res[i] = sqrt(r2) / res_scale(lam[i], lam[0]);
+      res[i] = sqrt(r2) / pca_res_scale(lam[i], lam[0]);
     }
     free(v);
     free(cv);
+    double worst = 0;
+    for (int i = 0; i < k; i++) worst = fmax(worst, res[i]);
+    pca_history_add(c, k, lam[k - 1], worst);
   }
   free(w);
   return rc;
@@ -364,6 +145,13 @@ static int filter_degree(const double *t, const double *res, int k, double tol) 
   return m > cap ? (cap >= 1 ? (int)cap : 1) : m;
 }
 
+/* One history record of a block cycle: converged count, θ_k, the largest of the k residuals. */
+static void block_history(pca_ctx *c, int k, int above, const double *theta, const double *res) {
+  double worst = 0;
+  for (int i = 0; i < k; i++) worst = fmax(worst, res[i]);
+  pca_history_add(c, k - above, theta[k - 1], worst);
+}
+
 /* Chebyshev-filtered subspace iteration (Zhou & Saad, 2007) on l vectors. A cycle takes the Ritz
  * vectors U (with CU, known), applies p(C) = T_m(2C/a − 1), where a is the smallest Ritz value,
  * with the three-term recurrence Y₀ = U, Y₁ = 2CU/a − U, Yⱼ₊₁ = 2(2CYⱼ/a − Yⱼ) − Yⱼ₋₁ (m − 1
@@ -371,23 +159,27 @@ static int filter_degree(const double *t, const double *res, int k, double tol) 
  * iteration gains (λᵢ/λ_ℓ₊₁) per pass; the filter gains cosh(m·acosh(2λᵢ/a − 1)) per m passes,
  * roughly the square root of the eigengap in the exponent, as Krylov methods do, while memory
  * stays at four d×l blocks and the dense work (QR, Rayleigh–Ritz) happens once per m passes.
- * Returns the number of cycles (Rayleigh–Ritz steps) or -1. */
-static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double *cvec, double *lam, double *res,
-                       int *converged) {
+ * start [k0, d]: the first start vectors (the rest random). Returns the number of cycles
+ * (Rayleigh–Ritz steps) or -1. */
+static int solve_block(pca_ctx *c, const pca_opts *o, int l, const double *start, int k0, double *vec, double *cvec,
+                       double *lam, double *res, int *converged) {
   int64_t d = c->d, n = d * l;
   int k = o->k, it = 1, rc = 0, above = -1;
   double *u = xmalloc(sizeof(double) * (size_t)n), *cu = xmalloc(sizeof(double) * (size_t)n);
   double *p1 = xmalloc(sizeof(double) * (size_t)n), *p2 = xmalloc(sizeof(double) * (size_t)n);
   double *h = xmalloc(sizeof(double) * (size_t)(l * l)), *s = xmalloc(sizeof(double) * (size_t)(l * l));
   double *theta = xmalloc(sizeof(double) * (size_t)l), *t = xmalloc(sizeof(double) * (size_t)l);
-  rowsplit split;
-  rowsplit_init(&split, c->comm, d, l, NULL);
-  random_block(p1, d, l, o->seed, 0);
-  rc = orthonormalise(&split, p1, l, 0);
+  pca_rowsplit split;
+  pca_rowsplit_init(&split, c->comm, d, l, NULL);
+  pca_random_block(p1, d, l, o->seed, 0);
+  for (int i = 0; i < k0 && i < l; i++) /* the start vectors first */
+    for (int64_t j = 0; j < d; j++) p1[j * l + i] = start[i * d + j];
+  rc = pca_orthonormalise(&split, p1, l, 0);
   if (!rc) {
-    apply_c(c, p1, l, p2);
-    above = rayleigh_ritz(&split, l, k, o->tol, p1, p2, u, cu, theta, h, s, res);
+    pca_apply_c(c, p1, l, p2);
+    above = pca_rayleigh_ritz(&split, l, k, o->tol, p1, p2, u, cu, theta, h, s, res);
   }
+  if (above >= 0) block_history(c, k, above, theta, res);
   while (above > 0 && it < o->max_iter) {
     /* the damped interval [0, a]; a null-space block (a ~ 0) degrades to power steps */
     double a = fmax(theta[l - 1], 1e-12 * theta[0]);
@@ -396,15 +188,16 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
     double *prev = u, *cur = cu, *tmp = p1, *spare = p2;
     for (int64_t i = 0; i < n; i++) cur[i] = 2 * cur[i] / a - prev[i];
     for (int j = 1; j < m; j++) {
-      apply_c(c, cur, l, tmp);
+      pca_apply_c(c, cur, l, tmp);
       for (int64_t i = 0; i < n; i++) prev[i] = 2 * (2 * tmp[i] / a - cur[i]) - prev[i];
       double *x = prev;
       prev = cur;
       cur = x;
     }
-    if ((rc = orthonormalise(&split, cur, l, 1))) break;
-    apply_c(c, cur, l, tmp);
-    above = rayleigh_ritz(&split, l, k, o->tol, cur, tmp, prev, spare, theta, h, s, res);
+    if ((rc = pca_orthonormalise(&split, cur, l, 1))) break;
+    pca_apply_c(c, cur, l, tmp);
+    above = pca_rayleigh_ritz(&split, l, k, o->tol, cur, tmp, prev, spare, theta, h, s, res);
+    if (above >= 0) block_history(c, k, above, theta, res);
     it++;
     u = prev, cu = spare, p1 = cur, p2 = tmp;
   }
@@ -425,9 +218,11 @@ static int solve_block(fit_ctx *c, const pca_opts *o, int l, double *vec, double
   free(s);
   free(theta);
   free(t);
-  rowsplit_free(&split);
+  pca_rowsplit_free(&split);
   return rc || above < 0 ? -1 : it;
 }
+
+static double norm2(const double *x, int64_t n) { return cblas_dnrm2((int)n, x, 1); }
 
 /* v -= P Pᵀ v for the i orthonormal columns of p [d, i] (classical Gram–Schmidt, twice). */
 static void project_out(const double *p, int i, int64_t d, double *v) {
@@ -435,12 +230,16 @@ static void project_out(const double *p, int i, int64_t d, double *v) {
     for (int j = 0; j < i; j++) cblas_daxpy((int)d, -cblas_ddot((int)d, p + j * d, 1, v, 1), p + j * d, 1, v, 1);
 }
 
-/* Power iteration on C − Σⱼ λⱼ vⱼvⱼᵀ, one vector at a time, then one Rayleigh–Ritz pass over
- * the k vectors found (true residuals, and the small couplings the deflation left undone).
+/* Power iteration on C' = C − Σⱼ λⱼ vⱼvⱼᵀ, one vector at a time, then one Rayleigh–Ritz pass
+ * over the k vectors found (true residuals, and the small couplings the deflation left undone).
+ * With o->lr = η > 0 the step is the course's gradient ascent on vᵀC'v with re-normalisation,
+ * v ← normalise(v + η ∇ᵥ vᵀC'v) = normalise(v + 2η C'v), whose iteration matrix I + 2ηC' has the
+ * eigenvalues 1 + 2ηλ: the ratio (1 + 2ηλ₂)/(1 + 2ηλ₁) per pass tends to power iteration's
+ * λ₂/λ₁ as η → ∞ and to 1 (no progress) as η → 0.
  * A vector stops when the residual of the deflated problem, ‖(I − PPᵀ)Cv − λv‖ / λ, is <= tol:
  * the part of Cv along earlier vectors is bounded by THEIR residuals and no power step on v can
  * remove it. Returns the total number of iterations, or -1. */
-static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *cvec, double *lam, double *res,
+static int solve_deflation(pca_ctx *c, const pca_opts *o, double *vec, double *cvec, double *lam, double *res,
                            int *converged) {
   int64_t d = c->d;
   int k = o->k, total = 0;
@@ -448,16 +247,16 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *c
   *converged = 1;
   for (int i = 0; i < k; i++) {
     double *v = vec + i * d;
-    random_block(v, d, 1, o->seed, (uint64_t)i + 1);
+    pca_random_block(v, d, 1, o->seed, (uint64_t)i + 1);
     for (int it = 1;; it++) {
       project_out(vec, i, d, v); /* exact orthogonality: rounding lets found directions back in */
       double nv = norm2(v, d);
       if (!(nv > 0)) { /* C vanishes on the rest of the space: start again elsewhere */
-        random_block(v, d, 1, o->seed, (uint64_t)i + 1 + (uint64_t)it * 1000003u);
+        pca_random_block(v, d, 1, o->seed, (uint64_t)i + 1 + (uint64_t)it * 1000003u);
         continue;
       }
       cblas_dscal((int)d, 1.0 / nv, v, 1);
-      apply_c(c, v, 1, w);
+      pca_apply_c(c, v, 1, w);
       total++;
       for (int j = 0; j < i; j++) /* the deflation: w = Cv − Σⱼ λⱼ vⱼ (vⱼᵀv) */
         cblas_daxpy((int)d, -lam[j] * cblas_ddot((int)d, vec + j * d, 1, v, 1), vec + j * d, 1, w, 1);
@@ -465,13 +264,17 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *c
       lam[i] = cblas_ddot((int)d, v, 1, w, 1);
       double r2 = 0;
       for (int64_t j = 0; j < d; j++) r2 += (w[j] - lam[i] * v[j]) * (w[j] - lam[i] * v[j]);
-      res[i] = sqrt(r2) / res_scale(lam[i], lam[0]);
+      res[i] = sqrt(r2) / pca_res_scale(lam[i], lam[0]);
+      pca_history_add(c, i, lam[i], res[i]);
       if (res[i] <= o->tol) break;
       if (it >= o->max_iter) {
         *converged = 0;
         break;
       }
-      memcpy(v, w, sizeof(double) * (size_t)d);
+      if (o->lr > 0)
+        cblas_daxpy((int)d, 2 * o->lr, w, 1, v, 1); /* v + η ∇, normalised at the top */
+      else
+        memcpy(v, w, sizeof(double) * (size_t)d);
     }
   }
   free(w);
@@ -479,12 +282,12 @@ static int solve_deflation(fit_ctx *c, const pca_opts *o, double *vec, double *c
   double *v = xmalloc(sizeof(double) * (size_t)(d * k)), *cv = xmalloc(sizeof(double) * (size_t)(d * k));
   double *u = xmalloc(sizeof(double) * (size_t)(d * k)), *cu = xmalloc(sizeof(double) * (size_t)(d * k));
   double *h = xmalloc(sizeof(double) * (size_t)(k * k)), *s = xmalloc(sizeof(double) * (size_t)(k * k));
-  transpose(vec, k, d, v);
-  apply_c(c, v, k, cv);
-  rowsplit whole = rowsplit_whole(d);
-  int above = rayleigh_ritz(&whole, k, k, o->tol, v, cv, u, cu, lam, h, s, res);
-  if (above >= 0) transpose(u, d, k, vec);
-  if (above >= 0 && cvec) transpose(cu, d, k, cvec);
+  pca_transpose(vec, k, d, v);
+  pca_apply_c(c, v, k, cv);
+  pca_rowsplit whole = pca_rowsplit_whole(d);
+  int above = pca_rayleigh_ritz(&whole, k, k, o->tol, v, cv, u, cu, lam, h, s, res);
+  if (above >= 0) pca_transpose(u, d, k, vec);
+  if (above >= 0 && cvec) pca_transpose(cu, d, k, cvec);
   free(v);
   free(cv);
   free(u);
@@ -537,15 +340,16 @@ static void finish(pca_result *r, double *vec, const double *lam, const double *
 /* Run the solver of `meth` (block or deflation) on c's operator: vec [k, c->d] (row i = vector
  * i), cvec (NULL: not wanted) the operator times each, lam [k], res [k]; *iters, *converged.
  * Returns 0 or -1. */
-static int run_solver(fit_ctx *c, const pca_opts *o, pca_method meth, int l, double *vec, double *cvec, double *lam,
-                      double *res, int *iters, int *converged) {
-  *iters = meth == PCA_BLOCK ? solve_block(c, o, l, vec, cvec, lam, res, converged)
-                             : solve_deflation(c, o, vec, cvec, lam, res, converged);
+static int run_solver(pca_ctx *c, const pca_opts *o, pca_method meth, int l, const double *start, int k0, double *vec,
+                      double *cvec, double *lam, double *res, int *iters, int *converged) {
+  *iters = meth == PCA_KRYLOV  ? pca_solve_krylov(c, o, l, start, k0, vec, cvec, lam, res, converged)
+           : meth == PCA_BLOCK ? solve_block(c, o, l, start, k0, vec, cvec, lam, res, converged)
+                               : solve_deflation(c, o, vec, cvec, lam, res, converged);
   return *iters < 0 ? -1 : 0;
 }
 
 /* The backend's copy of `rows` for c (c->px), or -1 on every rank when it is out of memory. */
-static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const double *shift, int64_t l, const char *what) {
+static int make_operator(pca_ctx *c, const data_block *b, int64_t d, const double *shift, int64_t l, const char *what) {
   backend_pca_rows rows = {.m = b->end - b->begin,
                            .d = d,
                            .x = b->kind == DATA_DENSE ? b->x : NULL,
@@ -564,8 +368,8 @@ static int make_operator(fit_ctx *c, const data_block *b, int64_t d, const doubl
 
 /* y [nf, l] = Xcᵀ x for x [n, l] (centred in place when centring): pca_fwd on the rank's
  * features; the time counts as products. */
-static void fwd_cols(fit_ctx *c, double *x, int l, double *y) {
-  if (c->hv) centre_cols(x, c->d, l, x); /* Xcᵀ x = Xᵀ H x */
+static void fwd_cols(pca_ctx *c, double *x, int l, double *y) {
+  if (c->hv) pca_centre_cols(x, c->d, l, x); /* Xcᵀ x = Xᵀ H x */
   double t0 = MPI_Wtime();
   c->be->pca->fwd(c->px, x, l, y);
   c->pass_s += MPI_Wtime() - t0;
@@ -585,7 +389,7 @@ static void fwd_cols(fit_ctx *c, double *x, int l, double *y) {
  * eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ), e = K u − λ u (one more sweep, no product with K).
  * Each sweep over the k columns counts as one pass. Returns 0, or 1 on every rank when some
  * λᵢ <= 1e-8 λ₁ (that component is not determined by uᵢ: the caller falls back to features). */
-static int samples_to_components(fit_ctx *c, int k, const double *vec, const double *cvec, const double *lam,
+static int samples_to_components(pca_ctx *c, int k, const double *vec, const double *cvec, const double *lam,
                                  const int64_t *bounds, int64_t f0, int64_t nf, int64_t d, double *comp, double *res) {
   const int64_t n = c->d;
   for (int i = 0; i < k; i++)
@@ -624,7 +428,7 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
       }
     }
   c->passes += 2;
-  allreduce_sum(sq, 2 * k, c->comm);
+  pca_allreduce(sq, 2 * k, c->comm);
   memcpy(best, top, sizeof *top * (size_t)k);
   if (c->comm != MPI_COMM_NULL)
     dist_allreduce(top, best, k, MPI_DOUBLE_INT, MPI_MAXLOC, c->comm,
@@ -634,34 +438,78 @@ static int samples_to_components(fit_ctx *c, int k, const double *vec, const dou
   if (c->comm != MPI_COMM_NULL)
     dist_allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm, "PCA sign of the components");
   for (int i = 0; i < k; i++) {
-    res[i] = sqrt(sq[i] / c->denom / lam[i]) / res_scale(lam[i], lam[0]);
+    res[i] = sqrt(sq[i] / c->denom / lam[i]) / pca_res_scale(lam[i], lam[0]);
     const double scale = (sq[k + i] > 0 ? 1.0 / sqrt(sq[k + i]) : 0.0) * (flip[i] ? -1.0 : 1.0);
     double *row = comp + (int64_t)i * d + f0;
     for (int64_t f = 0; f < nf; f++) row[f] *= scale;
   }
-  rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
-  rowsplit_init(&split, c->comm, d, 1, bounds);
-  for (int i = 0; i < k; i++) rowsplit_gather(&split, comp + i * d);
-  rowsplit_free(&split);
+  pca_rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
+  pca_rowsplit_init(&split, c->comm, d, 1, bounds);
+  for (int i = 0; i < k; i++) pca_rowsplit_gather(&split, comp + i * d);
+  pca_rowsplit_free(&split);
   free(x), free(y), free(sq), free(top), free(best), free(neg), free(flip);
   return 0;
 }
 
-/* Block or deflation in the samples space: the rows transposed into feature blocks, the solver
- * on N-vectors, the components mapped back. Returns 0, -1 (error, every rank), or 1 (fall back
- * to the features space; nothing of the fit kept). */
-static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const data_block *local, int64_t n, int64_t d,
+/* The samples-space start vectors of the components o->init [k0, d]: out [k0, n] row i = Xc vᵢ
+ * (every rank its rows through pca_fwd on its rows, all-gathered in rank order: the samples'
+ * numbering of pca_dual_transpose), one pass. Returns 0, or -1 on every rank (no memory). */
+static int samples_start(pca_ctx *c, const pca_opts *o, const data_block *local, int64_t n, int64_t d, double *out) {
+  const int k0 = o->init_k;
+  pca_ctx t = *c;
+  t.px = NULL;
+  if (make_operator(&t, local, d, c->shift, k0, "rows")) return -1;
+  int size = 1, rank = 0;
+  if (c->comm != MPI_COMM_NULL) {
+    MPI_CHECK(MPI_Comm_size(c->comm, &size));
+    MPI_CHECK(MPI_Comm_rank(c->comm, &rank));
+  }
+  int64_t *bounds = xcalloc((size_t)size + 1, sizeof(int64_t)), m = local->end - local->begin;
+  if (c->comm != MPI_COMM_NULL)
+    dist_allgather(&m, 1, MPI_INT64_T, bounds + 1, 1, MPI_INT64_T, c->comm, "PCA row offsets");
+  else
+    bounds[1] = m;
+  for (int r = 0; r < size; r++) bounds[r + 1] += bounds[r];
+  double *v = xmalloc(sizeof(double) * (size_t)(d * k0)), *y = xmalloc(sizeof(double) * (size_t)(n * k0));
+  pca_transpose(o->init, k0, d, v);
+  t.be->pca->fwd(t.px, v, k0, y + bounds[rank] * k0); /* this rank's rows of [n, k0] */
+  t.be->pca->destroy(t.px);
+  pca_rowsplit split;
+  pca_rowsplit_init(&split, c->comm, n, k0, bounds);
+  pca_rowsplit_gather(&split, y);
+  pca_rowsplit_free(&split);
+  pca_transpose(y, n, k0, out);
+  c->passes++;
+  free(v), free(y), free(bounds);
+  return 0;
+}
+
+/* Block, deflation or krylov in the samples space: the rows transposed into feature blocks, the
+ * solver on N-vectors (the start vectors o->init mapped to Xc v), the components mapped back.
+ * Returns 0, -1 (error, every rank), or 1 (fall back to the features space; nothing of the fit
+ * kept). */
+static int fit_samples(pca_ctx *c, const pca_opts *o, pca_method meth, const data_block *local, int64_t n, int64_t d,
                        int l, double *comp, double *lam, double *res, int *iters, int *converged) {
   data_block t;
   if (d > INT_MAX) return 1; /* the all-gather of the components counts features in int */
+  const int k0 = meth == PCA_DEFLATION ? 0 : o->init_k;
+  double *start = NULL;
+  if (k0 > 0) {
+    start = xmalloc(sizeof(double) * (size_t)(n * k0));
+    if (samples_start(c, o, local, n, d, start)) {
+      free(start);
+      return -1;
+    }
+  }
   int size = 1;
   if (c->comm != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_size(c->comm, &size));
   int64_t *bounds = xmalloc(sizeof(int64_t) * ((size_t)size + 1)); /* each rank's features */
   if (pca_dual_transpose(local, n, d, c->comm, &t, bounds)) {
     free(bounds);
+    free(start);
     return -1;
   }
-  fit_ctx keep = *c;
+  pca_ctx keep = *c;
   c->d = n;
   c->hv = o->center ? xmalloc(sizeof(double) * (size_t)(n * l)) : NULL;
   int rc = make_operator(c, &t, n, NULL, l, "features");
@@ -669,7 +517,7 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   if (rc == 0) {
     vec = xmalloc(sizeof(double) * (size_t)(n * o->k)); /* the solver fills both */
     cvec = xmalloc(sizeof(double) * (size_t)(n * o->k));
-    rc = run_solver(c, o, meth, l, vec, cvec, lam, res, iters, converged);
+    rc = run_solver(c, o, meth, l, start, k0, vec, cvec, lam, res, iters, converged);
   }
   if (!dist_agree(c->comm, rc == 0)) rc = -1;
   if (rc == 0) rc = samples_to_components(c, o->k, vec, cvec, lam, bounds, t.begin, t.end - t.begin, d, comp, res);
@@ -684,7 +532,9 @@ static int fit_samples(fit_ctx *c, const pca_opts *o, pca_method meth, const dat
   free(c->hv);
   data_block_free(&t);
   free(bounds);
-  keep.passes = c->passes, keep.pass_s = c->pass_s, keep.reduce_s = c->reduce_s;
+  free(start);
+  keep.passes = c->passes, keep.products = c->products, keep.pass_s = c->pass_s, keep.reduce_s = c->reduce_s;
+  keep.hist = c->hist, keep.nhist = c->nhist, keep.cap_hist = c->cap_hist;
   *c = keep;
   return rc;
 }
@@ -712,7 +562,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   if (mn != n) log_fail("pca: the ranks hold %lld rows, expected %lld", (long long)mn, (long long)n);
   if (!dist_agree(comm, mn == n)) return -1;
 
-  fit_ctx c = {.comm = comm, .d = d, .denom = (double)(n - o->ddof)};
+  pca_ctx c = {.comm = comm, .d = d, .denom = (double)(n - o->ddof)};
   double *sum = xcalloc((size_t)d, sizeof(double)), *sq = xcalloc((size_t)d, sizeof(double));
   double *mean = xcalloc((size_t)d, sizeof(double));
   int64_t bad = pca_ops_sum(local, sum);
@@ -724,13 +574,13 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     free(sum), free(sq), free(mean);
     return -1;
   }
-  allreduce_sum(sum, d, comm);
+  pca_allreduce(sum, d, comm);
   if (o->center)
     for (int64_t j = 0; j < d; j++) mean[j] = sum[j] / (double)n;
   /* total variance: Σⱼ Σᵢ (x_ij − μⱼ)² / (N − ddof); CSR from Σx² − 2μΣx + Nμ² (= Σx² − Nμ²) */
   pca_ops_sumsq(local, o->center ? mean : NULL, sq);
   c.passes++;
-  allreduce_sum(sq, d, comm);
+  pca_allreduce(sq, d, comm);
   double tv = 0;
   for (int64_t j = 0; j < d; j++) {
     double s = sq[j];
@@ -749,13 +599,16 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   c.shift = o->center ? mean : NULL;
 
   pca_method meth = o->method;
-  if (meth == PCA_AUTO) meth = d <= PCA_AUTO_MAX_DIM ? PCA_COVARIANCE : PCA_BLOCK;
+  if (meth == PCA_AUTO) meth = d <= PCA_AUTO_MAX_DIM ? PCA_COVARIANCE : PCA_KRYLOV;
   pca_space space = meth == PCA_COVARIANCE ? PCA_SPACE_FEATURES : o->space;
   if (space == PCA_SPACE_AUTO) space = n < d ? PCA_SPACE_SAMPLES : PCA_SPACE_FEATURES;
   int k = o->k, converged = 1, iters = 0;
   int64_t l = (int64_t)k + o->oversample, lim = n < d ? n : d;
   if (l > lim) l = lim;
   if (l < k) l = k;
+  pca_opts clipped = *o; /* at most l start vectors */
+  if (clipped.init_k > l) clipped.init_k = (int)l;
+  o = &clipped;
   c.be = o->backend ? o->backend : backend_cpu();
   const backend_cuda_api *nccl = NULL; /* a device backend sums the products with NCCL */
   int size = 1;
@@ -781,7 +634,8 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
       for (int i = 0; i < k; i++)
         if (!(res[i] <= o->tol)) converged = 0;
     } else if (rc == 0) {
-      rc = run_solver(&c, o, meth, (int)l, comp, NULL, lam, res, &iters, &converged);
+      rc = run_solver(&c, o, meth, (int)l, o->init, meth == PCA_DEFLATION ? 0 : o->init_k, comp, NULL, lam, res, &iters,
+                      &converged);
     }
     if (c.px) c.be->pca->destroy(c.px);
   }
@@ -790,7 +644,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
     if (nccl->nccl_destroy(rc != 0, &why) && rc == 0) rc = log_fail("NCCL: %s", why);
   }
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
-    free(comp), free(lam), free(res), free(mean);
+    free(comp), free(lam), free(res), free(mean), free(c.hist);
     return -1;
   }
   r->k = k;
@@ -805,6 +659,9 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   r->residuals = xmalloc(sizeof(double) * (size_t)k);
   r->iterations = iters;
   r->passes = c.passes;
+  r->products = c.products;
+  r->history = c.hist;
+  r->nhist = c.nhist;
   r->pass_s = c.pass_s;
   r->reduce_s = c.reduce_s;
   r->device_sum = c.device_sum;

@@ -15,7 +15,18 @@
  *                   the spectrum below the ℓ-th Ritz value (m passes), then QR and Rayleigh–Ritz
  *                   (an ℓ×ℓ symmetric eigenproblem); m adapts to the residuals and the spectrum;
  *   PCA_COVARIANCE  one all-reduce of the D×D covariance, then LAPACK dsyevr (exact reference);
- *   PCA_AUTO        covariance when D <= PCA_AUTO_MAX_DIM, else block.
+ *   PCA_KRYLOV      thick-restarted block Lanczos (block Krylov–Schur for a symmetric operator,
+ *                   src/pca/pca_krylov.c): a basis of up to m vectors grown b at a time, each new
+ *                   block the operator times the last one, orthonormalised against the whole
+ *                   basis (block Gram–Schmidt twice, then Cholesky QR), the products C·Q kept so
+ *                   that Rayleigh–Ritz and the residuals are exact; when the basis is full (or the
+ *                   Lanczos estimates say the k pairs have converged) the Ritz vectors are formed,
+ *                   the exact residuals checked, converged leading pairs locked, and the basis
+ *                   restarted with the best p Ritz vectors. Memory per rank: the basis and its
+ *                   products on this rank's rows only, 2·m·dim/ranks doubles, plus four full
+ *                   blocks of b (dim = D in the features space, N in the samples space; see
+ *                   pca_krylov.c for m, b, p);
+ *   PCA_AUTO        covariance when D <= PCA_AUTO_MAX_DIM, else krylov.
  * A component i has converged when ‖C vᵢ − λᵢ vᵢ‖ / max(λᵢ, 1e-6 λ₁) <= tol. */
 #ifndef DPT_PCA_H
 #define DPT_PCA_H
@@ -26,7 +37,7 @@
 #include "data.h"
 
 /* [pca] method (pca_cli.c maps the config's value onto it). */
-typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE } pca_method;
+typedef enum pca_method { PCA_AUTO = 0, PCA_BLOCK, PCA_DEFLATION, PCA_COVARIANCE, PCA_KRYLOV } pca_method;
 
 /* Which vectors block and deflation iterate on ([pca] space):
  *   PCA_SPACE_FEATURES  D-vectors with C = Xcᵀ Xc / (N − ddof): one pass over the local rows and
@@ -55,16 +66,36 @@ typedef enum pca_space { PCA_SPACE_AUTO = 0, PCA_SPACE_FEATURES, PCA_SPACE_SAMPL
  * the terms of the 8 most negative loadings (most negative first); "" where D < 8. */
 #define PCA_TOP_TERMS 16
 
+/* pca_result.history: one row per convergence check, PCA_HIST_COLS doubles: passes and products
+ * so far, then
+ *   block:     the number of the k residuals <= tol, the k-th Ritz value, the largest residual
+ *              (per filter cycle);
+ *   krylov:    the same, per exact Rayleigh–Ritz check (each restart, and each time the Lanczos
+ *              estimates said done);
+ *   deflation: the vector's index i, its Rayleigh quotient λᵢ, its residual (per iteration);
+ *   covariance: one row (k, λ_k, the largest residual).
+ * The residuals and values are those of the operator iterated on: K's in the samples space
+ * (pca_result.residuals are then C's, computed after the solver). */
+#define PCA_HIST_COLS 5
+
 typedef struct pca_opts {
   int k; /* components wanted, 1 <= k <= min(N, D) */
   pca_method method;
-  int oversample;                    /* block: extra vectors beyond k (>= 0) */
-  double tol;                        /* residual tolerance (> 0) */
-  int max_iter;                      /* filter cycles (block) or iterations per vector (deflation), >= 1 */
-  int ddof;                          /* 0 or 1: divisor N − ddof */
-  int center;                        /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
-  pca_space space;                   /* block and deflation: iterate on D-vectors or N-vectors */
-  uint64_t seed;                     /* start vectors: the same on every rank for the same seed */
+  int oversample;        /* block: extra vectors beyond k (>= 0) */
+  double tol;            /* residual tolerance (> 0) */
+  int max_iter;          /* filter cycles (block), restarts (krylov) or iterations per vector (deflation), >= 1 */
+  int ddof;              /* 0 or 1: divisor N − ddof */
+  int center;            /* 1: subtract the mean; 0: C = XᵀX / (N − ddof) */
+  pca_space space;       /* block and deflation: iterate on D-vectors or N-vectors */
+  uint64_t seed;         /* start vectors: the same on every rank for the same seed */
+  const double *init;    /* [init_k, d] start vectors (a previous fit's components, row i =
+                                        vector i; any norm), or NULL: random; block and krylov use them as
+                                        the first start vectors (samples space: mapped to Xc v), the rest
+                                        random; deflation and covariance ignore them */
+  int init_k;            /* rows of init (>= 0) */
+  const char *init_path; /* where init came from, recorded in pca.h5 (NULL: "random") */
+  double lr;             /* deflation: gradient ascent v ← normalise(v + lr · 2 C' v) with
+                                        C' = C − Σⱼ λⱼvⱼvⱼᵀ (lr > 0); 0: power iteration v ← normalise(C' v) */
   const struct backend_ops *backend; /* where the block products run (NULL: the CPU) */
 } pca_opts;
 
@@ -86,9 +117,12 @@ typedef struct pca_result {
   double total_variance;            /* trace of C, from exact per-feature sums */
   int iterations;                   /* block: filter cycles (Rayleigh–Ritz steps); deflation: summed over vectors */
   int64_t passes;                   /* passes over the local rows (statistics included) */
-  double pass_s, reduce_s;          /* seconds in this rank's products of C·V passes, and in their all-reduce */
-  int device_sum;                   /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
-  int converged;                    /* 1 when every residual <= tol */
+  int64_t products;                 /* vector products: the widths of the blocks multiplied by C (or K) */
+  double *history;                  /* [nhist, PCA_HIST_COLS], see PCA_HIST_COLS */
+  int nhist;
+  double pass_s, reduce_s; /* seconds in this rank's products of C·V passes, and in their all-reduce */
+  int device_sum;          /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
+  int converged;           /* 1 when every residual <= tol */
 } pca_result;
 
 /* Check the options against the data shape: k <= min(N, D), oversample, tol, max_iter, ddof, N > 0,
@@ -107,15 +141,16 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n_total, int64_t
 /* Release the arrays of r; r is zeroed. Safe on a zeroed struct. */
 void pca_result_free(pca_result *r);
 
-/* "auto", "block", "deflation", "covariance". */
+/* "auto", "block", "deflation", "covariance", "krylov". */
 const char *pca_method_name(pca_method m);
 
 /* "auto", "features", "samples". */
 const char *pca_space_name(pca_space s);
 
 /* Write r to the HDF5 file `path` atomically (h5io): /components [k, d], /explained_variance,
- * /explained_variance_ratio, /residuals [k], /mean [d], all float64; attributes ddof, method,
- * iterations, passes, n_samples, n_features, total_variance, center, tol. Call on ONE rank.
+ * /explained_variance_ratio, /residuals [k], /mean [d], /history [nhist, PCA_HIST_COLS], all
+ * float64; attributes ddof, method, space, iterations, passes, products, n_samples, n_features,
+ * total_variance, center, tol, converged, init ("random" or the start file), lr (deflation). Call on ONE rank.
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
 

@@ -35,7 +35,12 @@ static int write_result(const char *path, const pca_result *r, const pca_opts *o
            h5io_attr_int64(f, "passes", r->passes) || h5io_attr_int64(f, "n_samples", n) ||
            h5io_attr_int64(f, "n_features", r->d) || h5io_attr_double(f, "total_variance", r->total_variance) ||
            h5io_attr_int64(f, "center", o->center) || h5io_attr_double(f, "tol", o->tol) ||
-           h5io_attr_int64(f, "converged", r->converged) || h5io_attr_string(f, "data_path", data_path);
+           h5io_attr_int64(f, "converged", r->converged) || h5io_attr_string(f, "data_path", data_path) ||
+           h5io_attr_int64(f, "products", r->products) ||
+           h5io_attr_string(f, "init", o->init_path ? o->init_path : "random") ||
+           (r->method == PCA_DEFLATION && h5io_attr_double(f, "lr", o->lr));
+  hsize_t hd[2] = {(hsize_t)r->nhist, PCA_HIST_COLS};
+  if (!rc) rc = h5io_write(f, "history", t, 2, hd, r->history, 0);
   if (!rc && top_terms) {
     hid_t st = H5Tcopy(H5T_C_S1);
     H5Tset_size(st, H5T_VARIABLE);
@@ -303,6 +308,49 @@ static void print_topics(int k, char *const *top) {
 
 /* ---- dptrain pca -------------------------------------------------------------------------------- */
 
+/* [pca] init = PATH: the components [k0, d] of a previous pca.h5 (every rank reads them; serial
+ * HDF5, read-only). Returns a new array with *k0 set, or NULL with one log_fail line naming the
+ * key and the file ("[pca] init: PATH: No such file or directory", "... has components of 500
+ * features, the data has 784"). Not collective. */
+static double *read_init(const char *path, int64_t d, int *k0) {
+  hid_t f = h5io_open_read(path);
+  if (f < 0) {
+    log_prefix("[pca] init");
+    return NULL;
+  }
+  double *v = NULL;
+  hid_t ds = H5Lexists(f, "components", H5P_DEFAULT) > 0 ? H5Dopen2(f, "components", H5P_DEFAULT) : -1;
+  if (ds < 0) {
+    log_fail("[pca] init: %s: no /components (not a pca.h5)", path);
+  } else {
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    if (H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[0] < 1 ||
+        dims[0] > INT_MAX)
+      log_fail("[pca] init: %s: /components is not a [k, d] matrix", path);
+    else if ((int64_t)dims[1] != d)
+      log_fail("[pca] init: %s has components of %lld features, the data has %lld", path, (long long)dims[1],
+               (long long)d);
+    else {
+      v = xmalloc(sizeof(double) * (size_t)(dims[0] * dims[1]));
+      if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+        log_fail("[pca] init: %s: /components: %s", path, h5io_why());
+        free(v), v = NULL;
+      }
+      *k0 = (int)dims[0];
+    }
+    for (int64_t i = 0; v && i < (int64_t)(dims[0] * dims[1]); i++)
+      if (!isfinite(v[i])) {
+        log_fail("[pca] init: %s: /components has non-finite values", path);
+        free(v), v = NULL;
+      }
+    H5Sclose(sp);
+    H5Dclose(ds);
+  }
+  H5Fclose(f);
+  return v;
+}
+
 static void print_summary(const pca_result *r, const pca_opts *o, const char *path, double secs) {
   printf("pca: %s: %lld rows x %lld features on %d rank%s, method %s%s, ddof %d%s\n", path, (long long)r->n,
          (long long)r->d, dist_size(), dist_size() == 1 ? "" : "s", pca_method_name(r->method),
@@ -320,8 +368,14 @@ static void print_summary(const pca_result *r, const pca_opts *o, const char *pa
     snprintf(where, sizeof where, "products and their NCCL sums on the device %.2f s", r->pass_s);
   else
     snprintf(where, sizeof where, "products %.2f s, all-reduce %.2f s", r->pass_s, r->reduce_s);
-  printf("iterations %d, passes over the data %lld, %.2f s (%s)%s\n", r->iterations, (long long)r->passes, secs, where,
+  printf("iterations %d, passes over the data %lld, products %lld, %.2f s (%s)%s\n", r->iterations,
+         (long long)r->passes, (long long)r->products, secs, where,
          r->converged ? "" : "  (NOT converged: residuals above tol; raise [pca] max_iter)");
+  if (r->nhist > 0 && r->method != PCA_DEFLATION) {
+    printf("residual history (largest of the k, per %s):", r->method == PCA_BLOCK ? "cycle" : "check");
+    for (int i = 0; i < r->nhist && i < 12; i++) printf(" %.1e", r->history[i * PCA_HIST_COLS + 4]);
+    printf("%s\n", r->nhist > 12 ? " ..." : "");
+  }
 }
 
 /* The pictures (collective): up to 5,000 training rows, evenly spaced over every rank's block,
@@ -427,6 +481,7 @@ typedef struct pca_cli_opts {
   const char *path;      /* [data] path: the dataset (required) */
   const char *out;       /* [pca] out: the result file */
   const char *transform; /* [pca] transform: also write the projected rows here, or NULL */
+  const char *init;      /* [pca] init: a previous pca.h5 whose components start the fit, or NULL */
   backend_device device; /* [pca] device: where the block products run */
   pca_opts pca;          /* the solver's options; pca_main chooses its backend */
 } pca_cli_opts;
@@ -442,6 +497,8 @@ static pca_method method_of(enum config_pca_method v) {
       return PCA_DEFLATION;
     case CONFIG_PCA_METHOD_COVARIANCE:
       return PCA_COVARIANCE;
+    case CONFIG_PCA_METHOD_KRYLOV:
+      return PCA_KRYLOV;
   }
   config_bad_enum("pca.method", (int)v);
   return PCA_AUTO;
@@ -479,7 +536,10 @@ static int pca_cli_opts_build(pca_cli_opts *o, const config *c) {
                       .ddof = (int)config_int(c, "pca.ddof"),
                       .center = config_bool(c, "pca.center") == 1,
                       .space = space_of((enum config_pca_space)config_enum(c, "pca.space")),
-                      .seed = 0};
+                      .seed = 0,
+                      .lr = config_is_set(c, "pca.lr") ? config_double(c, "pca.lr") : 0};
+  const char *init = config_str(c, "pca.init");
+  o->init = init && strcmp(init, "random") != 0 ? init : NULL;
   return 0;
 }
 
@@ -494,6 +554,7 @@ int pca_main(int argc, char **argv) {
   data_file f = {0};
   data_block b = {0};
   pca_result r = {0};
+  double *init = NULL; /* [pca] init's components */
   const data_split *s = NULL;
   pca_cli_opts po;
   if (!dist_all_ok(pca_cli_opts_build(&po, cfg) == 0)) goto done; /* the same on every rank */
@@ -510,6 +571,12 @@ int pca_main(int argc, char **argv) {
   const int fits = pca_check(&o, s->rows, s->cols) == 0;
   if (!fits) log_prefix(po.label);
   if (!dist_all_ok(fits)) goto done;
+  if (po.init) {
+    init = read_init(po.init, s->cols, &o.init_k);
+    if (!dist_all_ok(init != NULL)) goto done;
+    o.init = init;
+    o.init_path = po.init;
+  }
   int64_t lo, hi;
   data_shard(s->rows, dist_rank(), dist_size(), &lo, &hi);
   if (!dist_all_ok(data_read_block(&f, s, lo, hi, &b) == 0)) goto done;
@@ -526,6 +593,7 @@ int pca_main(int argc, char **argv) {
 done:
   if (code != LOG_EXIT_OK) pca_pictures_wait(0); /* an error on the way: wait for gnuplot, clean up, say nothing */
   pca_result_free(&r);
+  free(init);
   data_block_free(&b);
   data_close(&f);
   config_free(cfg);

@@ -2,7 +2,7 @@
  *
  * Every rank generates the same synthetic data from a seed (N = 1001 rows so shards are uneven,
  * D = 60, a decaying spectrum plus noise and a non-zero mean), keeps only its data_shard() rows,
- * and fits k = 6 components with each method (block and deflation in both spaces: D-vectors, and
+ * and fits k = 6 components with each method (block, deflation and krylov in both spaces: D-vectors, and
  * N-vectors after the all-to-all transpose of src/pca/pca_dual.c), on the dense rows and on a sparse
  * (CSR) version. Rank 0 prints, for each (kind, method, space), the eigenvalues, the ratios and a signed checksum of each
  * component (Σⱼ (j+1)·c_ij, sign fixed by svd_flip) as "KEY %.12e" lines; the script compares
@@ -79,15 +79,15 @@ int main(int argc, char **argv) {
   int rank = dist_rank(), size = dist_size(), ok = 1;
   int64_t lo, hi;
   data_shard(N, rank, size, &lo, &hi);
-  const pca_method ms[] = {PCA_COVARIANCE, PCA_BLOCK, PCA_DEFLATION, PCA_BLOCK, PCA_DEFLATION};
-  const pca_space sp[] = {PCA_SPACE_FEATURES, PCA_SPACE_FEATURES, PCA_SPACE_FEATURES, PCA_SPACE_SAMPLES,
-                          PCA_SPACE_SAMPLES};
+  const pca_method ms[] = {PCA_COVARIANCE, PCA_BLOCK, PCA_DEFLATION, PCA_KRYLOV, PCA_BLOCK, PCA_DEFLATION, PCA_KRYLOV};
+  const pca_space sp[] = {PCA_SPACE_FEATURES, PCA_SPACE_FEATURES, PCA_SPACE_FEATURES, PCA_SPACE_FEATURES,
+                          PCA_SPACE_SAMPLES,  PCA_SPACE_SAMPLES,  PCA_SPACE_SAMPLES};
   for (int sparse = 0; sparse < 2 && ok; sparse++) {
     float *x = make_data(sparse);
     data_block b;
     local_block(x, sparse, lo, hi, &b);
     free(x);
-    for (int m = 0; m < 5 && ok; m++) {
+    for (int m = 0; m < 7 && ok; m++) {
       pca_opts o = pca_opts_default();
       o.k = K;
       o.method = ms[m];

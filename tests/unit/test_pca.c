@@ -172,8 +172,8 @@ static void test_dense_methods(void **state) {
   reference(&b, 1, 1, &rf);
   print_message("reference eigenvalues: %.4g %.4g %.4g %.4g %.4g | %.4g %.4g\n", rf.lam[0], rf.lam[1], rf.lam[2],
                 rf.lam[3], rf.lam[4], rf.lam[5], rf.lam[6]);
-  const pca_method ms[] = {PCA_DEFLATION, PCA_BLOCK, PCA_COVARIANCE, PCA_AUTO};
-  for (int m = 0; m < 4; m++) {
+  const pca_method ms[] = {PCA_DEFLATION, PCA_BLOCK, PCA_COVARIANCE, PCA_AUTO, PCA_KRYLOV};
+  for (int m = 0; m < 5; m++) {
     pca_opts o = opts(ms[m], K);
     pca_result r;
     assert_int_equal(pca_fit(&o, &b, N, D, MPI_COMM_NULL, &r), 0);
@@ -253,8 +253,8 @@ static void test_csr_implicit_centring(void **state) {
   make_sparse(&csr, &dense, N, D, 11);
   ref rf;
   reference(&dense, 1, 1, &rf);
-  const pca_method ms[] = {PCA_DEFLATION, PCA_BLOCK, PCA_COVARIANCE};
-  for (int m = 0; m < 3; m++) {
+  const pca_method ms[] = {PCA_DEFLATION, PCA_BLOCK, PCA_COVARIANCE, PCA_KRYLOV};
+  for (int m = 0; m < 4; m++) {
     pca_opts o = opts(ms[m], K);
     o.tol = 1e-10;
     pca_result rs, rd;
@@ -309,9 +309,9 @@ static void test_samples_space(void **state) {
       int center = variant < 2, ddof = variant == 1 ? 0 : 1;
       ref rf;
       reference(refs[t], ddof, center, &rf);
-      for (int m = 0; m < 2; m++) {
+      for (int m = 0; m < 3; m++) {
         pca_result rs, rfe;
-        pca_opts o = opts(m ? PCA_DEFLATION : PCA_BLOCK, K);
+        pca_opts o = opts(m == 2 ? PCA_KRYLOV : m ? PCA_DEFLATION : PCA_BLOCK, K);
         o.tol = 1e-10, o.center = center, o.ddof = ddof;
         o.space = t == 2 ? PCA_SPACE_SAMPLES : PCA_SPACE_AUTO;
         assert_int_equal(pca_fit(&o, sets[t], n, D, MPI_COMM_NULL, &rs), 0);
@@ -392,6 +392,212 @@ static void test_project(void **state) {
   data_block_free(&dense);
 }
 
+/* Dense rows [n, d] whose centred covariance has exactly the spectrum lam [d] (up to the float32
+ * rounding of the rows): X = 1μᵀ + U diag(√((n − 1) λ)) Vᵀ with U [n, d] orthonormal columns
+ * orthogonal to 1 and V a random rotation. */
+static void make_planted(data_block *b, int n, int d, const double *lam, uint64_t seed) {
+  rng g;
+  rng_init(&g, seed, 3);
+  double *u = malloc(sizeof(double) * (size_t)(n * d)), *v = malloc(sizeof(double) * (size_t)(d * d)), tau[D];
+  const int rk = d < n - 1 ? d : n - 1; /* centred data has rank <= n − 1: lam beyond rk unused */
+  for (int i = 0; i < n * d; i++) u[i] = rng_normal(&g);
+  for (int j = 0; j < rk; j++) { /* column-major u: centre each column, then QR keeps them ⊥ 1 */
+    double s = 0;
+    for (int i = 0; i < n; i++) s += u[j * n + i];
+    for (int i = 0; i < n; i++) u[j * n + i] -= s / n;
+  }
+  LAPACKE_dgeqrf(LAPACK_COL_MAJOR, n, rk, u, n, tau);
+  LAPACKE_dorgqr(LAPACK_COL_MAJOR, n, rk, rk, u, n, tau);
+  for (int i = 0; i < d * d; i++) v[i] = rng_normal(&g);
+  LAPACKE_dgeqrf(LAPACK_COL_MAJOR, d, d, v, d, tau);
+  LAPACKE_dorgqr(LAPACK_COL_MAJOR, d, d, d, v, d, tau);
+  memset(b, 0, sizeof *b);
+  b->kind = DATA_DENSE, b->end = n, b->cols = d;
+  b->x = malloc(sizeof(float) * (size_t)(n * d));
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < d; j++) {
+      double x = 0.25 * (j % 5);
+      for (int a = 0; a < rk; a++) x += u[a * n + i] * sqrt((n - 1) * lam[a]) * v[a * d + j];
+      b->x[i * d + j] = (float)x;
+    }
+  free(u);
+  free(v);
+}
+
+/* ‖C v − λ v‖ / λ of every component of r, recomputed from the reference's eigenpairs (C =
+ * Σ λₑ vₑ vₑᵀ): the largest |reported − recomputed|. */
+static double residual_gap(const pca_result *r, const ref *rf) {
+  int d = (int)r->d;
+  double worst = 0;
+  for (int i = 0; i < r->k; i++) {
+    double r2 = 0, *c = r->components + i * d, vb[D];
+    for (int e = 0; e < d; e++) {
+      vb[e] = 0;
+      for (int j = 0; j < d; j++) vb[e] += rf->vec[e][j] * c[j];
+    }
+    for (int a = 0; a < d; a++) {
+      double cv = 0;
+      for (int e = 0; e < d; e++) cv += rf->lam[e] * rf->vec[e][a] * vb[e];
+      r2 += (cv - r->explained_variance[i] * c[a]) * (cv - r->explained_variance[i] * c[a]);
+    }
+    double lam = fmax(r->explained_variance[i], 1e-6 * r->explained_variance[0]);
+    worst = fmax(worst, fabs(sqrt(r2) / lam - r->residuals[i]));
+  }
+  return worst;
+}
+
+/* krylov against LAPACK where Krylov methods are hard: a triple eigenvalue, a cluster of three
+ * within 1e-6 that k cuts (k = 7 takes two), dense and CSR-free dense rows, both spaces; each
+ * eigenvalue within 1e-10, each vector |cos| >= 1 − 1e-10 (the triple: its reference vectors
+ * inside the span of the three computed ones to 1e-10), the residuals recomputed here. */
+static void test_krylov_clusters(void **state) {
+  (void)state;
+  double lam[D];
+  const double head[] = {9, 4, 4, 4, 2.5, 2, 2 * (1 - 1e-6), 2 * (1 - 2e-6), 1.2, 1.0};
+  for (int a = 0; a < D; a++) lam[a] = a < 10 ? head[a] : 0.9 * pow(0.85, a - 10);
+  for (int sp = 0; sp < 2; sp++) {
+    const int n = sp ? 36 : N; /* n < d: the samples space */
+    data_block b;
+    make_planted(&b, n, D, lam, 41 + sp);
+    ref rf;
+    reference(&b, 1, 1, &rf);
+    pca_opts o = opts(PCA_KRYLOV, 7);
+    o.tol = 1e-12;
+    pca_result r;
+    assert_int_equal(pca_fit(&o, &b, n, D, MPI_COMM_NULL, &r), 0);
+    assert_int_equal(r.space, sp ? PCA_SPACE_SAMPLES : PCA_SPACE_FEATURES);
+    assert_true(r.converged);
+    double ev = 0, cs = 1;
+    for (int i = 0; i < 7; i++) {
+      ev = fmax(ev, fabs(r.explained_variance[i] - rf.lam[i]) / rf.lam[i]);
+      double dot = 0, in = 0;
+      for (int j = 0; j < D; j++) dot += r.components[i * D + j] * rf.vec[i][j];
+      if (i >= 1 && i <= 3) /* the triple: |projection| onto the computed span */
+        for (int t = 1; t <= 3; t++) {
+          double p = 0;
+          for (int j = 0; j < D; j++) p += r.components[t * D + j] * rf.vec[i][j];
+          in += p * p;
+        }
+      cs = fmin(cs, i >= 1 && i <= 3 ? sqrt(in) : fabs(dot));
+    }
+    double gap = residual_gap(&r, &rf);
+    print_message(
+        "krylov clusters, %s space: eigenvalue rel err %.1e, min |cos| 1 - %.1e, residual gap %.1e, "
+        "%d restarts, %lld passes, %lld products\n",
+        pca_space_name(r.space), ev, 1 - cs, gap, r.iterations, (long long)r.passes, (long long)r.products);
+    assert_true(ev <= 1e-10);
+    assert_true(cs >= 1 - 1e-10);
+    assert_true(gap <= 1e-10);
+    pca_result_free(&r);
+    data_block_free(&b);
+  }
+}
+
+/* Rank-deficient data (rank 6, k = 8: two zero eigenvalues) and k near min(N, D) (k = 38 of 40):
+ * krylov converges, matches LAPACK on the nonzero eigenvalues, and reports ~0 for the others. */
+static void test_krylov_rank_and_large_k(void **state) {
+  (void)state;
+  double lam[D];
+  for (int a = 0; a < D; a++) lam[a] = a < 6 ? 5.0 / (a + 1) : 0;
+  data_block b;
+  make_planted(&b, N, D, lam, 51);
+  ref rf;
+  reference(&b, 1, 1, &rf);
+  pca_opts o = opts(PCA_KRYLOV, 8); /* the zero eigenvalues are float32 noise, ~1e-14 λ₁: tol 1e-8 */
+  pca_result r;
+  assert_int_equal(pca_fit(&o, &b, N, D, MPI_COMM_NULL, &r), 0);
+  assert_true(r.converged);
+  r.k = 6;
+  check_fit("krylov rank 6, k = 8", &r, &rf, 1e-10, 1 - 1e-10, 1);
+  r.k = 8;
+  print_message("  eigenvalues 7, 8: %.2e %.2e (lambda_1 %.3g)\n", r.explained_variance[6], r.explained_variance[7],
+                r.explained_variance[0]);
+  assert_true(fabs(r.explained_variance[7]) <= 1e-6 * r.explained_variance[0]);
+  pca_result_free(&r);
+  data_block_free(&b);
+  make_spectrum(&b, N, D, 52);
+  reference(&b, 1, 1, &rf);
+  o = opts(PCA_KRYLOV, 38); /* λ₁/λ₃₈ ~ 1e6: rounding alone leaves residuals ~1e-10 */
+  assert_int_equal(pca_fit(&o, &b, N, D, MPI_COMM_NULL, &r), 0);
+  assert_true(r.converged);
+  check_fit("krylov k = 38 of 40", &r, &rf, 1e-9, 1 - 1e-8, 1);
+  assert_true(residual_gap(&r, &rf) <= 1e-9);
+  pca_result_free(&r);
+  data_block_free(&b);
+}
+
+/* pca.init: a previous fit's components as the start. Refitting the same k from them takes one
+ * product block (the Rayleigh–Ritz of the start is already converged); a larger k (5 -> 8) and
+ * new data (the rows perturbed) take fewer passes than a random start. Both spaces. */
+static void test_krylov_warm_start(void **state) {
+  (void)state;
+  data_block b, b2;
+  make_spectrum(&b, N, D, 61);
+  make_spectrum(&b2, N, D, 61);                                                           /* the same directions ... */
+  for (int i = 0; i < N * D; i++) b2.x[i] *= 1.0f + 1e-3f * (float)((i * 7919) % 13 - 6); /* ... perturbed */
+  for (int sp = 0; sp < 2; sp++) {
+    pca_opts o = opts(PCA_KRYLOV, 5);
+    o.space = sp ? PCA_SPACE_SAMPLES : PCA_SPACE_FEATURES;
+    pca_result r0, cold, warm;
+    assert_int_equal(pca_fit(&o, &b, N, D, MPI_COMM_NULL, &r0), 0);
+    for (int t = 0; t < 3; t++) {
+      const data_block *x = t == 2 ? &b2 : &b;
+      pca_opts oc = o;
+      oc.k = t == 1 ? 8 : 5;
+      pca_opts ow = oc;
+      ow.init = r0.components, ow.init_k = r0.k;
+      assert_int_equal(pca_fit(&oc, x, N, D, MPI_COMM_NULL, &cold), 0);
+      assert_int_equal(pca_fit(&ow, x, N, D, MPI_COMM_NULL, &warm), 0);
+      assert_true(cold.converged && warm.converged);
+      double ev = 0;
+      for (int i = 0; i < oc.k; i++) ev = fmax(ev, fabs(warm.explained_variance[i] / cold.explained_variance[i] - 1));
+      const char *what[] = {"same k", "k 5 -> 8", "new data"};
+      print_message("warm start (%s, %s space): products %lld (cold %lld), passes %lld (cold %lld), ev diff %.1e\n",
+                    what[t], pca_space_name(warm.space), (long long)warm.products, (long long)cold.products,
+                    (long long)warm.passes, (long long)cold.passes, ev);
+      assert_true(ev <= 1e-7);
+      if (t == 1) /* the new components still have to be found from random directions */
+        assert_true(warm.passes <= cold.passes + 2);
+      else
+        assert_true(warm.passes < cold.passes);
+      if (t == 0) assert_true(warm.products <= 15); /* one block of the start vectors (+ one of b) */
+      pca_result_free(&cold);
+      pca_result_free(&warm);
+    }
+    pca_result_free(&r0);
+  }
+  data_block_free(&b);
+  data_block_free(&b2);
+}
+
+/* pca.lr: the course's gradient ascent converges to the same eigenpairs as power iteration, in
+ * more passes for a small step and about as many for a large one. */
+static void test_deflation_lr(void **state) {
+  (void)state;
+  data_block b;
+  make_spectrum(&b, N, D, 71);
+  ref rf;
+  reference(&b, 1, 1, &rf);
+  int64_t passes[3];
+  const double lrs[] = {0, 1.0, 0.01};
+  for (int t = 0; t < 3; t++) {
+    pca_opts o = opts(PCA_DEFLATION, 3);
+    o.lr = lrs[t];
+    o.max_iter = 20000;
+    pca_result r;
+    assert_int_equal(pca_fit(&o, &b, N, D, MPI_COMM_NULL, &r), 0);
+    char what[48];
+    snprintf(what, sizeof what, "deflation lr %g", lrs[t]);
+    check_fit(what, &r, &rf, 1e-6, 0.9999, 1);
+    assert_true(r.converged);
+    assert_true(r.nhist == r.iterations); /* one history row per iteration */
+    passes[t] = r.passes;
+    pca_result_free(&r);
+  }
+  assert_true(passes[2] > passes[1] && passes[1] >= passes[0]);
+  data_block_free(&b);
+}
+
 static void expect_fail(const data_block *b, int64_t n, const pca_opts *o, const char *msg) {
   pca_result r;
   assert_int_equal(pca_fit(o, b, n, b->cols, MPI_COMM_NULL, &r), -1);
@@ -445,10 +651,17 @@ static void test_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_dense_methods), cmocka_unit_test(test_full_rank_k),
-      cmocka_unit_test(test_ddof),          cmocka_unit_test(test_csr_implicit_centring),
-      cmocka_unit_test(test_samples_space), cmocka_unit_test(test_project),
+      cmocka_unit_test(test_dense_methods),
+      cmocka_unit_test(test_full_rank_k),
+      cmocka_unit_test(test_ddof),
+      cmocka_unit_test(test_csr_implicit_centring),
+      cmocka_unit_test(test_samples_space),
+      cmocka_unit_test(test_project),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_krylov_clusters),
+      cmocka_unit_test(test_krylov_rank_and_large_k),
+      cmocka_unit_test(test_krylov_warm_start),
+      cmocka_unit_test(test_deflation_lr),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
