@@ -9,11 +9,12 @@
  *   unfused   the same with mul + act_backward + bias_grad in place of act_bias_backward
  *   beta1     the same as step with each layer's bias broadcast into Y first and GEMM beta = 1,
  *             then the activation alone (the "bias in the GEMM" fusion)
- *   step1     step with the passes outside the GEMMs on 1 thread (BLAS keeps its threads)
+ *   blas      the GEMMs alone as OpenBLAS threads them itself (cblas_sgemm on THREADS threads)
+ *   step1     step on 1 thread
  * Each prints "NAME S" on its own line: S the seconds of STEPS steps (an epoch), the best of REPS.
  *
  *   gemm_step [--dims 784,1024,1024,10] [--batch 128] [--steps 468] [--threads 2] [--reps 3]
- *             [--only gemm|step|unfused|beta1|step1] [--dropout P]
+ *             [--only gemm|step|unfused|beta1|blas|step1] [--dropout P]
  * Threads: the backend's (BLAS and the other passes), as train.threads sets them. */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 
 #include "backend.h"
 #include "cpu/pool_cpu.h"
+#include <cblas.h>
 
 enum { MAXL = 8 };
 
@@ -92,7 +94,15 @@ static void net_init(net *n, const backend_ops *be, const int *dims, int L, int 
   n->idx = be->alloc(sizeof(int64_t) * (size_t)B);
 }
 
-typedef enum variant { V_GEMM, V_STEP, V_UNFUSED, V_BETA1 } variant;
+typedef enum variant { V_GEMM, V_STEP, V_UNFUSED, V_BETA1, V_BLAS } variant;
+
+
+/* OpenBLAS's own threaded sgemm on the whole product (what the backend did before issue 23) */
+static void blas_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                      int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
+              ldb, 0.0f, C, ldc);
+}
 
 static void step(const backend_ops *be, net *n, variant v, int it) {
   const int L = n->L, B = n->B;
@@ -110,37 +120,47 @@ static void step(const backend_ops *be, net *n, variant v, int it) {
       be->gemm(0, 0, B, N, K, 1.0f, in, K, n->W[l], N, 1.0f, out, N);
       if (hidden) be->bias_act(out, n->zero, B, N, BACKEND_ACT_RELU);
     } else {
-      be->gemm(0, 0, B, N, K, 1.0f, in, K, n->W[l], N, 0.0f, out, N);
-      if (v != V_GEMM) be->bias_act(out, n->b[l], B, N, hidden ? BACKEND_ACT_RELU : BACKEND_ACT_NONE);
+      if (v == V_BLAS)
+        blas_gemm(0, 0, B, N, K, in, K, n->W[l], N, out, N);
+      else
+        be->gemm(0, 0, B, N, K, 1.0f, in, K, n->W[l], N, 0.0f, out, N);
+      if (v != V_GEMM && v != V_BLAS) be->bias_act(out, n->b[l], B, N, hidden ? BACKEND_ACT_RELU : BACKEND_ACT_NONE);
     }
     in = out;
-    if (hidden && n->dropout > 0 && v != V_GEMM) {
+    if (hidden && n->dropout > 0 && v != V_GEMM && v != V_BLAS) {
       be->dropout(out, n->drop[l], n->mask[l], (size_t)B * N, n->dropout, 7, (uint64_t)it * B * N);
       in = n->drop[l];
     }
   }
   float *dY = n->act[L];
-  if (v != V_GEMM) be->softmax_xent(dY, n->y, B, n->dims[L], 1.0f / B, dY, NULL);
+  const int gemm_only = v == V_GEMM || v == V_BLAS;
+  if (!gemm_only) be->softmax_xent(dY, n->y, B, n->dims[L], 1.0f / B, dY, NULL);
   for (int l = L - 1; l >= 0; l--) { /* backward */
     const int K = n->dims[l], N = n->dims[l + 1];
-    const float *x = l == 0 ? n->x : (n->dropout > 0 && v != V_GEMM ? n->drop[l - 1] : n->act[l]);
-    be->gemm(1, 0, K, N, B, 1.0f, x, K, dY, N, 0.0f, n->dW[l], N);
-    if (l == L - 1 && v != V_GEMM) be->bias_grad(n->db[l], dY, B, N);
+    const float *x = l == 0 ? n->x : (n->dropout > 0 && !gemm_only ? n->drop[l - 1] : n->act[l]);
+    if (v == V_BLAS)
+      blas_gemm(1, 0, K, N, B, x, K, dY, N, n->dW[l], N);
+    else
+      be->gemm(1, 0, K, N, B, 1.0f, x, K, dY, N, 0.0f, n->dW[l], N);
+    if (l == L - 1 && !gemm_only) be->bias_grad(n->db[l], dY, B, N);
     if (l > 0) {
       float *dX = n->delta[l % 2];
-      be->gemm(0, 1, B, K, N, 1.0f, dY, N, n->W[l], N, 0.0f, dX, K);
+      if (v == V_BLAS)
+        blas_gemm(0, 1, B, K, N, dY, N, n->W[l], N, dX, K);
+      else
+        be->gemm(0, 1, B, K, N, 1.0f, dY, N, n->W[l], N, 0.0f, dX, K);
       const float *mk = n->dropout > 0 ? n->mask[l - 1] : NULL;
       if (v == V_UNFUSED) {
         if (mk) be->mul(dX, mk, (size_t)B * K);
         be->act_backward(dX, n->act[l], (size_t)B * K, BACKEND_ACT_RELU);
         be->bias_grad(n->db[l - 1], dX, B, K);
-      } else if (v != V_GEMM) {
+      } else if (!gemm_only) {
         be->act_bias_backward(dX, n->act[l], mk, n->db[l - 1], B, K, BACKEND_ACT_RELU);
       }
       dY = dX;
     }
   }
-  if (v == V_GEMM) return;
+  if (gemm_only) return;
   volatile double ss = be->sumsq(n->grads, n->n_params);
   (void)ss;
   backend_optim_args a = {.kind = 3 /* OPTIM_NESTEROV */, .lr = 0.01, .momentum = 0.9, .nesterov = 1, .first_step = 0};
@@ -188,20 +208,22 @@ int main(int argc, char **argv) {
   backend_cpu_set_threads(threads);
   net n;
   net_init(&n, be, dims, L, B, dropout);
-  static const char *const names[] = {"gemm", "step", "unfused", "beta1", "step1"};
-  double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
-  for (int k = 0; k < 4; k++) step(be, &n, (variant)k, 0); /* warm: pages, caches, the pool's threads */
+  static const char *const names[] = {"gemm", "step", "unfused", "beta1", "blas", "step1"};
+  double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
+  for (int k = 0; k < 5; k++) step(be, &n, (variant)k, 0); /* warm: pages, caches, the pool's threads */
   /* the variants interleaved, round after round, so that a burst of load from elsewhere hits them
    * all alike; the best round of each is printed */
   for (int r = 0; r < reps; r++)
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
       if (only && strcmp(only, names[k]) != 0) continue;
-      if (k == 4) cpu_pool_set_threads(1); /* the BLAS keeps its threads, the other passes get one */
-      const double t = timed(be, &n, k == 4 ? V_STEP : (variant)k, steps);
-      if (k == 4) cpu_pool_set_threads(threads);
+      if (k == 4) openblas_set_num_threads(threads); /* blas: OpenBLAS's threads, not the pool's */
+      if (k == 5) cpu_pool_set_threads(1);           /* step1: the whole step on 1 thread */
+      const double t = timed(be, &n, k == 5 ? V_STEP : (variant)k, steps);
+      if (k == 4) openblas_set_num_threads(1);
+      if (k == 5) cpu_pool_set_threads(threads);
       best[k] = t < best[k] ? t : best[k];
     }
-  for (int k = 0; k < 5; k++)
+  for (int k = 0; k < 6; k++)
     if (!only || !strcmp(only, names[k])) printf("%s %.4f\n", names[k], best[k]);
   return 0;
 }

@@ -20,8 +20,14 @@
 _Static_assert(BACKEND_ACT_NONE == 0 && BACKEND_ACT_RELU == 1 && BACKEND_ACT_TANH == 2 && BACKEND_ACT_SIGMOID == 3,
                "backend_act numbering changed: update kernels/common/elem_math.h");
 
+/* OpenBLAS's thread count before backend_cpu_set_threads first ran (its default: OPENBLAS_NUM_THREADS or
+ * the cores); 0 until then */
+static int g_blas_default;
+
 int backend_cpu_info(backend_device_info *info) {
-  snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(), openblas_get_num_threads());
+  /* the pool's threads once backend_cpu_set_threads ran (each GEMM block on one BLAS thread) */
+  const int nt = g_blas_default ? cpu_pool_threads() : openblas_get_num_threads();
+  snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(), nt);
   info->memory_bytes = 0;
   return 0;
 }
@@ -59,11 +65,46 @@ static void cpu_fill(float *x, size_t n, float v) {
   cpu_pool_run(fill_part, &j, n);
 }
 
+/* The GEMMs run on the pool too. C is cut into blocks of GEMM_BLOCK columns (when C is at least
+ * as wide as tall, else rows) — a cut that depends on the shape only — and each block is one
+ * single-threaded cblas_sgemm; the threads take contiguous runs of blocks. So a GEMM gives the same
+ * bits on any thread count (OpenBLAS's own threading does not, nor does cutting by the thread
+ * count: sgemm's rounding depends on the block's width), and one set of threads runs every pass
+ * of the step and waits between them as pool_cpu.c chooses, instead of OpenBLAS's workers
+ * spinning on the cores after each GEMM while the other passes need them (docs/benchmarks.md).
+ * OpenBLAS is kept at 1 thread (backend_cpu_set_threads). */
+enum { GEMM_BLOCK = 128 };
+
+typedef struct gemm_job {
+  int ta, tb, M, N, K, lda, ldb, ldc, by_cols;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+} gemm_job;
+
+static void gemm_part(void *a, int t, int nt) {
+  const gemm_job *j = a;
+  const size_t dim = (size_t)(j->by_cols ? j->N : j->M), blocks = (dim + GEMM_BLOCK - 1) / GEMM_BLOCK;
+  size_t b0, b1;
+  cpu_pool_share(blocks, t, nt, 1, &b0, &b1);
+  const CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+  for (size_t blk = b0; blk < b1; blk++) {
+    const size_t lo = blk * GEMM_BLOCK;
+    const int n = (int)(dim - lo < GEMM_BLOCK ? dim - lo : GEMM_BLOCK);
+    if (j->by_cols) /* columns lo.. of op(B): B[K, N] column offset, or B[N, K] row offset */
+      cblas_sgemm(CblasRowMajor, ta, tb, j->M, n, j->K, j->alpha, j->A, j->lda,
+                  j->tb ? j->B + lo * (size_t)j->ldb : j->B + lo, j->ldb, j->beta, j->C + lo, j->ldc);
+    else /* rows lo.. of op(A): A[M, K] row offset, or A[K, M] column offset */
+      cblas_sgemm(CblasRowMajor, ta, tb, n, j->N, j->K, j->alpha, j->ta ? j->A + lo : j->A + lo * (size_t)j->lda,
+                  j->lda, j->B, j->ldb, j->beta, j->C + lo * (size_t)j->ldc, j->ldc);
+  }
+}
+
 static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc) {
   if (M == 0 || N == 0) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
-              ldb, beta, C, ldc);
+  gemm_job j = {ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, beta, A, B, C};
+  cpu_pool_run(gemm_part, &j, (size_t)M * (size_t)N * (size_t)(K > 0 ? K : 1) / 16);
 }
 
 typedef struct spmm_job {
@@ -496,8 +537,7 @@ static void cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, cons
   float *a = ws, *b = ws + (size_t)M * K;
   cpu_round_bf16(a, A, ar, ac, lda);
   cpu_round_bf16(b, B, br, bc, ldb);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
-              ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
+  cpu_gemm(ta, tb, M, N, K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
 }
 
 static const backend_pca_ops k_cpu_pca = {
@@ -547,8 +587,9 @@ static const backend_ops k_cpu = {
 const backend_ops *backend_cpu(void) { return &k_cpu; }
 
 void backend_cpu_set_threads(int n) {
-  if (n > 0) openblas_set_num_threads(n);
-  cpu_pool_set_threads(n > 0 ? n : openblas_get_num_threads());
+  if (!g_blas_default) g_blas_default = openblas_get_num_threads();
+  cpu_pool_set_threads(n > 0 ? n : g_blas_default);
+  openblas_set_num_threads(1); /* the pool splits the GEMMs */
 }
 
 int backend_cpu_threads(void) { return cpu_pool_threads(); }
