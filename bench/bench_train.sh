@@ -72,7 +72,7 @@ printf '  all-reduce wait: %.1f%% of step time with overlapped buckets, %.1f%% w
 echo "== 4. the passes between the GEMMs, A/B in one process (B=128, 2 threads; s per epoch) =="
 "$gemm_step" --batch 128 --steps "$steps" --threads 2 --reps 3 > "$tmp/ab"
 gg=$(field gemm "$tmp/ab")
-for v in step unfused beta1 step1; do
+for v in step unfused beta1 blas step1; do
   t=$(field "$v" "$tmp/ab")
   printf '  %-8s %.2f s  (%s x gemm, +%.2f s over it)\n' "$v" "$t" "$(ratio "$t" "$gg")" "$(awk -v a="$t" -v b="$gg" 'BEGIN{print a-b}')"
 done

@@ -72,7 +72,8 @@ static void cpu_fill(float *x, size_t n, float v) {
  * count: sgemm's rounding depends on the block's width), and one set of threads runs every pass
  * of the step and waits between them as pool_cpu.c chooses, instead of OpenBLAS's workers
  * spinning on the cores after each GEMM while the other passes need them (docs/benchmarks.md).
- * OpenBLAS is kept at 1 thread (backend_cpu_set_threads). */
+ * OpenBLAS is kept at 1 thread (backend_cpu_set_threads); before that is called, a GEMM is one
+ * cblas_sgemm on OpenBLAS's own threads, as it always was. */
 enum { GEMM_BLOCK = 128 };
 
 typedef struct gemm_job {
@@ -103,6 +104,11 @@ static void gemm_part(void *a, int t, int nt) {
 static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc) {
   if (M == 0 || N == 0) return;
+  if (!g_blas_default) { /* backend_cpu_set_threads never ran (predict, tools): OpenBLAS threads it */
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+    return;
+  }
   gemm_job j = {ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, beta, A, B, C};
   cpu_pool_run(gemm_part, &j, (size_t)M * (size_t)N * (size_t)(K > 0 ? K : 1) / 16);
 }

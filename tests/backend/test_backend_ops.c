@@ -1459,6 +1459,9 @@ static void run_table(void) {
 int main(int argc, char **argv) {
   const char *which = argc > 1 ? argv[1] : "cpu";
   REF = backend_cpu();
+  /* the CPU backend as the trainer runs it: its pool on 2 threads, the GEMMs in their blocks
+   * (tests/unit/test_threads.c checks that 1 to 4 threads give the same bits) */
+  backend_cpu_set_threads(2);
   if (strcmp(which, "cpu") == 0) {
     BE = REF;
   } else if (strcmp(which, "cuda") == 0) {
