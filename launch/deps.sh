@@ -22,7 +22,7 @@ pkgs=(
   libopenblas-dev liblapacke-dev
   zlib1g-dev libssl-dev libinih-dev libcjson-dev libpng-dev libcmocka-dev
   gnuplot-nox shellcheck clang-format-14 clang-14 libclang-rt-14-dev
-  gettext-base python3-yaml
+  gettext-base python3-yaml strace
   nodejs npm
   dataset-fashion-mnist
   python3 python3-numpy python3-h5py

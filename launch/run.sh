@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — the one way to start a dptrain run on several MPI ranks: checks everything it can before
-# anything starts, builds the mpirun line, prints it, and runs it (exec, so signals reach mpirun).
+# anything starts, builds the mpirun line, prints it, and runs it (exec, so signals reach mpirun;
+# with a hostfile as a supervised child, see the end of this file).
 #
 #   launch/run.sh -n RANKS [options] SUBCOMMAND CONFIG [section.key=value ...]
 #     SUBCOMMAND               train | eval | pca (prep, info and version need no mpirun)
@@ -37,7 +38,7 @@
 # --allow-run-as-root is added only when running as root.
 #
 # Environment: DPTRAIN (default build/dptrain), MPIRUN (default mpirun), NVIDIA_SMI (default
-# nvidia-smi). Errors are one line, "run.sh: ...", exit status 2 for usage (bad arguments, missing
+# nvidia-smi), DPT_RUN_GRACE (hostfile mode: seconds mpirun may outlive this host's ranks, 30). Errors are one line, "run.sh: ...", exit status 2 for usage (bad arguments, missing
 # config, too many ranks) and 1 for an unfit machine (no GPUs, dptrain or mpirun missing).
 set -euo pipefail
 here=${BASH_SOURCE[0]%/*}; [ "$here" != "${BASH_SOURCE[0]}" ] || here=.
@@ -261,4 +262,51 @@ fi
 line=$(printf '%q ' "${cmd[@]}")
 echo "${line% }"
 [ "$dry" = 1 ] && exit 0
-exec "${cmd[@]}"
+[ "$mode" = hostfile ] || exec "${cmd[@]}"
+
+# ---- hostfile mode: mpirun supervised ------------------------------------------------------------
+# Open MPI 4.1 has no daemon heartbeat: when a host freezes (its kernel still answers TCP, its
+# processes do not), the live ranks report it (dptrain's watchdog) and exit, but mpirun waits for
+# the frozen host's daemon forever. So mpirun runs as a child here (signals forwarded to it), and
+# once this host's dptrain ranks have all ended, mpirun gets DPT_RUN_GRACE seconds (default 30) to
+# end the job; after that it is stopped and run.sh exits 3 (LOG_EXIT_TIMEOUT) with one line. The
+# frozen host's daemon, if it ever runs again, finds mpirun gone and ends its ranks.
+grace=${DPT_RUN_GRACE:-30}
+case $grace in '' | *[!0-9]*) die "DPT_RUN_GRACE must be a whole number of seconds, got '$grace'" ;; esac
+binreal=$(readlink -f "$bin")
+"${cmd[@]}" &
+mp=$!
+for sig in TERM INT HUP USR1 USR2; do
+  # shellcheck disable=SC2064  # the pid and signal now
+  trap "kill -$sig $mp 2>/dev/null || true" "$sig"
+done
+# local_ranks: how many dptrain processes mpirun runs on this host now
+local_ranks() {
+  local n=0 c
+  for c in $(pgrep -P "$mp" || true); do
+    [ "$(readlink -f "/proc/$c/exe" 2>/dev/null)" != "$binreal" ] || n=$((n + 1))
+  done
+  echo "$n"
+}
+seen=0 ended=-1
+while kill -0 "$mp" 2>/dev/null; do
+  n=$(local_ranks)
+  if [ "$n" -gt 0 ]; then
+    [ "$n" -le "$seen" ] || seen=$n # the most that ran at once
+    ended=-1
+  elif [ "$seen" -gt 0 ]; then
+    [ "$ended" -ge 0 ] || ended=$SECONDS
+    if [ $((SECONDS - ended)) -ge "$grace" ]; then
+      echo "run.sh: the $seen rank(s) on $(hostname) ended ${grace} s ago but mpirun is still waiting for another host's daemon (frozen or unreachable): stopped it (exit 3)" >&2
+      kill -TERM "$mp" 2>/dev/null || true
+      sleep 2
+      kill -KILL "$mp" 2>/dev/null || true
+      wait "$mp" 2>/dev/null || true
+      exit 3
+    fi
+  fi
+  sleep 1 & wait $! || true # a trapped signal interrupts the wait and is forwarded at once
+done
+rc=0
+wait "$mp" || rc=$?
+exit "$rc"

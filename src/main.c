@@ -66,11 +66,17 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
-  } mpi_cmds[] = {
-      {"train", cmd_train}, {"eval", cmd_eval}, {"lsa", lsa_main}, {"predict", predict_main}, {"pca", pca_main}};
+    int alone; /* started without a launcher, it runs without MPI (dist_init_alone) */
+  } mpi_cmds[] = {{"train", cmd_train, 0},
+                  {"eval", cmd_eval, 0},
+                  {"lsa", lsa_main, 1},
+                  {"predict", predict_main, 1},
+                  {"pca", pca_main, 0}};
   for (size_t i = 0; i < sizeof mpi_cmds / sizeof *mpi_cmds; i++) {
     if (strcmp(cmd, mpi_cmds[i].name) != 0) continue;
-    if (dist_init(&argc, &argv)) {
+    if (mpi_cmds[i].alone && !dist_launched())
+      dist_init_alone();
+    else if (dist_init(&argc, &argv)) {
       log_report();
       return LOG_EXIT_RUNTIME;
     }

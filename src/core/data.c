@@ -175,15 +175,32 @@ void data_close(data_file *f) {
   f->path = NULL;
 }
 
-/* Read elements [off, off + n) of a 1-D dataset as memory type mt into out. */
+/* One H5Dread moves at most this many bytes: MPI-IO counts bytes in an int, and a read of 2 GiB
+ * or more fails inside ROMIO/OMPIO ("unknown HDF5 error"), so larger shards are read in pieces of
+ * 1 GiB (DPT_READ_PIECE_BYTES sets a smaller piece: the tests read small files in many pieces). */
+static int64_t read_piece(void) {
+  static int64_t piece = 0;
+  if (!piece) {
+    const char *v = getenv("DPT_READ_PIECE_BYTES");
+    long long x = v ? atoll(v) : 0;
+    piece = x > 0 && x < ((int64_t)1 << 30) ? (int64_t)x : (int64_t)1 << 30;
+  }
+  return piece;
+}
+
+/* Read elements [off, off + n) of a 1-D dataset as memory type mt into out, in pieces of at most
+ * read_piece() bytes. */
 static int read_range(hid_t ds, hid_t mt, int64_t off, int64_t n, void *out) {
-  if (n == 0) return 0;
+  const int64_t size = (int64_t)H5Tget_size(mt), piece = read_piece() / (size > 0 ? size : 1);
   hid_t fs = H5Dget_space(ds);
-  hsize_t o[1] = {(hsize_t)off}, c[1] = {(hsize_t)n};
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, o, NULL, c, NULL);
-  hid_t ms = H5Screate_simple(1, c, NULL);
-  herr_t rc = H5Dread(ds, mt, ms, fs, H5P_DEFAULT, out);
-  H5Sclose(ms);
+  herr_t rc = 0;
+  for (int64_t done = 0; rc >= 0 && done < n; done += piece) {
+    hsize_t o[1] = {(hsize_t)(off + done)}, c[1] = {(hsize_t)(n - done < piece ? n - done : piece)};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, o, NULL, c, NULL);
+    hid_t ms = H5Screate_simple(1, c, NULL);
+    rc = H5Dread(ds, mt, ms, fs, H5P_DEFAULT, (char *)out + done * size);
+    H5Sclose(ms);
+  }
   H5Sclose(fs);
   return rc < 0 ? -1 : 0;
 }
@@ -192,11 +209,17 @@ static int read_dense(const data_file *f, const data_split *s, data_block *b, in
   b->x = xmalloc((size_t)(n * s->cols) * sizeof(float));
   if (n == 0) return 0;
   hid_t fs = H5Dget_space(s->x);
-  hsize_t o[2] = {(hsize_t)b->begin, 0}, c[2] = {(hsize_t)n, (hsize_t)s->cols};
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, o, NULL, c, NULL);
-  hid_t ms = H5Screate_simple(2, c, NULL);
-  herr_t rc = H5Dread(s->x, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, b->x);
-  H5Sclose(ms);
+  const int64_t row_bytes = (int64_t)sizeof(float) * (s->cols > 0 ? s->cols : 1);
+  const int64_t piece = read_piece() / row_bytes > 0 ? read_piece() / row_bytes : 1; /* rows per read */
+  herr_t rc = 0;
+  for (int64_t done = 0; rc >= 0 && done < n; done += piece) {
+    hsize_t o[2] = {(hsize_t)(b->begin + done), 0},
+            c[2] = {(hsize_t)(n - done < piece ? n - done : piece), (hsize_t)s->cols};
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, o, NULL, c, NULL);
+    hid_t ms = H5Screate_simple(2, c, NULL);
+    rc = H5Dread(s->x, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, b->x + done * s->cols);
+    H5Sclose(ms);
+  }
   H5Sclose(fs);
   if (rc < 0) return log_fail("%s: /%s/X: read failed: %s", f->path, s->name, h5io_why());
   size_t total = (size_t)(n * s->cols);
@@ -271,6 +294,22 @@ int data_read_block(const data_file *f, const data_split *s, int64_t begin, int6
   if (!rc) rc = read_labels(f, s, b, n);
   if (rc) data_block_free(b);
   return rc;
+}
+
+/* The size of one stored element of dataset ds (0 when it cannot be told). */
+static double stored_size(hid_t ds) {
+  hid_t t = ds >= 0 ? H5Dget_type(ds) : H5I_INVALID_HID;
+  double n = t >= 0 ? (double)H5Tget_size(t) : 0;
+  if (t >= 0) H5Tclose(t);
+  return n;
+}
+
+double data_block_file_bytes(const data_split *s, const data_block *b) {
+  double rows = (double)(b->end - b->begin), bytes = rows * stored_size(s->y);
+  if (s->kind == DATA_CSR)
+    return bytes + (double)b->nnz * (stored_size(s->data) + stored_size(s->indices)) +
+           (rows + 1) * stored_size(s->indptr);
+  return bytes + rows * (double)s->cols * stored_size(s->x);
 }
 
 void data_block_free(data_block *b) {

@@ -66,6 +66,10 @@ void data_shard(int64_t n, int rank, int size, int64_t *begin, int64_t *end);
  * data_block_free). Not collective. Returns 0, or -1 with log_fail("PATH: /SPLIT/..: why"). */
 int data_read_block(const data_file *f, const data_split *s, int64_t begin, int64_t end, data_block *b);
 
+/* The bytes of the file that data_read_block read for b (from split s): X's rows (dense) or their
+ * data, indices and indptr (CSR), and their labels, at the stored types' sizes. */
+double data_block_file_bytes(const data_split *s, const data_block *b);
+
 /* Release what data_read_block allocated; the block is zeroed. */
 void data_block_free(data_block *b);
 

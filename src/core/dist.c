@@ -13,6 +13,7 @@
 #include "log.h"
 
 static int g_started = 0, g_rank = 0, g_size = 1, g_local = 0, g_local_size = 1;
+static int g_alone = 0; /* dist_init_alone: one process and MPI never started */
 
 static void side_open(void);
 static void side_close(void);
@@ -43,7 +44,43 @@ int dist_init(int *argc, char ***argv) {
   return 0;
 }
 
+int dist_launched(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                     "MV2_COMM_WORLD_RANK"};
+  const char *force = getenv("DPT_MPI");
+  if (force && *force) return strcmp(force, "0") != 0;
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+    if (getenv(vars[i])) return 1;
+  return 0;
+}
+
+int dist_init_alone(void) {
+  g_alone = 1;
+  g_rank = g_local = 0;
+  g_size = g_local_size = 1;
+  log_set_rank(0, 1);
+  return 0;
+}
+
+int dist_alone(void) { return g_alone; }
+
+/* Without MPI: the size of one element of a predefined type (the ones dptrain's one-process
+ * commands use); any other type is a bug, reported and fatal. */
+static size_t alone_type_size(MPI_Datatype t) {
+  if (t == MPI_CHAR || t == MPI_BYTE || t == MPI_UNSIGNED_CHAR || t == MPI_INT8_T || t == MPI_UINT8_T) return 1;
+  if (t == MPI_INT || t == MPI_INT32_T || t == MPI_UINT32_T || t == MPI_FLOAT) return 4;
+  if (t == MPI_INT64_T || t == MPI_UINT64_T || t == MPI_LONG_LONG || t == MPI_DOUBLE) return 8;
+  log_rank("dist: internal error: an MPI datatype not known without MPI");
+  exit(LOG_EXIT_RUNTIME);
+}
+
+/* Without MPI, the collective of one process: copy n elements of type t from in to out. */
+static void alone_copy(void *out, const void *in, int n, MPI_Datatype t) {
+  if (in != MPI_IN_PLACE && out && in && n > 0 && out != in) memmove(out, in, (size_t)n * alone_type_size(t));
+}
+
 void dist_finalize(void) {
+  if (g_alone) return;
   int fin = 0;
   MPI_Finalized(&fin);
   if (!fin) side_close();
@@ -73,7 +110,7 @@ int dist_root_peer(void) {
 MPI_Comm dist_comm(void) { return MPI_COMM_WORLD; }
 
 void dist_allreduce_sum(void *x, int64_t n, MPI_Datatype type, MPI_Comm comm) {
-  if (comm == MPI_COMM_NULL || n <= 0) return;
+  if (comm == MPI_COMM_NULL || n <= 0 || g_alone) return;
   int size = 0;
   MPI_CHECK(MPI_Type_size(type, &size));
   const int64_t piece = ((int64_t)8 << 20) / (size > 0 ? size : 1);
@@ -353,18 +390,24 @@ double dist_timeout_env(void) {
 
 void dist_allreduce(const void *in, void *out, int n, MPI_Datatype type, MPI_Op op, MPI_Comm comm, const char *what) {
   if (comm == MPI_COMM_NULL) return;
+  if (g_alone) {
+    alone_copy(out, in, n, type);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Iallreduce(in, out, n, type, op, comm, &r));
   dist_wait(1, &r, what, NULL);
 }
 
 void dist_bcast(void *x, int n, MPI_Datatype type, int root, MPI_Comm comm, const char *what) {
+  if (g_alone) return;
   MPI_Request r;
   MPI_CHECK(MPI_Ibcast(x, n, type, root, comm, &r));
   dist_wait(1, &r, what, NULL);
 }
 
 void dist_barrier(MPI_Comm comm, const char *what) {
+  if (g_alone) return;
   MPI_Request r;
   MPI_CHECK(MPI_Ibarrier(comm, &r));
   dist_wait(1, &r, what, NULL);
@@ -372,6 +415,10 @@ void dist_barrier(MPI_Comm comm, const char *what) {
 
 void dist_allgather(const void *in, int n_in, MPI_Datatype t_in, void *out, int n_out, MPI_Datatype t_out,
                     MPI_Comm comm, const char *what) {
+  if (g_alone) {
+    alone_copy(out, in, n_in, t_in);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Iallgather(in, n_in, t_in, out, n_out, t_out, comm, &r));
   dist_wait(1, &r, what, NULL);
@@ -379,6 +426,10 @@ void dist_allgather(const void *in, int n_in, MPI_Datatype t_in, void *out, int 
 
 void dist_allgatherv(const void *in, int n_in, MPI_Datatype t_in, void *out, const int *counts, const int *displs,
                      MPI_Datatype t_out, MPI_Comm comm, const char *what) {
+  if (g_alone) {
+    alone_copy((char *)out + (size_t)displs[0] * alone_type_size(t_out), in, n_in, t_in);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Iallgatherv(in, n_in, t_in, out, counts, displs, t_out, comm, &r));
   dist_wait(1, &r, what, NULL);
@@ -386,6 +437,10 @@ void dist_allgatherv(const void *in, int n_in, MPI_Datatype t_in, void *out, con
 
 void dist_gather(const void *in, int n_in, MPI_Datatype t_in, void *out, int n_out, MPI_Datatype t_out, int root,
                  MPI_Comm comm, const char *what) {
+  if (g_alone) {
+    alone_copy(out, in, n_in, t_in);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Igather(in, n_in, t_in, out, n_out, t_out, root, comm, &r));
   dist_wait(1, &r, what, NULL);
@@ -393,6 +448,10 @@ void dist_gather(const void *in, int n_in, MPI_Datatype t_in, void *out, int n_o
 
 void dist_gatherv(const void *in, int n_in, MPI_Datatype t_in, void *out, const int *counts, const int *displs,
                   MPI_Datatype t_out, int root, MPI_Comm comm, const char *what) {
+  if (g_alone) {
+    alone_copy((char *)out + (size_t)displs[0] * alone_type_size(t_out), in, n_in, t_in);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Igatherv(in, n_in, t_in, out, counts, displs, t_out, root, comm, &r));
   dist_wait(1, &r, what, NULL);
@@ -400,6 +459,10 @@ void dist_gatherv(const void *in, int n_in, MPI_Datatype t_in, void *out, const 
 
 void dist_alltoall(const void *in, int n_in, MPI_Datatype t_in, void *out, int n_out, MPI_Datatype t_out, MPI_Comm comm,
                    const char *what) {
+  if (g_alone) {
+    alone_copy(out, in, n_in, t_in);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Ialltoall(in, n_in, t_in, out, n_out, t_out, comm, &r));
   dist_wait(1, &r, what, NULL);
@@ -407,12 +470,18 @@ void dist_alltoall(const void *in, int n_in, MPI_Datatype t_in, void *out, int n
 
 void dist_alltoallv(const void *in, const int *n_in, const int *d_in, MPI_Datatype t_in, void *out, const int *n_out,
                     const int *d_out, MPI_Datatype t_out, MPI_Comm comm, const char *what) {
+  if (g_alone) {
+    alone_copy((char *)out + (size_t)d_out[0] * alone_type_size(t_out),
+               (const char *)in + (size_t)d_in[0] * alone_type_size(t_in), n_in[0], t_in);
+    return;
+  }
   MPI_Request r;
   MPI_CHECK(MPI_Ialltoallv(in, n_in, d_in, t_in, out, n_out, d_out, t_out, comm, &r));
   dist_wait(1, &r, what, NULL);
 }
 
 void dist_exscan(const void *in, void *out, int n, MPI_Datatype type, MPI_Op op, MPI_Comm comm, const char *what) {
+  if (g_alone) return; /* rank 0's result is undefined, as in MPI */
   MPI_Request r;
   MPI_CHECK(MPI_Iexscan(in, out, n, type, op, comm, &r));
   dist_wait(1, &r, what, NULL);

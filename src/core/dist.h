@@ -36,6 +36,17 @@
  * Returns 0, or -1 with log_fail set. Safe to call once per process. */
 int dist_init(int *argc, char ***argv);
 
+/* Whether this process was started by an MPI launcher (mpirun/mpiexec, srun, PMIx or PMI in the
+ * environment). DPT_MPI=1 or 0 in the environment overrides the answer. */
+int dist_launched(void);
+
+/* One process without MPI: rank 0 of 1, MPI never initialised. The collectives below then act as
+ * on a communicator of one (copies or nothing) without calling MPI, dist_finalize does nothing.
+ * For the commands a user runs alone on a laptop (predict, lsa): MPI_Init of a singleton starts
+ * Open MPI's runtime daemon, ~0.4 s. Returns 0. */
+int dist_init_alone(void);
+int dist_alone(void); /* 1 after dist_init_alone */
+
 /* Finalise MPI if dist_init started it, after flushing what this rank printed. Collective. */
 void dist_finalize(void);
 

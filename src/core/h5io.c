@@ -156,6 +156,35 @@ int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t 
   return rc;
 }
 
+hid_t h5io_rows_create(hid_t loc, const char *name, hid_t type, int64_t rows, int64_t cols) {
+  hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+  hid_t space = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t ds = H5Dcreate2(loc, name, type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  H5Pclose(lcpl);
+  H5Sclose(space);
+  if (ds < 0) log_fail("HDF5: cannot create %s: %s", name, h5io_why());
+  return ds;
+}
+
+int h5io_rows_write(hid_t ds, hid_t type, int64_t begin, int64_t n, const void *data) {
+  if (n <= 0) return 0;
+  hid_t fs = H5Dget_space(ds);
+  int rank = H5Sget_simple_extent_ndims(fs);
+  hsize_t dims[2] = {0, 0}, start[2] = {(hsize_t)begin, 0}, count[2] = {(hsize_t)n, 0};
+  H5Sget_simple_extent_dims(fs, dims, NULL);
+  count[1] = dims[1];
+  hid_t ms = H5Screate_simple(rank, count, NULL);
+  int rc = 0;
+  if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+      H5Dwrite(ds, type, ms, fs, H5P_DEFAULT, data) < 0)
+    rc = log_fail("HDF5: cannot write rows %lld..%lld: %s", (long long)begin, (long long)(begin + n), h5io_why());
+  H5Sclose(ms);
+  H5Sclose(fs);
+  return rc;
+}
+
 int h5io_write_strings(hid_t loc, const char *name, char *const *strs, size_t n) {
   hid_t t = H5Tcopy(H5T_C_S1);
   H5Tset_size(t, H5T_VARIABLE);

@@ -50,6 +50,14 @@ hid_t h5io_group(hid_t loc, const char *path);
  * Returns 0 or -1 with log_fail. */
 int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data, int gzip);
 
+/* A dataset written a block of rows at a time, so memory stays bounded by one block: `name`
+ * under loc, contiguous storage (the layout MPI-IO reads fastest), [rows, cols] when cols > 0,
+ * [rows] when cols == 0. h5io_rows_create returns the open dataset (close with H5Dclose) or -1
+ * with log_fail; h5io_rows_write writes rows [begin, begin + n) from data (row-major, `type` in
+ * memory and file alike) and returns 0 or -1 with log_fail. */
+hid_t h5io_rows_create(hid_t loc, const char *name, hid_t type, int64_t rows, int64_t cols);
+int h5io_rows_write(hid_t ds, hid_t type, int64_t begin, int64_t n, const void *data);
+
 /* Write a 1-D dataset of n variable-length UTF-8 strings. Returns 0 or -1 with log_fail. */
 int h5io_write_strings(hid_t loc, const char *name, char *const *strs, size_t n);
 

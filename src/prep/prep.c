@@ -11,7 +11,8 @@
 static const char *const k_usage =
     "usage: dptrain prep mnist|fashion --src DIR --out FILE.h5\n"
     "       dptrain prep spam --src DIR --out FILE.h5 [--min-df N] [--test-fraction F] [--seed S]\n"
-    "       dptrain prep synth --rows N --cols D --density P --rank R [--seed S] --out FILE.h5\n";
+    "       dptrain prep synth --rows N --cols D --density P --rank R [--seed S] --out FILE.h5\n"
+    "       dptrain prep synth --classes C --rows N --cols D [--separation S] [--seed S] --out FILE.h5\n";
 
 /* Parse a whole-string number; 0 on success. */
 static int parse_i64(const char *s, int64_t *v) {
@@ -39,7 +40,16 @@ int prep_main(int argc, char **argv) {
     log_error("prep: unknown dataset '%s' (mnist, fashion, spam, synth)", kind);
     return LOG_EXIT_USAGE;
   }
-  prep_opts o = {.min_df = 1, .test_fraction = 0.2, .seed = 0, .rows = -1, .cols = -1, .density = -1, .rank = -1};
+  prep_opts o = {.min_df = 1,
+                 .test_fraction = 0.2,
+                 .seed = 0,
+                 .rows = -1,
+                 .cols = -1,
+                 .density = -1,
+                 .rank = -1,
+                 .classes = -1,
+                 .separation = 3};
+  int separation_given = 0;
   for (int i = 2; i < argc; i++) {
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int64_t n;
@@ -75,6 +85,18 @@ int prep_main(int argc, char **argv) {
         o.cols = n;
       else
         o.rank = n;
+    } else if (is_synth && strcmp(k, "--classes") == 0) {
+      if (parse_i64(v, &n) || n < 2 || n > 65536) {
+        log_error("prep synth: --classes must be an integer in [2, 65536], got '%s'", v);
+        return LOG_EXIT_USAGE;
+      }
+      o.classes = n;
+    } else if (is_synth && strcmp(k, "--separation") == 0) {
+      separation_given = 1;
+      if (parse_f64(v, &o.separation) || !(o.separation > 0 && o.separation < 1e6)) {
+        log_error("prep synth: --separation must be a number in (0, 1e6), got '%s'", v);
+        return LOG_EXIT_USAGE;
+      }
     } else if (is_synth && strcmp(k, "--density") == 0) {
       if (parse_f64(v, &o.density) || !(o.density > 0 && o.density <= 1)) {
         log_error("prep synth: --density must be in (0, 1], got '%s'", v);
@@ -91,7 +113,20 @@ int prep_main(int argc, char **argv) {
       return LOG_EXIT_USAGE;
     }
   }
-  if (is_synth) {
+  if (is_synth && o.classes > 0) {
+    if (o.rows < 0 || o.cols < 0 || !o.out) {
+      log_error("prep synth --classes: --rows, --cols and --out are required");
+      return LOG_EXIT_USAGE;
+    }
+    if (o.density >= 0 || o.rank >= 0) {
+      log_error("prep synth --classes: --density and --rank belong to the planted-rank mode, not --classes");
+      return LOG_EXIT_USAGE;
+    }
+  } else if (is_synth) {
+    if (separation_given) {
+      log_error("prep synth: --separation needs --classes (the labelled mode)");
+      return LOG_EXIT_USAGE;
+    }
     if (o.rows < 0 || o.cols < 0 || o.density < 0 || o.rank < 0 || !o.out) {
       log_error("prep synth: --rows, --cols, --density, --rank and --out are required");
       return LOG_EXIT_USAGE;
@@ -104,7 +139,10 @@ int prep_main(int argc, char **argv) {
     log_error("prep %s: --src and --out are required", kind);
     return LOG_EXIT_USAGE;
   }
-  int rc = is_synth ? prep_synth(&o) : is_spam ? prep_spam(&o) : prep_idx(&o, kind);
+  int rc = is_synth && o.classes > 0 ? prep_synth_classes(&o)
+           : is_synth                ? prep_synth(&o)
+           : is_spam                 ? prep_spam(&o)
+                                     : prep_idx(&o, kind);
   if (rc) {
     log_report();
     return LOG_EXIT_RUNTIME;

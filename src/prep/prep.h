@@ -4,6 +4,7 @@
  *   dptrain prep fashion --src DIR --out FILE.h5
  *   dptrain prep spam    --src DIR --out FILE.h5 [--min-df N] [--test-fraction F] [--seed S]
  *   dptrain prep synth   --rows N --cols D --density P --rank R [--seed S] --out FILE.h5
+ *   dptrain prep synth   --classes C --rows N --cols D [--separation S] [--seed S] --out FILE.h5
  *
  * Every writer goes through h5io_create/h5io_commit: a failed prep leaves no file behind. */
 #ifndef DPT_PREP_H
@@ -24,6 +25,8 @@ typedef struct prep_opts {
   int64_t cols;         /* synth: features D (1 <= D <= INT32_MAX) */
   double density;       /* synth: target nonzeros per row / D, in (0, 1] */
   int64_t rank;         /* synth: planted rank r (1 <= r <= D) */
+  int64_t classes;      /* synth --classes: number of classes C (2..65536); -1: the planted-rank mode */
+  double separation;    /* synth --classes: scale S of the class means (> 0; default 3) */
 } prep_opts;
 
 /* Entry point of the subcommand; argv[0] is "prep". Returns a LOG_EXIT_* code, errors printed. */
@@ -44,5 +47,10 @@ int prep_spam_message(const char *json, size_t len, const char *name, buf *text)
  * /train, /test, /planted_eigenvalues [r], /planted_factors (CSR [r, D]). Memory O(nnz + D).
  * Returns 0 or -1 with log_fail. */
 int prep_synth(const prep_opts *o);
+
+/* Dense labelled data of a Gaussian mixture with known means (synth_class.c): /train, /test,
+ * /class_means [C, D], attribute bayes_accuracy. Written a block of rows at a time: memory
+ * O(C·D + 8 MiB) for any N. Returns 0 or -1 with log_fail. */
+int prep_synth_classes(const prep_opts *o);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +54,8 @@ typedef struct trainer {
   int64_t skipped;       /* steps skipped for a non-finite loss or gradient (train.nonfinite = skip) */
   int64_t skip_run;      /* of them, in a row up to now */
   checkpoint_model card; /* what applying the model needs (rank 0; written into every checkpoint) */
+  double read_s;         /* seconds this rank took to read its training rows from the file */
+  double read_bytes;     /* bytes of the file those rows are (data_block_file_bytes) */
 } trainer;
 
 /* Set by SIGTERM / SIGUSR1 (preemption, Slurm's warning before the time limit): every rank finishes
@@ -295,6 +298,21 @@ static void log_balance(const trainer *t) {
       (long long)t->smp.v, (long long)-m[1], (long long)m[0], (long long)-m[3], (long long)m[2]);
 }
 
+/* One line on rank 0: how long the ranks took to read their training rows, and at what rate
+ * (slowest and fastest rank, and all of them together: total bytes / slowest time). Collective. */
+static void log_read(const trainer *t) {
+  double m[4] = {t->read_s, -t->read_s, t->read_bytes, 0}, rate = t->read_s > 0 ? t->read_bytes / t->read_s : 0;
+  m[3] = -rate;
+  double total = t->read_bytes;
+  dist_allreduce(MPI_IN_PLACE, m, 4, MPI_DOUBLE, MPI_MAX, dist_comm(), "read time");
+  dist_allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, dist_comm(), "read bytes");
+  const double mib = 1048576.0;
+  log_info(
+      "data: read %.1f MiB of training rows in %.2f s (slowest rank, up to %.1f MiB each; %.0f MiB/s per rank "
+      "at the slowest, %.0f MiB/s in all)\n",
+      total / mib, m[0], m[2] / mib, -m[3] / mib, m[0] > 0 ? total / m[0] / mib : 0.0);
+}
+
 /* ---- set-up --------------------------------------------------------------------------------- */
 
 /* Everything before the first step, from the options t->o; returns 0, or -1 (reported once, on
@@ -313,8 +331,13 @@ static int setup(trainer *t, int eval_only) {
   int64_t lo, hi, tb, te;
   sampler_local_rows(&t->smp, &lo, &hi);
   data_shard(f->test.rows, rank, size, &tb, &te);
-  int ok = data_read_block(f, &f->train, lo, hi, &t->local) == 0 && data_read_block(f, &f->test, tb, te, &t->test) == 0;
+  double t_read = now();
+  int ok = data_read_block(f, &f->train, lo, hi, &t->local) == 0;
+  t->read_s = now() - t_read;
+  ok = ok && data_read_block(f, &f->test, tb, te, &t->test) == 0;
   if (!dist_all_ok(ok)) return -1;
+  t->read_bytes = data_block_file_bytes(&f->train, &t->local);
+  log_read(t);
   /* classes: the file says, or 1 + the largest label anywhere */
   t->classes = f->num_classes;
   if (t->classes < 1) {
@@ -595,6 +618,11 @@ static int run(trainer *t) {
   /* the balance the steps had: the fewest and most rows of one step on any rank, and the rows each read */
   int64_t bal[4] = {t->step_rows_max, -t->step_rows_min, t->local.end - t->local.begin, t->local.begin - t->local.end};
   dist_allreduce(MPI_IN_PLACE, bal, 4, MPI_INT64_T, MPI_MAX, dist_comm(), "metrics");
+  /* the slowest read, the slowest rank's read rate, and the largest peak resident memory */
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double io[3] = {t->read_s, t->read_s > 0 ? -t->read_bytes / t->read_s : 0, (double)ru.ru_maxrss / 1024.0};
+  dist_allreduce(MPI_IN_PLACE, io, 3, MPI_DOUBLE, MPI_MAX, dist_comm(), "metrics");
   if (dist_rank() == 0) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "summary", 1);
@@ -617,6 +645,9 @@ static int run(trainer *t) {
     cJSON_AddNumberToObject(o, "rank_read_rows_min", (double)-bal[3]);
     cJSON_AddNumberToObject(o, "rank_read_rows_max", (double)bal[2]);
     cJSON_AddNumberToObject(o, "shards", (double)t->smp.v);
+    cJSON_AddNumberToObject(o, "read_s_max", io[0]);
+    cJSON_AddNumberToObject(o, "read_mib_per_s_rank_min", -io[1] / 1048576.0);
+    cJSON_AddNumberToObject(o, "peak_rss_mib_max", io[2]);
     cJSON *m = cJSON_AddArrayToObject(o, "confusion");
     for (int64_t i = 0; i < t->classes; i++) {
       cJSON *row = cJSON_CreateArray();

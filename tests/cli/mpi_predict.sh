@@ -50,6 +50,19 @@ h5dump -d /test/ids "$DPT_DATA/spam.h5" | grep -o '"[^"]*\.json"' | tr -d '"' | 
 compare "$T/h5.jsonl" "$T/raw.jsonl" "spam: raw test messages against /test/X" && pass "spam: the 1209 raw test messages predict as their /test/X rows"
 "${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs - < "$T/ids" > "$T/raw2.jsonl" || fail "2 ranks"
 if cmp -s "$T/raw.jsonl" "$T/raw2.jsonl"; then pass "spam: 2 ranks print what 1 rank prints"; else fail "spam: 2 ranks differ from 1"; fi
+# started alone (no launcher in the environment) predict runs without MPI: no Open MPI daemon is
+# exec'd (a singleton MPI_Init would start orted), and it prints what `mpirun -np 1` prints;
+# DPT_MPI=1 starts MPI anyway
+strace -f -qq -e trace=execve -o "$T/alone.trace" "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" \
+  --format jsonl > "$T/raw_alone.jsonl" || fail "predict alone under strace"
+if grep -q 'orted' "$T/alone.trace"; then fail "spam: predict alone started MPI's daemon"; else pass "spam: predict alone does not start MPI"; fi
+DPT_MPI=1 strace -f -qq -e trace=execve -o "$T/mpi.trace" "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" \
+  --format jsonl > "$T/raw_mpi.jsonl" || fail "predict DPT_MPI=1"
+if grep -q 'orted' "$T/mpi.trace"; then pass "spam: DPT_MPI=1 starts MPI (a singleton's orted)"; else fail "spam: DPT_MPI=1 did not start MPI"; fi
+"${MPIRUN[@]}" -np 1 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs "$T/ids" > "$T/raw1.jsonl" || fail "mpirun -np 1"
+if cmp -s "$T/raw_alone.jsonl" "$T/raw1.jsonl" && cmp -s "$T/raw_alone.jsonl" "$T/raw_mpi.jsonl"; then
+  pass "spam: alone, DPT_MPI=1 and mpirun -np 1 print the same"
+else fail "spam: alone / DPT_MPI=1 / mpirun -np 1 differ"; fi
 
 # ---- hand-written messages in a small corpus: .eml, JSON, mbox, Maildir vs prep's rows -------------------
 "$PY" - "$T/corpus" "$T/mail" <<'PY'
