@@ -17,6 +17,7 @@
 
 #include "common/optim_math.h"
 #include "optim.h"
+#include "pool_cpu.h"
 
 /* gd / sgd / momentum / nesterov */
 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void update_sgd(
@@ -63,38 +64,60 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void 
   for (size_t i = 0; i < n; i++) p[i] = optim_adam_elem(k, p[i], g[i], &m[i], &v[i]);
 }
 
-void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
-                              size_t n) {
-  const optim_consts k = optim_consts_make(a, s0, s1, s2);
-  switch ((optim_kind)a->kind) {
+typedef struct optim_job {
+  optim_consts k;
+  float *p, *s0, *s1, *s2;
+  const float *g;
+  size_t n;
+} optim_job;
+
+/* One contiguous share of the parameters per thread, cut at whole 64-byte lines: each element's
+ * update is the same arithmetic whoever runs it. */
+static void optim_part(void *arg, int t, int nt) {
+  const optim_job *j = arg;
+  size_t lo, hi;
+  cpu_pool_share(j->n, t, nt, 16, &lo, &hi);
+  float *p = j->p + lo, *s0 = j->s0 ? j->s0 + lo : NULL, *s1 = j->s1 ? j->s1 + lo : NULL,
+        *s2 = j->s2 ? j->s2 + lo : NULL;
+  const float *g = j->g + lo;
+  const size_t n = hi - lo;
+  switch ((optim_kind)j->k.kind) {
     case OPTIM_GD:
     case OPTIM_SGD:
     case OPTIM_MOMENTUM:
     case OPTIM_NESTEROV:
-      update_sgd(k, p, g, s0, n);
+      update_sgd(j->k, p, g, s0, n);
       break;
     case OPTIM_ADAGRAD:
-      update_adagrad(k, p, g, s0, n);
+      update_adagrad(j->k, p, g, s0, n);
       break;
     case OPTIM_RMSPROP:
-      update_rmsprop(k, p, g, s0, s1, s2, n);
+      update_rmsprop(j->k, p, g, s0, s1, s2, n);
       break;
     case OPTIM_ADAM:
     case OPTIM_ADAMW:
-      update_adam(k, p, g, s0, s1, n);
+      update_adam(j->k, p, g, s0, s1, n);
       break;
   }
+}
+
+void backend_cpu_optim_update(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,
+                              size_t n) {
+  optim_job j = {.k = optim_consts_make(a, s0, s1, s2), .p = p, .s0 = s0, .s1 = s1, .s2 = s2, .g = g, .n = n};
+  cpu_pool_run(optim_part, &j, n * 2);
 }
 
 /* Columns are processed in blocks of MAXNORM_BLOCK so the sums of squares live on the stack and
  * W is read row by row (contiguous) rather than column by column. */
 enum { MAXNORM_BLOCK = 256 };
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void backend_cpu_max_norm(float *W, int K, int N,
-                                                                                              float c) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void max_norm_blocks(float *W, int K, int N,
+                                                                                                float c, size_t b0,
+                                                                                                size_t b1) {
   double ss[MAXNORM_BLOCK];
   float f[MAXNORM_BLOCK];
-  for (int j0 = 0; j0 < N; j0 += MAXNORM_BLOCK) {
+  for (size_t blk = b0; blk < b1; blk++) {
+    const int j0 = (int)blk * MAXNORM_BLOCK;
     const int nb = N - j0 < MAXNORM_BLOCK ? N - j0 : MAXNORM_BLOCK;
     int any = 0;
     for (int j = 0; j < nb; j++) ss[j] = 0.0;
@@ -112,4 +135,23 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void backend
       for (int j = 0; j < nb; j++) w[j] *= f[j];
     }
   }
+}
+
+typedef struct max_norm_job {
+  float *W;
+  int K, N;
+  float c;
+} max_norm_job;
+
+/* the column blocks split over the threads; each column's sum runs over its rows in order */
+static void max_norm_part(void *arg, int t, int nt) {
+  const max_norm_job *j = arg;
+  size_t b0, b1;
+  cpu_pool_share(((size_t)j->N + MAXNORM_BLOCK - 1) / MAXNORM_BLOCK, t, nt, 1, &b0, &b1);
+  max_norm_blocks(j->W, j->K, j->N, j->c, b0, b1);
+}
+
+void backend_cpu_max_norm(float *W, int K, int N, float c) {
+  max_norm_job j = {W, K, N, c};
+  cpu_pool_run(max_norm_part, &j, (size_t)K * (size_t)N);
 }

@@ -1,5 +1,5 @@
 /* act.cu — the elementwise ops of the CUDA backend: fill, bias + activation, the activation's
- * backward, the bias gradient, inverted dropout, mul and scale. The arithmetic per element is
+ * backward, the bias gradient, the two fused (act_bias_backward), inverted dropout, mul and scale. The arithmetic per element is
  * kernels/common/elem_math.h, shared with the CPU backend; the module is compiled with
  * --fmad=false, so everything but tanhf/expf gives the CPU's bits (the dropout masks always do).
  * All launches go on the compute stream; grid-stride loops, 64-bit indices. */
@@ -56,6 +56,31 @@ void cuda_bias_grad(float *db, const float *dY, int B, int N) {
   if (N <= 0) return;
   bias_grad_kernel<<<(N + 127) / 128, 128, 0, g_cuda.compute>>>(db, dY, B < 0 ? 0 : B, N);
   KERNEL_CHECK("bias_grad");
+}
+
+/* The fused backward of a hidden output: one thread per column j walks the rows in order,
+ * dY[r, j] = act'(dY[r, j] * mask[r, j]) through Y[r, j], and db[j] = their float sum — the
+ * CPU's arithmetic and summation order, bit for bit (rows read coalesced, as in bias_grad). */
+__global__ void act_bias_backward_kernel(float *dY, const float *Y, const float *mask, float *db, int B, int N,
+                                         int act) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= N) return;
+  float s = 0.0f;
+  for (int r = 0; r < B; r++) {
+    const size_t i = (size_t)r * N + j;
+    float d = dY[i];
+    if (mask) d *= mask[i];
+    d = act_backward_elem(act, d, Y[i]);
+    dY[i] = d;
+    s += d;
+  }
+  db[j] = s;
+}
+
+void cuda_act_bias_backward(float *dY, const float *Y, const float *mask, float *db, int B, int N, backend_act act) {
+  if (N <= 0) return;
+  act_bias_backward_kernel<<<(N + 127) / 128, 128, 0, g_cuda.compute>>>(dY, Y, mask, db, B < 0 ? 0 : B, N, (int)act);
+  KERNEL_CHECK("act_bias_backward");
 }
 
 __global__ void dropout_kernel(const float *X, float *Y, float *mask, size_t n, float p, float keep, uint64_t seed,

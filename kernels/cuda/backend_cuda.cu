@@ -157,6 +157,7 @@ static const backend_ops k_cuda_ops = {
     .bias_act = cuda_bias_act,
     .act_backward = cuda_act_backward,
     .bias_grad = cuda_bias_grad,
+    .act_bias_backward = cuda_act_bias_backward,
     .softmax_xent = cuda_softmax_xent,
     .dropout = cuda_dropout,
     .mul = cuda_mul,

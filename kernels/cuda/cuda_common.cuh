@@ -143,6 +143,7 @@ void cuda_fill(float *x, size_t n, float v);
 void cuda_bias_act(float *Y, const float *b, int B, int N, backend_act act);
 void cuda_act_backward(float *dY, const float *Y, size_t n, backend_act act);
 void cuda_bias_grad(float *db, const float *dY, int B, int N);
+void cuda_act_bias_backward(float *dY, const float *Y, const float *mask, float *db, int B, int N, backend_act act);
 void cuda_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed, uint64_t offset);
 void cuda_mul(float *x, const float *y, size_t n);
 void cuda_scale(float *x, size_t n, float s);

@@ -126,6 +126,11 @@ typedef struct backend_ops {
   void (*act_backward)(float *dY, const float *Y, size_t n, backend_act act);
   /* db[N] = sum over rows of dY[B,N] (overwrites) */
   void (*bias_grad)(float *db, const float *dY, int B, int N);
+  /* The backward of a hidden layer's output in one pass over dY[B,N]: dY = act'(dY ⊙ mask)
+   * expressed through the activation's output Y[B,N] (mask [B,N] the dropout mask, or NULL), then
+   * db[N] = sum over rows of the new dY (overwrites). The same bits as mul, act_backward and
+   * bias_grad in turn. */
+  void (*act_bias_backward)(float *dY, const float *Y, const float *mask, float *db, int B, int N, backend_act act);
   /* Softmax cross-entropy over logits[B,C] with labels y[B]: returns the summed loss (double),
    * counts argmax == y into *correct, and when dlogits != NULL writes
    * dlogits = (softmax - onehot) * scale (dlogits may be logits itself). Numerically stable.
@@ -174,8 +179,14 @@ static inline size_t backend_gemm_bf16_ws(int M, int N, int K) {
 /* The CPU backend (always present). */
 const backend_ops *backend_cpu(void);
 
-/* Threads of the CPU backend's BLAS (n >= 1). */
+/* Threads of the CPU backend: n >= 1 for its BLAS and for its other passes (element-wise ops,
+ * reductions, optimizer updates, gathers: kernels/cpu/pool_cpu.h); n = 0 leaves the BLAS at its
+ * default (OPENBLAS_NUM_THREADS) and gives the other passes as many. Results are the same bits
+ * for every n. Call at set-up, not inside a step (it starts or stops threads). */
 void backend_cpu_set_threads(int n);
+
+/* Threads the CPU backend's passes outside the BLAS run on (1 until backend_cpu_set_threads). */
+int backend_cpu_threads(void);
 
 /* The backend of `kind`: the CPU one, or the CUDA one when the module and a device are there;
  * NULL with log_fail otherwise. The CUDA backend binds the process to device

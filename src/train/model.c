@@ -168,12 +168,12 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
       be->fill(dW, (size_t)K * N, 0.0f);
       be->spmm_t(B, N, b->indptr, b->indices, b->values, dY, dW);
     }
-    be->bias_grad(db, dY, B, N);
-    if (l > 0) { /* gradient w.r.t. this layer's input = previous layer's output */
+    if (l == L - 1) be->bias_grad(db, dY, B, N); /* the hidden layers' came with their dY, below */
+    if (l > 0) {                                 /* gradient w.r.t. this layer's input = previous layer's output */
       float *dX = m->delta[l % 2];
       gemm_blocked(m, 0, 1, B, K, N, dY, N, m->params + m->w_off[l], N, dX, K, hooks);
-      if (m->mask[l - 1]) be->mul(dX, m->mask[l - 1], (size_t)B * K);
-      be->act_backward(dX, m->act[l], (size_t)B * K, m->spec.act);
+      /* dropout's mask, the activation's derivative and layer l-1's bias gradient in one pass */
+      be->act_bias_backward(dX, m->act[l], m->mask[l - 1], m->grads + m->b_off[l - 1], B, K, m->spec.act);
       dY = dX;
     }
     if (hooks && hooks->ready) hooks->ready(l, hooks->arg);

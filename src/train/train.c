@@ -374,7 +374,7 @@ static int setup(trainer *t, int eval_only) {
   t->be = backend_choose(o->device, "[train] device");
   if (!t->be) log_prefix(o->label);
   if (!dist_all_ok(t->be != NULL)) return -1;
-  if (o->threads > 0) backend_cpu_set_threads(o->threads);
+  backend_cpu_set_threads(o->threads); /* BLAS and the other CPU passes (0: the BLAS default for both) */
   int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
   if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
   if (rows < 1) rows = 1;

@@ -639,6 +639,68 @@ static void test_act(void) {
   }
 }
 
+/* act_bias_backward: the same bits as mul (with a mask), act_backward and bias_grad in turn on the
+ * CPU, close to double loops, and the backend under test bit-identical to the CPU (the same
+ * element functions and the same row order of the float sums); db starts as NaN (overwritten) */
+static void test_act_bias_backward(void) {
+  static const int shapes[][2] = {{1, 1}, {7, 13}, {128, 1024}, {300, 10}};
+  char what[96];
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+    for (int act = 0; act < 4; act++)
+      for (int masked = 0; masked < 2; masked++) {
+        const int B = shapes[s][0], N = shapes[s][1];
+        const size_t n = (size_t)B * N;
+        float *Y = rnd(n, -1, 1), *dY = rnd(n, -1, 1), *mask = rnd(n, 0, 1), *db = xalloc((size_t)N);
+        for (size_t i = 0; i < n; i++) mask[i] = mask[i] < 0.3f ? 0.0f : 2.0f;
+        for (int j = 0; j < N; j++) db[j] = 0.0f;
+        REF->bias_act(Y, db, B, N, (backend_act)act); /* Y an activation's output (ReLU: zeros too) */
+        if (n > 4 && s == 2) dY[5] = NAN;
+        for (int j = 0; j < N; j++) db[j] = NAN;
+        const float *mk = masked ? mask : NULL;
+        /* the unfused reference, on the CPU */
+        float *sep = dup(dY, n), *sep_db = xalloc((size_t)N);
+        if (mk) REF->mul(sep, mk, n);
+        REF->act_backward(sep, Y, n, (backend_act)act);
+        REF->bias_grad(sep_db, sep, B, N);
+        float *fus = dup(dY, n), *fus_db = dup(db, (size_t)N);
+        REF->act_bias_backward(fus, Y, mk, fus_db, B, N, (backend_act)act);
+        snprintf(what, sizeof what, "act_bias_backward %s %dx%d%s: dY, cpu fused vs cpu unfused", ACT[act], B, N,
+                 mk ? " masked" : "");
+        cmp_exact(what, fus, sep, n);
+        snprintf(what, sizeof what, "act_bias_backward %s %dx%d%s: db, cpu fused vs cpu unfused", ACT[act], B, N,
+                 mk ? " masked" : "");
+        cmp_exact(what, fus_db, sep_db, (size_t)N);
+        if (s == 1) { /* against double loops (no NaN in this shape) */
+          double *want = xmalloc(sizeof(double) * n), *wdb = xmalloc(sizeof(double) * (size_t)N);
+          for (int j = 0; j < N; j++) wdb[j] = 0;
+          for (size_t i = 0; i < n; i++) {
+            want[i] = (double)dY[i] * (mk ? mk[i] : 1.0) * ref_act_grad(act, Y[i]);
+            wdb[i % (size_t)N] += want[i];
+          }
+          float *d = to_be(dY, n * sizeof(float)), *dy = to_be(Y, n * sizeof(float)),
+                *ddb = to_be(db, N * sizeof(float));
+          float *dm = mk ? to_be(mk, n * sizeof(float)) : NULL;
+          BE->act_bias_backward(d, dy, dm, ddb, B, N, (backend_act)act);
+          snprintf(what, sizeof what, "act_bias_backward %s %dx%d%s: dY", ACT[act], B, N, mk ? " masked" : "");
+          check_ref(what, d, want, n, 1e-6);
+          snprintf(what, sizeof what, "act_bias_backward %s %dx%d%s: db", ACT[act], B, N, mk ? " masked" : "");
+          check_ref(what, ddb, wdb, (size_t)N, 1e-5);
+          BE->free(d), BE->free(dy), BE->free(ddb), BE->free(dm);
+          free(want), free(wdb);
+        }
+        float *d = to_be(dY, n * sizeof(float)), *dy = to_be(Y, n * sizeof(float)), *ddb = to_be(db, N * sizeof(float));
+        float *dm = mk ? to_be(mk, n * sizeof(float)) : NULL;
+        BE->act_bias_backward(d, dy, dm, ddb, B, N, (backend_act)act);
+        float *g = from_be(d, n), *gdb = from_be(ddb, (size_t)N);
+        snprintf(what, sizeof what, "act_bias_backward %s %dx%d%s: dY", ACT[act], B, N, mk ? " masked" : "");
+        cmp_exact(what, g, fus, n);
+        snprintf(what, sizeof what, "act_bias_backward %s %dx%d%s: db", ACT[act], B, N, mk ? " masked" : "");
+        cmp_exact(what, gdb, fus_db, (size_t)N);
+        BE->free(d), BE->free(dy), BE->free(ddb), BE->free(dm);
+        free(Y), free(dY), free(mask), free(db), free(sep), free(sep_db), free(fus), free(fus_db), free(g), free(gdb);
+      }
+}
+
 /* mul, scale, sumsq */
 static void test_small_ops(void) {
   static const size_t ns[] = {1, 1001, (1u << 22) + 7};
@@ -1301,6 +1363,7 @@ static const op_test k_tests[] = {
     OP(bias_act, test_act),
     OP(act_backward, test_act),
     OP(bias_grad, test_act),
+    OP(act_bias_backward, test_act_bias_backward),
     OP(softmax_xent, test_xent),
     OP(dropout, test_dropout),
     OP(mul, test_small_ops),
@@ -1396,6 +1459,9 @@ static void run_table(void) {
 int main(int argc, char **argv) {
   const char *which = argc > 1 ? argv[1] : "cpu";
   REF = backend_cpu();
+  /* the CPU backend as the trainer runs it: its pool on 2 threads, the GEMMs in their blocks
+   * (tests/unit/test_threads.c checks that 1 to 4 threads give the same bits) */
+  backend_cpu_set_threads(2);
   if (strcmp(which, "cpu") == 0) {
     BE = REF;
   } else if (strcmp(which, "cuda") == 0) {
