@@ -59,7 +59,7 @@ rank_pid() {
 # training OUT: wait until the job's first steps have run (rank 0 printed the model line).
 training() {
   local end=$((SECONDS + 60))
-  while ! grep -q '^data: ' "$1.log" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+  while ! grep -q '^data: train ' "$1.log" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
   sleep 0.5
 }
 # finish_job: wait for JOB; sets RC and ELAPSED (seconds since the call, 0.1 s resolution).

@@ -52,11 +52,12 @@ compare "$T/h5.jsonl" "$T/raw.jsonl" "spam: raw test messages against /test/X" &
 if cmp -s "$T/raw.jsonl" "$T/raw2.jsonl"; then pass "spam: 2 ranks print what 1 rank prints"; else fail "spam: 2 ranks differ from 1"; fi
 # started alone (no launcher in the environment) predict runs without MPI: no Open MPI daemon is
 # exec'd (a singleton MPI_Init would start orted), and it prints what `mpirun -np 1` prints;
-# DPT_MPI=1 starts MPI anyway
-strace -f -qq -e trace=execve -o "$T/alone.trace" "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" \
+# DPT_MPI=1 starts MPI anyway (LeakSanitizer cannot run under ptrace: off for the traced runs)
+nolsan=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+"${nolsan[@]}" strace -f -qq -e trace=execve -o "$T/alone.trace" "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" \
   --format jsonl > "$T/raw_alone.jsonl" || fail "predict alone under strace"
 if grep -q 'orted' "$T/alone.trace"; then fail "spam: predict alone started MPI's daemon"; else pass "spam: predict alone does not start MPI"; fi
-DPT_MPI=1 strace -f -qq -e trace=execve -o "$T/mpi.trace" "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" \
+DPT_MPI=1 "${nolsan[@]}" strace -f -qq -e trace=execve -o "$T/mpi.trace" "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" \
   --format jsonl > "$T/raw_mpi.jsonl" || fail "predict DPT_MPI=1"
 if grep -q 'orted' "$T/mpi.trace"; then pass "spam: DPT_MPI=1 starts MPI (a singleton's orted)"; else fail "spam: DPT_MPI=1 did not start MPI"; fi
 "${MPIRUN[@]}" -np 1 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs "$T/ids" > "$T/raw1.jsonl" || fail "mpirun -np 1"
