@@ -88,21 +88,16 @@ done
 grep -q "method block (samples space)" "$T/spam_auto.log" || fail "spam: auto did not pick the samples space"
 grep -q "^  PC 1 " "$T/spam_auto.log" || fail "spam: no topics printed"
 "$PY" - "$DPT_DATA/spam.h5" "$T/spam_auto/pca.h5" "$T/spam_features/pca.h5" <<'PY' || fail "spam LSA against eigsh"
-import sys, h5py, numpy as np, scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, eigsh
+import os, sys, h5py, numpy as np, scipy.sparse as sp
+sys.path.insert(0, os.path.join(os.environ["DPT_TESTS"], "cli"))
+from pca_ref import centred_eigsh
 data, samples, features = sys.argv[1:]
 with h5py.File(data, "r") as f:
     g = f["train/X"]
     X = sp.csr_matrix((g["data"][...], g["indices"][...], g["indptr"][...]), shape=tuple(g.attrs["shape"])).astype(np.float64)
     vocab = f["vocab"][...]
 n, d = X.shape
-mu = np.asarray(X.mean(axis=0)).ravel()
-def cov(v):
-    v = v.reshape(d, -1)
-    xv = X @ v - np.outer(np.ones(n), mu @ v)
-    return (X.T @ xv - np.outer(mu, xv.sum(axis=0))) / (n - 1)
-w, V = eigsh(LinearOperator((d, d), matvec=cov, matmat=cov, dtype=np.float64), k=20, tol=1e-12)
-w, V = w[::-1], V[:, ::-1]
+cov, w, V = centred_eigsh(X, 20)  # tests/cli/pca_ref.py
 out = {}
 for name in (samples, features):
     with h5py.File(name, "r") as r:

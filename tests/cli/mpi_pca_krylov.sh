@@ -28,20 +28,15 @@ run warm30 pca.k=30 pca.init="$T/samples/pca.h5"
 grep -q "method krylov (samples space)" "$T/samples.log" || fail "spam: not krylov in the samples space"
 grep -q "^residual history" "$T/samples.log" || fail "spam: no residual history printed"
 "$PY" - "$DPT_DATA/spam.h5" "$T" <<'PY' || fail "spam krylov against eigsh / recomputed residuals / warm start"
-import sys, h5py, numpy as np, scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, eigsh
+import os, sys, h5py, numpy as np, scipy.sparse as sp
+sys.path.insert(0, os.path.join(os.environ["DPT_TESTS"], "cli"))
+from pca_ref import centred_eigsh
 data, T = sys.argv[1:]
 with h5py.File(data, "r") as f:
     g = f["train/X"]
     X = sp.csr_matrix((g["data"][...], g["indices"][...], g["indptr"][...]), shape=tuple(g.attrs["shape"])).astype(np.float64)
 n, d = X.shape
-mu = np.asarray(X.mean(axis=0)).ravel()
-def cov(v):
-    v = v.reshape(d, -1)
-    xv = X @ v - np.outer(np.ones(n), mu @ v)
-    return (X.T @ xv - np.outer(mu, xv.sum(axis=0))) / (n - 1)
-w, V = eigsh(LinearOperator((d, d), matvec=cov, matmat=cov, dtype=np.float64), k=20, tol=1e-12)
-w, V = w[::-1], V[:, ::-1]
+cov, w, V = centred_eigsh(X, 20)  # tests/cli/pca_ref.py
 def load(name):
     with h5py.File(f"{T}/{name}/pca.h5", "r") as r:
         a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in r.attrs.items()}
