@@ -48,8 +48,12 @@ h5dump -d /test/ids "$DPT_DATA/spam.h5" | grep -o '"[^"]*\.json"' | tr -d '"' | 
 [ "$(grep -c '' "$T/ids")" -eq 1209 ] || fail "spam: $(grep -c '' "$T/ids") test ids"
 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --inputs "$T/ids" --format jsonl > "$T/raw.jsonl" || fail "predict on the raw messages"
 compare "$T/h5.jsonl" "$T/raw.jsonl" "spam: raw test messages against /test/X" && pass "spam: the 1209 raw test messages predict as their /test/X rows"
-"${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs - < "$T/ids" > "$T/raw2.jsonl" || fail "2 ranks"
+# 2 ranks read the list from a file: Open MPI 4.1's mpirun can crash forwarding a redirected stdin
+# (open-mpi/ompi#7483, seen here under the sanitizer), so stdin ('-') is tested without mpirun
+"${MPIRUN[@]}" -np 2 "$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs "$T/ids" > "$T/raw2.jsonl" || fail "2 ranks"
 if cmp -s "$T/raw.jsonl" "$T/raw2.jsonl"; then pass "spam: 2 ranks print what 1 rank prints"; else fail "spam: 2 ranks differ from 1"; fi
+"$DPTRAIN" predict "$T/spam/checkpoint.h5" --format jsonl --inputs - < "$T/ids" > "$T/raw_stdin.jsonl" || fail "--inputs -"
+if cmp -s "$T/raw.jsonl" "$T/raw_stdin.jsonl"; then pass "spam: --inputs - reads the list from stdin"; else fail "spam: --inputs - differs from --inputs FILE"; fi
 # started alone (no launcher in the environment) predict runs without MPI: no Open MPI daemon is
 # exec'd (a singleton MPI_Init would start orted), and it prints what `mpirun -np 1` prints;
 # DPT_MPI=1 starts MPI anyway (LeakSanitizer cannot run under ptrace: off for the traced runs)
