@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend_cuda_api.h"
 #include "backend_nccl.h"
@@ -45,6 +46,22 @@ struct reducer {
   void *ev_done;                      /* communication stream: every sum has finished */
   /* mpi-staged */
   float *host; /* [n] page-locked host copy of the gradients */
+  /* ZeRO and shm: this rank's slice, every rank's, and the counters' totals */
+  int rank, size;
+  size_t lo, hi;             /* this rank's slice of the parameters */
+  int *counts, *displs;      /* [size] every rank's slice (floats), for the MPI collectives */
+  float *gslice;             /* mpi-zero: [hi - lo] this rank's summed gradient slice */
+  float aux_tot[REDUCE_AUX]; /* the counters summed, when the strategy does not leave them in grads */
+  int aux_own;               /* aux_tot holds them (reducer_aux reads it) */
+  int zero;                  /* ZeRO-1: each rank updates its slice only */
+  /* shm */
+  MPI_Comm node;        /* the ranks of this node (every rank of comm: shm needs one node) */
+  MPI_Win win_g, win_p; /* every rank's gradients + Σ g² slot; the shared parameters (shm-zero) */
+  float **peer_g;       /* [size] each rank's gradient window */
+  double **peer_ss;     /* [size] each rank's published Σ g² of its summed slice */
+  float *shared_params; /* shm-zero: [n] the node's one parameter array */
+  float *tmp;           /* [SHM_CHUNK] summation scratch */
+  double delay_s;       /* tests: DPT_TEST_REDUCE_DELAY=RANK:MS sleeps this rank before each sum */
 };
 
 /* ---- local: one rank ----------------------------------------------------------------------- */
@@ -212,7 +229,216 @@ static int nccl_events(reducer *r) {
   return 0;
 }
 
+/* ---- mpi-zero: ZeRO-1 over MPI: reduce-scatter, update the slice, all-gather ---------------- */
+
+/* Σ g² of the summed slice and the counters, summed over the ranks in one small all-reduce. */
+static void zero_totals(reducer *r, double ss, const float *aux) {
+  double v[1 + REDUCE_AUX] = {ss};
+  for (int a = 0; a < REDUCE_AUX; a++) v[1 + a] = aux[a];
+  MPI_Request req;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v, 1 + REDUCE_AUX, MPI_DOUBLE, MPI_SUM, r->comm, &req));
+  dist_wait(1, &req, "all-reduce", "the gradient norm and counters");
+  r->ss = v[0];
+  r->ss_done = 1;
+  for (int a = 0; a < REDUCE_AUX; a++) r->aux_tot[a] = (float)v[1 + a];
+}
+
+static void zero_finish(reducer *r, int64_t step) {
+  (void)step;
+  MPI_Request req;
+  MPI_CHECK(MPI_Ireduce_scatter(r->lay.grads, r->gslice, r->counts, MPI_FLOAT, MPI_SUM, r->comm, &req));
+  dist_wait(1, &req, "reduce-scatter", "the gradient slices");
+  zero_totals(r, r->hi > r->lo ? r->be->sumsq(r->gslice, r->hi - r->lo) : 0.0, r->lay.grads + r->lay.n);
+}
+
+static void zero_gather(reducer *r) {
+  MPI_Request req;
+  MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->lay.params, r->counts, r->displs, MPI_FLOAT, r->comm,
+                            &req));
+  dist_wait(1, &req, "all-gather", "the parameter slices");
+}
+
+static void zero_destroy(reducer *r, int failed) {
+  (void)failed;
+  free(r->gslice);
+  r->gslice = NULL;
+}
+
+static const reduce_strategy strategy_mpi_zero = {
+    .name = "mpi-zero", .layer_ready = NULL, .progress = NULL, .finish = zero_finish, .destroy = zero_destroy};
+
+/* ---- shm and shm-zero: the node's shared windows --------------------------------------------
+ * Rank q's window holds its gradients and counters [n + REDUCE_AUX], then one double: the Σ g² of
+ * the slice it summed. A step: B1 (every rank's gradients are written) → each rank sums its slice
+ * g_0 + g_1 + ... + g_{P-1} in that order into its own gradients (no peer reads that range of its
+ * window) and publishes its Σ g² → B2 (every slice summed; nobody reads a gradient window after
+ * this, but shm's copies) → shm: each rank copies the other slices' sums from their owners, B3
+ * (copies done: backward may overwrite the windows). shm-zero instead steps its slice of the
+ * shared parameters, then B3 (parameters complete, the next forward may read them). A barrier
+ * is MPI_Win_sync, MPI_Ibarrier through the watchdog, MPI_Win_sync (the MPI-3 separate memory
+ * model's rule for load/store access to a shared window). */
+enum { SHM_CHUNK = 1 << 14 };
+
+static void shm_sync(reducer *r, const char *what) {
+  MPI_CHECK(MPI_Win_sync(r->win_g));
+  if (r->win_p != MPI_WIN_NULL) MPI_CHECK(MPI_Win_sync(r->win_p));
+  dist_barrier(r->node, what);
+  MPI_CHECK(MPI_Win_sync(r->win_g));
+  if (r->win_p != MPI_WIN_NULL) MPI_CHECK(MPI_Win_sync(r->win_p));
+}
+
+/* out[k] = g_0[k] + ... + g_{P-1}[k] over [lo, hi) in rank order through the scratch (out may be
+ * one of the g_q); returns Σ out² (the backend's sumsq, chunk by chunk). */
+static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
+  double ss = 0;
+  float *restrict t = r->tmp;
+  for (size_t o = lo; o < hi; o += SHM_CHUNK) {
+    const size_t k = hi - o < SHM_CHUNK ? hi - o : SHM_CHUNK;
+    memcpy(t, r->peer_g[0] + o, k * sizeof(float));
+    for (int q = 1; q < r->size; q++) {
+      const float *restrict g = r->peer_g[q] + o;
+      for (size_t i = 0; i < k; i++) t[i] += g[i];
+    }
+    memcpy(out + o, t, k * sizeof(float));
+    ss += r->be->sumsq(t, k);
+  }
+  return ss;
+}
+
+static void shm_finish(reducer *r, int64_t step) {
+  (void)step;
+  if (r->delay_s > 0) {
+    struct timespec ts = {(time_t)r->delay_s, (long)((r->delay_s - (double)(time_t)r->delay_s) * 1e9)};
+    nanosleep(&ts, NULL);
+  }
+  shm_sync(r, "shared-memory gradients");
+  float *mine = r->lay.grads;
+  const size_t lo = (size_t)r->displs[r->rank], hi = lo + (size_t)r->counts[r->rank]; /* the slice it sums */
+  *r->peer_ss[r->rank] = shm_sum_slice(r, mine, lo, hi);
+  for (int a = 0; a < REDUCE_AUX; a++) { /* the counters, in rank order: the same on every rank */
+    float v = 0;
+    for (int q = 0; q < r->size; q++) v += r->peer_g[q][r->lay.n + a];
+    r->aux_tot[a] = v;
+  }
+  shm_sync(r, "shared-memory sums");
+  r->ss = 0;
+  for (int q = 0; q < r->size; q++) r->ss += *r->peer_ss[q];
+  r->ss_done = 1;
+  if (r->zero) return;
+  for (int q = 0; q < r->size; q++)
+    if (q != r->rank && r->counts[q] > 0)
+      memcpy(mine + r->displs[q], r->peer_g[q] + r->displs[q], (size_t)r->counts[q] * sizeof(float));
+  shm_sync(r, "shared-memory copies");
+}
+
+static void shm_destroy(reducer *r, int failed) {
+  (void)failed;
+  if (r->win_g != MPI_WIN_NULL) {
+    MPI_Win_unlock_all(r->win_g);
+    MPI_Win_free(&r->win_g);
+  }
+  if (r->win_p != MPI_WIN_NULL) {
+    MPI_Win_unlock_all(r->win_p);
+    MPI_Win_free(&r->win_p);
+  }
+  free(r->peer_g);
+  free(r->peer_ss);
+  free(r->tmp);
+  r->peer_g = NULL;
+  r->peer_ss = NULL;
+  r->tmp = NULL;
+}
+
+static const reduce_strategy strategy_shm = {
+    .name = "shm", .layer_ready = NULL, .progress = NULL, .finish = shm_finish, .destroy = shm_destroy};
+static const reduce_strategy strategy_shm_zero = {
+    .name = "shm-zero", .layer_ready = NULL, .progress = NULL, .finish = shm_finish, .destroy = shm_destroy};
+
+/* A window of `bytes` on every rank of the node (alloc_shared_noncontig: each rank's part on its
+ * own pages), locked for the run; *mine gets this rank's part. 0, or -1 with log_fail. */
+static int shm_window(reducer *r, size_t bytes, MPI_Win *win, void **mine) {
+  MPI_Info info;
+  MPI_CHECK(MPI_Info_create(&info));
+  MPI_CHECK(MPI_Info_set(info, "alloc_shared_noncontig", "true"));
+  int rc = MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, r->node, mine, win);
+  MPI_Info_free(&info);
+  if (rc != MPI_SUCCESS) {
+    *win = MPI_WIN_NULL;
+    return log_fail("reducer: no shared window of %zu bytes (MPI_Win_allocate_shared)", bytes);
+  }
+  MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, *win));
+  return 0;
+}
+
+/* The gradient windows (and, for shm-zero, the parameter array on local rank 0) and every
+ * peer's address in them. 0, or -1 with log_fail on this rank. */
+static int shm_setup(reducer *r) {
+  const size_t gfl = (r->lay.n + REDUCE_AUX + 15) / 16 * 16; /* the Σ g² slot starts 64-byte aligned */
+  void *mine = NULL;
+  r->peer_g = calloc((size_t)r->size, sizeof *r->peer_g);
+  r->peer_ss = calloc((size_t)r->size, sizeof *r->peer_ss);
+  r->tmp = malloc(SHM_CHUNK * sizeof(float));
+  if (!r->peer_g || !r->peer_ss || !r->tmp) return log_fail("reducer: out of memory");
+  if (shm_window(r, gfl * sizeof(float) + 64, &r->win_g, &mine)) return -1;
+  for (int q = 0; q < r->size; q++) {
+    MPI_Aint sz;
+    int du;
+    void *p;
+    MPI_CHECK(MPI_Win_shared_query(r->win_g, q, &sz, &du, &p));
+    r->peer_g[q] = p;
+    r->peer_ss[q] = (double *)((float *)p + gfl);
+  }
+  if (!r->zero) return 0;
+  if (shm_window(r, r->rank == 0 ? r->lay.n * sizeof(float) : 0, &r->win_p, &mine)) return -1;
+  MPI_Aint sz;
+  int du;
+  void *p;
+  MPI_CHECK(MPI_Win_shared_query(r->win_p, 0, &sz, &du, &p));
+  r->shared_params = p;
+  return 0;
+}
+
+/* Slices: rank q owns [q n / P, (q + 1) n / P) rounded down to 16 floats (64-byte lines: no two
+ * ranks write one cache line of a shared array). */
+static void slices(reducer *r) {
+  for (int q = 0; q < r->size; q++) {
+    size_t a = (size_t)((double)r->lay.n * q / r->size) / 16 * 16;
+    size_t b = q + 1 == r->size ? r->lay.n : (size_t)((double)r->lay.n * (q + 1) / r->size) / 16 * 16;
+    r->displs[q] = (int)a;
+    r->counts[q] = (int)(b - a);
+  }
+  r->lo = (size_t)r->displs[r->rank];
+  r->hi = r->lo + (size_t)r->counts[r->rank];
+}
+
+/* DPT_TEST_REDUCE_DELAY=RANK:MS: that rank sleeps MS milliseconds before each shared-memory sum
+ * (the test that a slow rank changes no bit). */
+static double test_delay(int rank) {
+  const char *v = getenv("DPT_TEST_REDUCE_DELAY");
+  int q;
+  double ms;
+  if (v && sscanf(v, "%d:%lf", &q, &ms) == 2 && q == rank && ms > 0) return ms / 1000.0;
+  return 0;
+}
+
 /* ---- the object ------------------------------------------------------------------------------ */
+
+/* The host strategy the options ask for, on `size` ranks of which `node_size` share this node;
+ * NULL with log_fail when they ask for what cannot run. */
+static const reduce_strategy *host_choice(const reduce_opts *o, int size, int node_size) {
+  const int one_node = node_size == size;
+  if (o->kind == REDUCE_SHM && !one_node)
+    return log_fail(
+               "[train] reduce = shm needs every rank on one node (%d of %d ranks are on this one); "
+               "use reduce = mpi across nodes",
+               node_size, size),
+           NULL;
+  const int shm = o->kind == REDUCE_SHM || (o->kind == REDUCE_AUTO && one_node);
+  if (o->zero) return shm ? &strategy_shm_zero : &strategy_mpi_zero;
+  if (shm) return &strategy_shm;
+  if (o->kind == REDUCE_BLOCKING || (o->kind == REDUCE_AUTO && !o->overlap)) return &strategy_mpi;
+  return &strategy_mpi_buckets;
+}
 
 reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_Comm comm, const reduce_opts *o) {
   int size = 1, ok = 1;
@@ -222,12 +448,20 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     log_fail("reducer: out of memory or %d buckets (1 to %d)", layout->n_buckets, REDUCE_MAX_BUCKETS);
     ok = 0;
   }
+  if (r) r->node = MPI_COMM_NULL, r->win_g = r->win_p = MPI_WIN_NULL;
   if (!dist_agree(comm, ok)) goto fail;
   r->lay = *layout;
   r->be = be;
   r->comm = comm;
   r->o = *o;
   r->n_sum = layout->n + REDUCE_AUX;
+  r->size = size;
+  MPI_CHECK(MPI_Comm_rank(comm, &r->rank));
+  r->counts = calloc((size_t)size, sizeof *r->counts);
+  r->displs = calloc((size_t)size, sizeof *r->displs);
+  if (!r->counts || !r->displs) log_fail("reducer: out of memory");
+  if (!dist_agree(comm, r->counts && r->displs)) goto fail;
+  r->lo = 0, r->hi = layout->n;
   int carrier = -1; /* the bucket that ends at n takes the counters too */
   for (int b = 0; b < layout->n_buckets; b++) {
     if (layout->off[b] + layout->len[b] == layout->n) carrier = b;
@@ -240,10 +474,34 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
   }
   r->lay.len[carrier] += REDUCE_AUX;
   r->carrier = carrier;
+  if ((o->zero || o->kind == REDUCE_SHM) && be->kind != BACKEND_CPU) {
+    log_fail("[train] %s: CPU ranks only for now (the device path has NCCL all-reduce only)",
+             o->zero ? "zero = 1" : "reduce = shm");
+    dist_agree(comm, 0);
+    goto fail;
+  }
   if (size == 1) {
     r->s = &strategy_local;
   } else if (be->kind == BACKEND_CPU) {
-    r->s = o->overlap ? &strategy_mpi_buckets : &strategy_mpi;
+    int node_size = 1;
+    MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, r->rank, MPI_INFO_NULL, &r->node));
+    MPI_CHECK(MPI_Comm_size(r->node, &node_size));
+    r->s = host_choice(o, size, node_size);
+    if (!dist_agree(comm, r->s != NULL)) goto fail;
+    r->zero = o->zero;
+    slices(r);
+    if (!r->zero) r->lo = 0, r->hi = layout->n;
+    if (r->s == &strategy_shm || r->s == &strategy_shm_zero) {
+      r->delay_s = test_delay(r->rank);
+      if (r->delay_s > 0)
+        log_rank("test delay: %.0f ms before every shared-memory sum (DPT_TEST_REDUCE_DELAY)", r->delay_s * 1e3);
+      if (!dist_agree(comm, shm_setup(r) == 0)) goto fail;
+    } else if (r->s == &strategy_mpi_zero) {
+      r->gslice = malloc((r->hi - r->lo + 1) * sizeof(float));
+      if (!r->gslice) log_fail("reducer: out of memory");
+      if (!dist_agree(comm, r->gslice != NULL)) goto fail;
+    }
+    r->aux_own = r->zero || r->s == &strategy_shm;
   } else if ((r->cuda = backend_nccl_join(comm)) != NULL) { /* NULL on every rank when any cannot */
     r->s = &strategy_nccl;
     if (!dist_agree(comm, nccl_events(r) == 0)) goto fail;
@@ -257,12 +515,49 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     }
     if (!dist_agree(comm, ok)) goto fail;
   }
-  if (be->kind != BACKEND_CPU && size > 1)
-    log_info("all-reduce: %s on the device's gradients, %d ranks\n", r->s->name, size);
+  if (size > 1) log_info("gradient reducer: %s, %d ranks\n", r->s->name, size);
   return r;
 fail:
   reducer_free(r, 1);
   return NULL;
+}
+
+void reducer_slice(const reducer *r, size_t *lo, size_t *hi, float **g) {
+  *lo = r->lo;
+  *hi = r->hi;
+  *g = r->gslice ? r->gslice : r->lay.grads + r->lo;
+}
+
+int reducer_adopt(reducer *r, float **params, float **grads) {
+  if (r->win_g == MPI_WIN_NULL) return 0;
+  *grads = r->lay.grads = r->peer_g[r->rank];
+  if (r->shared_params) {
+    if (r->rank == 0) memcpy(r->shared_params, *params, r->lay.n * sizeof(float));
+    shm_sync(r, "shared-memory parameters");
+    *params = r->lay.params = r->shared_params;
+  }
+  return 1;
+}
+
+void reducer_params_updated(reducer *r, int64_t step) {
+  (void)step;
+  if (r->s == &strategy_mpi_zero) zero_gather(r);
+  if (r->s == &strategy_shm_zero) shm_sync(r, "shared-memory parameters");
+}
+
+int reducer_owns_layer(const reducer *r, int l) { return r->s != &strategy_shm_zero || l % r->size == r->rank; }
+
+void reducer_params_ready(reducer *r) {
+  if (r->s == &strategy_shm_zero) shm_sync(r, "shared-memory parameters (max-norm)");
+}
+
+void reducer_gather_slices(reducer *r, const float *slice, float *full) {
+  if (!r->zero) {
+    if (r->rank == 0) r->be->download(full, slice, r->lay.n * sizeof(float));
+    return;
+  }
+  dist_gatherv(slice, (int)(r->hi - r->lo), MPI_FLOAT, full, r->counts, r->displs, MPI_FLOAT, 0, r->comm,
+               "checkpoint: optimizer-state slices");
 }
 
 void reducer_layer_ready(reducer *r, int b) {
@@ -288,7 +583,10 @@ void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]) {
 }
 
 void reducer_aux(const reducer *r, float aux[REDUCE_AUX]) {
-  r->be->download(aux, r->lay.grads + r->lay.n, REDUCE_AUX * sizeof(float));
+  if (r->aux_own)
+    memcpy(aux, r->aux_tot, sizeof r->aux_tot);
+  else
+    r->be->download(aux, r->lay.grads + r->lay.n, REDUCE_AUX * sizeof(float));
 }
 
 const char *reducer_name(const reducer *r) { return r->s->name; }
@@ -298,5 +596,10 @@ double reducer_wait_s(const reducer *r) { return r->t_wait; }
 void reducer_free(reducer *r, int failed) {
   if (!r) return;
   if (r->s && r->s->destroy) r->s->destroy(r, failed);
+  if (r->win_g != MPI_WIN_NULL || r->win_p != MPI_WIN_NULL) shm_destroy(r, failed); /* a failed set-up */
+  if (r->node != MPI_COMM_NULL) MPI_Comm_free(&r->node);
+  free(r->gslice);
+  free(r->counts);
+  free(r->displs);
   free(r);
 }

@@ -10,9 +10,22 @@
  * Strategies (chosen in reducer_create from the backend, the rank count and the options; the
  * loop never knows which one runs):
  *   local          one rank: nothing to do.
- *   mpi            host memory, one blocking MPI_Allreduce of all gradients after backward.
+ *   mpi            host memory, one blocking MPI_Allreduce of all gradients after backward
+ *                  (train.reduce = blocking).
  *   mpi-buckets    host memory, one MPI_Iallreduce per layer started as soon as the layer's
- *                  gradients are final, advanced by MPI_Testall between backward GEMM blocks.
+ *                  gradients are final, advanced by MPI_Testall between backward GEMM blocks
+ *                  (train.reduce = mpi).
+ *   shm            host memory, every rank on one node (train.reduce = shm): each rank's gradients
+ *                  live in an MPI-3 shared window; after backward each rank sums its 1/P slice
+ *                  straight from its peers' memory in rank order (the same bits on every rank,
+ *                  whatever the timing), then copies the other slices' sums from their owners.
+ *                  Three barriers a step, no MPI data movement.
+ *   mpi-zero       ZeRO-1 over MPI (train.zero = 1, host memory): MPI_Reduce_scatter of the
+ *                  gradients, each rank updates its slice of the parameters and keeps the
+ *                  optimizer state of that slice only, MPI_Allgatherv of the parameters.
+ *   shm-zero       ZeRO-1 in shared memory: as shm, but only the own slice is summed, and the
+ *                  parameters are ONE shared array of the node that each rank updates a slice of
+ *                  (no all-gather: a barrier after the update).
  *   nccl           device memory, one NCCL all-reduce per layer on the module's communication
  *                  stream, ordered after the layer's backward by an event; the compute stream
  *                  waits for the last one. A watchdog (DPT_NCCL_TIMEOUT) polls NCCL's error
@@ -20,9 +33,15 @@
  *   mpi-staged     device memory without NCCL (two ranks on one GPU, NCCL unavailable): the
  *                  gradients are copied to page-locked host memory, summed with MPI_Allreduce
  *                  and copied back.
- * Adding a strategy (a node-local shared-memory sum, hierarchical, ZeRO-1's reduce-scatter +
- * all-gather, gradient accumulation): a new reduce_strategy table in reduce.c and one line in
- * reducer_create's choice; the loop does not change.
+ * Adding a strategy: a new reduce_strategy table in reduce.c and one line in reducer_create's
+ * choice; the loop does not change.
+ *
+ * The step as the loop runs it, whatever the strategy:
+ *   reducer_set_aux; backward (hooks: reducer_layer_ready, reducer_progress); reducer_finish;
+ *   reducer_slice → clip and optimizer step on params[lo, hi) with the slice's summed gradients;
+ *   reducer_params_updated (ZeRO: every slice into every rank's parameters);
+ *   max-norm on the layers reducer_owns_layer says, then reducer_params_ready.
+ * Without ZeRO the slice is everything and the last two calls do nothing.
  *
  * Two per-step counters ride in the gradient sum at no extra collective (REDUCE_AUX: ranks whose
  * local loss was non-finite, ranks asked to stop by a signal): the loop puts this rank's values
@@ -53,15 +72,26 @@ enum { REDUCE_AUX_NONFINITE, REDUCE_AUX_STOP, REDUCE_AUX };
  * buckets cover grads[0, n) without overlap; the one that ends at n also carries the counters). */
 typedef struct reduce_layout {
   float *grads;                   /* [n + REDUCE_AUX] memory of the backend */
+  float *params;                  /* [n] the parameters (ZeRO gathers them) */
   size_t n;                       /* gradients in all */
   int n_buckets;                  /* <= REDUCE_MAX_BUCKETS */
   size_t off[REDUCE_MAX_BUCKETS]; /* bucket b is grads[off[b], off[b] + len[b]) */
   size_t len[REDUCE_MAX_BUCKETS];
 } reduce_layout;
 
+/* train.reduce: which host strategy (the device ones are chosen by the backend). */
+typedef enum reduce_kind {
+  REDUCE_AUTO,     /* shm when every rank is on one node, else mpi (blocking when overlap = 0) */
+  REDUCE_MPI,      /* mpi-buckets (per-layer, overlapped with backward) */
+  REDUCE_SHM,      /* shm: node-local shared window (every rank on one node) */
+  REDUCE_BLOCKING, /* mpi: one all-reduce after backward */
+} reduce_kind;
+
 /* What the user chose. */
 typedef struct reduce_opts {
-  int overlap;      /* start each bucket's sum during backward (1) or sum everything after (0) */
+  reduce_kind kind; /* train.reduce */
+  int overlap;      /* train.overlap: auto's choice between mpi-buckets (1) and mpi (0) off one node */
+  int zero;         /* train.zero: ZeRO-1 (slices of parameters and optimizer state per rank) */
   double timeout_s; /* device collectives: seconds a step's sums may take (0: no limit; host ones: dist.h's) */
 } reduce_opts;
 
@@ -93,6 +123,33 @@ void reducer_progress(reducer *r);
  * the later sums are still in flight. Fixed order per strategy: the same bits on every rank. */
 double reducer_finish(reducer *r, int64_t step);
 
+/* The parameters this rank's optimizer steps: params[*lo, *hi), and where their summed
+ * gradients are (*g: grads + lo, or the strategy's own slice buffer). Everything [0, n) with
+ * grads itself unless ZeRO. Fixed at reducer_create; on shm-zero, lo and hi are 16-float aligned. */
+void reducer_slice(const reducer *r, size_t *lo, size_t *hi, float **g);
+
+/* Shared-memory strategies: move the model's parameters (shm-zero: into the node's one shared
+ * array; local rank 0 copies them, so they must be the same on every rank, as after init or a
+ * resume) and gradients into the reducer's windows, and point *params and *grads there; the
+ * reducer then owns them (the model must not free them). Other strategies: nothing. Returns 1
+ * when the buffers moved. Collective; call once after the parameters are set, before step 1. */
+int reducer_adopt(reducer *r, float **params, float **grads);
+
+/* After the optimizer step on this rank's slice: ZeRO makes every slice every rank's (mpi-zero:
+ * all-gather; shm-zero: a barrier, the array is shared). Nothing otherwise. `step` names it. */
+void reducer_params_updated(reducer *r, int64_t step);
+
+/* 1 when this rank applies per-layer projections (max-norm) to layer l's weights: every rank
+ * when each has its own parameters, one rank per layer (l mod P) when they are shared. Then
+ * reducer_params_ready (a barrier when shared) before the next forward pass reads them. */
+int reducer_owns_layer(const reducer *r, int l);
+void reducer_params_ready(reducer *r);
+
+/* A checkpoint's full buffer from every rank's slice (ZeRO's optimizer state): slice is this
+ * rank's [hi - lo) floats in backend memory, full gets all n on rank 0 (host memory; NULL on
+ * the others). Without ZeRO, rank 0 copies its own. Collective. */
+void reducer_gather_slices(reducer *r, const float *slice, float *full);
+
 /* This rank's counters for the coming step (before the backward pass: the bucket that carries
  * them may start during it). */
 void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]);
@@ -100,7 +157,8 @@ void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]);
 /* After reducer_finish: the counters summed over the ranks. */
 void reducer_aux(const reducer *r, float aux[REDUCE_AUX]);
 
-/* The strategy's name ("local", "mpi", "mpi-buckets", "nccl", "mpi-staged"). */
+/* The strategy's name ("local", "mpi", "mpi-buckets", "shm", "mpi-zero", "shm-zero", "nccl",
+ * "mpi-staged"). */
 const char *reducer_name(const reducer *r);
 
 /* Seconds this rank spent waiting in reducer_finish so far. */

@@ -47,7 +47,11 @@ typedef struct trainer {
   batch_resident res;
   int64_t *rows; /* row ids of the local batch */
   int64_t classes;
-  reducer *red; /* the gradient sums of every step (reduce.h) */
+  reducer *red;      /* the gradient sums of every step (reduce.h) */
+  size_t slo, shi;   /* the parameters this rank's optimizer steps (all of them unless train.zero) */
+  float *sgrad;      /* their summed gradients (reducer_slice) */
+  int shared_params; /* m.params / m.grads are the reducer's shared windows (model_free must not free them) */
+  int shared_grads;
   FILE *metrics;
   int overlap;           /* start each layer's reduction during backward (1) or after (0) */
   double env_timeout;    /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
@@ -87,9 +91,26 @@ static int reducer_setup(trainer *t) {
     lay.off[l] = t->m.w_off[l];
     lay.len[l] = t->m.b_off[l] + (size_t)t->m.spec.dims[l + 1] - t->m.w_off[l];
   }
-  reduce_opts o = {.overlap = t->overlap, .timeout_s = dist_timeout()};
+  lay.params = t->m.params;
+  static const reduce_kind kinds[] = {[CONFIG_REDUCE_AUTO] = REDUCE_AUTO,
+                                      [CONFIG_REDUCE_MPI] = REDUCE_MPI,
+                                      [CONFIG_REDUCE_SHM] = REDUCE_SHM,
+                                      [CONFIG_REDUCE_BLOCKING] = REDUCE_BLOCKING};
+  reduce_opts o = {.kind = kinds[t->o.reduce], .overlap = t->overlap, .zero = t->o.zero, .timeout_s = dist_timeout()};
   t->red = reducer_create(&lay, t->be, dist_comm(), &o);
-  return t->red ? 0 : -1;
+  if (!t->red) return -1;
+  reducer_slice(t->red, &t->slo, &t->shi, &t->sgrad);
+  return 0;
+}
+
+/* After the parameters are set (init, train.init, a resume): the shared-memory strategies take
+ * the parameters and gradients into their windows. Collective. */
+static void reducer_take_buffers(trainer *t) {
+  float *p0 = t->m.params, *g0 = t->m.grads;
+  if (!reducer_adopt(t->red, &t->m.params, &t->m.grads)) return;
+  if (t->m.params != p0) t->be->free(p0), t->shared_params = 1;
+  if (t->m.grads != g0) t->be->free(g0), t->shared_grads = 1;
+  reducer_slice(t->red, &t->slo, &t->shi, &t->sgrad);
 }
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
@@ -165,6 +186,12 @@ static void progress(int64_t epoch, int64_t epochs, int64_t step, int64_t steps,
 
 static int save_checkpoint(trainer *t) {
   int ok = 1;
+  const size_t bytes = t->m.n_params * sizeof(float);
+  float *state[3] = {NULL, NULL, NULL}; /* the full optimizer state on rank 0 (ZeRO: from every slice) */
+  for (int i = 0; i < t->opt.n_state; i++) {
+    if (dist_rank() == 0) state[i] = xmalloc(bytes);
+    reducer_gather_slices(t->red, t->opt.state[i], state[i]);
+  }
   if (dist_rank() == 0) {
     checkpoint c = {.n_params = t->m.n_params,
                     .n_state = t->opt.n_state,
@@ -180,13 +207,11 @@ static int save_checkpoint(trainer *t) {
                     .model = &t->card};
     c.n_dims = t->m.spec.n_layers + 1;
     memcpy(c.dims, t->m.spec.dims, sizeof(int64_t) * (size_t)c.n_dims);
-    size_t bytes = t->m.n_params * sizeof(float);
     c.params = xmalloc(bytes);
     t->be->download(c.params, t->m.params, bytes);
     for (int i = 0; i < c.n_state; i++) {
-      c.state[i] = xmalloc(bytes);
+      c.state[i] = state[i];
       c.state_name[i] = (char *)t->opt.state_name[i];
-      t->be->download(c.state[i], t->opt.state[i], bytes);
     }
     c.config = config_resolved_ini(t->cfg);
     buf name = {0}, path = {0}, link = {0};
@@ -273,8 +298,8 @@ static int restore(trainer *t, const char *path, int full) {
   if (full) {
     for (int i = 0; i < c->n_state; i++) /* match by name, the order is the file's */
       for (int j = 0; j < t->opt.n_state; j++)
-        if (strcmp(c->state_name[i], t->opt.state_name[j]) == 0)
-          t->be->upload(t->opt.state[j], c->state[i], c->n_params * sizeof(float));
+        if (strcmp(c->state_name[i], t->opt.state_name[j]) == 0) /* this rank's slice of it */
+          t->be->upload(t->opt.state[j], c->state[i] + t->slo, (t->shi - t->slo) * sizeof(float));
     t->opt.step = c->step;
     sampler_seek(&t->smp, c->epoch, c->step_in_epoch);
     log_info("resumed from %s at epoch %lld, step %lld of %lld (global step %lld)\n", path, (long long)c->epoch + 1,
@@ -379,10 +404,11 @@ static int setup(trainer *t, int eval_only) {
   if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
   if (rows < 1) rows = 1;
   data_block nnz_max = t->local.nnz >= t->test.nnz ? t->local : t->test;
-  ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && batch_stage_init(&t->st, t->be, &nnz_max, rows) == 0 &&
-       optim_init(&t->opt, &o->optim, t->be, t->m.n_params) == 0;
+  ok = model_init(&t->m, &s, t->be, (int)rows) == 0 && batch_stage_init(&t->st, t->be, &nnz_max, rows) == 0;
   if (!dist_all_ok(ok)) return -1;
   if (reducer_setup(t)) return -1;
+  /* the optimizer's state covers this rank's slice (ZeRO-1: 1/P of it) */
+  if (!dist_all_ok(optim_init(&t->opt, &o->optim, t->be, t->shi - t->slo) == 0)) return -1;
   t->rows = xmalloc(sizeof(int64_t) * (size_t)rows);
   t->sch = (sched){.kind = o->sched,
                    .warmup_epochs = o->warmup_epochs,
@@ -394,6 +420,7 @@ static int setup(trainer *t, int eval_only) {
   const char *init = o->init_from, *resume = o->resume;
   if (init && init_params(t, init)) return -1;
   if (resume && restore(t, resume, !eval_only)) return -1;
+  reducer_take_buffers(t);
   /* output directory, resolved config, metrics */
   ok = 1;
   if (rank == 0 && !eval_only) {
@@ -431,6 +458,13 @@ static int setup(trainer *t, int eval_only) {
            s.bf16 ? ", bf16 GEMM inputs" : "", o->optim_name, (long long)t->smp.batch,
            (long long)t->smp.steps_per_epoch);
   buf_free(&arch);
+  if (!eval_only && t->opt.n_state > 0) {
+    double mine = (double)t->opt.n * (double)t->opt.n_state * sizeof(float), most = mine;
+    dist_allreduce(MPI_IN_PLACE, &most, 1, MPI_DOUBLE, MPI_MAX, dist_comm(), "optimizer state");
+    log_info("optimizer state: %.2f MiB per rank at most (%d buffer%s over %zu of %zu parameters%s)\n",
+             most / 1048576.0, t->opt.n_state, t->opt.n_state > 1 ? "s" : "", t->shi - t->slo, t->m.n_params,
+             t->shi - t->slo < t->m.n_params ? " on this rank: ZeRO-1" : "");
+  }
   if (!eval_only) log_balance(t);
   if (!eval_only) batch_resident_init(&t->res, t->be, &t->local, t->st.rows_cap);
   return 0;
@@ -443,6 +477,8 @@ static void teardown(trainer *t, int failed) {
   batch_resident_free(&t->res, t->be);
   batch_stage_free(&t->st, t->be);
   if (t->opt.be) optim_free(&t->opt);
+  if (t->shared_params) t->m.params = NULL; /* freed with the reducer's windows */
+  if (t->shared_grads) t->m.grads = NULL;
   model_free(&t->m);
   sampler_free(&t->smp);
   checkpoint_free(&t->resume_ck);
@@ -558,11 +594,17 @@ static int run(trainer *t) {
         t->skip_run = 0;
         loss_sum[0] += loss;
         loss_sum[1] += (double)n;
-        optim_clip_to(be, t->m.grads, t->m.n_params, norm, clip);
-        optim_step(&t->opt, t->m.params, t->m.grads, lr);
-        if (maxn > 0)
+        /* this rank's slice (everything unless ZeRO), then every slice to every rank */
+        optim_clip_to(be, t->sgrad, t->shi - t->slo, norm, clip);
+        optim_step(&t->opt, t->m.params + t->slo, t->sgrad, lr);
+        reducer_params_updated(t->red, gstep + 1);
+        if (maxn > 0) {
           for (int l = 0; l < t->m.spec.n_layers; l++)
-            be->max_norm(t->m.params + t->m.w_off[l], (int)t->m.spec.dims[l], (int)t->m.spec.dims[l + 1], (float)maxn);
+            if (reducer_owns_layer(t->red, l))
+              be->max_norm(t->m.params + t->m.w_off[l], (int)t->m.spec.dims[l], (int)t->m.spec.dims[l + 1],
+                           (float)maxn);
+          reducer_params_ready(t->red);
+        }
       }
       t_compute += now() - tc;
       double el = now() - t_epoch;

@@ -48,6 +48,8 @@ typedef struct train_opts {
   const char *init_from;    /* file whose /params start the run, or NULL */
   int threads;              /* CPU threads (0: the library's default) */
   int overlap;              /* all-reduce each layer's gradients during backward (1) or after (0) */
+  int reduce;               /* train.reduce: enum config_reduce (reduce.h's reduce_kind, same order) */
+  int zero;                 /* train.zero: ZeRO-1 optimizer-state sharding */
   double timeout;           /* collective watchdog, seconds (0: none); NAN: the environment's (dist.h) */
   int nonfinite_skip;       /* a non-finite step is skipped (1) or aborts the run (0) */
   int64_t max_skipped;      /* skip: abort after this many non-finite steps in a row (>= 1) */

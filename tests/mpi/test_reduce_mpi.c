@@ -2,9 +2,12 @@
  *
  * Every rank fills a gradient vector of uneven buckets with values that are a function of
  * (rank, index) and exactly representable, so the sum over ranks is exact whatever the order:
- * each strategy reachable on the CPU backend (mpi: overlap off; mpi-buckets: overlap on, with
- * progress calls and buckets arriving last-to-first as backward delivers them) must give exactly
- * that sum, twice in a row (no state left over between steps), and name itself; the per-step
+ * each strategy reachable on the CPU backend (mpi: blocking; mpi-buckets: overlapped, with
+ * progress calls and buckets arriving last-to-first as backward delivers them; shm: the shared
+ * window, after reducer_adopt moved the buffers; mpi-zero and shm-zero: only this rank's slice
+ * is summed, and after reducer_params_updated every rank has every rank's parameter slice) must
+ * give exactly that sum, twice in a row (no state left over between steps), and name itself; the
+ * slices of ZeRO cover the parameters once, in rank order; the per-step
  * counters (reducer_set_aux / reducer_aux) come back summed over the ranks, and reducer_finish's
  * sum of squares is that of the summed gradients (the counters not included). A bucket left out of
  * the sum, summed twice, a lost counter, or a stale request fails the check. Exit 0, or 1 with a
@@ -24,7 +27,7 @@ static const size_t len[BUCKETS] = {1000, 1, 70001, 13}; /* uneven, one of a sin
 
 static float value(int rank, size_t i, int step) { return (float)((rank + 1) * 3 + (int)(i % 97) + step); }
 
-static int check(const char *want_name, int overlap) {
+static int check(const char *want_name, reduce_kind kind, int zero) {
   const int rank = dist_rank(), size = dist_size();
   reduce_layout lay = {.n_buckets = BUCKETS};
   for (int b = 0; b < BUCKETS; b++) {
@@ -32,13 +35,22 @@ static int check(const char *want_name, int overlap) {
     lay.len[b] = len[b];
     lay.n += len[b];
   }
-  lay.grads = malloc((lay.n + REDUCE_AUX) * sizeof(float));
-  reduce_opts o = {.overlap = overlap, .timeout_s = 0};
+  float *own_g = malloc((lay.n + REDUCE_AUX) * sizeof(float)), *own_p = calloc(lay.n, sizeof(float));
+  lay.grads = own_g;
+  lay.params = own_p;
+  reduce_opts o = {.kind = kind, .overlap = 1, .zero = zero, .timeout_s = 0};
   reducer *r = reducer_create(&lay, backend_cpu(), dist_comm(), &o);
   if (!r) {
     fprintf(stderr, "rank %d: reducer_create: %s\n", rank, log_last_error());
     return 1;
   }
+  reducer_adopt(r, &lay.params, &lay.grads); /* shm: the windows from here on */
+  size_t lo, hi;
+  float *gs;
+  reducer_slice(r, &lo, &hi, &gs);
+  /* the slices: in rank order, covering [0, n) once (every rank's in one gather) */
+  unsigned long long sl[2] = {lo, hi}, *all_sl = malloc(sizeof sl * (size_t)size);
+  MPI_Allgather(sl, 2, MPI_UNSIGNED_LONG_LONG, all_sl, 2, MPI_UNSIGNED_LONG_LONG, dist_comm());
   int bad = 0;
   const char *want = size == 1 ? "local" : want_name;
   if (strcmp(reducer_name(r), want) != 0) {
@@ -49,6 +61,18 @@ static int check(const char *want_name, int overlap) {
     fprintf(stderr, "rank %d: %s: wants_progress %d\n", rank, want, reducer_wants_progress(r));
     bad = 1;
   }
+  const int zeroed = size > 1 && zero;
+  for (int q = 0; q < size && !bad; q++) {
+    const unsigned long long a = all_sl[2 * q], b = all_sl[2 * q + 1];
+    const unsigned long long want_a = zeroed ? (q ? all_sl[2 * q - 1] : 0) : 0,
+                             want_b = zeroed && q + 1 < size ? b : lay.n;
+    if (a != want_a || b != want_b || a > b) {
+      fprintf(stderr, "rank %d: %s: rank %d's slice [%llu, %llu), want [%llu, %llu)\n", rank, want, q, a, b, want_a,
+              want_b);
+      bad = 1;
+    }
+  }
+  free(all_sl);
   for (int step = 0; step < 2 && !bad; step++) {
     for (size_t i = 0; i < lay.n; i++) lay.grads[i] = value(rank, i, step);
     const float mine[REDUCE_AUX] = {[REDUCE_AUX_NONFINITE] = rank == 1, [REDUCE_AUX_STOP] = (float)(rank + step)};
@@ -76,18 +100,28 @@ static int check(const char *want_name, int overlap) {
               want_stop);
       bad = 1;
     }
-    for (size_t i = 0; i < lay.n && !bad; i++) {
+    for (size_t i = lo; i < hi && !bad; i++) { /* the summed slice (everything without ZeRO) */
       float sum = 0;
       for (int q = 0; q < size; q++) sum += value(q, i, step);
-      if (lay.grads[i] != sum) {
-        fprintf(stderr, "rank %d: %s step %d: grads[%zu] = %g, want %g\n", rank, want, step, i, lay.grads[i], sum);
+      if (gs[i - lo] != sum) {
+        fprintf(stderr, "rank %d: %s step %d: grads[%zu] = %g, want %g\n", rank, want, step, i, gs[i - lo], sum);
         bad = 1;
       }
     }
+    /* the update of this rank's slice reaches every rank */
+    for (size_t i = lo; i < hi; i++) lay.params[i] = (float)(i % 1013) + (float)step;
+    reducer_params_updated(r, step + 1);
+    for (size_t i = 0; i < lay.n && !bad; i++)
+      if (lay.params[i] != (float)(i % 1013) + (float)step && (zeroed || (i >= lo && i < hi))) {
+        fprintf(stderr, "rank %d: %s step %d: params[%zu] = %g after the update\n", rank, want, step, i, lay.params[i]);
+        bad = 1;
+      }
+    MPI_Barrier(dist_comm()); /* shm-zero: nobody writes the next step's parameters before all have read */
   }
   if (reducer_wait_s(r) < 0) bad = 1;
   reducer_free(r, 0);
-  free(lay.grads);
+  free(own_g);
+  free(own_p);
   int all = bad;
   MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MAX, dist_comm());
   if (rank == 0) printf("%s %s\n", want, all ? "FAILED" : "ok");
@@ -96,7 +130,8 @@ static int check(const char *want_name, int overlap) {
 
 int main(int argc, char **argv) {
   if (dist_init(&argc, &argv)) return 1;
-  int rc = check("mpi", 0) | check("mpi-buckets", 1);
+  int rc = check("mpi", REDUCE_BLOCKING, 0) | check("mpi-buckets", REDUCE_MPI, 0) | check("shm", REDUCE_SHM, 0) |
+           check("mpi-zero", REDUCE_MPI, 1) | check("shm-zero", REDUCE_SHM, 1) | check("shm", REDUCE_AUTO, 0);
   dist_finalize();
   return rc;
 }
