@@ -154,7 +154,7 @@ for h in 1024,1024 4096,4096; do
       mpirun "${flags[@]}" -np "$np" "$dptrain" train configs/mnist_mlp800.ini model.hidden="$h" optim.name=adam optim.lr=1e-3 \
         train.batch_size=128 train.epochs=1 train.threads=1 train.zero="$z" data.path="$tmp/m.h5" train.out="$tmp/mem" > "$tmp/mem.log"
       st=$(sed -n 's/^optimizer state: \([0-9.]*\) MiB.*/\1/p' "$tmp/mem.log")
-      printf '  784-%-11s %5s %6s %22s %16s\n' "${h/,/-}-10" "$np" "$z" "$st" "$(summary "$tmp/mem" peak_rss_mib_max)"
+      printf '  784-%-11s %5s %6s %22s %16.0f\n' "${h/,/-}-10" "$np" "$z" "$st" "$(summary "$tmp/mem" peak_rss_mib_max)"
     done
   done
 done

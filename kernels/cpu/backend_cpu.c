@@ -408,6 +408,20 @@ static void cpu_scale(float *x, size_t n, float s) {
   cpu_pool_run(scale_part, &j, n);
 }
 
+static void add_part(void *a, int t, int nt) {
+  const elem_job *j = a;
+  size_t lo, hi;
+  cpu_pool_share(j->n, t, nt, SHARE_ALIGN, &lo, &hi);
+  float *restrict y = j->x;
+  const float *restrict x = j->y;
+  for (size_t i = lo; i < hi; i++) y[i] += x[i];
+}
+
+static void cpu_add(float *y, const float *x, size_t n) {
+  elem_job j = {.x = y, .y = x, .n = n};
+  cpu_pool_run(add_part, &j, n);
+}
+
 /* Σ x² of one piece in double, in 16 interleaved partial sums (the block vectorises and the adds
  * do not wait on each other: ~5x a single chain, measured), combined in a fixed order. */
 static double sumsq_piece(const float *x, size_t n) {
@@ -580,6 +594,7 @@ static const backend_ops k_cpu = {
     .dropout = cpu_dropout,
     .mul = cpu_mul,
     .scale = cpu_scale,
+    .add = cpu_add,
     .sumsq = cpu_sumsq,
     .optim_update = backend_cpu_optim_update,
     .max_norm = backend_cpu_max_norm,

@@ -1,5 +1,5 @@
 /* act.cu — the elementwise ops of the CUDA backend: fill, bias + activation, the activation's
- * backward, the bias gradient, the two fused (act_bias_backward), inverted dropout, mul and scale. The arithmetic per element is
+ * backward, the bias gradient, the two fused (act_bias_backward), inverted dropout, mul, scale and add. The arithmetic per element is
  * kernels/common/elem_math.h, shared with the CPU backend; the module is compiled with
  * --fmad=false, so everything but tanhf/expf gives the CPU's bits (the dropout masks always do).
  * All launches go on the compute stream; grid-stride loops, 64-bit indices. */
@@ -118,4 +118,15 @@ void cuda_scale(float *x, size_t n, float s) {
   if (n == 0) return;
   scale_kernel<<<grid_for(n, EW_THREADS), EW_THREADS, 0, g_cuda.compute>>>(x, n, s);
   KERNEL_CHECK("scale");
+}
+
+__global__ void add_kernel(float *y, const float *x, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    y[i] += x[i];
+}
+
+void cuda_add(float *y, const float *x, size_t n) {
+  if (n == 0) return;
+  add_kernel<<<grid_for(n, EW_THREADS), EW_THREADS, 0, g_cuda.compute>>>(y, x, n);
+  KERNEL_CHECK("add");
 }

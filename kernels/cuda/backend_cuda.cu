@@ -162,6 +162,7 @@ static const backend_ops k_cuda_ops = {
     .dropout = cuda_dropout,
     .mul = cuda_mul,
     .scale = cuda_scale,
+    .add = cuda_add,
     .sumsq = cuda_sumsq,
     .optim_update = cuda_optim_update,
     .max_norm = cuda_max_norm,

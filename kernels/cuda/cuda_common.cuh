@@ -147,6 +147,7 @@ void cuda_act_bias_backward(float *dY, const float *Y, const float *mask, float 
 void cuda_dropout(const float *X, float *Y, float *mask, size_t n, float p, uint64_t seed, uint64_t offset);
 void cuda_mul(float *x, const float *y, size_t n);
 void cuda_scale(float *x, size_t n, float s);
+void cuda_add(float *y, const float *x, size_t n);
 /* loss.cu */
 double cuda_softmax_xent(const float *logits, const int32_t *y, int B, int C, float scale, float *dlogits,
                          int *correct);

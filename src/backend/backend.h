@@ -145,6 +145,8 @@ typedef struct backend_ops {
   void (*mul)(float *x, const float *y, size_t n);
   /* x[n] *= s */
   void (*scale)(float *x, size_t n, float s);
+  /* y[n] += x[n] elementwise (gradient accumulation); x and y do not overlap */
+  void (*add)(float *y, const float *x, size_t n);
   /* sum of squares of x[n], accumulated in double */
   double (*sumsq)(const float *x, size_t n);
   /* One fused optimizer update over n parameters: p, g and up to three state buffers. */

@@ -52,6 +52,8 @@ typedef struct trainer {
   float *sgrad;      /* their summed gradients (reducer_slice) */
   int shared_params; /* m.params / m.grads are the reducer's shared windows (model_free must not free them) */
   int shared_grads;
+  int64_t micro; /* rows per micro-batch (train.accumulate: ceil(local rows / K); else every local row) */
+  float *acc;    /* [n_params] the gradients of a step's earlier micro-batches (train.accumulate > 1) */
   FILE *metrics;
   int overlap;           /* start each layer's reduction during backward (1) or after (0) */
   double env_timeout;    /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
@@ -75,6 +77,15 @@ static double now(void) { return MPI_Wtime(); }
 /* model_backward calls this when layer l's gradients are final. */
 static void on_layer_ready(int l, void *arg) {
   trainer *t = arg;
+  reducer_layer_ready(t->red, l);
+}
+
+/* The same after the last micro-batch of an accumulated step: the earlier micro-batches' sum of
+ * layer l (its weights, then its biases: final once backward has passed the layer) goes in first. */
+static void on_layer_ready_acc(int l, void *arg) {
+  trainer *t = arg;
+  const size_t a = t->m.w_off[l], len = t->m.b_off[l] + (size_t)t->m.spec.dims[l + 1] - a;
+  t->be->add(t->m.grads + a, t->acc + a, len);
   reducer_layer_ready(t->red, l);
 }
 
@@ -401,6 +412,16 @@ static int setup(trainer *t, int eval_only) {
   if (!dist_all_ok(t->be != NULL)) return -1;
   backend_cpu_set_threads(o->threads); /* BLAS and the other CPU passes (0: the BLAS default for both) */
   int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
+  /* gradient accumulation: the step's rows in K micro-batches; the activations hold one of them */
+  const int64_t K = o->accumulate;
+  ok = K <= rows;
+  if (!ok)
+    log_fail(
+        "[train] accumulate %lld is more than the %lld rows a rank computes per step (global batch %lld on %d ranks)",
+        (long long)K, (long long)rows, (long long)t->smp.batch, size);
+  if (!dist_all_ok(ok)) return -1;
+  t->micro = (rows + K - 1) / K;
+  rows = t->micro;
   if (rows < 256 && test_n > rows) rows = test_n < 256 ? test_n : 256; /* eval in chunks of >= 256 */
   if (rows < 1) rows = 1;
   data_block nnz_max = t->local.nnz >= t->test.nnz ? t->local : t->test;
@@ -409,7 +430,13 @@ static int setup(trainer *t, int eval_only) {
   if (reducer_setup(t)) return -1;
   /* the optimizer's state covers this rank's slice (ZeRO-1: 1/P of it) */
   if (!dist_all_ok(optim_init(&t->opt, &o->optim, t->be, t->shi - t->slo) == 0)) return -1;
-  t->rows = xmalloc(sizeof(int64_t) * (size_t)rows);
+  if (K > 1) {
+    t->acc = t->be->alloc(t->m.n_params * sizeof(float));
+    if (!t->acc)
+      log_fail("[train] accumulate: cannot allocate %zu bytes for the gradient sum", t->m.n_params * sizeof(float));
+    if (!dist_all_ok(t->acc != NULL)) return -1;
+  }
+  t->rows = xmalloc(sizeof(int64_t) * (size_t)sampler_max_local(&t->smp)); /* a step's rows, all micro-batches */
   t->sch = (sched){.kind = o->sched,
                    .warmup_epochs = o->warmup_epochs,
                    .step_size = o->step_size,
@@ -458,6 +485,9 @@ static int setup(trainer *t, int eval_only) {
            s.bf16 ? ", bf16 GEMM inputs" : "", o->optim_name, (long long)t->smp.batch,
            (long long)t->smp.steps_per_epoch);
   buf_free(&arch);
+  if (!eval_only && K > 1)
+    log_info("gradient accumulation: %lld micro-batches of at most %lld rows per rank, one reduction per step\n",
+             (long long)K, (long long)t->micro);
   if (!eval_only && t->opt.n_state > 0) {
     double mine = (double)t->opt.n * (double)t->opt.n_state * sizeof(float), most = mine;
     dist_allreduce(MPI_IN_PLACE, &most, 1, MPI_DOUBLE, MPI_MAX, dist_comm(), "optimizer state");
@@ -477,6 +507,7 @@ static void teardown(trainer *t, int failed) {
   batch_resident_free(&t->res, t->be);
   batch_stage_free(&t->st, t->be);
   if (t->opt.be) optim_free(&t->opt);
+  if (t->acc) t->be->free(t->acc);
   if (t->shared_params) t->m.params = NULL; /* freed with the reducer's windows */
   if (t->shared_grads) t->m.grads = NULL;
   model_free(&t->m);
@@ -551,7 +582,10 @@ static int run(trainer *t) {
   const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
   const float scale = 1.0f / (float)t->smp.batch;
   const uint64_t seed = t->o.seed;
-  const model_hooks hooks = {on_layer_ready, reducer_wants_progress(t->red) ? on_progress : NULL, t};
+  const int accumulate = t->o.accumulate > 1;
+  const model_hooks hooks = {accumulate ? on_layer_ready_acc : on_layer_ready,
+                             reducer_wants_progress(t->red) ? on_progress : NULL, t},
+                    hooks_one = {on_layer_ready, hooks.progress, t}; /* a step of one micro-batch */
   /* From here to the process's end (not restored: mpirun answers the first rank's exit 75 with a
    * SIGTERM to the others, which must still exit 75, not die of it). */
   struct sigaction sa = {0};
@@ -570,18 +604,33 @@ static int run(trainer *t) {
       int64_t off, n = sampler_next(&t->smp, t->rows, &off);
       t->step_rows_min = n < t->step_rows_min ? n : t->step_rows_min;
       t->step_rows_max = n > t->step_rows_max ? n : t->step_rows_max;
-      model_batch mb = t->res.on ? batch_resident_rows(&t->res, &t->st, be, &t->local, t->rows, n)
-                                 : batch_stage_rows(&t->st, be, &t->local, t->rows, n, t->local.begin);
       int64_t gstep = epoch * spe + step;
       dist_set_step(gstep + 1);
       lr = sched_lr(&t->sch, base_lr, gstep);
-      double tc = now();
-      const double loss =
-          model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)off, scale, NULL);
-      float aux[REDUCE_AUX] = {
-          [REDUCE_AUX_NONFINITE] = isfinite(loss) ? 0.0f : 1.0f, [REDUCE_AUX_STOP] = g_stop_signal ? 1.0f : 0.0f};
-      reducer_set_aux(t->red, aux);
-      model_backward(&t->m, &mb, &hooks);
+      double tc = now(), loss = 0;
+      float aux[REDUCE_AUX];
+      /* the local rows in micro-batches of t->micro (one unless train.accumulate): each is the
+       * rows [j, j + mj) of the step at their global offset (the same dropout masks as one batch);
+       * the earlier ones' gradients are summed in t->acc, the last one's backward adds them layer
+       * by layer and hands each layer to the reducer */
+      for (int64_t j = 0; j < n; j += t->micro) {
+        const int64_t mj = n - j < t->micro ? n - j : t->micro;
+        const int final = j + mj >= n;
+        model_batch mb = t->res.on ? batch_resident_rows(&t->res, &t->st, be, &t->local, t->rows + j, mj)
+                                   : batch_stage_rows(&t->st, be, &t->local, t->rows + j, mj, t->local.begin);
+        loss += model_forward(&t->m, &mb, 1, seed ^ ((uint64_t)gstep * 0xD1B54A32D192ED03ull), (uint64_t)(off + j),
+                              scale, NULL);
+        if (!final) {
+          if (j == 0) be->fill(t->acc, t->m.n_params, 0.0f);
+          model_backward(&t->m, &mb, NULL);
+          be->add(t->acc, t->m.grads, t->m.n_params);
+          continue;
+        }
+        aux[REDUCE_AUX_NONFINITE] = isfinite(loss) ? 0.0f : 1.0f;
+        aux[REDUCE_AUX_STOP] = g_stop_signal ? 1.0f : 0.0f;
+        reducer_set_aux(t->red, aux);
+        model_backward(&t->m, &mb, j > 0 ? &hooks : &hooks_one);
+      }
       /* the non-finite guard: the counters and the summed gradient's norm, the same on every rank */
       const double norm = sqrt(reducer_finish(t->red, t->opt.step + 1));
       reducer_aux(t->red, aux);

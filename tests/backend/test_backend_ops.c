@@ -701,7 +701,7 @@ static void test_act_bias_backward(void) {
       }
 }
 
-/* mul, scale, sumsq */
+/* mul, scale, add, sumsq */
 static void test_small_ops(void) {
   static const size_t ns[] = {1, 1001, (1u << 22) + 7};
   for (size_t a = 0; a < 3; a++) {
@@ -729,6 +729,18 @@ static void test_small_ops(void) {
     check_ref(what, dx, want, n, 1e-6);
     float *g = from_be(dx, n);
     cmp_exact(what, g, x, n);
+    free(g);
+    /* add: y += x, each element the correctly rounded float sum of the pair */
+    float *sum = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) sum[i] = y[i] + x[i];
+    REF->add(y, x, n), BE->add(dy, dx, n);
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) bad = memcmp(&y[i], &sum[i], sizeof(float)) != 0;
+    result(!bad, "add n=%zu: cpu gives y + x for every element", n);
+    g = from_be(dy, n);
+    snprintf(what, sizeof what, "add n=%zu", n);
+    cmp_exact(what, g, y, n);
+    free(sum);
     BE->free(dx), BE->free(dy), free(x), free(y), free(g), free(want);
   }
 }
@@ -1368,6 +1380,7 @@ static const op_test k_tests[] = {
     OP(dropout, test_dropout),
     OP(mul, test_small_ops),
     OP(scale, test_small_ops),
+    OP(add, test_small_ops),
     OP(sumsq, test_small_ops),
     OP(optim_update, test_optim),
     OP(max_norm, test_max_norm),

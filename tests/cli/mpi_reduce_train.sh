@@ -15,7 +15,13 @@
 #    with zero = 0 on 2 ranks, and one saved with zero = 0 on 2 resumes with zero = 1 on 3, each
 #    within 1e-5 of the uninterrupted run (parameters and both moment buffers); zero = 1 resumed on
 #    the same 3 ranks is bit-identical;
-#  - the log names the strategy and the optimizer state per rank (1/3 of it under ZeRO-1).
+#  - gradient accumulation (train.accumulate = K: the step's rows in K micro-batches, one
+#    reduction after the last): K = 1, 3, 4 on 1 and 2 ranks, K = 3 on 3 ranks with ZeRO-1, and
+#    full-batch gd in 4 micro-batches on 2 ranks, each within 1e-5 of one batch on 1 rank (the
+#    same dropout masks: each micro-batch keeps its rows' global offsets); K = 1 is bit-identical
+#    to no key; more micro-batches than a rank's rows is a one-line error (exit 2);
+#  - the log names the strategy, the accumulation and the optimizer state per rank (1/3 of it
+#    under ZeRO-1).
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5"
@@ -102,6 +108,20 @@ run 3 "$T/n2h" "$T/res.ini" train.zero=1 train.epochs=2 train.resume="$T/n2h/che
 for s in shm shm-zero; do
   grep -q "rank 1: test delay: 40 ms before every shared-memory sum" "$T/slow-$s.log" || fail "no delay line in: $(cat "$T/slow-$s.log")"
 done
+# gradient accumulation: K micro-batches per step, one reduction
+for k in 1 3 4; do
+  for np in 1 2; do run $np "$T/acc$k-$np" "$T/adam.ini" train.accumulate=$k; done
+done
+run 3 "$T/acc3-3z" "$T/adam.ini" train.accumulate=3 train.zero=1
+ini "$T/gd.ini" gd
+run 1 "$T/gd1" "$T/gd.ini"
+run 2 "$T/gd4" "$T/gd.ini" train.accumulate=4
+grep -q "^gradient accumulation: 4 micro-batches of at most 13 rows per rank, one reduction per step" "$T/acc4-2.log" ||
+  fail "no accumulation line in: $(head -8 "$T/acc4-2.log")"
+grep -q "^gradient accumulation: 4 micro-batches of at most 188 rows per rank" "$T/gd4.log" ||
+  fail "no gd accumulation line in: $(head -8 "$T/gd4.log")"
+expect_usage_error "more micro-batches than rows" "[train] accumulate 60 is more than the 50 rows a rank computes per step" "$T/accbad" \
+  "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.accumulate=60 train.out="$T/accbad"
 grep -q "^gradient reducer: shm-zero, 3 ranks" "$T/z3.log" || fail "no shm-zero line in: $(cat "$T/z3.log")"
 grep -q "^gradient reducer: mpi-zero, 3 ranks" "$T/adam-3-mpi-zero.log" || fail "no mpi-zero line in: $(cat "$T/adam-3-mpi-zero.log")"
 grep -q "^gradient reducer: shm, 2 ranks" "$T/adam-2-shm.log" || fail "no shm line"
@@ -155,5 +175,11 @@ print("zero=1 on 3 ranks -> zero=0 on 2, and zero=0 on 2 -> zero=1 on 3: paramet
 for what in ("params", "optim/exp_avg", "optim/exp_avg_sq"):
     assert np.array_equal(P("z3h_same", what), P("z3", what)), what
 print("zero=1 resumed on the same 3 ranks: bit-identical parameters and optimizer state")
+worst = 0
+for k in ("acc1-2", "acc3-1", "acc3-2", "acc4-1", "acc4-2", "acc3-3z"):
+    worst = max(worst, close(k, "acc1-1", 1e-5, "accumulate"))
+assert np.array_equal(P("acc1-1"), P("adam-1")), "accumulate = 1 is not the plain step"
+worst = max(worst, close("gd4", "gd1", 1e-5, "gd accumulate"))
+print(f"accumulate 1, 3, 4 on 1 and 2 ranks, 3 with ZeRO-1, gd in 4 micro-batches: within {worst:.1e} of one batch on 1 rank")
 PY
 finish
