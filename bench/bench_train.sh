@@ -13,7 +13,8 @@
 #     PyTorch DDP (gloo, 2 x 1 thread, bench/peer_ddp.py) beside it; 3 ranks (uneven slices);
 #  4. the passes between the GEMMs, A/B in one process (gemm_step): the step as the trainer runs
 #     it, with the fused activation/bias backward undone, with the bias put in the GEMM (beta = 1
-#     onto a broadcast bias), and with the passes on 1 thread.
+#     onto a broadcast bias), with the passes on 1 thread, and with the optimizer in backward
+#     (each layer stepped right after its gradients are final: 1 rank, no clipping, not built in).
 #  5. the sparse spam MLP on 1 and 2 ranks (a small model: latency, not bandwidth);
 #  6. memory per rank with adam on 784-1024-1024-10 and 784-4096-4096-10, 1-3 ranks, ZeRO-1 off/on.
 # The machine may be shared: the load average is printed beside every timing; compare the ratios.
@@ -114,7 +115,7 @@ done
 echo "== 4. the passes between the GEMMs, A/B in one process (B=128, 2 threads; s per epoch) =="
 "$gemm_step" --batch 128 --steps "$steps" --threads 2 --reps 3 > "$tmp/ab"
 gg=$(field gemm "$tmp/ab")
-for v in step unfused beta1 blas step1; do
+for v in step unfused beta1 blas step1 optbwd; do
   t=$(field "$v" "$tmp/ab")
   printf '  %-8s %.2f s  (%s x gemm, +%.2f s over it)\n' "$v" "$t" "$(ratio "$t" "$gg")" "$(awk -v a="$t" -v b="$gg" 'BEGIN{print a-b}')"
 done

@@ -11,10 +11,13 @@
  *             then the activation alone (the "bias in the GEMM" fusion)
  *   blas      the GEMMs alone as OpenBLAS threads them itself (cblas_sgemm on THREADS threads)
  *   step1     step on 1 thread
+ *   optbwd    step with the optimizer in backward: each layer's Σ g² and Nesterov update right
+ *             after its gradients are final, while they are still in cache (possible only on
+ *             1 rank without global-norm clipping; measured to decide whether it pays)
  * Each prints "NAME S" on its own line: S the seconds of STEPS steps (an epoch), the best of REPS.
  *
  *   gemm_step [--dims 784,1024,1024,10] [--batch 128] [--steps 468] [--threads 2] [--reps 3]
- *             [--only gemm|step|unfused|beta1|blas|step1] [--dropout P]
+ *             [--only gemm|step|unfused|beta1|blas|step1|optbwd] [--dropout P]
  * Threads: the backend's (BLAS and the other passes), as train.threads sets them. */
 #include <stdint.h>
 #include <stdio.h>
@@ -94,8 +97,7 @@ static void net_init(net *n, const backend_ops *be, const int *dims, int L, int 
   n->idx = be->alloc(sizeof(int64_t) * (size_t)B);
 }
 
-typedef enum variant { V_GEMM, V_STEP, V_UNFUSED, V_BETA1, V_BLAS } variant;
-
+typedef enum variant { V_GEMM, V_STEP, V_UNFUSED, V_BETA1, V_BLAS, V_OPTBWD } variant;
 
 /* OpenBLAS's own threaded sgemm on the whole product (what the backend did before issue 23) */
 static void blas_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
@@ -103,6 +105,9 @@ static void blas_gemm(int ta, int tb, int M, int N, int K, const float *A, int l
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
               ldb, 0.0f, C, ldc);
 }
+
+static const backend_optim_args nesterov = {
+    .kind = 3 /* OPTIM_NESTEROV */, .lr = 0.01, .momentum = 0.9, .nesterov = 1, .first_step = 0};
 
 static void step(const backend_ops *be, net *n, variant v, int it) {
   const int L = n->L, B = n->B;
@@ -159,12 +164,17 @@ static void step(const backend_ops *be, net *n, variant v, int it) {
       }
       dY = dX;
     }
+    if (v == V_OPTBWD) { /* layer l's gradients are final and W[l] is no longer needed: step it now */
+      const size_t off = (size_t)(n->W[l] - n->params), len = (size_t)K * N + (size_t)N;
+      volatile double ss = be->sumsq(n->grads + off, len);
+      (void)ss;
+      be->optim_update(&nesterov, n->params + off, n->grads + off, n->buf + off, NULL, NULL, len);
+    }
   }
-  if (gemm_only) return;
+  if (gemm_only || v == V_OPTBWD) return;
   volatile double ss = be->sumsq(n->grads, n->n_params);
   (void)ss;
-  backend_optim_args a = {.kind = 3 /* OPTIM_NESTEROV */, .lr = 0.01, .momentum = 0.9, .nesterov = 1, .first_step = 0};
-  be->optim_update(&a, n->params, n->grads, n->buf, NULL, NULL, n->n_params);
+  be->optim_update(&nesterov, n->params, n->grads, n->buf, NULL, NULL, n->n_params);
 }
 
 /* One pass of STEPS steps of variant v; seconds. */
@@ -208,22 +218,23 @@ int main(int argc, char **argv) {
   backend_cpu_set_threads(threads);
   net n;
   net_init(&n, be, dims, L, B, dropout);
-  static const char *const names[] = {"gemm", "step", "unfused", "beta1", "blas", "step1"};
-  double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
+  static const char *const names[] = {"gemm", "step", "unfused", "beta1", "blas", "step1", "optbwd"};
+  enum { NV = 7 };
+  double best[NV] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
   for (int k = 0; k < 5; k++) step(be, &n, (variant)k, 0); /* warm: pages, caches, the pool's threads */
   /* the variants interleaved, round after round, so that a burst of load from elsewhere hits them
    * all alike; the best round of each is printed */
   for (int r = 0; r < reps; r++)
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < NV; k++) {
       if (only && strcmp(only, names[k]) != 0) continue;
       if (k == 4) openblas_set_num_threads(threads); /* blas: OpenBLAS's threads, not the pool's */
       if (k == 5) cpu_pool_set_threads(1);           /* step1: the whole step on 1 thread */
-      const double t = timed(be, &n, k == 5 ? V_STEP : (variant)k, steps);
+      const double t = timed(be, &n, k == 5 ? V_STEP : k == 6 ? V_OPTBWD : (variant)k, steps);
       if (k == 4) openblas_set_num_threads(1);
       if (k == 5) cpu_pool_set_threads(threads);
       best[k] = t < best[k] ? t : best[k];
     }
-  for (int k = 0; k < 6; k++)
+  for (int k = 0; k < NV; k++)
     if (!only || !strcmp(only, names[k])) printf("%s %.4f\n", names[k], best[k]);
   return 0;
 }
