@@ -6,6 +6,7 @@ interconnect figures; and the same model checked against what this machine can m
     bench/scaling_model.py                 projections only (no measurement; seconds)
     bench/scaling_model.py --measure       also calibrate on this machine and state the model's error
                                            (needs build/dptrain, build/allreduce_probe, data/mnist.h5)
+    bench/scaling_model.py --measure --netns   and across two simulated hosts over TCP (root)
 
 The model (docs/scaling.md explains it and its results):
   step(n) = compute(b) + exposed(allreduce(S, n)),  b = per-GPU batch, S = gradient bytes
@@ -186,12 +187,13 @@ def probe_fit(np_, probe):
 
 def step_time(dptrain, data, np_, batch, out, overlap=None):
     """Seconds per step of the best of two epochs of 784-1024-1024-10 at global batch `batch`, and the
-    all-reduce wait fraction; overlap None: dptrain's default, else train.overlap = it."""
+    all-reduce wait fraction; overlap None: dptrain's default, else the MPI strategy: one blocking
+    all-reduce (False) or per-layer buckets (True) — the strategies the model's α–β terms describe."""
     cmd = mpirun(np_) + [dptrain, "train", os.path.join(ROOT, "configs/fashion_mlp.ini"), f"data.path={data}",
                          "train.epochs=3", f"train.batch_size={batch}", "train.threads=1", "optim.name=nesterov",
                          "optim.lr=0.01", "schedule.name=constant", f"train.out={out}"]
     if overlap is not None:
-        cmd.append(f"train.overlap={'true' if overlap else 'false'}")
+        cmd.append(f"train.reduce={'mpi' if overlap else 'blocking'}")
     run(cmd)
     ev = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
     epochs = [e for e in ev if "epoch_s" in e and not e.get("summary")]
@@ -245,15 +247,72 @@ def measure(args):
                 errs.append(abs(err))
                 print(f"  {p:>5} {'buckets' if overlap else 'blocking':>10} {model * 1e3:>9.2f} {meas * 1e3:>12.2f} "
                       f"{err:>+7.1%} {(a + b * S) / model:>11.1%} {wait:>14.1%}")
+        if args.netns:
+            errs += netns_check(dptrain, probe, data, tmp, comp[2], S)
         load1 = open("/proc/loadavg").read().split()[:3]
         print(f"  largest |error| {max(errs):.1%} (load now {' '.join(load1)}). Model: compute alone at B/P (times "
               f"P/{cores} when P > {cores} cores) + one all-reduce of α + β·S")
+
+
+def netns_check(dptrain, probe, data, tmp, comp2, S):
+    """The model across two simulated hosts (tests/cluster/netns.sh: network namespaces, TCP over a
+    veth pair, 1 rank each): α and β fitted over that link, then the 2-host step against the model.
+    Needs root; returns the |errors| (none where namespaces cannot be made)."""
+    hosts = os.path.join(tmp, "hosts")
+    netns = os.path.join(ROOT, "tests/cluster/netns.sh")
+    up = subprocess.run([netns, "up", "2", hosts], capture_output=True, text=True,
+                        env=dict(os.environ, DPT_NETNS_OWNER=str(os.getpid())))
+    if up.returncode != 0:
+        print(f"  two simulated hosts: not here ({(up.stdout + up.stderr).strip()})")
+        return []
+    errs = []
+    try:
+        hf = os.path.join(hosts, "hostfile1")
+        with open(hf, "w") as f:
+            f.write("10.77.0.1 slots=1\n10.77.0.2 slots=1\n")
+        env = dict(os.environ, OMPI_MCA_plm_rsh_agent=os.path.join(hosts, "agent"))
+        on0 = [os.path.join(hosts, "on"), "0"]
+        net = ["--mca", "btl_tcp_if_include", "10.77.0.0/24", "--mca", "oob_tcp_if_include", "10.77.0.0/24"]
+        mpi = ["mpirun", "-q", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1", "--hostfile", hf, "-np", "2"] + net
+        if os.geteuid() == 0:
+            mpi.insert(1, "--allow-run-as-root")
+        out = run(on0 + mpi + [probe, str(16 << 20), "15"], env=env)
+        rows = [tuple(map(float, l.split())) for l in out.splitlines()]
+        alpha = sorted(t for s, t, _ in rows if s <= 64)[len([1 for s, _, _ in rows if s <= 64]) // 2]
+        big = [(s, t) for s, t, _ in rows if s >= 4096]
+        sx = sum(s for s, _ in big); sy = sum(t for _, t in big)
+        sxx = sum(s * s for s, _ in big); sxy = sum(s * t for s, t in big)
+        beta = max((len(big) * sxy - sx * sy) / (len(big) * sxx - sx * sx), 1e-15)
+        print(f"  MPI_Allreduce over TCP between 2 simulated hosts (1 rank each): α = {alpha * 1e6:.1f} µs, "
+              f"β = {beta * 1e9:.3f} ns/B ({1 / beta / 1e9:.2f} GB/s); {S / 1e6:.2f} MB takes "
+              f"{(alpha + beta * S) * 1e3:.2f} ms")
+        model = comp2 + alpha + beta * S
+        for overlap in (False, True):
+            o = os.path.join(tmp, f"n{overlap}")
+            cmd = on0 + mpi + [dptrain, "train", os.path.join(ROOT, "configs/fashion_mlp.ini"), f"data.path={data}",
+                               "train.epochs=3", "train.batch_size=128", "train.threads=1", "optim.name=nesterov",
+                               "optim.lr=0.01", "schedule.name=constant", f"train.out={o}",
+                               f"train.reduce={'mpi' if overlap else 'blocking'}"]
+            run(cmd, env=env)
+            ev = [json.loads(l) for l in open(os.path.join(o, "metrics.jsonl"))]
+            steps = ev[-1]["steps"] / ev[-1]["epochs"]
+            meas = min(e["epoch_s"] for e in ev if "epoch_s" in e and not e.get("summary")) / steps
+            wait = ev[-1]["allreduce_wait_fraction"]
+            err = (model - meas) / meas
+            errs.append(abs(err))
+            print(f"  {'2 hosts':>5} {'buckets' if overlap else 'blocking':>10} {model * 1e3:>9.2f} {meas * 1e3:>12.2f} "
+                  f"{err:>+7.1%} {(alpha + beta * S) / model:>11.1%} {wait:>14.1%}")
+    finally:
+        subprocess.run([netns, "down", hosts], capture_output=True)
+    return errs
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measure", action="store_true", help="calibrate on this machine and state the error")
     ap.add_argument("--rows", type=int, default=12800, help="training rows of the MNIST slice (--measure)")
+    ap.add_argument("--netns", action="store_true",
+                    help="with --measure: also across two simulated hosts over TCP (root; tests/cluster/netns.sh)")
     args = ap.parse_args()
     projections()
     if args.measure:

@@ -55,7 +55,7 @@ static const char *const v_precision[] = {"fp32", "bf16", NULL};
 static const char *const v_pca_method[] = {"auto", "block", "deflation", "covariance", "krylov", NULL};
 static const char *const v_pca_space[] = {"auto", "features", "samples", NULL};
 static const char *const v_nonfinite[] = {"abort", "skip", NULL};
-static const char *const v_reduce[] = {"auto", "mpi", "shm", "blocking", NULL};
+static const char *const v_reduce[] = {"auto", "mpi", "shm", "blocking", "hier", NULL};
 
 /* Each list has one value per constant of its enum config_* (config.h), plus the NULL. */
 #define NUM_VALUES(v) (sizeof v / sizeof *v - 1)
@@ -68,7 +68,7 @@ _Static_assert(NUM_VALUES(v_precision) == CONFIG_PRECISION_BF16 + 1, "v_precisio
 _Static_assert(NUM_VALUES(v_pca_method) == CONFIG_PCA_METHOD_KRYLOV + 1, "v_pca_method vs enum config_pca_method");
 _Static_assert(NUM_VALUES(v_pca_space) == CONFIG_PCA_SPACE_SAMPLES + 1, "v_pca_space vs enum config_pca_space");
 _Static_assert(NUM_VALUES(v_nonfinite) == CONFIG_NONFINITE_SKIP + 1, "v_nonfinite vs enum config_nonfinite");
-_Static_assert(NUM_VALUES(v_reduce) == CONFIG_REDUCE_BLOCKING + 1, "v_reduce vs enum config_reduce");
+_Static_assert(NUM_VALUES(v_reduce) == CONFIG_REDUCE_HIER + 1, "v_reduce vs enum config_reduce");
 
 /* The schema: sections in this order, the keys of one section together. */
 static const key_spec schema[] = {
@@ -118,7 +118,7 @@ static const key_spec schema[] = {
      "all-reduce each layer's gradients during backward (false: one all-reduce after it)"},
     {"train", "reduce", T_ENUM, "auto", 0, 0, 0, v_reduce,
      "gradient reduction: auto (shm on one node, else mpi), mpi (per-layer, overlapped), shm (shared window), "
-     "blocking (one all-reduce)"},
+     "blocking (one all-reduce), hier (shared memory in a node, MPI across)"},
     {"train", "zero", T_BOOL, "false", 0, 0, 0, NULL,
      "ZeRO-1: each rank keeps and updates 1/P of the parameters' optimizer state (CPU)"},
     {"train", "timeout", T_DOUBLE, NULL, LO, 0, 0, NULL,

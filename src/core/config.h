@@ -47,7 +47,13 @@ enum config_schedule { CONFIG_SCHEDULE_CONSTANT, CONFIG_SCHEDULE_STEP, CONFIG_SC
 enum config_device { CONFIG_DEVICE_AUTO, CONFIG_DEVICE_CPU, CONFIG_DEVICE_CUDA };
 enum config_precision { CONFIG_PRECISION_FP32, CONFIG_PRECISION_BF16 };
 enum config_nonfinite { CONFIG_NONFINITE_ABORT, CONFIG_NONFINITE_SKIP };
-enum config_reduce { CONFIG_REDUCE_AUTO, CONFIG_REDUCE_MPI, CONFIG_REDUCE_SHM, CONFIG_REDUCE_BLOCKING };
+enum config_reduce {
+  CONFIG_REDUCE_AUTO,
+  CONFIG_REDUCE_MPI,
+  CONFIG_REDUCE_SHM,
+  CONFIG_REDUCE_BLOCKING,
+  CONFIG_REDUCE_HIER
+};
 
 /* An enum value an options builder has no translation for: a schema/enum mismatch, a bug. Prints
  * "dptrain: internal error: KEY: enum value V has no translation" and aborts. */

@@ -54,11 +54,13 @@ struct reducer {
   float aux_tot[REDUCE_AUX]; /* the counters summed, when the strategy does not leave them in grads */
   int aux_own;               /* aux_tot holds them (reducer_aux reads it) */
   int zero;                  /* ZeRO-1: each rank updates its slice only */
-  /* shm */
-  MPI_Comm node;        /* the ranks of this node (every rank of comm: shm needs one node) */
+  /* shm and hier */
+  MPI_Comm node;        /* the ranks of this node (shm: every rank of comm) */
+  int lrank, lsize;     /* this rank in node, and node's size: the shared windows' ranks */
+  MPI_Comm cross;       /* hier: the ranks of every node with this one's lrank (MPI_COMM_NULL otherwise) */
   MPI_Win win_g, win_p; /* every rank's gradients + Σ g² slot; the shared parameters (shm-zero) */
-  float **peer_g;       /* [size] each rank's gradient window */
-  double **peer_ss;     /* [size] each rank's published Σ g² of its summed slice */
+  float **peer_g;       /* [lsize] each local rank's gradient window */
+  double **peer_ss;     /* [lsize] each local rank's published Σ g² of its summed slice */
   float *shared_params; /* shm-zero: [n] the node's one parameter array */
   float *tmp;           /* [SHM_CHUNK] summation scratch */
   double delay_s;       /* tests: DPT_TEST_REDUCE_DELAY=RANK:MS sleeps this rank before each sum */
@@ -295,7 +297,7 @@ static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
   for (size_t o = lo; o < hi; o += SHM_CHUNK) {
     const size_t k = hi - o < SHM_CHUNK ? hi - o : SHM_CHUNK;
     memcpy(t, r->peer_g[0] + o, k * sizeof(float));
-    for (int q = 1; q < r->size; q++) {
+    for (int q = 1; q < r->lsize; q++) {
       const float *restrict g = r->peer_g[q] + o;
       for (size_t i = 0; i < k; i++) t[i] += g[i];
     }
@@ -313,20 +315,29 @@ static void shm_finish(reducer *r, int64_t step) {
   }
   shm_sync(r, "shared-memory gradients");
   float *mine = r->lay.grads;
-  const size_t lo = (size_t)r->displs[r->rank], hi = lo + (size_t)r->counts[r->rank]; /* the slice it sums */
-  *r->peer_ss[r->rank] = shm_sum_slice(r, mine, lo, hi);
+  const size_t lo = (size_t)r->displs[r->lrank], hi = lo + (size_t)r->counts[r->lrank]; /* the slice it sums */
+  double ss = shm_sum_slice(r, mine, lo, hi), aux[REDUCE_AUX];
   for (int a = 0; a < REDUCE_AUX; a++) { /* the counters, in rank order: the same on every rank */
     float v = 0;
-    for (int q = 0; q < r->size; q++) v += r->peer_g[q][r->lay.n + a];
-    r->aux_tot[a] = v;
+    for (int q = 0; q < r->lsize; q++) v += r->peer_g[q][r->lay.n + a];
+    aux[a] = v;
   }
+  if (r->cross != MPI_COMM_NULL) { /* hier: this slice and the counters summed over the nodes */
+    MPI_Request req[2];
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, mine + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM, r->cross, &req[0]));
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, aux, REDUCE_AUX, MPI_DOUBLE, MPI_SUM, r->cross, &req[1]));
+    dist_wait(2, req, "all-reduce", "the gradient slices across nodes");
+    ss = hi > lo ? r->be->sumsq(mine + lo, hi - lo) : 0.0;
+  }
+  *r->peer_ss[r->lrank] = ss;
+  for (int a = 0; a < REDUCE_AUX; a++) r->aux_tot[a] = (float)aux[a];
   shm_sync(r, "shared-memory sums");
   r->ss = 0;
-  for (int q = 0; q < r->size; q++) r->ss += *r->peer_ss[q];
+  for (int q = 0; q < r->lsize; q++) r->ss += *r->peer_ss[q];
   r->ss_done = 1;
   if (r->zero) return;
-  for (int q = 0; q < r->size; q++)
-    if (q != r->rank && r->counts[q] > 0)
+  for (int q = 0; q < r->lsize; q++)
+    if (q != r->lrank && r->counts[q] > 0)
       memcpy(mine + r->displs[q], r->peer_g[q] + r->displs[q], (size_t)r->counts[q] * sizeof(float));
   shm_sync(r, "shared-memory copies");
 }
@@ -353,6 +364,8 @@ static const reduce_strategy strategy_shm = {
     .name = "shm", .layer_ready = NULL, .progress = NULL, .finish = shm_finish, .destroy = shm_destroy};
 static const reduce_strategy strategy_shm_zero = {
     .name = "shm-zero", .layer_ready = NULL, .progress = NULL, .finish = shm_finish, .destroy = shm_destroy};
+static const reduce_strategy strategy_hier = {
+    .name = "hier", .layer_ready = NULL, .progress = NULL, .finish = shm_finish, .destroy = shm_destroy};
 
 /* A window of `bytes` on every rank of the node (alloc_shared_noncontig: each rank's part on its
  * own pages), locked for the run; *mine gets this rank's part. 0, or -1 with log_fail. */
@@ -375,12 +388,12 @@ static int shm_window(reducer *r, size_t bytes, MPI_Win *win, void **mine) {
 static int shm_setup(reducer *r) {
   const size_t gfl = (r->lay.n + REDUCE_AUX + 15) / 16 * 16; /* the Σ g² slot starts 64-byte aligned */
   void *mine = NULL;
-  r->peer_g = calloc((size_t)r->size, sizeof *r->peer_g);
-  r->peer_ss = calloc((size_t)r->size, sizeof *r->peer_ss);
+  r->peer_g = calloc((size_t)r->lsize, sizeof *r->peer_g);
+  r->peer_ss = calloc((size_t)r->lsize, sizeof *r->peer_ss);
   r->tmp = malloc(SHM_CHUNK * sizeof(float));
   if (!r->peer_g || !r->peer_ss || !r->tmp) return log_fail("reducer: out of memory");
   if (shm_window(r, gfl * sizeof(float) + 64, &r->win_g, &mine)) return -1;
-  for (int q = 0; q < r->size; q++) {
+  for (int q = 0; q < r->lsize; q++) {
     MPI_Aint sz;
     int du;
     void *p;
@@ -389,7 +402,7 @@ static int shm_setup(reducer *r) {
     r->peer_ss[q] = (double *)((float *)p + gfl);
   }
   if (!r->zero) return 0;
-  if (shm_window(r, r->rank == 0 ? r->lay.n * sizeof(float) : 0, &r->win_p, &mine)) return -1;
+  if (shm_window(r, r->lrank == 0 ? r->lay.n * sizeof(float) : 0, &r->win_p, &mine)) return -1;
   MPI_Aint sz;
   int du;
   void *p;
@@ -398,17 +411,18 @@ static int shm_setup(reducer *r) {
   return 0;
 }
 
-/* Slices: rank q owns [q n / P, (q + 1) n / P) rounded down to 16 floats (64-byte lines: no two
- * ranks write one cache line of a shared array). */
-static void slices(reducer *r) {
-  for (int q = 0; q < r->size; q++) {
-    size_t a = (size_t)((double)r->lay.n * q / r->size) / 16 * 16;
-    size_t b = q + 1 == r->size ? r->lay.n : (size_t)((double)r->lay.n * (q + 1) / r->size) / 16 * 16;
+/* Slices: part q of `parts` is [q n / P, (q + 1) n / P) rounded down to 16 floats (64-byte lines:
+ * no two ranks write one cache line of a shared array); `me` is this rank's. ZeRO cuts the
+ * parameters by rank, hier the node's sums by local rank. */
+static void slices(reducer *r, int parts, int me) {
+  for (int q = 0; q < parts; q++) {
+    size_t a = (size_t)((double)r->lay.n * q / parts) / 16 * 16;
+    size_t b = q + 1 == parts ? r->lay.n : (size_t)((double)r->lay.n * (q + 1) / parts) / 16 * 16;
     r->displs[q] = (int)a;
     r->counts[q] = (int)(b - a);
   }
-  r->lo = (size_t)r->displs[r->rank];
-  r->hi = r->lo + (size_t)r->counts[r->rank];
+  r->lo = (size_t)r->displs[me];
+  r->hi = r->lo + (size_t)r->counts[me];
 }
 
 /* DPT_TEST_REDUCE_DELAY=RANK:MS: that rank sleeps MS milliseconds before each shared-memory sum
@@ -425,14 +439,26 @@ static double test_delay(int rank) {
 
 /* The host strategy the options ask for, on `size` ranks of which `node_size` share this node;
  * NULL with log_fail when they ask for what cannot run. */
-static const reduce_strategy *host_choice(const reduce_opts *o, int size, int node_size) {
+static const reduce_strategy *host_choice(const reduce_opts *o, int size, int node_size, int even) {
   const int one_node = node_size == size;
   if (o->kind == REDUCE_SHM && !one_node)
     return log_fail(
                "[train] reduce = shm needs every rank on one node (%d of %d ranks are on this one); "
-               "use reduce = mpi across nodes",
+               "use reduce = hier or mpi across nodes",
                node_size, size),
            NULL;
+  if (o->kind == REDUCE_HIER) {
+    if (o->zero)
+      return log_fail("[train] reduce = hier with zero = 1 is not built: use reduce = mpi (mpi-zero) across nodes"),
+             NULL;
+    if (!even)
+      return log_fail(
+                 "[train] reduce = hier needs as many ranks on every node (%d on this one, not on every "
+                 "other); use reduce = mpi",
+                 node_size),
+             NULL;
+    return &strategy_hier;
+  }
   const int shm = o->kind == REDUCE_SHM || (o->kind == REDUCE_AUTO && one_node);
   if (o->zero) return shm ? &strategy_shm_zero : &strategy_mpi_zero;
   if (shm) return &strategy_shm;
@@ -448,7 +474,7 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     log_fail("reducer: out of memory or %d buckets (1 to %d)", layout->n_buckets, REDUCE_MAX_BUCKETS);
     ok = 0;
   }
-  if (r) r->node = MPI_COMM_NULL, r->win_g = r->win_p = MPI_WIN_NULL;
+  if (r) r->node = r->cross = MPI_COMM_NULL, r->win_g = r->win_p = MPI_WIN_NULL;
   if (!dist_agree(comm, ok)) goto fail;
   r->lay = *layout;
   r->be = be;
@@ -483,15 +509,22 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
   if (size == 1) {
     r->s = &strategy_local;
   } else if (be->kind == BACKEND_CPU) {
-    int node_size = 1;
     MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, r->rank, MPI_INFO_NULL, &r->node));
-    MPI_CHECK(MPI_Comm_size(r->node, &node_size));
-    r->s = host_choice(o, size, node_size);
+    MPI_CHECK(MPI_Comm_size(r->node, &r->lsize));
+    MPI_CHECK(MPI_Comm_rank(r->node, &r->lrank));
+    int span[2] = {r->lsize, -r->lsize}; /* the largest and smallest node */
+    dist_allreduce(MPI_IN_PLACE, span, 2, MPI_INT, MPI_MAX, comm, "reducer set-up: ranks per node");
+    r->s = host_choice(o, size, r->lsize, span[0] == -span[1]);
     if (!dist_agree(comm, r->s != NULL)) goto fail;
     r->zero = o->zero;
-    slices(r);
+    if (r->s == &strategy_hier) {
+      slices(r, r->lsize, r->lrank); /* the node's sums, by local rank; one all-reduce per local rank */
+      MPI_CHECK(MPI_Comm_split(comm, r->lrank, r->rank, &r->cross));
+    } else {
+      slices(r, size, r->rank);
+    }
     if (!r->zero) r->lo = 0, r->hi = layout->n;
-    if (r->s == &strategy_shm || r->s == &strategy_shm_zero) {
+    if (r->s == &strategy_shm || r->s == &strategy_shm_zero || r->s == &strategy_hier) {
       r->delay_s = test_delay(r->rank);
       if (r->delay_s > 0)
         log_rank("test delay: %.0f ms before every shared-memory sum (DPT_TEST_REDUCE_DELAY)", r->delay_s * 1e3);
@@ -501,7 +534,7 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
       if (!r->gslice) log_fail("reducer: out of memory");
       if (!dist_agree(comm, r->gslice != NULL)) goto fail;
     }
-    r->aux_own = r->zero || r->s == &strategy_shm;
+    r->aux_own = r->zero || r->s == &strategy_shm || r->s == &strategy_hier;
   } else if ((r->cuda = backend_nccl_join(comm)) != NULL) { /* NULL on every rank when any cannot */
     r->s = &strategy_nccl;
     if (!dist_agree(comm, nccl_events(r) == 0)) goto fail;
@@ -515,7 +548,11 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     }
     if (!dist_agree(comm, ok)) goto fail;
   }
-  if (size > 1) log_info("gradient reducer: %s, %d ranks\n", r->s->name, size);
+  if (r->s == &strategy_hier)
+    log_info("gradient reducer: hier, %d ranks (%d node%s x %d: shared memory in a node, MPI across)\n", size,
+             size / r->lsize, size / r->lsize > 1 ? "s" : "", r->lsize);
+  else if (size > 1)
+    log_info("gradient reducer: %s, %d ranks\n", r->s->name, size);
   return r;
 fail:
   reducer_free(r, 1);
@@ -530,9 +567,9 @@ void reducer_slice(const reducer *r, size_t *lo, size_t *hi, float **g) {
 
 int reducer_adopt(reducer *r, float **params, float **grads) {
   if (r->win_g == MPI_WIN_NULL) return 0;
-  *grads = r->lay.grads = r->peer_g[r->rank];
+  *grads = r->lay.grads = r->peer_g[r->lrank];
   if (r->shared_params) {
-    if (r->rank == 0) memcpy(r->shared_params, *params, r->lay.n * sizeof(float));
+    if (r->lrank == 0) memcpy(r->shared_params, *params, r->lay.n * sizeof(float));
     shm_sync(r, "shared-memory parameters");
     *params = r->lay.params = r->shared_params;
   }
@@ -598,6 +635,7 @@ void reducer_free(reducer *r, int failed) {
   if (r->s && r->s->destroy) r->s->destroy(r, failed);
   if (r->win_g != MPI_WIN_NULL || r->win_p != MPI_WIN_NULL) shm_destroy(r, failed); /* a failed set-up */
   if (r->node != MPI_COMM_NULL) MPI_Comm_free(&r->node);
+  if (r->cross != MPI_COMM_NULL) MPI_Comm_free(&r->cross);
   free(r->gslice);
   free(r->counts);
   free(r->displs);

@@ -20,6 +20,11 @@
  *                  straight from its peers' memory in rank order (the same bits on every rank,
  *                  whatever the timing), then copies the other slices' sums from their owners.
  *                  Three barriers a step, no MPI data movement.
+ *   hier           host memory, several nodes with as many ranks each (train.reduce = hier): as shm
+ *                  inside each node (the node's sum of slice q on local rank q), then one
+ *                  MPI_Iallreduce per slice among the ranks of local rank q on every node (NCCL's
+ *                  and Horovod's hierarchical all-reduce, with every local rank on the network
+ *                  at once rather than one leader), then the copies from the owners.
  *   mpi-zero       ZeRO-1 over MPI (train.zero = 1, host memory): MPI_Reduce_scatter of the
  *                  gradients, each rank updates its slice of the parameters and keeps the
  *                  optimizer state of that slice only, MPI_Allgatherv of the parameters.
@@ -85,6 +90,7 @@ typedef enum reduce_kind {
   REDUCE_MPI,      /* mpi-buckets (per-layer, overlapped with backward) */
   REDUCE_SHM,      /* shm: node-local shared window (every rank on one node) */
   REDUCE_BLOCKING, /* mpi: one all-reduce after backward */
+  REDUCE_HIER,     /* hier: shm inside each node, an all-reduce per slice across the nodes */
 } reduce_kind;
 
 /* What the user chose. */
@@ -157,7 +163,7 @@ void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]);
 /* After reducer_finish: the counters summed over the ranks. */
 void reducer_aux(const reducer *r, float aux[REDUCE_AUX]);
 
-/* The strategy's name ("local", "mpi", "mpi-buckets", "shm", "mpi-zero", "shm-zero", "nccl",
+/* The strategy's name ("local", "mpi", "mpi-buckets", "shm", "hier", "mpi-zero", "shm-zero", "nccl",
  * "mpi-staged"). */
 const char *reducer_name(const reducer *r);
 

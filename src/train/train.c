@@ -106,10 +106,11 @@ static int reducer_setup(trainer *t) {
   static const reduce_kind kinds[] = {[CONFIG_REDUCE_AUTO] = REDUCE_AUTO,
                                       [CONFIG_REDUCE_MPI] = REDUCE_MPI,
                                       [CONFIG_REDUCE_SHM] = REDUCE_SHM,
-                                      [CONFIG_REDUCE_BLOCKING] = REDUCE_BLOCKING};
+                                      [CONFIG_REDUCE_BLOCKING] = REDUCE_BLOCKING,
+                                      [CONFIG_REDUCE_HIER] = REDUCE_HIER};
   reduce_opts o = {.kind = kinds[t->o.reduce], .overlap = t->overlap, .zero = t->o.zero, .timeout_s = dist_timeout()};
   t->red = reducer_create(&lay, t->be, dist_comm(), &o);
-  if (!t->red) return -1;
+  if (!dist_all_ok(t->red != NULL)) return -1; /* NULL on every rank alike; one of them says why */
   reducer_slice(t->red, &t->slo, &t->shi, &t->sgrad);
   return 0;
 }

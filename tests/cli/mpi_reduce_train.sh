@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every host gradient-reduction strategy of src/train/reduce.h trains the same model, on real
 # MNIST rows (a 1,500-row slice, 784-64-32-10, batch 100, dropout), for all eight optimizers:
-#  - 2 ranks: blocking (one MPI_Allreduce), mpi (per-layer buckets), shm (shared window) and ZeRO-1
-#    (shm-zero, mpi-zero) give bit-identical parameters without clipping (a 2-term sum has one
+#  - 2 ranks: blocking (one MPI_Allreduce), mpi (per-layer buckets), shm (shared window), hier (on
+#    one node; across hosts in netns_cluster) and ZeRO-1 (shm-zero, mpi-zero) give bit-identical parameters without clipping (a 2-term sum has one
 #    rounding whatever the order, and ZeRO's slice update is the same arithmetic);
 #  - 3 ranks: shm-zero is bit-identical to shm (the same sums, the update sliced), every strategy
 #    is within 1e-5 of blocking, and of 1 rank;
@@ -122,6 +122,10 @@ grep -q "^gradient accumulation: 4 micro-batches of at most 188 rows per rank" "
   fail "no gd accumulation line in: $(head -8 "$T/gd4.log")"
 expect_usage_error "more micro-batches than rows" "[train] accumulate 60 is more than the 50 rows a rank computes per step" "$T/accbad" \
   "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.accumulate=60 train.out="$T/accbad"
+expect_usage_error "reduce = hier with ZeRO-1" "[train] reduce = hier with zero = 1 is not built" "$T/hz" \
+  "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.reduce=hier train.zero=1 train.out="$T/hz"
+run 2 "$T/adam-2-hier" "$T/adam.ini" train.reduce=hier
+grep -q "^gradient reducer: hier, 2 ranks (1 node x 2" "$T/adam-2-hier.log" || fail "no hier line in: $(cat "$T/adam-2-hier.log")"
 grep -q "^gradient reducer: shm-zero, 3 ranks" "$T/z3.log" || fail "no shm-zero line in: $(cat "$T/z3.log")"
 grep -q "^gradient reducer: mpi-zero, 3 ranks" "$T/adam-3-mpi-zero.log" || fail "no mpi-zero line in: $(cat "$T/adam-3-mpi-zero.log")"
 grep -q "^gradient reducer: shm, 2 ranks" "$T/adam-2-shm.log" || fail "no shm line"
@@ -153,9 +157,9 @@ for o in optims:
 print(f"8 optimizers, 3 ranks: shm-zero == shm bit for bit; blocking, shm, shm-zero, mpi-zero, 1 rank within {worst:.1e}")
 for o in ("adam", "nesterov"):
     ref = P(f"{o}-2-blocking")
-    for s in ("mpi", "shm", "shm-zero", "mpi-zero"):
+    for s in ("mpi", "shm", "shm-zero", "mpi-zero") + (("hier",) if o == "adam" else ()):
         assert np.array_equal(P(f"{o}-2-{s}"), ref), f"{o} 2 ranks: {s} differs from blocking by {np.abs(P(f'{o}-2-{s}') - ref).max()}"
-print("adam, nesterov, 2 ranks: blocking, mpi, shm, shm-zero, mpi-zero bit-identical")
+print("adam, nesterov, 2 ranks: blocking, mpi, shm, shm-zero, mpi-zero (and hier on one node) bit-identical")
 worst = 0
 for np_ in (2, 3):
     for s in ("blocking", "mpi", "shm", "shm-zero", "mpi-zero"):

@@ -131,7 +131,8 @@ static int check(const char *want_name, reduce_kind kind, int zero) {
 int main(int argc, char **argv) {
   if (dist_init(&argc, &argv)) return 1;
   int rc = check("mpi", REDUCE_BLOCKING, 0) | check("mpi-buckets", REDUCE_MPI, 0) | check("shm", REDUCE_SHM, 0) |
-           check("mpi-zero", REDUCE_MPI, 1) | check("shm-zero", REDUCE_SHM, 1) | check("shm", REDUCE_AUTO, 0);
+           check("mpi-zero", REDUCE_MPI, 1) | check("shm-zero", REDUCE_SHM, 1) | check("shm", REDUCE_AUTO, 0) |
+           check("hier", REDUCE_HIER, 0);
   dist_finalize();
   return rc;
 }
