@@ -117,7 +117,8 @@ static const key_spec schema[] = {
     {"train", "overlap", T_BOOL, "true", 0, 0, 0, NULL,
      "all-reduce each layer's gradients during backward (false: one all-reduce after it)"},
     {"train", "reduce", T_ENUM, "auto", 0, 0, 0, v_reduce,
-     "gradient reduction: auto (shm on one node, else mpi), mpi (per-layer, overlapped), shm (shared window), "
+     "gradient reduction: auto (shm on one node, hier on even nodes, else mpi), mpi (per-layer, overlapped), shm "
+     "(shared window), "
      "blocking (one all-reduce), hier (shared memory in a node, MPI across)"},
     {"train", "zero", T_BOOL, "false", 0, 0, 0, NULL,
      "ZeRO-1: each rank keeps and updates 1/P of the parameters' optimizer state (CPU)"},

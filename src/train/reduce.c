@@ -462,6 +462,9 @@ static const reduce_strategy *host_choice(const reduce_opts *o, int size, int no
   const int shm = o->kind == REDUCE_SHM || (o->kind == REDUCE_AUTO && one_node);
   if (o->zero) return shm ? &strategy_shm_zero : &strategy_mpi_zero;
   if (shm) return &strategy_shm;
+  /* auto across nodes: hier where every node has the same 2 or more ranks (measured: 0.68x the
+   * step of per-layer buckets on 2 simulated hosts x 2 ranks, docs/benchmarks.md) */
+  if (o->kind == REDUCE_AUTO && even && node_size > 1) return &strategy_hier;
   if (o->kind == REDUCE_BLOCKING || (o->kind == REDUCE_AUTO && !o->overlap)) return &strategy_mpi;
   return &strategy_mpi_buckets;
 }

@@ -86,7 +86,8 @@ typedef struct reduce_layout {
 
 /* train.reduce: which host strategy (the device ones are chosen by the backend). */
 typedef enum reduce_kind {
-  REDUCE_AUTO,     /* shm when every rank is on one node, else mpi (blocking when overlap = 0) */
+  REDUCE_AUTO,     /* shm on one node; hier on nodes of as many (>= 2) ranks each; else mpi (blocking when
+                      overlap = 0) */
   REDUCE_MPI,      /* mpi-buckets (per-layer, overlapped with backward) */
   REDUCE_SHM,      /* shm: node-local shared window (every rank on one node) */
   REDUCE_BLOCKING, /* mpi: one all-reduce after backward */

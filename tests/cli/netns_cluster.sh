@@ -4,8 +4,8 @@
 # ssh, 2 ranks per host: shared memory inside a host, TCP between hosts, through the README's
 # command (launch/run.sh --hostfile).
 #  1. training on 4 ranks over 2 hosts = the 1-rank run within the rank-invariance tolerance
-#     (1e-5), with auto's per-layer buckets and with train.reduce = hier (shared memory in a host,
-#     MPI across); run.sh chose the hosts' network (btl/oob_tcp_if_include 10.77.0.0/24); the
+#     (1e-5), with auto's choice there, hier (shared memory in a host, one all-reduce per slice
+#     across), and with train.reduce = mpi (per-layer buckets); run.sh chose the hosts' network (btl/oob_tcp_if_include 10.77.0.0/24); the
 #     gradients crossed the link (its byte counters); reduce = shm across hosts is one line;
 #  2. PCA on 4 ranks over 2 hosts = the 1-rank eigenvalues within 1e-10;
 #  3. host h1's link taken down mid-run: both ranks of h0 name ranks 2 and 3 and the collective
@@ -56,15 +56,15 @@ run_hosts() {
 b0=$(link_bytes)
 run_hosts "$T/mh.log" train "$T/small.ini" train.out="$T/mh" || fail "4 ranks on 2 hosts: $(tail -n 5 "$T/mh.log")"
 b1=$(link_bytes)
-run_hosts "$T/hier.log" train "$T/small.ini" train.out="$T/hier" train.reduce=hier ||
-  fail "4 ranks on 2 hosts, reduce = hier: $(tail -n 5 "$T/hier.log")"
+run_hosts "$T/hier.log" train "$T/small.ini" train.out="$T/hier" train.reduce=mpi ||
+  fail "4 ranks on 2 hosts, reduce = mpi: $(tail -n 5 "$T/hier.log")"
 run_hosts "$T/hierbad.log" train "$T/small.ini" train.out="$T/hierbad" train.reduce=shm &&
   fail "reduce = shm across 2 hosts ran"
 grep -q "reduce = shm needs every rank on one node (2 of 4 ranks are on this one)" "$T/hierbad.log" ||
   fail "no one-line refusal of reduce = shm across hosts: $(grep dptrain "$T/hierbad.log")"
-grep -q "^gradient reducer: hier, 4 ranks (2 nodes x 2: shared memory in a node, MPI across)" "$T/hier.log" ||
-  fail "no hier line in: $(grep reducer "$T/hier.log")"
-grep -q "^gradient reducer: mpi-buckets, 4 ranks" "$T/mh.log" || fail "auto across hosts: $(grep reducer "$T/mh.log")"
+grep -q "^gradient reducer: hier, 4 ranks (2 nodes x 2: shared memory in a node, MPI across)" "$T/mh.log" ||
+  fail "auto across 2 hosts x 2 ranks is not hier: $(grep reducer "$T/mh.log")"
+grep -q "^gradient reducer: mpi-buckets, 4 ranks" "$T/hier.log" || fail "reduce = mpi across hosts: $(grep reducer "$T/hier.log")"
 "${MPIRUN[@]}" -q -np 1 "$DPTRAIN" train "$T/small.ini" train.out="$T/one" >"$T/one.log" 2>&1 || fail "1 rank: $(cat "$T/one.log")"
 grep -q -- '--mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24' "$T/mh.log" ||
   fail "run.sh did not pick the hosts' network: $(head -n 1 "$T/mh.log")"
@@ -75,12 +75,12 @@ t, crossed = sys.argv[1], int(sys.argv[2])
 a, b, h = (h5py.File(f"{t}/{k}/checkpoint.h5", "r")["params"][...] for k in ("mh", "one", "hier"))
 d = np.abs(a - b).max()
 dh = np.abs(h - b).max()
-print(f"4 ranks on 2 hosts vs 1 rank: max |param diff| {d:.1e} (reduce = hier: {dh:.1e}); {crossed / 1e6:.1f} MB crossed h1's link")
+print(f"4 ranks on 2 hosts vs 1 rank: max |param diff| {d:.1e} (auto: hier), {dh:.1e} (reduce = mpi: buckets); {crossed / 1e6:.1f} MB crossed h1's link")
 assert dh <= 1e-5, dh
 # 92 steps of 25,450 gradients: whatever the all-reduce's algorithm, at least one full copy per step leaves h1
 assert d <= 1e-5 and crossed > 92 * 25450 * 4, (d, crossed)
 PY
-  pass "training on 2 hosts x 2 ranks over TCP = 1 rank, buckets and hier (run.sh picked 10.77.0.0/24)"
+  pass "training on 2 hosts x 2 ranks over TCP = 1 rank, hier (auto) and buckets (run.sh picked 10.77.0.0/24)"
 else
   fail "training on 2 hosts vs 1 rank"
 fi
