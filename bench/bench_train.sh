@@ -75,8 +75,9 @@ ceil=$(awk -v a="$(best_epoch "$tmp/c1")" -v b="$(best_epoch "$tmp/c2")" 'BEGIN{
 cs=$(ratio "$s1" "$ceil")
 printf '  1 rank x 1 thread %.2f s/epoch   ceiling (2 x B=64 at once) %.2f s/epoch = %sx   [load %s]\n' "$s1" "$ceil" "$cs" "$(load)"
 declare -A S=([blocking]="train.reduce=blocking" [mpi]="train.reduce=mpi" [shm]="train.reduce=shm"
-  [shm-zero]="train.reduce=shm train.zero=1" [mpi-zero]="train.reduce=mpi train.zero=1" [auto]="")
-strategies=(auto blocking mpi shm shm-zero mpi-zero)
+  [shm-zero]="train.reduce=shm train.zero=1" [mpi-zero]="train.reduce=mpi train.zero=1" [auto]=""
+  [shm-bf16]="train.reduce=shm train.reduce_dtype=bf16")
+strategies=(auto blocking mpi shm shm-zero mpi-zero shm-bf16)
 declare -A best
 for ((rep = 1; rep <= ${REPS:-1}; rep++)); do # alternated: drift hits every strategy alike
   for s in "${strategies[@]}"; do
@@ -92,6 +93,7 @@ for s in "${strategies[@]}"; do
   e=${best[$s]%% *}; rep=${best[$s]##* }
   w=$(summary "$tmp/r2-$s-$rep" allreduce_wait_fraction)
   name=$(sed -n 's/^gradient reducer: \([a-z-]*\),.*/\1/p' "$tmp/r2-$s-$rep.log")
+  grep -q "bf16 gradients" "$tmp/r2-$s-$rep.log" && name="$name/bf16"
   c=$(awk -v e="$e" -v w="$w" 'BEGIN{print e * (1 - w)}')
   sp=$(ratio "$s1" "$e")
   printf '  %-9s %-9s %8.2f %8sx %14s %7.1f%% %22s\n' "$s" "$name" "$e" "$sp" "$(ratio "$sp" "$cs")" \

@@ -120,6 +120,8 @@ static const key_spec schema[] = {
      "gradient reduction: auto (shm on one node, hier on even nodes, else mpi), mpi (per-layer, overlapped), shm "
      "(shared window), "
      "blocking (one all-reduce), hier (shared memory in a node, MPI across)"},
+    {"train", "reduce_dtype", T_ENUM, "fp32", 0, 0, 0, v_precision,
+     "gradients for the reduction: fp32, or bf16 (rounded, summed in fp32; shm and hier)"},
     {"train", "zero", T_BOOL, "false", 0, 0, 0, NULL,
      "ZeRO-1: each rank keeps and updates 1/P of the parameters' optimizer state (CPU)"},
     {"train", "timeout", T_DOUBLE, NULL, LO, 0, 0, NULL,

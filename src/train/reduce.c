@@ -13,6 +13,7 @@
 
 #include "backend_cuda_api.h"
 #include "backend_nccl.h"
+#include "common/bf16.h" /* the rounding the backends' bf16 GEMMs use (kernels/common) */
 #include "dist.h"
 #include "log.h"
 
@@ -63,6 +64,7 @@ struct reducer {
   double **peer_ss;     /* [lsize] each local rank's published Σ g² of its summed slice */
   float *shared_params; /* shm-zero: [n] the node's one parameter array */
   float *tmp;           /* [SHM_CHUNK] summation scratch */
+  uint16_t **peer_b;    /* bf16: [lsize] each local rank's gradients rounded to bf16 (in its window) */
   double delay_s;       /* tests: DPT_TEST_REDUCE_DELAY=RANK:MS sleeps this rank before each sum */
 };
 
@@ -296,6 +298,17 @@ static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
   float *restrict t = r->tmp;
   for (size_t o = lo; o < hi; o += SHM_CHUNK) {
     const size_t k = hi - o < SHM_CHUNK ? hi - o : SHM_CHUNK;
+    if (r->peer_b) { /* bf16: the rounded copies, widened exactly, added in fp32 */
+      const uint16_t *restrict b0 = r->peer_b[0] + o;
+      for (size_t i = 0; i < k; i++) t[i] = bf16_to_float(b0[i]);
+      for (int q = 1; q < r->lsize; q++) {
+        const uint16_t *restrict b = r->peer_b[q] + o;
+        for (size_t i = 0; i < k; i++) t[i] += bf16_to_float(b[i]);
+      }
+      memcpy(out + o, t, k * sizeof(float));
+      ss += r->be->sumsq(t, k);
+      continue;
+    }
     memcpy(t, r->peer_g[0] + o, k * sizeof(float));
     for (int q = 1; q < r->lsize; q++) {
       const float *restrict g = r->peer_g[q] + o;
@@ -312,6 +325,11 @@ static void shm_finish(reducer *r, int64_t step) {
   if (r->delay_s > 0) {
     struct timespec ts = {(time_t)r->delay_s, (long)((r->delay_s - (double)(time_t)r->delay_s) * 1e9)};
     nanosleep(&ts, NULL);
+  }
+  if (r->peer_b) { /* bf16: this rank's rounded copy, read by every slice's owner after B1 */
+    uint16_t *restrict b = r->peer_b[r->lrank];
+    const float *restrict g = r->lay.grads;
+    for (size_t i = 0; i < r->lay.n; i++) b[i] = bf16_from_float(g[i]);
   }
   shm_sync(r, "shared-memory gradients");
   float *mine = r->lay.grads;
@@ -354,6 +372,8 @@ static void shm_destroy(reducer *r, int failed) {
   }
   free(r->peer_g);
   free(r->peer_ss);
+  free(r->peer_b);
+  r->peer_b = NULL;
   free(r->tmp);
   r->peer_g = NULL;
   r->peer_ss = NULL;
@@ -392,7 +412,10 @@ static int shm_setup(reducer *r) {
   r->peer_ss = calloc((size_t)r->lsize, sizeof *r->peer_ss);
   r->tmp = malloc(SHM_CHUNK * sizeof(float));
   if (!r->peer_g || !r->peer_ss || !r->tmp) return log_fail("reducer: out of memory");
-  if (shm_window(r, gfl * sizeof(float) + 64, &r->win_g, &mine)) return -1;
+  const size_t bf16_bytes = r->o.bf16 ? (r->lay.n * sizeof(uint16_t) + 63) / 64 * 64 : 0;
+  if (r->o.bf16 && !(r->peer_b = calloc((size_t)r->lsize, sizeof *r->peer_b)))
+    return log_fail("reducer: out of memory");
+  if (shm_window(r, gfl * sizeof(float) + 64 + bf16_bytes, &r->win_g, &mine)) return -1;
   for (int q = 0; q < r->lsize; q++) {
     MPI_Aint sz;
     int du;
@@ -400,6 +423,7 @@ static int shm_setup(reducer *r) {
     MPI_CHECK(MPI_Win_shared_query(r->win_g, q, &sz, &du, &p));
     r->peer_g[q] = p;
     r->peer_ss[q] = (double *)((float *)p + gfl);
+    if (r->peer_b) r->peer_b[q] = (uint16_t *)((char *)p + gfl * sizeof(float) + 64);
   }
   if (!r->zero) return 0;
   if (shm_window(r, r->lrank == 0 ? r->lay.n * sizeof(float) : 0, &r->win_p, &mine)) return -1;
@@ -503,9 +527,12 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
   }
   r->lay.len[carrier] += REDUCE_AUX;
   r->carrier = carrier;
-  if ((o->zero || o->kind == REDUCE_SHM) && be->kind != BACKEND_CPU) {
+  if ((o->zero || o->bf16 || o->kind == REDUCE_SHM || o->kind == REDUCE_HIER) && be->kind != BACKEND_CPU) {
     log_fail("[train] %s: CPU ranks only for now (the device path has NCCL all-reduce only)",
-             o->zero ? "zero = 1" : "reduce = shm");
+             o->zero                  ? "zero = 1"
+             : o->bf16                ? "reduce_dtype = bf16"
+             : o->kind == REDUCE_HIER ? "reduce = hier"
+                                      : "reduce = shm");
     dist_agree(comm, 0);
     goto fail;
   }
@@ -518,6 +545,13 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     int span[2] = {r->lsize, -r->lsize}; /* the largest and smallest node */
     dist_allreduce(MPI_IN_PLACE, span, 2, MPI_INT, MPI_MAX, comm, "reducer set-up: ranks per node");
     r->s = host_choice(o, size, r->lsize, span[0] == -span[1]);
+    if (r->s && o->bf16 && r->s != &strategy_shm && r->s != &strategy_shm_zero && r->s != &strategy_hier) {
+      log_fail(
+          "[train] reduce_dtype = bf16 needs a shared-memory strategy (reduce = shm or hier, auto's choice on "
+          "one node and on nodes of as many ranks), not %s",
+          r->s->name);
+      r->s = NULL;
+    }
     if (!dist_agree(comm, r->s != NULL)) goto fail;
     r->zero = o->zero;
     if (r->s == &strategy_hier) {
@@ -551,11 +585,12 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     }
     if (!dist_agree(comm, ok)) goto fail;
   }
+  const char *dt = o->bf16 && size > 1 ? ", bf16 gradients summed in fp32" : "";
   if (r->s == &strategy_hier)
-    log_info("gradient reducer: hier, %d ranks (%d node%s x %d: shared memory in a node, MPI across)\n", size,
-             size / r->lsize, size / r->lsize > 1 ? "s" : "", r->lsize);
+    log_info("gradient reducer: hier, %d ranks (%d node%s x %d: shared memory in a node, MPI across)%s\n", size,
+             size / r->lsize, size / r->lsize > 1 ? "s" : "", r->lsize, dt);
   else if (size > 1)
-    log_info("gradient reducer: %s, %d ranks\n", r->s->name, size);
+    log_info("gradient reducer: %s, %d ranks%s\n", r->s->name, size, dt);
   return r;
 fail:
   reducer_free(r, 1);

@@ -25,6 +25,10 @@
  *                  MPI_Iallreduce per slice among the ranks of local rank q on every node (NCCL's
  *                  and Horovod's hierarchical all-reduce, with every local rank on the network
  *                  at once rather than one leader), then the copies from the owners.
+ *   (bf16)         train.reduce_dtype = bf16 with shm, shm-zero or hier: each rank also writes its
+ *                  gradients rounded to bfloat16 (ties to even) into its window, and the slice sums
+ *                  read those (half the bytes) and add them in fp32 in rank order; the sums, the
+ *                  copies and the cross-node all-reduce stay fp32. The other strategies refuse it.
  *   mpi-zero       ZeRO-1 over MPI (train.zero = 1, host memory): MPI_Reduce_scatter of the
  *                  gradients, each rank updates its slice of the parameters and keeps the
  *                  optimizer state of that slice only, MPI_Allgatherv of the parameters.
@@ -99,6 +103,8 @@ typedef struct reduce_opts {
   reduce_kind kind; /* train.reduce */
   int overlap;      /* train.overlap: auto's choice between mpi-buckets (1) and mpi (0) off one node */
   int zero;         /* train.zero: ZeRO-1 (slices of parameters and optimizer state per rank) */
+  int bf16;         /* train.reduce_dtype = bf16: each rank's gradients rounded to bf16 for the sum
+                       (read at half the bytes), summed in fp32 (shared-memory strategies) */
   double timeout_s; /* device collectives: seconds a step's sums may take (0: no limit; host ones: dist.h's) */
 } reduce_opts;
 

@@ -108,7 +108,11 @@ static int reducer_setup(trainer *t) {
                                       [CONFIG_REDUCE_SHM] = REDUCE_SHM,
                                       [CONFIG_REDUCE_BLOCKING] = REDUCE_BLOCKING,
                                       [CONFIG_REDUCE_HIER] = REDUCE_HIER};
-  reduce_opts o = {.kind = kinds[t->o.reduce], .overlap = t->overlap, .zero = t->o.zero, .timeout_s = dist_timeout()};
+  reduce_opts o = {.kind = kinds[t->o.reduce],
+                   .overlap = t->overlap,
+                   .zero = t->o.zero,
+                   .bf16 = t->o.reduce_bf16,
+                   .timeout_s = dist_timeout()};
   t->red = reducer_create(&lay, t->be, dist_comm(), &o);
   if (!dist_all_ok(t->red != NULL)) return -1; /* NULL on every rank alike; one of them says why */
   reducer_slice(t->red, &t->slo, &t->shi, &t->sgrad);

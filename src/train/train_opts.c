@@ -135,6 +135,7 @@ int train_opts_build(train_opts *o, const config *c, int eval_only) {
   o->overlap = config_bool(c, "train.overlap") == 1;
   o->reduce = (int)config_enum(c, "train.reduce");
   o->zero = config_bool(c, "train.zero") == 1;
+  o->reduce_bf16 = config_enum(c, "train.reduce_dtype") == CONFIG_PRECISION_BF16;
   o->accumulate = config_int(c, "train.accumulate");
   o->timeout = config_double(c, "train.timeout"); /* NAN when unset */
   o->nonfinite_skip = config_enum(c, "train.nonfinite") == CONFIG_NONFINITE_SKIP;

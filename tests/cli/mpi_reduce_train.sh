@@ -20,6 +20,10 @@
 #    full-batch gd in 4 micro-batches on 2 ranks, each within 1e-5 of one batch on 1 rank (the
 #    same dropout masks: each micro-batch keeps its rows' global offsets); K = 1 is bit-identical
 #    to no key; more micro-batches than a rank's rows is a one-line error (exit 2);
+#  - train.reduce_dtype = bf16 (each rank's gradients rounded to bf16 for the shared-memory sum,
+#    added in fp32): on 2 ranks the weights move off fp32's (1e-5 < d < 0.1: it rounds) and the
+#    final train loss stays within 2 %; hier equals shm on one node and shm-zero equals shm on 3
+#    ranks, bit for bit; with reduce = blocking it is a one-line error;
 #  - the log names the strategy, the accumulation and the optimizer state per rank (1/3 of it
 #    under ZeRO-1).
 # shellcheck source=tests/cli/lib.sh
@@ -122,6 +126,15 @@ grep -q "^gradient accumulation: 4 micro-batches of at most 188 rows per rank" "
   fail "no gd accumulation line in: $(head -8 "$T/gd4.log")"
 expect_usage_error "more micro-batches than rows" "[train] accumulate 60 is more than the 50 rows a rank computes per step" "$T/accbad" \
   "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.accumulate=60 train.out="$T/accbad"
+# bf16 gradients for the reduction (shared-memory strategies only)
+run 2 "$T/adam-2-bf16" "$T/adam.ini" train.reduce_dtype=bf16
+run 2 "$T/adam-2-bf16h" "$T/adam.ini" train.reduce_dtype=bf16 train.reduce=hier
+run 3 "$T/adam-3-bf16z" "$T/adam.ini" train.reduce_dtype=bf16 train.zero=1
+run 3 "$T/adam-3-bf16" "$T/adam.ini" train.reduce_dtype=bf16
+grep -q "^gradient reducer: shm, 2 ranks, bf16 gradients summed in fp32" "$T/adam-2-bf16.log" ||
+  fail "no bf16 reducer line in: $(grep reducer "$T/adam-2-bf16.log")"
+expect_usage_error "bf16 with blocking" "[train] reduce_dtype = bf16 needs a shared-memory strategy" "$T/bfb" \
+  "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.reduce_dtype=bf16 train.reduce=blocking train.out="$T/bfb"
 expect_usage_error "reduce = hier with ZeRO-1" "[train] reduce = hier with zero = 1 is not built" "$T/hz" \
   "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.reduce=hier train.zero=1 train.out="$T/hz"
 run 2 "$T/adam-2-hier" "$T/adam.ini" train.reduce=hier
@@ -179,6 +192,16 @@ print("zero=1 on 3 ranks -> zero=0 on 2, and zero=0 on 2 -> zero=1 on 3: paramet
 for what in ("params", "optim/exp_avg", "optim/exp_avg_sq"):
     assert np.array_equal(P("z3h_same", what), P("z3", what)), what
 print("zero=1 resumed on the same 3 ranks: bit-identical parameters and optimizer state")
+import json
+b, f = P("adam-2-bf16"), P("adam-2-shm")
+d = np.abs(b - f).max()
+loss = {k: [json.loads(l) for l in open(f"{t}/{k}/metrics.jsonl")][-1]["train_loss"] for k in ("adam-2-bf16", "adam-2-shm")}
+print(f"bf16 gradients vs fp32, 2 ranks: max |param diff| {d:.2e}, final train loss {loss['adam-2-bf16']:.4f} vs {loss['adam-2-shm']:.4f}")
+assert np.isfinite(b).all() and 1e-5 < d < 0.1, d  # it does round, and stays close
+assert abs(loss["adam-2-bf16"] - loss["adam-2-shm"]) <= 0.02 * loss["adam-2-shm"], loss
+assert np.array_equal(P("adam-2-bf16h"), b), "bf16: hier on one node differs from shm"
+assert np.array_equal(P("adam-3-bf16z"), P("adam-3-bf16")), "bf16: shm-zero differs from shm on 3 ranks"
+print("bf16: hier = shm on one node, shm-zero = shm on 3 ranks, bit for bit")
 worst = 0
 for k in ("acc1-2", "acc3-1", "acc3-2", "acc4-1", "acc4-2", "acc3-3z"):
     worst = max(worst, close(k, "acc1-1", 1e-5, "accumulate"))

@@ -128,11 +128,67 @@ static int check(const char *want_name, reduce_kind kind, int zero) {
   return all;
 }
 
+/* train.reduce_dtype = bf16 on the shared-memory strategy `kind`: every rank's k (1 + 2^-10),
+ * k = 1 + i % 100, rounds to k in bf16 (8 significant bits), so the summed slice must be exactly
+ * P k (the fp32 sum would be P k (1 + 2^-10)), and Σ g² that of the rounded sums; every other
+ * strategy refuses bf16 with one line. */
+static int check_bf16(const char *want_name, reduce_kind kind, int zero) {
+  const int rank = dist_rank(), size = dist_size();
+  reduce_layout lay = {.n_buckets = 1};
+  lay.n = lay.len[0] = 5000;
+  float *own_g = malloc((lay.n + REDUCE_AUX) * sizeof(float)), *own_p = calloc(lay.n, sizeof(float));
+  lay.grads = own_g, lay.params = own_p;
+  reduce_opts o = {.kind = kind, .overlap = 1, .zero = zero, .bf16 = 1, .timeout_s = 0};
+  reducer *r = reducer_create(&lay, backend_cpu(), dist_comm(), &o);
+  int bad = 0;
+  if (!want_name) { /* a strategy without shared memory: refused, on every rank */
+    if (size == 1)
+      bad = r == NULL; /* one rank sums nothing: bf16 changes nothing */
+    else
+      bad = r != NULL || !strstr(log_last_error(), "reduce_dtype = bf16 needs a shared-memory strategy");
+    if (bad && size > 1) fprintf(stderr, "rank %d: bf16 with the mpi strategy: %s\n", rank, log_last_error());
+    if (r) reducer_free(r, 0);
+  } else if (!r) {
+    fprintf(stderr, "rank %d: bf16 %s: reducer_create: %s\n", rank, want_name, log_last_error());
+    bad = 1;
+  } else {
+    reducer_adopt(r, &lay.params, &lay.grads);
+    size_t lo, hi;
+    float *gs;
+    reducer_slice(r, &lo, &hi, &gs);
+    for (size_t i = 0; i < lay.n; i++) lay.grads[i] = (float)(1 + i % 100) * (1.0f + 0x1p-10f);
+    const float none[REDUCE_AUX] = {0};
+    reducer_set_aux(r, none);
+    reducer_layer_ready(r, 0);
+    const double ss = reducer_finish(r, 1);
+    double want_ss = 0;
+    for (size_t i = 0; i < lay.n; i++) want_ss += (double)(size * (1 + i % 100)) * (double)(size * (1 + i % 100));
+    if (size > 1 && !(fabs(ss - want_ss) <= 1e-12 * want_ss)) {
+      fprintf(stderr, "rank %d: bf16 %s: sum of squares %.17g, want %.17g\n", rank, want_name, ss, want_ss);
+      bad = 1;
+    }
+    for (size_t i = lo; i < hi && !bad && size > 1; i++)
+      if (gs[i - lo] != (float)(size * (int)(1 + i % 100))) {
+        fprintf(stderr, "rank %d: bf16 %s: grads[%zu] = %.9g, want %d (the inputs rounded to bf16)\n", rank, want_name,
+                i, gs[i - lo], size * (int)(1 + i % 100));
+        bad = 1;
+      }
+    reducer_free(r, 0);
+  }
+  free(own_g);
+  free(own_p);
+  int all = bad;
+  MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_MAX, dist_comm());
+  if (rank == 0) printf("bf16 %s %s\n", want_name ? want_name : "refused by mpi", all ? "FAILED" : "ok");
+  return all;
+}
+
 int main(int argc, char **argv) {
   if (dist_init(&argc, &argv)) return 1;
   int rc = check("mpi", REDUCE_BLOCKING, 0) | check("mpi-buckets", REDUCE_MPI, 0) | check("shm", REDUCE_SHM, 0) |
            check("mpi-zero", REDUCE_MPI, 1) | check("shm-zero", REDUCE_SHM, 1) | check("shm", REDUCE_AUTO, 0) |
-           check("hier", REDUCE_HIER, 0);
+           check("hier", REDUCE_HIER, 0) | check_bf16("shm", REDUCE_SHM, 0) | check_bf16("shm-zero", REDUCE_SHM, 1) |
+           check_bf16("hier", REDUCE_HIER, 0) | check_bf16(NULL, REDUCE_BLOCKING, 0);
   dist_finalize();
   return rc;
 }
