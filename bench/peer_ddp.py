@@ -12,11 +12,11 @@ import os
 import sys
 import time
 
-import h5py
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+from peer_train import load, mlp  # the same data and model as the 1-process peer
 
 
 def worker(rank, size, path, hidden, epochs, threads, port):
@@ -24,18 +24,8 @@ def worker(rank, size, path, hidden, epochs, threads, port):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=size)
     torch.manual_seed(0)
-    with h5py.File(path, "r") as f:
-        X = torch.from_numpy(f["train/X"][...].astype(np.float32) * float(f["train/X"].attrs["scale"]))
-        y = torch.from_numpy(f["train/y"][...].astype(np.int64))
-        Xt = torch.from_numpy(f["test/X"][...].astype(np.float32) * float(f["test/X"].attrs["scale"]))
-        yt = torch.from_numpy(f["test/y"][...].astype(np.int64))
-    dims = [X.shape[1]] + hidden + [int(y.max()) + 1]
-    layers = []
-    for i in range(len(dims) - 1):
-        layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Sequential(*layers))
+    X, y, Xt, yt = load(path)
+    model = torch.nn.parallel.DistributedDataParallel(mlp(X.shape[1], hidden, int(y.max()) + 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     loss_fn = torch.nn.CrossEntropyLoss()
     B = 128

@@ -13,21 +13,32 @@ import numpy as np
 import torch
 
 
-def main(path, hidden, epochs, threads):
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
+def load(path):
+    """(X, y, Xt, yt) of a dataset file as tensors, X scaled like dptrain reads it (uint8 * scale)."""
     with h5py.File(path, "r") as f:
         X = torch.from_numpy(f["train/X"][...].astype(np.float32) * float(f["train/X"].attrs["scale"]))
         y = torch.from_numpy(f["train/y"][...].astype(np.int64))
         Xt = torch.from_numpy(f["test/X"][...].astype(np.float32) * float(f["test/X"].attrs["scale"]))
         yt = torch.from_numpy(f["test/y"][...].astype(np.int64))
-    dims = [X.shape[1]] + hidden + [int(y.max()) + 1]
+    return X, y, Xt, yt
+
+
+def mlp(inputs, hidden, classes):
+    """Linear + ReLU layers of the given widths, then a linear output layer."""
+    dims = [inputs] + hidden + [classes]
     layers = []
     for i in range(len(dims) - 1):
         layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
         if i < len(dims) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
+    return torch.nn.Sequential(*layers)
+
+
+def main(path, hidden, epochs, threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    X, y, Xt, yt = load(path)
+    model = mlp(X.shape[1], hidden, int(y.max()) + 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     loss_fn = torch.nn.CrossEntropyLoss()
     B = 128

@@ -172,9 +172,10 @@ def mpirun(np_):
     return cmd
 
 
-def probe_fit(np_, probe):
-    """(α, β) of a least-squares fit t = α + β·bytes over the probe's medians (sizes >= 4 KiB for β)."""
-    out = run(mpirun(np_) + [probe, str(16 << 20), "15"])
+def probe_fit(np_, probe, launch=None, env=None):
+    """(α, β) of a least-squares fit t = α + β·bytes over the probe's medians (sizes >= 4 KiB for β);
+    launch: the mpirun command line (default mpirun(np_) on this machine)."""
+    out = run((launch or mpirun(np_)) + [probe, str(16 << 20), "15"], env=env)
     rows = [tuple(map(float, l.split())) for l in out.splitlines()]
     small = [t for s, t, _ in rows if s <= 64]
     alpha = sorted(small)[len(small) // 2]
@@ -185,16 +186,16 @@ def probe_fit(np_, probe):
     return alpha, max(beta, 1e-15), rows
 
 
-def step_time(dptrain, data, np_, batch, out, overlap=None):
+def step_time(dptrain, data, np_, batch, out, overlap=None, launch=None, env=None):
     """Seconds per step of the best of two epochs of 784-1024-1024-10 at global batch `batch`, and the
     all-reduce wait fraction; overlap None: dptrain's default, else the MPI strategy: one blocking
     all-reduce (False) or per-layer buckets (True) — the strategies the model's α–β terms describe."""
-    cmd = mpirun(np_) + [dptrain, "train", os.path.join(ROOT, "configs/fashion_mlp.ini"), f"data.path={data}",
+    cmd = (launch or mpirun(np_)) + [dptrain, "train", os.path.join(ROOT, "configs/fashion_mlp.ini"), f"data.path={data}",
                          "train.epochs=3", f"train.batch_size={batch}", "train.threads=1", "optim.name=nesterov",
                          "optim.lr=0.01", "schedule.name=constant", f"train.out={out}"]
     if overlap is not None:
         cmd.append(f"train.reduce={'mpi' if overlap else 'blocking'}")
-    run(cmd)
+    run(cmd, env=env)
     ev = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
     epochs = [e for e in ev if "epoch_s" in e and not e.get("summary")]
     steps = ev[-1]["steps"] / ev[-1]["epochs"]
@@ -276,28 +277,13 @@ def netns_check(dptrain, probe, data, tmp, comp2, S):
         mpi = ["mpirun", "-q", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS=1", "--hostfile", hf, "-np", "2"] + net
         if os.geteuid() == 0:
             mpi.insert(1, "--allow-run-as-root")
-        out = run(on0 + mpi + [probe, str(16 << 20), "15"], env=env)
-        rows = [tuple(map(float, l.split())) for l in out.splitlines()]
-        alpha = sorted(t for s, t, _ in rows if s <= 64)[len([1 for s, _, _ in rows if s <= 64]) // 2]
-        big = [(s, t) for s, t, _ in rows if s >= 4096]
-        sx = sum(s for s, _ in big); sy = sum(t for _, t in big)
-        sxx = sum(s * s for s, _ in big); sxy = sum(s * t for s, t in big)
-        beta = max((len(big) * sxy - sx * sy) / (len(big) * sxx - sx * sx), 1e-15)
+        alpha, beta, _ = probe_fit(2, probe, on0 + mpi, env)
         print(f"  MPI_Allreduce over TCP between 2 simulated hosts (1 rank each): α = {alpha * 1e6:.1f} µs, "
               f"β = {beta * 1e9:.3f} ns/B ({1 / beta / 1e9:.2f} GB/s); {S / 1e6:.2f} MB takes "
               f"{(alpha + beta * S) * 1e3:.2f} ms")
         model = comp2 + alpha + beta * S
         for overlap in (False, True):
-            o = os.path.join(tmp, f"n{overlap}")
-            cmd = on0 + mpi + [dptrain, "train", os.path.join(ROOT, "configs/fashion_mlp.ini"), f"data.path={data}",
-                               "train.epochs=3", "train.batch_size=128", "train.threads=1", "optim.name=nesterov",
-                               "optim.lr=0.01", "schedule.name=constant", f"train.out={o}",
-                               f"train.reduce={'mpi' if overlap else 'blocking'}"]
-            run(cmd, env=env)
-            ev = [json.loads(l) for l in open(os.path.join(o, "metrics.jsonl"))]
-            steps = ev[-1]["steps"] / ev[-1]["epochs"]
-            meas = min(e["epoch_s"] for e in ev if "epoch_s" in e and not e.get("summary")) / steps
-            wait = ev[-1]["allreduce_wait_fraction"]
+            meas, wait = step_time(dptrain, data, 2, 128, os.path.join(tmp, f"n{overlap}"), overlap, on0 + mpi, env)
             err = (model - meas) / meas
             errs.append(abs(err))
             print(f"  {'2 hosts':>5} {'buckets' if overlap else 'blocking':>10} {model * 1e3:>9.2f} {meas * 1e3:>12.2f} "

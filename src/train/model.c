@@ -181,3 +181,5 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks) {
 }
 
 const float *model_logits(const model *m) { return m->act[m->spec.n_layers]; }
+
+size_t model_layer_len(const model *m, int l) { return m->b_off[l] + (size_t)m->spec.dims[l + 1] - m->w_off[l]; }

@@ -96,4 +96,8 @@ void model_backward(model *m, const model_batch *b, const model_hooks *hooks);
 /* The logits buffer [rows, classes] of the last forward pass. */
 const float *model_logits(const model *m);
 
+/* Floats of layer l in params and grads: its weights, then its biases, from w_off[l] (one
+ * contiguous span per layer: the reducer's bucket, the accumulated gradients' add). */
+size_t model_layer_len(const model *m, int l);
+
 #endif

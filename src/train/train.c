@@ -54,6 +54,7 @@ typedef struct trainer {
   int shared_grads;
   int64_t micro; /* rows per micro-batch (train.accumulate: ceil(local rows / K); else every local row) */
   float *acc;    /* [n_params] the gradients of a step's earlier micro-batches (train.accumulate > 1) */
+  int acc_live;  /* acc holds this step's earlier micro-batches (the last one's backward adds them) */
   FILE *metrics;
   int overlap;           /* start each layer's reduction during backward (1) or after (0) */
   double env_timeout;    /* the watchdog limit from the environment (DPT_TIMEOUT; train.timeout wins) */
@@ -77,15 +78,10 @@ static double now(void) { return MPI_Wtime(); }
 /* model_backward calls this when layer l's gradients are final. */
 static void on_layer_ready(int l, void *arg) {
   trainer *t = arg;
-  reducer_layer_ready(t->red, l);
-}
-
-/* The same after the last micro-batch of an accumulated step: the earlier micro-batches' sum of
- * layer l (its weights, then its biases: final once backward has passed the layer) goes in first. */
-static void on_layer_ready_acc(int l, void *arg) {
-  trainer *t = arg;
-  const size_t a = t->m.w_off[l], len = t->m.b_off[l] + (size_t)t->m.spec.dims[l + 1] - a;
-  t->be->add(t->m.grads + a, t->acc + a, len);
+  if (t->acc_live) { /* the step's earlier micro-batches: layer l's sum goes in first (final here) */
+    const size_t a = t->m.w_off[l];
+    t->be->add(t->m.grads + a, t->acc + a, model_layer_len(&t->m, l));
+  }
   reducer_layer_ready(t->red, l);
 }
 
@@ -100,7 +96,7 @@ static int reducer_setup(trainer *t) {
   reduce_layout lay = {.grads = t->m.grads, .n = t->m.n_params, .n_buckets = t->m.spec.n_layers};
   for (int l = 0; l < t->m.spec.n_layers; l++) {
     lay.off[l] = t->m.w_off[l];
-    lay.len[l] = t->m.b_off[l] + (size_t)t->m.spec.dims[l + 1] - t->m.w_off[l];
+    lay.len[l] = model_layer_len(&t->m, l);
   }
   lay.params = t->m.params;
   static const reduce_kind kinds[] = {[CONFIG_REDUCE_AUTO] = REDUCE_AUTO,
@@ -587,10 +583,7 @@ static int run(trainer *t) {
   const double base_lr = t->opt.h.lr, clip = t->opt.h.clip_norm, maxn = t->opt.h.max_norm;
   const float scale = 1.0f / (float)t->smp.batch;
   const uint64_t seed = t->o.seed;
-  const int accumulate = t->o.accumulate > 1;
-  const model_hooks hooks = {accumulate ? on_layer_ready_acc : on_layer_ready,
-                             reducer_wants_progress(t->red) ? on_progress : NULL, t},
-                    hooks_one = {on_layer_ready, hooks.progress, t}; /* a step of one micro-batch */
+  const model_hooks hooks = {on_layer_ready, reducer_wants_progress(t->red) ? on_progress : NULL, t};
   /* From here to the process's end (not restored: mpirun answers the first rank's exit 75 with a
    * SIGTERM to the others, which must still exit 75, not die of it). */
   struct sigaction sa = {0};
@@ -634,7 +627,8 @@ static int run(trainer *t) {
         aux[REDUCE_AUX_NONFINITE] = isfinite(loss) ? 0.0f : 1.0f;
         aux[REDUCE_AUX_STOP] = g_stop_signal ? 1.0f : 0.0f;
         reducer_set_aux(t->red, aux);
-        model_backward(&t->m, &mb, j > 0 ? &hooks : &hooks_one);
+        t->acc_live = j > 0;
+        model_backward(&t->m, &mb, &hooks);
       }
       /* the non-finite guard: the counters and the summed gradient's norm, the same on every rank */
       const double norm = sqrt(reducer_finish(t->red, t->opt.step + 1));
