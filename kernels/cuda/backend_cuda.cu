@@ -336,6 +336,8 @@ static const backend_cuda_api k_api = {
     .nccl_get_id = cuda_nccl_get_id,
     .nccl_init = cuda_nccl_init,
     .nccl_allreduce_sum = cuda_nccl_allreduce_sum,
+    .nccl_reduce_scatter_sum = cuda_nccl_reduce_scatter_sum,
+    .nccl_all_gather = cuda_nccl_all_gather,
     .nccl_check = cuda_nccl_check,
     .nccl_destroy = cuda_nccl_destroy,
 };

@@ -160,6 +160,8 @@ void cuda_max_norm(float *W, int K, int N, float c);
 int cuda_nccl_get_id(void *id, const char **why);
 int cuda_nccl_init(const void *id, int nranks, int rank, double timeout_s, const char **why);
 int cuda_nccl_allreduce_sum(float *x, size_t n, const char **why);
+int cuda_nccl_reduce_scatter_sum(const float *x, float *slice, size_t count, const char **why);
+int cuda_nccl_all_gather(const float *slice, float *x, size_t count, const char **why);
 int cuda_nccl_check(const char **why);
 int cuda_nccl_destroy(int abort_comm, const char **why);
 

@@ -1,6 +1,7 @@
 /* nccl.cu — the NCCL communicator of the module (one per process) and the in-place all-reduce
  * on the communication stream (backend_cuda_api.h). Errors come back as -1 with a message that
- * names the call, NCCL's error string and NCCL's own last-error detail; the host decides how to
+ * names the call, NCCL's error string and NCCL's own last-error detail; ZeRO-1's reduce-scatter and
+ * all-gather the same way, on the same stream; the host decides how to
  * stop the job (it aborts every rank, naming the failing one).
  * For ops that sum inside themselves (pca_apply_sum): a double sum on the compute stream, and a
  * wait for it that polls NCCL's error state and gives up after the timeout given to nccl_init
@@ -90,19 +91,40 @@ int cuda_nccl_init(const void *id, int nranks, int rank, double timeout_s, const
   return 0;
 }
 
+/* -1 with *why when no communicator has been joined yet. */
+static int need_comm(const char *call, const char **why) {
+  if (g_comm) return 0;
+  if (why) *why = cuda_why("%s: no communicator (nccl_init first)", call);
+  return -1;
+}
+
+/* The queued NCCL call's CUDA launch error, if any (-1 with *why naming the call). */
+static int nccl_launched(const char *call, const char **why) {
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) return 0;
+  if (why) *why = cuda_why("%s: CUDA error: %s", call, cudaGetErrorString(e));
+  return -1;
+}
+
 int cuda_nccl_allreduce_sum(float *x, size_t n, const char **why) {
-  if (!g_comm) {
-    if (why) *why = "nccl_allreduce_sum: no communicator (nccl_init first)";
-    return -1;
-  }
+  if (need_comm("nccl_allreduce_sum", why)) return -1;
   if (n == 0) return 0;
   NCCL_TRY(ncclAllReduce(x, x, n, ncclFloat, ncclSum, g_comm, g_cuda.comm));
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) {
-    if (why) *why = cuda_why("ncclAllReduce: CUDA error: %s", cudaGetErrorString(e));
-    return -1;
-  }
-  return 0;
+  return nccl_launched("ncclAllReduce", why);
+}
+
+int cuda_nccl_reduce_scatter_sum(const float *x, float *slice, size_t count, const char **why) {
+  if (need_comm("nccl_reduce_scatter_sum", why)) return -1;
+  if (count == 0) return 0;
+  NCCL_TRY(ncclReduceScatter(x, slice, count, ncclFloat, ncclSum, g_comm, g_cuda.comm));
+  return nccl_launched("ncclReduceScatter", why);
+}
+
+int cuda_nccl_all_gather(const float *slice, float *x, size_t count, const char **why) {
+  if (need_comm("nccl_all_gather", why)) return -1;
+  if (count == 0) return 0;
+  NCCL_TRY(ncclAllGather(slice, x, count, ncclFloat, g_comm, g_cuda.comm));
+  return nccl_launched("ncclAllGather", why);
 }
 
 int cuda_nccl_check(const char **why) {

@@ -27,7 +27,7 @@
 #include "backend.h"
 
 /* Bumped whenever the table changes; the loader refuses a module with another value. */
-#define BACKEND_CUDA_ABI 9
+#define BACKEND_CUDA_ABI 10
 
 /* Size of an NCCL unique id (the caller's buffer for nccl_get_id / nccl_init). */
 #define BACKEND_CUDA_NCCL_ID_BYTES 128
@@ -71,12 +71,17 @@ typedef struct backend_cuda_api {
    * joined); timeout_s (> 0; 0 = none) bounds the waits of ops that sum inside themselves
    * (pca_apply_sum) as DPT_NCCL_TIMEOUT bounds the host's. nccl_allreduce_sum: in-place sum of x[n] (device memory) over the ranks, queued on
    * the communication stream — order it after the compute that wrote x with event_record +
-   * stream_wait. nccl_check: the communicator's asynchronous error state (0 while healthy),
+   * stream_wait. nccl_reduce_scatter_sum (ZeRO-1): x[ranks * count] summed over the ranks, this
+   * rank's block x[rank * count, (rank + 1) * count) of the sum into slice[count]; nccl_all_gather:
+   * every rank's slice[count] into x[ranks * count] in rank order (in place when slice is
+   * x + rank * count); both queued on the communication stream like nccl_allreduce_sum. nccl_check: the communicator's asynchronous error state (0 while healthy),
    * for polling while waiting. nccl_destroy: finalize (abort_comm = 0) or abort (abort_comm =
    * 1: on an error path, without waiting for the other ranks) and free the communicator. */
   int (*nccl_get_id)(void *id, const char **why);
   int (*nccl_init)(const void *id, int nranks, int rank, double timeout_s, const char **why);
   int (*nccl_allreduce_sum)(float *x, size_t n, const char **why);
+  int (*nccl_reduce_scatter_sum)(const float *x, float *slice, size_t count, const char **why);
+  int (*nccl_all_gather)(const float *slice, float *x, size_t count, const char **why);
   int (*nccl_check)(const char **why);
   int (*nccl_destroy)(int abort_comm, const char **why);
 } backend_cuda_api;

@@ -45,16 +45,21 @@ struct reducer {
   const backend_cuda_api *cuda;       /* the module whose communicator this rank joined */
   void *ev_ready[REDUCE_MAX_BUCKETS]; /* compute stream: bucket b's gradients are final */
   void *ev_done;                      /* communication stream: every sum has finished */
+  /* nccl-zero */
+  size_t chunk;                  /* floats of every rank's block (NCCL's collectives take equal blocks) */
+  float *dev_params, *dev_grads; /* [size * chunk] the reducer's device parameters and gradients */
+  float *stage;                  /* [chunk] host copy of a state slice for reducer_gather_slices */
   /* mpi-staged */
   float *host; /* [n] page-locked host copy of the gradients */
   /* ZeRO and shm: this rank's slice, every rank's, and the counters' totals */
   int rank, size;
-  size_t lo, hi;             /* this rank's slice of the parameters */
-  int *counts, *displs;      /* [size] every rank's slice (floats), for the MPI collectives */
-  float *gslice;             /* mpi-zero: [hi - lo] this rank's summed gradient slice */
-  float aux_tot[REDUCE_AUX]; /* the counters summed, when the strategy does not leave them in grads */
-  int aux_own;               /* aux_tot holds them (reducer_aux reads it) */
-  int zero;                  /* ZeRO-1: each rank updates its slice only */
+  size_t lo, hi;              /* this rank's slice of the parameters */
+  int *counts, *displs;       /* [size] every rank's slice (floats), for the MPI collectives */
+  float *gslice;              /* mpi-zero: [hi - lo] this rank's summed gradient slice */
+  float aux_tot[REDUCE_AUX];  /* the counters summed, when the strategy does not leave them in grads */
+  float aux_mine[REDUCE_AUX]; /* this rank's counters (reducer_set_aux), for the ZeRO strategies' totals */
+  int aux_own;                /* aux_tot holds them (reducer_aux reads it) */
+  int zero;                   /* ZeRO-1: each rank updates its slice only */
   /* shm and hier */
   MPI_Comm node;        /* the ranks of this node (shm: every rank of comm) */
   int lrank, lsize;     /* this rank in node, and node's size: the shared windows' ranks */
@@ -181,24 +186,29 @@ static int nccl_healthy(void *arg, const char **why) {
   return r->cuda->nccl_check(why);
 }
 
-/* The compute stream waits for the sums; the host waits for them too, polling NCCL's error state
- * and giving up after the timeout (NCCL itself never times out on a vanished peer). */
-static void nccl_finish(reducer *r, int64_t step) {
+/* The compute stream waits for what the communication stream has queued; the host waits for it
+ * too, polling NCCL's error state and giving up after the timeout (NCCL itself never times out on
+ * a vanished peer), the watchdog's line naming `what` and `detail`. */
+static void nccl_wait(reducer *r, const char *what, const char *detail) {
   const char *why = NULL;
-  if (!r->o.overlap) nccl_sum(r, r->ev_ready[0], 0, r->n_sum);
   if (r->cuda->event_record(r->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
       r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, r->ev_done, &why))
     nccl_fatal(r, why);
-  (void)step;
-  dist_label("NCCL all-reduce", "all layers");
+  dist_label(what, detail);
   const double t0 = MPI_Wtime();
   int rc = dist_poll(nccl_done, nccl_healthy, r, r->o.timeout_s, &why);
   if (rc == DIST_POLL_TIMEOUT) { /* ask the peers over MPI which one is missing, then end the job */
     const char *ignored;
     r->cuda->nccl_destroy(1, &ignored);
-    dist_stalled("NCCL all-reduce", "all layers", MPI_Wtime() - t0);
+    dist_stalled(what, detail, MPI_Wtime() - t0);
   }
   if (rc != DIST_POLL_DONE) nccl_fatal(r, why);
+}
+
+static void nccl_finish(reducer *r, int64_t step) {
+  (void)step;
+  if (!r->o.overlap) nccl_sum(r, r->ev_ready[0], 0, r->n_sum);
+  nccl_wait(r, "NCCL all-reduce", "all layers");
 }
 
 static void nccl_destroy(reducer *r, int failed) {
@@ -252,7 +262,7 @@ static void zero_finish(reducer *r, int64_t step) {
   MPI_Request req;
   MPI_CHECK(MPI_Ireduce_scatter(r->lay.grads, r->gslice, r->counts, MPI_FLOAT, MPI_SUM, r->comm, &req));
   dist_wait(1, &req, "reduce-scatter", "the gradient slices");
-  zero_totals(r, r->hi > r->lo ? r->be->sumsq(r->gslice, r->hi - r->lo) : 0.0, r->lay.grads + r->lay.n);
+  zero_totals(r, r->hi > r->lo ? r->be->sumsq(r->gslice, r->hi - r->lo) : 0.0, r->aux_mine);
 }
 
 static void zero_gather(reducer *r) {
@@ -270,6 +280,75 @@ static void zero_destroy(reducer *r, int failed) {
 
 static const reduce_strategy strategy_mpi_zero = {
     .name = "mpi-zero", .layer_ready = NULL, .progress = NULL, .finish = zero_finish, .destroy = zero_destroy};
+
+/* ---- nccl-zero: ZeRO-1 on the device: NCCL reduce-scatter, the slice's update, all-gather -----
+ * NCCL's reduce-scatter and all-gather take equal blocks, so every rank's block is `chunk` floats
+ * (n + REDUCE_AUX over the ranks, rounded up to 32) and the parameters and gradients live in the
+ * reducer's own device buffers of size * chunk floats (reducer_adopt moves them there); rank q
+ * steps params[q * chunk, min((q + 1) * chunk, n)). Both collectives run in place on the
+ * communication stream, ordered after the compute that wrote their input by an event; the
+ * slices' Σ g² and the counters (host values) are summed by zero_totals over MPI. */
+
+static void nccl_zero_finish(reducer *r, int64_t step) {
+  const char *why = NULL;
+  (void)step;
+  if (r->cuda->event_record(r->ev_ready[0], BACKEND_CUDA_STREAM_COMPUTE, &why) ||
+      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, r->ev_ready[0], &why) ||
+      r->cuda->nccl_reduce_scatter_sum(r->lay.grads, r->lay.grads + (size_t)r->rank * r->chunk, r->chunk, &why))
+    nccl_fatal(r, why);
+  nccl_wait(r, "NCCL reduce-scatter", "the gradient slices");
+  zero_totals(r, r->hi > r->lo ? r->be->sumsq(r->lay.grads + r->lo, r->hi - r->lo) : 0.0, r->aux_mine);
+}
+
+/* After the slice's update on the compute stream: every block into every rank's parameters; the
+ * compute stream waits for it (the next forward reads them), the host does not (a hung peer
+ * shows in the next step's wait). */
+static void nccl_zero_gather(reducer *r) {
+  const char *why = NULL;
+  if (r->cuda->event_record(r->ev_ready[0], BACKEND_CUDA_STREAM_COMPUTE, &why) ||
+      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, r->ev_ready[0], &why) ||
+      r->cuda->nccl_all_gather(r->lay.params + (size_t)r->rank * r->chunk, r->lay.params, r->chunk, &why) ||
+      r->cuda->event_record(r->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
+      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, r->ev_done, &why))
+    nccl_fatal(r, why);
+}
+
+static void nccl_zero_destroy(reducer *r, int failed) {
+  nccl_destroy(r, failed);
+  r->be->free(r->dev_params);
+  r->be->free(r->dev_grads);
+  free(r->stage);
+  r->dev_params = r->dev_grads = r->stage = NULL;
+}
+
+static const reduce_strategy strategy_nccl_zero = {.name = "nccl-zero",
+                                                   .layer_ready = NULL,
+                                                   .progress = NULL,
+                                                   .finish = nccl_zero_finish,
+                                                   .destroy = nccl_zero_destroy};
+
+/* The equal blocks, this rank's slice, the device buffers and the staging copy. 0, or -1 with
+ * log_fail (the caller agrees; reducer_free frees what was made). */
+static int nccl_zero_setup(reducer *r) {
+  const size_t n = r->lay.n, P = (size_t)r->size;
+  r->zero = 1;
+  r->aux_own = 1;
+  r->chunk = ((r->n_sum + P - 1) / P + 31) / 32 * 32;
+  for (size_t q = 0; q < P; q++) {
+    const size_t a = q * r->chunk < n ? q * r->chunk : n, b = (q + 1) * r->chunk < n ? (q + 1) * r->chunk : n;
+    r->displs[q] = (int)a;
+    r->counts[q] = (int)(b - a);
+  }
+  r->lo = (size_t)r->displs[r->rank];
+  r->hi = r->lo + (size_t)r->counts[r->rank];
+  const size_t bytes = P * r->chunk * sizeof(float);
+  r->dev_params = r->be->alloc(bytes);
+  r->dev_grads = r->be->alloc(bytes);
+  r->stage = malloc(r->chunk * sizeof(float));
+  if (!r->dev_params || !r->dev_grads || !r->stage)
+    return log_fail("reducer: no 2 x %zu bytes of device memory for ZeRO-1's padded parameters and gradients", bytes);
+  return 0;
+}
 
 /* ---- shm and shm-zero: the node's shared windows --------------------------------------------
  * Rank q's window holds its gradients and counters [n + REDUCE_AUX], then one double: the Σ g² of
@@ -527,12 +606,11 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
   }
   r->lay.len[carrier] += REDUCE_AUX;
   r->carrier = carrier;
-  if ((o->zero || o->bf16 || o->kind == REDUCE_SHM || o->kind == REDUCE_HIER) && be->kind != BACKEND_CPU) {
-    log_fail("[train] %s: CPU ranks only for now (the device path has NCCL all-reduce only)",
-             o->zero                  ? "zero = 1"
-             : o->bf16                ? "reduce_dtype = bf16"
-             : o->kind == REDUCE_HIER ? "reduce = hier"
-                                      : "reduce = shm");
+  if ((o->bf16 || o->kind == REDUCE_SHM || o->kind == REDUCE_HIER) && be->kind != BACKEND_CPU) {
+    log_fail("[train] %s: CPU ranks only for now (the device path sums with NCCL)", o->bf16 ? "reduce_dtype = bf16"
+                                                                                    : o->kind == REDUCE_HIER
+                                                                                        ? "reduce = hier"
+                                                                                        : "reduce = shm");
     dist_agree(comm, 0);
     goto fail;
   }
@@ -573,8 +651,13 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     }
     r->aux_own = r->zero || r->s == &strategy_shm || r->s == &strategy_hier;
   } else if ((r->cuda = backend_nccl_join(comm)) != NULL) { /* NULL on every rank when any cannot */
-    r->s = &strategy_nccl;
-    if (!dist_agree(comm, nccl_events(r) == 0)) goto fail;
+    r->s = o->zero ? &strategy_nccl_zero : &strategy_nccl;
+    ok = nccl_events(r) == 0 && (!o->zero || nccl_zero_setup(r) == 0);
+    if (!dist_agree(comm, ok)) goto fail;
+  } else if (o->zero) { /* the same on every rank: the join failed everywhere */
+    log_fail("[train] zero = 1 on GPUs needs NCCL's reduce-scatter, and NCCL cannot run here: %s", log_last_error());
+    dist_agree(comm, 0);
+    goto fail;
   } else {
     log_info("all-reduce: %s; the sums go through host memory\n", log_last_error());
     r->s = &strategy_mpi_staged;
@@ -604,6 +687,12 @@ void reducer_slice(const reducer *r, size_t *lo, size_t *hi, float **g) {
 }
 
 int reducer_adopt(reducer *r, float **params, float **grads) {
+  if (r->s == &strategy_nccl_zero) { /* the padded device buffers (zeroed): the parameters copied in */
+    r->be->add(r->dev_params, *params, r->lay.n);
+    *params = r->lay.params = r->dev_params;
+    *grads = r->lay.grads = r->dev_grads;
+    return 1;
+  }
   if (r->win_g == MPI_WIN_NULL) return 0;
   *grads = r->lay.grads = r->peer_g[r->lrank];
   if (r->shared_params) {
@@ -617,6 +706,7 @@ int reducer_adopt(reducer *r, float **params, float **grads) {
 void reducer_params_updated(reducer *r, int64_t step) {
   (void)step;
   if (r->s == &strategy_mpi_zero) zero_gather(r);
+  if (r->s == &strategy_nccl_zero) nccl_zero_gather(r);
   if (r->s == &strategy_shm_zero) shm_sync(r, "shared-memory parameters");
 }
 
@@ -630,6 +720,10 @@ void reducer_gather_slices(reducer *r, const float *slice, float *full) {
   if (!r->zero) {
     if (r->rank == 0) r->be->download(full, slice, r->lay.n * sizeof(float));
     return;
+  }
+  if (r->stage) { /* device memory: through the host */
+    r->be->download(r->stage, slice, (r->hi - r->lo) * sizeof(float));
+    slice = r->stage;
   }
   dist_gatherv(slice, (int)(r->hi - r->lo), MPI_FLOAT, full, r->counts, r->displs, MPI_FLOAT, 0, r->comm,
                "checkpoint: optimizer-state slices");
@@ -654,6 +748,7 @@ double reducer_finish(reducer *r, int64_t step) {
 }
 
 void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]) {
+  memcpy(r->aux_mine, aux, sizeof r->aux_mine);
   r->be->upload(r->lay.grads + r->lay.n, aux, REDUCE_AUX * sizeof(float));
 }
 

@@ -39,6 +39,10 @@
  *                  stream, ordered after the layer's backward by an event; the compute stream
  *                  waits for the last one. A watchdog (DPT_NCCL_TIMEOUT) polls NCCL's error
  *                  state while the host waits, so a dead or hung peer ends the job with a line.
+ *   nccl-zero      ZeRO-1 on the device (train.zero = 1 with NCCL): one in-place ncclReduceScatter
+ *                  of the gradients after backward, the update of this rank's slice and its
+ *                  optimizer state only, one in-place ncclAllGather of the parameters; NCCL's
+ *                  equal blocks need padded buffers, which the reducer owns (reducer_adopt).
  *   mpi-staged     device memory without NCCL (two ranks on one GPU, NCCL unavailable): the
  *                  gradients are copied to page-locked host memory, summed with MPI_Allreduce
  *                  and copied back.
@@ -143,13 +147,14 @@ void reducer_slice(const reducer *r, size_t *lo, size_t *hi, float **g);
 
 /* Shared-memory strategies: move the model's parameters (shm-zero: into the node's one shared
  * array; local rank 0 copies them, so they must be the same on every rank, as after init or a
- * resume) and gradients into the reducer's windows, and point *params and *grads there; the
- * reducer then owns them (the model must not free them). Other strategies: nothing. Returns 1
- * when the buffers moved. Collective; call once after the parameters are set, before step 1. */
+ * resume) and gradients into the reducer's windows (nccl-zero: into its padded device buffers),
+ * and point *params and *grads there; the reducer then owns them (the model must not free them).
+ * Other strategies: nothing. Returns 1 when the buffers moved. Collective; call once after the parameters are set, before step 1. */
 int reducer_adopt(reducer *r, float **params, float **grads);
 
 /* After the optimizer step on this rank's slice: ZeRO makes every slice every rank's (mpi-zero:
- * all-gather; shm-zero: a barrier, the array is shared). Nothing otherwise. `step` names it. */
+ * all-gather; shm-zero: a barrier, the array is shared; nccl-zero: an all-gather the compute
+ * stream waits for). Nothing otherwise. `step` names it. */
 void reducer_params_updated(reducer *r, int64_t step);
 
 /* 1 when this rank applies per-layer projections (max-norm) to layer l's weights: every rank
@@ -171,7 +176,7 @@ void reducer_set_aux(reducer *r, const float aux[REDUCE_AUX]);
 void reducer_aux(const reducer *r, float aux[REDUCE_AUX]);
 
 /* The strategy's name ("local", "mpi", "mpi-buckets", "shm", "hier", "mpi-zero", "shm-zero", "nccl",
- * "mpi-staged"). */
+ * "nccl-zero", "mpi-staged"). */
 const char *reducer_name(const reducer *r);
 
 /* Seconds this rank spent waiting in reducer_finish so far. */

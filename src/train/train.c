@@ -509,7 +509,7 @@ static void teardown(trainer *t, int failed) {
   batch_stage_free(&t->st, t->be);
   if (t->opt.be) optim_free(&t->opt);
   if (t->acc) t->be->free(t->acc);
-  if (t->shared_params) t->m.params = NULL; /* freed with the reducer's windows */
+  if (t->shared_params) t->m.params = NULL; /* freed with the reducer (its windows or device buffers) */
   if (t->shared_grads) t->m.grads = NULL;
   model_free(&t->m);
   sampler_free(&t->smp);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU: a PCA run (the covariance route, and the block route on CSR text) and a training epoch
-# computed on the GPU agree with the same runs on the CPU. Label gpu: without a usable GPU it
-# says why and skips (exit 77); it never passes without comparing.
+# computed on the GPU agree with the same runs on the CPU, and ZeRO-1 (nccl-zero) on two GPUs agrees
+# with the all-reduce path. Label gpu: without a usable GPU it says why and skips (exit 77); it
+# never passes without comparing.
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 root=$(cd "$DPT_TESTS/.." && pwd)
@@ -62,5 +63,41 @@ PY
   pass "784-800-10 GPU vs CPU: parameters after 20 steps within 1e-4, one epoch's loss within 1 %, accuracy within 0.3 points"
 else
   fail "784-800-10 GPU vs CPU training differ"
+fi
+
+# ZeRO-1 on GPUs (nccl-zero): with two GPUs, 2 ranks with zero = true give the parameters of
+# zero = false (NCCL's sum of two ranks is a + b either way); on one GPU (no NCCL for two ranks on
+# one device) zero = true is refused with one line
+zero_run() { # NAME ZERO
+  "${MPIRUN[@]}" -np 2 "$DPTRAIN" train "$root/configs/mnist_mlp800.ini" data.path="$T/slice.h5" train.epochs=1 \
+    train.device=cuda optim.name=adam train.zero="$2" train.out="$T/$1" >"$T/$1.log" 2>&1
+}
+if [ "$(grep -c '^  cuda:[0-9]*: ' <<<"$ver")" -ge 2 ]; then
+  zero_run zero-off false || fail "2 GPUs, zero = false exited $?: $(tail -3 "$T/zero-off.log")"
+  zero_run zero-on true || fail "2 GPUs, zero = true exited $?: $(tail -3 "$T/zero-on.log")"
+  grep -q 'gradient reducer: nccl-zero, 2 ranks' "$T/zero-on.log" || fail "no nccl-zero line: $(grep reducer "$T/zero-on.log")"
+  if "$PY" - "$T" <<'PY'; then
+import sys, h5py, numpy as np
+t = sys.argv[1]
+a, b = (h5py.File(f"{t}/{d}/checkpoint.h5", "r") for d in ("zero-off", "zero-on"))
+dp = np.abs(a["params"][...] - b["params"][...]).max()
+names = sorted(a["optim"].keys())
+assert names == sorted(b["optim"].keys()) and len(names) == 2, names  # adam: two moment buffers
+ds = max(np.abs(a["optim"][n][...] - b["optim"][n][...]).max() for n in names)
+print(f"2 GPUs, adam, 20 steps: max |param diff| zero on vs off {dp:.2e}, optimizer state {ds:.2e}")
+assert dp <= 1e-6 and ds <= 1e-6, (dp, ds)
+PY
+    pass "nccl-zero on 2 GPUs: the parameters and optimizer state of the all-reduce path"
+  else
+    fail "nccl-zero on 2 GPUs differs from the all-reduce path"
+  fi
+else
+  rc=0
+  zero_run zero-one-gpu true || rc=$?
+  if [ "$rc" -ne 0 ] && grep -q 'zero = 1 on GPUs needs NCCL' "$T/zero-one-gpu.log"; then
+    pass "one GPU, 2 ranks: zero = true refused with one line (exit $rc): $(grep -m1 'zero = 1' "$T/zero-one-gpu.log")"
+  else
+    fail "one GPU, 2 ranks, zero = true: exit $rc, $(tail -3 "$T/zero-one-gpu.log")"
+  fi
 fi
 finish
