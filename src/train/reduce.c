@@ -705,15 +705,20 @@ int reducer_adopt(reducer *r, float **params, float **grads) {
 
 void reducer_params_updated(reducer *r, int64_t step) {
   (void)step;
+  const double t0 = MPI_Wtime(); /* ZeRO's gather or barrier is communication time too */
   if (r->s == &strategy_mpi_zero) zero_gather(r);
   if (r->s == &strategy_nccl_zero) nccl_zero_gather(r);
   if (r->s == &strategy_shm_zero) shm_sync(r, "shared-memory parameters");
+  r->t_wait += MPI_Wtime() - t0;
 }
 
 int reducer_owns_layer(const reducer *r, int l) { return r->s != &strategy_shm_zero || l % r->size == r->rank; }
 
 void reducer_params_ready(reducer *r) {
-  if (r->s == &strategy_shm_zero) shm_sync(r, "shared-memory parameters (max-norm)");
+  if (r->s != &strategy_shm_zero) return;
+  const double t0 = MPI_Wtime();
+  shm_sync(r, "shared-memory parameters (max-norm)");
+  r->t_wait += MPI_Wtime() - t0;
 }
 
 void reducer_gather_slices(reducer *r, const float *slice, float *full) {

@@ -179,7 +179,8 @@ void reducer_aux(const reducer *r, float aux[REDUCE_AUX]);
  * "nccl-zero", "mpi-staged"). */
 const char *reducer_name(const reducer *r);
 
-/* Seconds this rank spent waiting in reducer_finish so far. */
+/* Seconds this rank spent in reducer_finish, reducer_params_updated and reducer_params_ready so far
+ * (the sums, the ZeRO gathers and barriers, and the waits for the other ranks in them). */
 double reducer_wait_s(const reducer *r);
 
 /* Free everything (NULL is a no-op). failed != 0 when the run is being abandoned: a device
