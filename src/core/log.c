@@ -5,7 +5,7 @@
 #include <string.h>
 
 static int g_rank = 0, g_size = 1;
-static char g_err[1024];
+static _Thread_local char g_err[1024]; /* per thread: predict reads inputs on several */
 
 void log_set_rank(int rank, int size) {
   g_rank = rank;

@@ -6,9 +6,12 @@
  * batch stage and model_forward as eval's test rows do, so a row gets eval's logits. The
  * probabilities are the softmax of the logits in double. Lines are kept per rank and gathered to
  * rank 0 at the end, which prints them in input order. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "predict.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +23,71 @@
 
 static const char *const k_usage =
     "usage: dptrain predict CHECKPOINT.h5 INPUT... [--inputs LIST] [--format tsv|jsonl] [--top K] [--split "
-    "test|train]\n"
+    "test|train] [--threads T]\n"
     "  INPUT: e-mail messages (.eml, mbox, Maildir or any directory tree, the corpus's JSON files),\n"
     "         PNG images, idx files, HDF5 dataset files (rows of /test/X, or --split)\n"
-    "  --inputs LIST: more INPUTs, one per line of the file LIST ('-': standard input)";
+    "  --inputs LIST: more INPUTs, one per line of the file LIST ('-': standard input)\n"
+    "  --threads T: workers reading the inputs in each rank (default: the CPUs the rank may run on)";
+
+/* ---- record mode: a worker's rows and errors, replayed in input order ------------------------- */
+
+/* Append an item named `name` (and `why`) with n entries of idx (may be NULL) and val. */
+static void rec_add(predict_rec *r, int kind, const char *name, const char *why, int64_t label, int64_t n,
+                    const int32_t *idx, const float *val) {
+  if (r->n == r->cap) r->items = xrealloc(r->items, (r->cap = r->cap ? 2 * r->cap : 256) * sizeof *r->items);
+  if (r->nv + (size_t)n > r->cap_v) {
+    while (r->nv + (size_t)n > r->cap_v) r->cap_v = r->cap_v ? 2 * r->cap_v : 1 << 16;
+    r->idx = xrealloc(r->idx, r->cap_v * sizeof *r->idx);
+    r->val = xrealloc(r->val, r->cap_v * sizeof *r->val);
+  }
+  predict_item *it = &r->items[r->n++];
+  *it = (predict_item){.kind = kind, .label = label, .n = n, .name = r->text.len, .at = r->nv};
+  buf_append(&r->text, name, strlen(name) + 1);
+  if (why) buf_append(&r->text, why, strlen(why) + 1);
+  if (idx) memcpy(r->idx + r->nv, idx, sizeof *idx * (size_t)n);
+  if (val) memcpy(r->val + r->nv, val, sizeof *val * (size_t)n);
+  r->nv += (size_t)n;
+}
+
+/* Queue a worker's items into p (rank's thread), in order, and empty the record. */
+static void predict_replay(predictor *p, predict_rec *r) {
+  for (size_t i = 0; i < r->n; i++) {
+    const predict_item *it = &r->items[i];
+    const char *name = r->text.data + it->name;
+    if (it->kind == PREDICT_ITEM_BAD)
+      predict_bad(p, name, name + strlen(name) + 1);
+    else if (it->kind == PREDICT_ITEM_DENSE)
+      predict_add_dense(p, name, r->val + it->at, it->label);
+    else if (it->kind == PREDICT_ITEM_CSR)
+      predict_add_csr(p, name, it->n, r->idx + it->at, r->val + it->at, it->label);
+    else
+      predict_file(p, name);
+  }
+  r->n = r->nv = 0;
+  buf_clear(&r->text);
+}
+
+static void rec_free(predict_rec *r) {
+  free(r->items);
+  buf_free(&r->text);
+  free(r->idx);
+  free(r->val);
+  memset(r, 0, sizeof *r);
+}
 
 /* ---- queueing rows --------------------------------------------------------------------------- */
 
 void predict_bad(predictor *p, const char *name, const char *why) {
+  if (p->rec) {
+    rec_add(p->rec, PREDICT_ITEM_BAD, name, why, -1, 0, NULL, NULL);
+    return;
+  }
   buf_printf(&p->err, "%s: %s\n", name, why);
   p->n_bad++;
+}
+
+void predict_defer(predictor *p, const char *path) {
+  rec_add(p->rec, PREDICT_ITEM_FILE, path, NULL, -1, 0, NULL, NULL);
 }
 
 /* Room for one more row of nnz entries: flush a full batch. Returns the row's index. */
@@ -43,11 +101,19 @@ static int64_t next_row(predictor *p, int64_t nnz, const char *name, int64_t lab
 }
 
 void predict_add_dense(predictor *p, const char *name, const float *x, int64_t label) {
+  if (p->rec) {
+    rec_add(p->rec, PREDICT_ITEM_DENSE, name, NULL, label, p->D, NULL, x);
+    return;
+  }
   int64_t r = next_row(p, 0, name, label);
   memcpy(p->blk.x + r * p->D, x, sizeof(float) * (size_t)p->D);
 }
 
 void predict_add_csr(predictor *p, const char *name, int64_t nnz, const int32_t *idx, const float *val, int64_t label) {
+  if (p->rec) {
+    rec_add(p->rec, PREDICT_ITEM_CSR, name, NULL, label, nnz, idx, val);
+    return;
+  }
   int64_t r = next_row(p, nnz, name, label), at = p->blk.indptr[r];
   memcpy(p->blk.indices + at, idx, sizeof(int32_t) * (size_t)nnz);
   memcpy(p->blk.values + at, val, sizeof(float) * (size_t)nnz);
@@ -69,9 +135,8 @@ void predict_add_image(predictor *p, const char *name, const uint8_t *px, int w,
     predict_bad(p, name, log_last_error());
     return;
   }
-  int64_t r = next_row(p, 0, name, -1);
-  float *x = p->blk.x + r * p->D;
-  for (int64_t j = 0; j < p->D; j++) x[j] = (float)((float)p->pixels[j] * p->card.scale); /* as data.c scales */
+  for (int64_t j = 0; j < p->D; j++) p->row[j] = (float)((float)p->pixels[j] * p->card.scale); /* as data.c scales */
+  predict_add_dense(p, name, p->row, -1);
 }
 
 /* ---- forward and output ---------------------------------------------------------------------- */
@@ -154,7 +219,8 @@ void predict_flush(predictor *p) {
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
-/* The checkpoint's model card and weights, the model and its batch buffers. 0, or -1 with log_fail. */
+/* The checkpoint's model card: what the inputs are read as (the workers need no more). 0, or -1
+ * with log_fail. */
 static int predictor_init(predictor *p) {
   if (checkpoint_model_load(p->ckpt, &p->card)) return -1;
   const checkpoint_model *c = &p->card;
@@ -167,6 +233,14 @@ static int predictor_init(predictor *p) {
                       c->text_version, TEXT_VERSION);
     if (!(p->vocab = text_vocab_new(c->vocab, c->idf, c->vocab_n, c->idf_docs))) return log_prefix(p->ckpt);
   }
+  if (c->input == CHECKPOINT_INPUT_IMAGE)
+    p->pixels = xmalloc((size_t)p->D), p->row = xmalloc(sizeof(float) * (size_t)p->D);
+  return 0;
+}
+
+/* The model and its weights, and the host rows of one batch. 0, or -1 with log_fail. */
+static int predictor_model(predictor *p) {
+  const checkpoint_model *c = &p->card;
   model_spec s = {.n_layers = c->n_dims - 1, .bf16 = c->bf16, .csr_input = c->input == CHECKPOINT_INPUT_TEXT};
   static const char *const acts[] = {"none", "relu", "tanh", "sigmoid"};
   for (int k = 1; k < 4; k++)
@@ -199,7 +273,6 @@ static int predictor_init(predictor *p) {
   if (batch_stage_init(&p->st, p->be, b, PREDICT_BATCH)) return -1;
   p->names = xcalloc(PREDICT_BATCH, sizeof *p->names);
   p->logits = xmalloc(sizeof *p->logits * (size_t)(PREDICT_BATCH * p->C));
-  if (c->input == CHECKPOINT_INPUT_IMAGE) p->pixels = xmalloc((size_t)p->D);
   return 0;
 }
 
@@ -211,6 +284,7 @@ static void predictor_free(predictor *p) {
   free(p->names);
   free(p->logits);
   free(p->pixels);
+  free(p->row);
   text_vocab_free(p->vocab);
   checkpoint_model_free(&p->card);
   buf_free(&p->out);
@@ -272,6 +346,129 @@ static void gather_print(const buf *b, FILE *f, const char *prefix) {
   free(displs);
 }
 
+/* ---- workers: the inputs of a rank read by several threads ------------------------------------
+ * The rank's files are cut into chunks of PREDICT_CHUNK consecutive files. T worker threads claim
+ * chunks in order and read, parse and tokenise each into its record (a ring of PREDICT_RING
+ * records per worker); the rank's thread replays the chunks' records in input order into its
+ * batches as they complete, running the model on them meanwhile. A worker waits when the ring is
+ * full (the rank's thread is behind), so a round of memory is all the records ever hold. */
+
+enum { PREDICT_CHUNK = 16, PREDICT_RING = 8 }; /* files per chunk; ring records per worker */
+
+typedef struct pipeline {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *const *files;
+  size_t lo, chunks;   /* the files [lo, ...) in `chunks` chunks */
+  size_t next;         /* the next chunk a worker claims */
+  size_t replayed;     /* chunks the rank's thread has replayed */
+  size_t ring;         /* records in the ring: chunk k goes to rec[k % ring] */
+  predict_rec *rec;    /* [ring] */
+  unsigned char *done; /* [ring] its chunk is read */
+} pipeline;
+
+typedef struct worker {
+  predictor p; /* the rank's card (shared, read-only), its own vocabulary handle and buffers */
+  pipeline *pl;
+  size_t hi; /* the end of the rank's files */
+  pthread_t tid;
+  int made; /* tid was started */
+} worker;
+
+static void *work(void *arg) {
+  worker *w = arg;
+  pipeline *pl = w->pl;
+  for (;;) {
+    pthread_mutex_lock(&pl->mu);
+    while (pl->next < pl->chunks && pl->next >= pl->replayed + pl->ring) pthread_cond_wait(&pl->cv, &pl->mu);
+    const size_t k = pl->next < pl->chunks ? pl->next++ : SIZE_MAX; /* SIZE_MAX: nothing left */
+    pthread_mutex_unlock(&pl->mu);
+    if (k == SIZE_MAX) return NULL;
+    w->p.rec = &pl->rec[k % pl->ring];
+    const size_t a = pl->lo + k * PREDICT_CHUNK, b = a + PREDICT_CHUNK < w->hi ? a + PREDICT_CHUNK : w->hi;
+    for (size_t i = a; i < b; i++) predict_file(&w->p, pl->files[i]);
+    pthread_mutex_lock(&pl->mu);
+    pl->done[k % pl->ring] = 1;
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+  }
+}
+
+/* The CPUs this process may run on (mpirun's binding: one per rank). */
+static int cpus_here(void) {
+  cpu_set_t s;
+  return sched_getaffinity(0, sizeof s, &s) == 0 && CPU_COUNT(&s) > 0 ? CPU_COUNT(&s) : 1;
+}
+
+/* Make the model (predictor_model, agreed over the ranks) and predict files [lo, hi) with
+ * p->threads workers (0: cpus_here()), which start reading before the model is made; one worker:
+ * here, in order. Workers that cannot be started leave their chunks to the others (none
+ * started: read here). Collective. 0, or -1 on every rank when some rank could not make the
+ * model (reported by dist_all_ok; the workers stopped). */
+static int predict_files(predictor *p, char *const *files, size_t lo, size_t hi) {
+  const size_t chunks = (hi - lo + PREDICT_CHUNK - 1) / PREDICT_CHUNK;
+  int T = p->threads > 0 ? p->threads : cpus_here();
+  if ((size_t)T > chunks) T = (int)chunks;
+  pipeline pl = {.files = files, .lo = lo, .chunks = chunks, .ring = (size_t)(T > 1 ? T : 1) * PREDICT_RING};
+  worker *w = T > 1 ? xcalloc((size_t)T, sizeof *w) : NULL;
+  int started = 0;
+  if (T > 1) {
+    pthread_mutex_init(&pl.mu, NULL);
+    pthread_cond_init(&pl.cv, NULL);
+    pl.rec = xcalloc(pl.ring, sizeof *pl.rec);
+    pl.done = xcalloc(pl.ring, 1);
+    for (int t = 0; t < T; t++) {
+      predictor *q = &w[t].p;
+      *q = (predictor){.ckpt = p->ckpt, .card = p->card, .D = p->D, .C = p->C, .split = p->split};
+      if (p->vocab) q->vocab = text_vocab_clone(p->vocab);
+      if (p->pixels) q->pixels = xmalloc((size_t)p->D), q->row = xmalloc(sizeof(float) * (size_t)p->D);
+      w[t].pl = &pl;
+      w[t].hi = hi;
+      started += w[t].made = pthread_create(&w[t].tid, NULL, work, &w[t]) == 0;
+    }
+  }
+  const int ok = dist_all_ok(predictor_model(p) == 0);
+  if (!ok) {
+    if (started) { /* no more chunks: the workers end after the ones they hold */
+      pthread_mutex_lock(&pl.mu);
+      pl.chunks = pl.next;
+      pthread_cond_broadcast(&pl.cv);
+      pthread_mutex_unlock(&pl.mu);
+    }
+  } else if (!started) {
+    for (size_t i = lo; i < hi; i++) predict_file(p, files[i]);
+  } else {
+    for (size_t k = 0; k < chunks; k++) {
+      predict_rec *r = &pl.rec[k % pl.ring];
+      pthread_mutex_lock(&pl.mu);
+      while (!pl.done[k % pl.ring]) pthread_cond_wait(&pl.cv, &pl.mu);
+      pthread_mutex_unlock(&pl.mu);
+      predict_replay(p, r);
+      pthread_mutex_lock(&pl.mu);
+      pl.done[k % pl.ring] = 0;
+      pl.replayed = k + 1;
+      pthread_cond_broadcast(&pl.cv);
+      pthread_mutex_unlock(&pl.mu);
+    }
+  }
+  for (int t = 0; t < T && w; t++) {
+    if (w[t].made) pthread_join(w[t].tid, NULL);
+    text_vocab_free(w[t].p.vocab);
+    free(w[t].p.pixels);
+    free(w[t].p.row);
+    buf_free(&w[t].p.scratch);
+  }
+  if (T > 1) {
+    for (size_t k = 0; k < pl.ring; k++) rec_free(&pl.rec[k]);
+    free(pl.rec);
+    free(pl.done);
+    pthread_mutex_destroy(&pl.mu);
+    pthread_cond_destroy(&pl.cv);
+  }
+  free(w);
+  return ok ? 0 : -1;
+}
+
 int predict_main(int argc, char **argv) {
   predictor p = {.top = 1, .split = "test"};
   const char **inputs = xcalloc((size_t)argc + 1, sizeof *inputs);
@@ -291,6 +488,9 @@ int predict_main(int argc, char **argv) {
       p.list = v, i++;
     } else if (strcmp(a, "--split") == 0 && v && (strcmp(v, "test") == 0 || strcmp(v, "train") == 0)) {
       p.split = v, i++;
+    } else if (strcmp(a, "--threads") == 0 && v && atoi(v) >= 1 && atoi(v) <= 256 &&
+               strspn(v, "0123456789") == strlen(v)) {
+      p.threads = atoi(v), i++;
     } else if (strncmp(a, "--", 2) == 0) {
       log_fail("predict: %s%s%s: unknown option or bad value (dptrain predict --help)", a, v ? " " : "", v ? v : "");
       goto fail;
@@ -330,7 +530,13 @@ int predict_main(int argc, char **argv) {
   }
   int64_t lo, hi;
   data_shard((int64_t)n_files, dist_rank(), dist_size(), &lo, &hi);
-  for (int64_t i = lo; i < hi; i++) predict_file(&p, files[i]);
+  if (predict_files(&p, files, (size_t)lo, (size_t)hi)) { /* reported by dist_all_ok */
+    for (size_t i = 0; i < n_files; i++) free(files[i]);
+    free(files);
+    predictor_free(&p);
+    free(inputs);
+    return code;
+  }
   predict_flush(&p);
   for (size_t i = 0; i < n_files; i++) free(files[i]);
   free(files);

@@ -151,6 +151,8 @@ static void read_mbox(predictor *p, const char *path, const char *s, size_t n) {
 }
 
 static void read_json(predictor *p, const char *path, const char *s, size_t n) {
+  /* thread-safe but for cJSON's static error record, which every parse writes and nothing here
+   * reads (cJSON_GetErrorPtr is not used): the workers' stores race, harmlessly */
   cJSON *j = cJSON_ParseWithLength(s, n);
   const cJSON *t = j && cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
   if (!j)
@@ -267,8 +269,11 @@ void predict_file(predictor *p, const char *path) {
   }
   const int text = p->card.input == CHECKPOINT_INPUT_TEXT, image = p->card.input == CHECKPOINT_INPUT_IMAGE;
   switch (k) {
-    case INPUT_HDF5:
-      read_hdf5(p, path);
+    case INPUT_HDF5: /* HDF5 is not thread-safe: a worker leaves it to the rank's thread */
+      if (p->rec)
+        predict_defer(p, path);
+      else
+        read_hdf5(p, path);
       break;
     case INPUT_PNG:
     case INPUT_IDX:

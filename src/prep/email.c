@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <iconv.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,15 +106,18 @@ void email_decode_qp(const char *s, size_t len, buf *out) {
   fin(out);
 }
 
+static signed char g_b64[256]; /* a byte's base64 value, -1 for the others */
+static pthread_once_t g_b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_init(void) {
+  const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int i = 0; i < 256; i++) g_b64[i] = -1;
+  for (int i = 0; i < 64; i++) g_b64[(unsigned char)a[i]] = (signed char)i;
+}
+
 void email_decode_base64(const char *s, size_t len, buf *out) {
-  static signed char val[256];
-  static int ready = 0;
-  if (!ready) { /* idempotent, so a benign race between threads writes the same bytes */
-    const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 256; i++) val[i] = -1;
-    for (int i = 0; i < 64; i++) val[(unsigned char)a[i]] = (signed char)i;
-    ready = 1;
-  }
+  pthread_once(&g_b64_once, b64_init); /* predict's workers decode at once */
+  const signed char *val = g_b64;
   buf_reserve(out, len / 4 * 3 + 3);
   unsigned long acc = 0;
   int have = 0;

@@ -8,6 +8,7 @@
 #include "prep/text.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,16 +45,18 @@ struct text_corpus {
 
 /* \w of the token pattern, on bytes of normalised text (text_normalize): ASCII letters, digits,
  * '_' and every byte >= 0x80 (by then only letters and digits of other scripts are left there). */
+static unsigned char g_word[256];
+static pthread_once_t g_word_once = PTHREAD_ONCE_INIT;
+
+static void word_init(void) {
+  for (int c = 0; c < 256; c++)
+    g_word[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                c == '_' || c >= 0x80);
+}
+
 static const unsigned char *word_table(void) {
-  static unsigned char w[256];
-  static int ready = 0;
-  if (!ready) { /* idempotent: a race writes the same bytes */
-    for (int c = 0; c < 256; c++)
-      w[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                             c >= 0x80);
-    ready = 1;
-  }
-  return w;
+  pthread_once(&g_word_once, word_init); /* predict's workers tokenise at once */
+  return g_word;
 }
 
 /* Code points that Python's \w does not match although they are not ASCII: Latin-1 punctuation
@@ -383,6 +386,7 @@ typedef struct vocab_slot {
 
 struct text_vocab {
   int64_t D;
+  int clone;         /* arena, off, len, idf and table are another handle's (text_vocab_clone) */
   char *arena;       /* the terms, NUL-terminated, column after column */
   size_t *off;       /* [D] */
   uint32_t *len;     /* [D] */
@@ -398,11 +402,13 @@ struct text_vocab {
 
 void text_vocab_free(text_vocab *v) {
   if (!v) return;
-  free(v->arena);
-  free(v->off);
-  free(v->len);
-  free(v->idf);
-  free(v->table);
+  if (!v->clone) {
+    free(v->arena);
+    free(v->off);
+    free(v->len);
+    free(v->idf);
+    free(v->table);
+  }
   buf_free(&v->scratch);
   free(v->last_doc);
   free(v->slot);
@@ -411,6 +417,27 @@ void text_vocab_free(text_vocab *v) {
   free(v->sorted);
   free(v->data);
   free(v);
+}
+
+/* The per-document buffers of a handle on D terms (last_doc all -1: no document yet). */
+static void vocab_buffers(text_vocab *v) {
+  const size_t n = (size_t)v->D + 1;
+  v->last_doc = xmalloc(n * sizeof *v->last_doc);
+  v->slot = xmalloc(n * sizeof *v->slot);
+  v->cols = xmalloc(n * sizeof *v->cols);
+  v->counts = xmalloc(n * sizeof *v->counts);
+  v->sorted = xmalloc(n * sizeof *v->sorted);
+  v->data = xmalloc(n * sizeof *v->data);
+  for (size_t j = 0; j < n; j++) v->last_doc[j] = -1;
+}
+
+text_vocab *text_vocab_clone(const text_vocab *v) {
+  text_vocab *c = xcalloc(1, sizeof *c);
+  c->D = v->D;
+  c->clone = 1;
+  c->arena = v->arena, c->off = v->off, c->len = v->len, c->idf = v->idf, c->table = v->table, c->cap = v->cap;
+  vocab_buffers(c);
+  return c;
 }
 
 text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int64_t n_docs) {
@@ -423,12 +450,7 @@ text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int6
   v->off = xmalloc(n * sizeof *v->off);
   v->len = xmalloc(n * sizeof *v->len);
   v->idf = xmalloc(n * sizeof *v->idf);
-  v->last_doc = xmalloc(n * sizeof *v->last_doc);
-  v->slot = xmalloc(n * sizeof *v->slot);
-  v->cols = xmalloc(n * sizeof *v->cols);
-  v->counts = xmalloc(n * sizeof *v->counts);
-  v->sorted = xmalloc(n * sizeof *v->sorted);
-  v->data = xmalloc(n * sizeof *v->data);
+  vocab_buffers(v);
   for (v->cap = 1024; v->cap < 2 * n;) v->cap *= 2;
   v->table = xmalloc(v->cap * sizeof *v->table);
   memset(v->table, 0xFF, v->cap * sizeof *v->table);
@@ -452,7 +474,6 @@ text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int6
     v->len[j] = (uint32_t)len;
     at += len + 1;
     v->idf[j] = exact;
-    v->last_doc[j] = -1;
     const uint64_t hash = term_hash(terms[j], len);
     size_t h = (size_t)hash & (v->cap - 1);
     while (v->table[h].col >= 0) h = (h + 1) & (v->cap - 1);

@@ -93,6 +93,9 @@ typedef struct text_vocab text_vocab;
  * documents the idf was fitted on. Copies what it needs. Returns NULL with log_fail("why") when
  * the terms are not sorted and unique or an idf fits no document frequency. */
 text_vocab *text_vocab_new(char *const *terms, const float *idf, int64_t D, int64_t n_docs);
+/* Another handle on v's terms and idf (shared, read-only) with its own per-document buffers, so
+ * that two threads can make rows at once (one handle each). Free it before v. */
+text_vocab *text_vocab_clone(const text_vocab *v);
 void text_vocab_free(text_vocab *v);
 
 /* The L2-normalised TF-IDF row of doc[0..len): returns its nnz and points *indices (ascending)

@@ -168,4 +168,30 @@ rc=0
 if grep -q 'broken_mime.eml' "$T/mixed.out" && grep -q 'big.eml' "$T/mixed.out" && grep -q 'plain.eml' "$T/mixed.out"; then
   pass "mixed: exit 1, 5 error lines; broken MIME, a 54 MB message and the good one predicted"
 else fail "mixed: $(cat "$T/mixed.out")"; fi
+
+# ---- --threads: the output does not depend on the workers -------------------------------------------
+# (the runs above used the default, one worker per CPU.) The raw test messages, a mixture of bad
+# inputs, an mbox, a dataset file (left to the rank's thread) and good messages, and the PNG and idx
+# images: 1 worker, 2, and 7 (more than the CPUs; chunks of 16 files end mid-list) print the same
+# bytes on stdout and stderr, with the same exit status.
+printf '%s\n' "$B" "$T/mail/box.mbox" "$DPT_DATA/spam.h5" "$T/mail/plain.eml" >> "$T/mix.list"
+head -n 100 "$T/ids" >> "$T/mix.list"
+same=1
+for case in "$S --inputs $T/ids" "$S --inputs $T/mix.list" "$M $T/png $idx $B/truncated.png"; do
+  read -r -a args <<<"$case"
+  for t in 1 2 7; do
+    rc=0
+    "$DPTRAIN" predict "${args[@]}" --format jsonl --threads "$t" > "$T/thr$t.out" 2> "$T/thr$t.err" || rc=$?
+    echo "$rc" > "$T/thr$t.rc"
+  done
+  for t in 2 7; do
+    for f in out err rc; do cmp -s "$T/thr1.$f" "$T/thr$t.$f" || { same=0; echo "--threads $t: $f differs for $case"; }; done
+  done
+  [ -s "$T/thr1.out" ] || { same=0; echo "no output for $case"; }
+done
+[ "$(grep -c '' "$T/thr1.err")" -eq 1 ] || { same=0; echo "images: $(cat "$T/thr1.err")"; }
+if [ "$same" = 1 ]; then
+  pass "--threads 1, 2 and 7: the same lines, errors and exit status (raw messages, a mixture with a dataset file, images)"
+else fail "--threads changes the output"; fi
+expect_usage_error "--threads 0" "--threads 0" - "$DPTRAIN" predict "$S" "$T/mail/plain.eml" --threads 0
 finish
