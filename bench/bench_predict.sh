@@ -3,8 +3,10 @@
 # (6,046 JSON messages) beside a Python peer doing the same work (bench/peer_predict.py: email +
 # scikit-learn TfidfVectorizer.transform + the MLP's predict_proba in numpy), and on the 10,000
 # MNIST test images as PNG files and as the idx file. Prints the median of RUNS runs, messages/s,
-# images/s and the speed-up. Trains the two models first (configs/spam_mlp.ini and
-# configs/mnist_mlp800.ini, one epoch each) unless given. Needs launch/data.sh first.
+# images/s and the speed-up, for dptrain's default (one input worker per CPU of the process,
+# predict --threads) and for one worker (--threads 1: the peer's single thread against ours), with
+# the CPUs counted. Trains the two models first (configs/spam_mlp.ini and configs/mnist_mlp800.ini,
+# one epoch each) unless given. Needs launch/data.sh first.
 #   bench/bench_predict.sh [RUNS] [SPAM_CHECKPOINT MNIST_CHECKPOINT]      (default 3 runs)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,16 +49,22 @@ groups=(--inputs "$tmp/list")
 n=$("$dptrain" predict "$spam" "${groups[@]}" | tee "$tmp/ours.tsv" | grep -c '')
 "$py" "$root/bench/peer_predict.py" "$spam" "${groups[@]}" > "$tmp/peer.tsv"
 same=$(paste "$tmp/ours.tsv" "$tmp/peer.tsv" | awk -F'\t' '$2 == $5' | grep -c '' || true)
+cpus=$(nproc)
 a=$(median_time "$dptrain" predict "$spam" "${groups[@]}")
+a1=$(median_time "$dptrain" predict "$spam" "${groups[@]}" --threads 1)
 b=$(median_time "$py" "$root/bench/peer_predict.py" "$spam" "${groups[@]}")
-printf '%-28s %10s %12s %10s\n' input "time (s)" "per second" speed-up
-printf '%-28s %10s %12s %10s\n' "spam: dptrain predict" "$a" "$(rate "$n" "$a")" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.1fx", b/a}')"
-printf '%-28s %10s %12s\n' "spam: python peer" "$b" "$(rate "$n" "$b")"
+x() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1fx", b/a}'; }
+printf '%-34s %10s %12s %10s\n' input "time (s)" "per second" speed-up
+printf '%-34s %10s %12s %10s\n' "spam: dptrain predict ($cpus workers)" "$a" "$(rate "$n" "$a")" "$(x "$a" "$b")"
+printf '%-34s %10s %12s %10s\n' "spam: dptrain predict --threads 1" "$a1" "$(rate "$n" "$a1")" "$(x "$a1" "$b")"
+printf '%-34s %10s %12s\n' "spam: python peer (1 thread)" "$b" "$(rate "$n" "$b")"
 echo "($n messages; the peer's class agrees on $same)"
 
 mkdir "$tmp/png"
 "$py" "$root/launch/mnist_png.py" "$(ls "$cache"/mnist/t10k-images*)" "$tmp/png"
 c=$(median_time "$dptrain" predict "$mnist" "$tmp/png")
 d=$(median_time "$dptrain" predict "$mnist" "$(ls "$cache"/mnist/t10k-images*)")
-printf '%-28s %10s %12s\n' "mnist 784-800-10: PNG files" "$c" "$(rate 10000 "$c")"
-printf '%-28s %10s %12s\n' "mnist 784-800-10: idx file" "$d" "$(rate 10000 "$d")"
+c1=$(median_time "$dptrain" predict "$mnist" "$tmp/png" --threads 1)
+printf '%-34s %10s %12s\n' "mnist 784-800-10: PNG files" "$c" "$(rate 10000 "$c")"
+printf '%-34s %10s %12s\n' "  the same, --threads 1" "$c1" "$(rate 10000 "$c1")"
+printf '%-34s %10s %12s\n' "mnist 784-800-10: idx file" "$d" "$(rate 10000 "$d")"

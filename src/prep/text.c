@@ -397,6 +397,7 @@ struct text_vocab {
   int64_t *last_doc, *slot; /* [D] as in the corpus: counts gathered in order of first use */
   int64_t doc;
   int32_t *cols, *counts, *sorted; /* [D] this document's terms, in first-use order, then sorted */
+  int32_t *spare;                  /* [D] the radix sort's other buffer */
   float *data;                     /* [D] */
 };
 
@@ -415,6 +416,7 @@ void text_vocab_free(text_vocab *v) {
   free(v->cols);
   free(v->counts);
   free(v->sorted);
+  free(v->spare);
   free(v->data);
   free(v);
 }
@@ -427,6 +429,7 @@ static void vocab_buffers(text_vocab *v) {
   v->cols = xmalloc(n * sizeof *v->cols);
   v->counts = xmalloc(n * sizeof *v->counts);
   v->sorted = xmalloc(n * sizeof *v->sorted);
+  v->spare = xmalloc(n * sizeof *v->spare);
   v->data = xmalloc(n * sizeof *v->data);
   for (size_t j = 0; j < n; j++) v->last_doc[j] = -1;
 }
@@ -485,13 +488,47 @@ fail:
   return NULL;
 }
 
+/* Sort a[0, k) (distinct columns in [0, D)) ascending: LSD radix sort in the fewest passes of at
+ * most 11 bits (two for D <= 2^22), through tmp [k]; the result ends in a. */
+static void radix_sort(int32_t *a, int32_t *tmp, int64_t k, int64_t D) {
+  int bits = 1;
+  while (bits < 31 && ((int64_t)1 << bits) < D) bits++;
+  const int passes = (bits + 10) / 11, digit = (bits + passes - 1) / passes;
+  const uint32_t mask = (1u << digit) - 1;
+  int32_t *src = a, *dst = tmp;
+  for (int p = 0; p < passes; p++) {
+    int64_t count[2048 + 1] = {0};
+    const int shift = p * digit;
+    for (int64_t i = 0; i < k; i++) count[(((uint32_t)src[i] >> shift) & mask) + 1]++;
+    for (uint32_t b = 1; b <= mask + 1; b++) count[b] += count[b - 1];
+    for (int64_t i = 0; i < k; i++) dst[count[((uint32_t)src[i] >> shift) & mask]++] = src[i];
+    int32_t *t = src;
+    src = dst, dst = t;
+  }
+  if (src != a) memcpy(a, src, sizeof *a * (size_t)k);
+}
+
+/* a[0, n) == b[0, n): the terms are short, and a call to memcmp costs more than the loop. */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    memcpy(&x, a + i, 8);
+    memcpy(&y, b + i, 8);
+    if (x != y) return 0;
+  }
+  for (; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
 static int32_t vocab_col(const text_vocab *v, const char *tok, size_t n) {
   const uint64_t hash = term_hash(tok, n);
   const uint32_t tag = (uint32_t)(hash >> 32);
   for (size_t h = (size_t)hash & (v->cap - 1);; h = (h + 1) & (v->cap - 1)) {
     const vocab_slot e = v->table[h];
     if (e.col < 0) return -1;
-    if (e.tag == tag && v->len[e.col] == n && !memcmp(v->arena + v->off[e.col], tok, n)) return e.col;
+    if (e.tag == tag && v->len[e.col] == n && same_bytes(v->arena + v->off[e.col], tok, n)) return e.col;
   }
 }
 
@@ -522,7 +559,7 @@ int64_t text_vocab_row(text_vocab *v, const char *doc, size_t len, const int32_t
   double inv = ss > 0.0 ? 1.0 / sqrt(ss) : 0.0;
   for (int64_t q = 0; q < k; q++) v->sorted[q] = v->cols[q];
   if (k > 48) {
-    qsort(v->sorted, (size_t)k, sizeof *v->sorted, cmp_i32);
+    radix_sort(v->sorted, v->spare, k, v->D);
   } else { /* insertion sort: most messages have few known terms in a row */
     for (int64_t q = 1; q < k; q++) {
       int32_t x = v->sorted[q];
