@@ -146,6 +146,7 @@ static const key_spec schema[] = {
     {"pca", "center", T_BOOL, "true", 0, 0, 0, NULL, "subtract the mean"},
     {"pca", "out", T_STR, "runs/{name}/pca.h5", 0, 0, 0, NULL, "result file"},
     {"pca", "transform", T_STR, NULL, 0, 0, 0, NULL, "also write the projected rows here"},
+    {"pca", "pictures", T_BOOL, "true", 0, 0, 0, NULL, "draw scatter.png and scree.png beside pca.out (gnuplot)"},
     {"pca", "init", T_STR, "random", 0, 0, 0, NULL, "start vectors: random, or a previous pca.h5 (its components)"},
     {"pca", "lr", T_DOUBLE, NULL, LO_X, 0, 0, NULL, "deflation: gradient-ascent step (unset: power iteration)"},
 };

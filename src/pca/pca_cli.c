@@ -482,6 +482,7 @@ typedef struct pca_cli_opts {
   const char *out;       /* [pca] out: the result file */
   const char *transform; /* [pca] transform: also write the projected rows here, or NULL */
   const char *init;      /* [pca] init: a previous pca.h5 whose components start the fit, or NULL */
+  int pictures;          /* [pca] pictures: draw scatter.png, scree.png (and the eigendigits) with gnuplot */
   backend_device device; /* [pca] device: where the block products run */
   pca_opts pca;          /* the solver's options; pca_main chooses its backend */
 } pca_cli_opts;
@@ -527,6 +528,7 @@ static int pca_cli_opts_build(pca_cli_opts *o, const config *c) {
   if (!o->path) return log_fail("%s: [data] path is required", o->label);
   o->out = config_str(c, "pca.out");
   o->transform = config_str(c, "pca.transform");
+  o->pictures = config_bool(c, "pca.pictures");
   o->device = backend_device_of_config(config_enum(c, "pca.device"));
   o->pca = (pca_opts){.k = (int)config_int(c, "pca.k"),
                       .method = method_of((enum config_pca_method)config_enum(c, "pca.method")),
@@ -585,7 +587,7 @@ int pca_main(int argc, char **argv) {
   if (!dist_all_ok(pca_fit(&o, &b, s->rows, s->cols, dist_comm(), &r) == 0)) goto done;
   double secs = MPI_Wtime() - t0;
   if (dist_rank() == 0) print_summary(&r, &o, path, secs);
-  if (start_pictures(&r, &o, s, &b, path, out)) goto done;
+  if (po.pictures && start_pictures(&r, &o, s, &b, path, out)) goto done;
   int ok = dist_rank() != 0 || write_outputs(&r, &o, &f, path, out) == 0;
   if (tpath && (!dist_all_ok(ok) || write_projection(&r, &o, &f, &b, path, tpath))) goto done;
   if (!dist_all_ok(ok)) goto done;

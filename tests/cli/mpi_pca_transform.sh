@@ -57,6 +57,13 @@ if "${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 -x PATH="$T/bin:$PATH" -x T
 else
   cat "$T/bad.log"; ls -la "$T/tmp"; fail "a failing gnuplot"
 fi
+# pca.pictures = false: no gnuplot started, no picture, no pictures line
+"${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 -x PATH="$T/bin:$PATH" "$DPTRAIN" pca "$DPT_TESTS/../configs/mnist_pca.ini" \
+  data.path="$DPT_DATA/mnist.h5" pca.k=2 pca.pictures=false pca.out="$T/nopic/pca.h5" > "$T/nopic.log" 2>&1 ||
+  fail "pca.pictures = false: exit $?: $(tail -n 2 "$T/nopic.log")"
+if [ -s "$T/nopic/pca.h5" ] && [ -z "$(find "$T/nopic" -name '*.png')" ] && ! grep -q 'pictures\|png' "$T/nopic.log"; then
+  pass "pca.pictures = false: pca.h5 and no pictures (the failing stand-in gnuplot was never started)"
+else fail "pca.pictures = false: $(ls "$T/nopic"; grep 'pictures\|png' "$T/nopic.log")"; fi
 cat > "$T/proj.ini" <<INI
 [data]
 path = $T/proj.h5
