@@ -352,7 +352,7 @@ static void gather_print(const buf *b, FILE *f, const char *prefix) {
  * chunks in order and read, parse and tokenise each into its record (a ring of PREDICT_RING
  * records per worker); the rank's thread replays the chunks' records in input order into its
  * batches as they complete, running the model on them meanwhile. A worker waits when the ring is
- * full (the rank's thread is behind), so a round of memory is all the records ever hold. */
+ * full (the rank's thread is behind), so the ring bounds what the records hold. */
 
 enum { PREDICT_CHUNK = 16, PREDICT_RING = 8 }; /* files per chunk; ring records per worker */
 
