@@ -164,14 +164,20 @@ static _Noreturn void nccl_fatal(reducer *r, const char *why) {
   exit(LOG_EXIT_RUNTIME);
 }
 
+/* What is queued next on the communication stream waits for what the compute stream has queued
+ * so far (marked by event ev). 0, or -1 with *why. */
+static int comm_after_compute(reducer *r, void *ev, const char **why) {
+  return r->cuda->event_record(ev, BACKEND_CUDA_STREAM_COMPUTE, why) ||
+                 r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, ev, why)
+             ? -1
+             : 0;
+}
+
 /* Queue the sum of grads[off, off + len) on the communication stream, after what the compute
  * stream has queued so far (marked by event ev). */
 static void nccl_sum(reducer *r, void *ev, size_t off, size_t len) {
   const char *why = NULL;
-  if (r->cuda->event_record(ev, BACKEND_CUDA_STREAM_COMPUTE, &why) ||
-      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, ev, &why) ||
-      r->cuda->nccl_allreduce_sum(r->lay.grads + off, len, &why))
-    nccl_fatal(r, why);
+  if (comm_after_compute(r, ev, &why) || r->cuda->nccl_allreduce_sum(r->lay.grads + off, len, &why)) nccl_fatal(r, why);
 }
 
 static void nccl_ready(reducer *r, int b) { nccl_sum(r, r->ev_ready[b], r->lay.off[b], r->lay.len[b]); }
@@ -292,8 +298,7 @@ static const reduce_strategy strategy_mpi_zero = {
 static void nccl_zero_finish(reducer *r, int64_t step) {
   const char *why = NULL;
   (void)step;
-  if (r->cuda->event_record(r->ev_ready[0], BACKEND_CUDA_STREAM_COMPUTE, &why) ||
-      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, r->ev_ready[0], &why) ||
+  if (comm_after_compute(r, r->ev_ready[0], &why) ||
       r->cuda->nccl_reduce_scatter_sum(r->lay.grads, r->lay.grads + (size_t)r->rank * r->chunk, r->chunk, &why))
     nccl_fatal(r, why);
   nccl_wait(r, "NCCL reduce-scatter", "the gradient slices");
@@ -305,8 +310,7 @@ static void nccl_zero_finish(reducer *r, int64_t step) {
  * shows in the next step's wait). */
 static void nccl_zero_gather(reducer *r) {
   const char *why = NULL;
-  if (r->cuda->event_record(r->ev_ready[0], BACKEND_CUDA_STREAM_COMPUTE, &why) ||
-      r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMM, r->ev_ready[0], &why) ||
+  if (comm_after_compute(r, r->ev_ready[0], &why) ||
       r->cuda->nccl_all_gather(r->lay.params + (size_t)r->rank * r->chunk, r->lay.params, r->chunk, &why) ||
       r->cuda->event_record(r->ev_done, BACKEND_CUDA_STREAM_COMM, &why) ||
       r->cuda->stream_wait(BACKEND_CUDA_STREAM_COMPUTE, r->ev_done, &why))
