@@ -121,8 +121,8 @@ took=$((SECONDS - t0))
 sleep 3 # the daemons of both hosts end on their own (TCP gives up on the lost peer)
 left="$(procs 0) $(procs 1)"
 ok=1
-for r in 0 1; do
-  grep -qE "^dptrain: rank $r: [a-z -]+ of step [0-9]+( \([a-z0-9 ]+\))?: ranks 2 and 3 have not answered for [0-9]+ s: stalled or gone(; rank [0-9]+ is in .*)?$" "$T/down.log" ||
+for r in 0 1; do # in a step's collective ("... of step N") or in the epoch's evaluation sums (no step)
+  grep -qE "^dptrain: rank $r: [a-z -]+( of step [0-9]+)?( \([a-z0-9 ]+\))?: ranks 2 and 3 have not answered for [0-9]+ s: stalled or gone(; rank [0-9]+ is in .*)?$" "$T/down.log" ||
     { ok=0; fail "link down: rank $r did not name ranks 2 and 3: $(grep '^dptrain' "$T/down.log")"; }
 done
 [ "$jrc" -eq 3 ] || { ok=0; fail "link down: exit $jrc, want 3"; }
