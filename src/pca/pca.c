@@ -27,6 +27,16 @@ pca_opts pca_opts_default(void) {
       .k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500, .ddof = 1, .center = 1, .seed = 0};
 }
 
+const double *pca_component_row(const pca_result *r, int i, double *row, MPI_Comm comm) {
+  if (i < r->whole || !r->slice) return r->components + (int64_t)i * r->d;
+  if (comm == MPI_COMM_NULL) return r->slice + (int64_t)i * r->nf; /* one process: its slice is the row */
+  int rank = 0;
+  MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  dist_gatherv(r->slice + (int64_t)i * r->nf, (int)r->nf, MPI_DOUBLE, row, r->slice_cnt, r->slice_disp, MPI_DOUBLE, 0,
+               comm, "PCA gather of a component");
+  return rank == 0 ? row : NULL;
+}
+
 const char *pca_method_name(pca_method m) {
   static const char *const names[] = {"auto", "block", "deflation", "covariance", "krylov"};
   return m >= PCA_AUTO && m <= PCA_KRYLOV ? names[m] : "?";
@@ -65,6 +75,9 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
 
 void pca_result_free(pca_result *r) {
   free(r->components);
+  free(r->slice);
+  free(r->slice_cnt);
+  free(r->slice_disp);
   free(r->explained_variance);
   free(r->explained_variance_ratio);
   free(r->mean);
@@ -301,8 +314,11 @@ static int solve_deflation(pca_ctx *c, const pca_opts *o, double *vec, double *c
 
 /* Sort the k pairs by descending eigenvalue, fill the result, apply svd_flip's signs (unless
  * `flipped`: the rows have them already). vec [k, d] (row i = vector i) becomes r->components (r
- * takes it over; rows reordered in place). */
-static void finish(pca_result *r, double *vec, const double *lam, const double *res, int flipped) {
+ * takes it over; rows reordered in place). With r->slice (the samples space; collective over
+ * comm) its rows are reordered instead and the first `whole` (o->slice: o->whole, else all k)
+ * gathered into vec's rows, which are the only ones filled then (r->whole). */
+static void finish(pca_result *r, const pca_opts *o, MPI_Comm comm, double *vec, const double *lam, const double *res,
+                   int flipped) {
   int k = r->k;
   int64_t d = r->d;
   int *ord = xmalloc(sizeof(int) * (size_t)k), moved = 0;
@@ -315,11 +331,27 @@ static void finish(pca_result *r, double *vec, const double *lam, const double *
       moved = 1;
     }
   r->components = vec;
+  double *mat = r->slice ? r->slice : vec; /* the rows to reorder */
+  const int64_t len = r->slice ? r->nf : d;
   if (moved) { /* rare (the solvers return descending values): reorder through a copy */
-    double *was = xmalloc(sizeof(double) * (size_t)(d * k));
-    memcpy(was, vec, sizeof(double) * (size_t)(d * k));
-    for (int i = 0; i < k; i++) memcpy(vec + i * d, was + ord[i] * d, sizeof(double) * (size_t)d);
+    double *was = xmalloc(sizeof(double) * (size_t)(len * k) + 1);
+    memcpy(was, mat, sizeof(double) * (size_t)(len * k));
+    for (int i = 0; i < k; i++) memcpy(mat + i * len, was + ord[i] * len, sizeof(double) * (size_t)len);
     free(was);
+  }
+  r->whole = k;
+  if (r->slice) { /* the wanted rows whole: every rank's features of each, all-gathered */
+    r->whole = !o->slice ? k : o->whole < 0 ? 0 : o->whole > k ? k : o->whole;
+    for (int i = 0; i < r->whole; i++) {
+      memcpy(vec + i * d + r->f0, r->slice + i * r->nf, sizeof(double) * (size_t)r->nf);
+      if (comm != MPI_COMM_NULL)
+        dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, vec + i * d, r->slice_cnt, r->slice_disp, MPI_DOUBLE, comm,
+                        "PCA gather of the components");
+    }
+    if (!o->slice) { /* whole on every rank, as before slices existed: no slice kept */
+      free(r->slice), free(r->slice_cnt), free(r->slice_disp);
+      r->slice = NULL, r->slice_cnt = r->slice_disp = NULL, r->f0 = r->nf = 0;
+    }
   }
   for (int i = 0; i < k; i++) {
     double *row = r->components + i * d;
@@ -382,15 +414,15 @@ static void fwd_cols(pca_ctx *c, double *x, int l, double *y) {
 #define PCA_FWD_COLS 32
 
 /* The samples-space eigenvectors u (vec [k, n], row i = u_i, unit; cvec row i = K u_i from the
- * solver) to the components of C: comp [k, d] row i = ± Xcᵀ u_i / ‖Xcᵀ u_i‖ (each rank computes
- * its features' entries with pca_fwd on its block of Xᵀ, in blocks of PCA_FWD_COLS components,
- * then all-gathers), signed as scikit-learn's svd_flip (the first entry of largest |value|
+ * solver) to this rank's features [f0, f0 + nf) of the components of C: sl [k, nf] row i = the
+ * slice of ± Xcᵀ u_i / ‖Xcᵀ u_i‖ (pca_fwd on the rank's block of Xᵀ, in blocks of PCA_FWD_COLS
+ * components; finish gathers what is wanted whole), signed as scikit-learn's svd_flip (the first entry of largest |value|
  * positive: found per rank, then MPI_MAXLOC), and res [k] = the residuals of C: ‖C v − λ v‖² =
  * eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ), e = K u − λ u (one more sweep, no product with K).
  * Each sweep over the k columns counts as one pass. Returns 0, or 1 on every rank when some
  * λᵢ <= 1e-8 λ₁ (that component is not determined by uᵢ: the caller falls back to features). */
 static int samples_to_components(pca_ctx *c, int k, const double *vec, const double *cvec, const double *lam,
-                                 const int64_t *bounds, int64_t f0, int64_t nf, int64_t d, double *comp, double *res) {
+                                 int64_t f0, int64_t nf, double *sl, double *res) {
   const int64_t n = c->d;
   for (int i = 0; i < k; i++)
     if (!(lam[i] > 1e-8 * lam[0])) return 1;
@@ -416,7 +448,7 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
         for (int t = 0; t < nb; t++) s[t] += y[f * nb + t] * y[f * nb + t];
       if (!pass) continue;
       for (int t = 0; t < nb; t++) { /* unscaled into comp (a positive scale moves no maximum) */
-        double *row = comp + (int64_t)(i0 + t) * d + f0, mx = -1;
+        double *row = sl + (int64_t)(i0 + t) * nf, mx = -1;
         int64_t at = 0;
         for (int64_t f = 0; f < nf; f++) {
           row[f] = y[f * nb + t];
@@ -440,13 +472,9 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
   for (int i = 0; i < k; i++) {
     res[i] = sqrt(sq[i] / c->denom / lam[i]) / pca_res_scale(lam[i], lam[0]);
     const double scale = (sq[k + i] > 0 ? 1.0 / sqrt(sq[k + i]) : 0.0) * (flip[i] ? -1.0 : 1.0);
-    double *row = comp + (int64_t)i * d + f0;
+    double *row = sl + (int64_t)i * nf;
     for (int64_t f = 0; f < nf; f++) row[f] *= scale;
   }
-  pca_rowsplit split; /* every rank's features of every component: each row of comp split as the features are */
-  pca_rowsplit_init(&split, c->comm, d, 1, bounds);
-  for (int i = 0; i < k; i++) pca_rowsplit_gather(&split, comp + i * d);
-  pca_rowsplit_free(&split);
   free(x), free(y), free(sq), free(top), free(best), free(neg), free(flip);
   return 0;
 }
@@ -485,11 +513,12 @@ static int samples_start(pca_ctx *c, const pca_opts *o, const data_block *local,
 }
 
 /* Block, deflation or krylov in the samples space: the rows transposed into feature blocks, the
- * solver on N-vectors (the start vectors o->init mapped to Xc v), the components mapped back.
+ * solver on N-vectors (the start vectors o->init mapped to Xc v), the components mapped back to
+ * this rank's features: r->slice, f0, nf, slice_cnt, slice_disp (finish gathers them).
  * Returns 0, -1 (error, every rank), or 1 (fall back to the features space; nothing of the fit
  * kept). */
 static int fit_samples(pca_ctx *c, const pca_opts *o, pca_method meth, const data_block *local, int64_t n, int64_t d,
-                       int l, double *comp, double *lam, double *res, int *iters, int *converged) {
+                       int l, pca_result *r, double *lam, double *res, int *iters, int *converged) {
   data_block t;
   if (d > INT_MAX) return 1; /* the all-gather of the components counts features in int */
   const int k0 = meth == PCA_DEFLATION ? 0 : o->init_k;
@@ -520,13 +549,25 @@ static int fit_samples(pca_ctx *c, const pca_opts *o, pca_method meth, const dat
     rc = run_solver(c, o, meth, l, start, k0, vec, cvec, lam, res, iters, converged);
   }
   if (!dist_agree(c->comm, rc == 0)) rc = -1;
-  if (rc == 0) rc = samples_to_components(c, o->k, vec, cvec, lam, bounds, t.begin, t.end - t.begin, d, comp, res);
+  const int64_t nf = t.end - t.begin;
+  double *sl = NULL;
   if (rc == 0) {
+    sl = xmalloc(sizeof(double) * (size_t)(o->k * nf) + 1);
+    rc = samples_to_components(c, o->k, vec, cvec, lam, t.begin, nf, sl, res);
+  }
+  if (rc == 0) {
+    r->slice = sl, sl = NULL;
+    r->f0 = t.begin, r->nf = nf;
+    r->slice_cnt = xmalloc(sizeof(int) * (size_t)size);
+    r->slice_disp = xmalloc(sizeof(int) * (size_t)size);
+    for (int q = 0; q < size; q++) /* d <= INT_MAX (above) */
+      r->slice_cnt[q] = (int)(bounds[q + 1] - bounds[q]), r->slice_disp[q] = (int)bounds[q];
     *converged = 1;
     for (int i = 0; i < o->k; i++)
       if (!(res[i] <= o->tol)) *converged = 0;
   }
   if (c->px) c->be->pca->destroy(c->px);
+  free(sl);
   free(vec);
   free(cvec);
   free(c->hv);
@@ -623,7 +664,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   double *lam = xcalloc((size_t)k, sizeof(double)), *res = xcalloc((size_t)k, sizeof(double));
   int rc = 1;
   if (space == PCA_SPACE_SAMPLES) {
-    rc = fit_samples(&c, o, meth, local, n, d, (int)l, comp, lam, res, &iters, &converged);
+    rc = fit_samples(&c, o, meth, local, n, d, (int)l, r, lam, res, &iters, &converged);
     if (rc == 1) space = PCA_SPACE_FEATURES;
   }
   if (rc == 1) {
@@ -645,6 +686,8 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   }
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
     free(comp), free(lam), free(res), free(mean), free(c.hist);
+    free(r->slice), free(r->slice_cnt), free(r->slice_disp);
+    memset(r, 0, sizeof *r);
     return -1;
   }
   r->k = k;
@@ -666,7 +709,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   r->reduce_s = c.reduce_s;
   r->device_sum = c.device_sum;
   r->converged = converged;
-  finish(r, comp, lam, res, space == PCA_SPACE_SAMPLES); /* samples_to_components signs them */
+  finish(r, o, comm, comp, lam, res, space == PCA_SPACE_SAMPLES); /* samples_to_components signs them */
   free(lam);
   free(res);
   return 0;

@@ -97,6 +97,11 @@ typedef struct pca_opts {
   double lr;             /* deflation: gradient ascent v ← normalise(v + lr · 2 C' v) with
                                         C' = C − Σⱼ λⱼvⱼvⱼᵀ (lr > 0); 0: power iteration v ← normalise(C' v) */
   const struct backend_ops *backend; /* where the block products run (NULL: the CPU) */
+  int slice;                         /* 0 (default): every component whole on every rank. 1: in the samples
+                                        space, only the first `whole` components are gathered whole; every
+                                        rank keeps its features of all k as pca_result.slice (rank 0 gets
+                                        the rest row by row with pca_component_row: less fresh memory) */
+  int whole;                         /* with slice: the components gathered whole (0..k) */
 } pca_opts;
 
 /* Defaults of the [pca] section: k = 10, auto, oversample 10, tol 1e-6, max_iter 500, ddof 1,
@@ -120,9 +125,15 @@ typedef struct pca_result {
   int64_t products;                 /* vector products: the widths of the blocks multiplied by C (or K) */
   double *history;                  /* [nhist, PCA_HIST_COLS], see PCA_HIST_COLS */
   int nhist;
-  double pass_s, reduce_s; /* seconds in this rank's products of C·V passes, and in their all-reduce */
-  int device_sum;          /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
-  int converged;           /* 1 when every residual <= tol */
+  double pass_s, reduce_s;     /* seconds in this rank's products of C·V passes, and in their all-reduce */
+  int device_sum;              /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
+  int converged;               /* 1 when every residual <= tol */
+  int whole;                   /* the leading rows of components that are filled: k, unless slice is set */
+  double *slice;               /* pca_opts.slice in the samples space: [k, nf] this rank's features
+                              [f0, f0 + nf) of every component (row i of components past `whole` is
+                              then not filled); NULL otherwise */
+  int64_t f0, nf;              /* with slice: this rank's features */
+  int *slice_cnt, *slice_disp; /* with slice: [ranks] every rank's nf and f0 (the gathers' layout) */
 } pca_result;
 
 /* Check the options against the data shape: k <= min(N, D), oversample, tol, max_iter, ddof, N > 0,
@@ -150,9 +161,16 @@ const char *pca_space_name(pca_space s);
 /* Write r to the HDF5 file `path` atomically (h5io): /components [k, d], /explained_variance,
  * /explained_variance_ratio, /residuals [k], /mean [d], /history [nhist, PCA_HIST_COLS], all
  * float64; attributes ddof, method, space, iterations, passes, products, n_samples, n_features,
- * total_variance, center, tol, converged, init ("random" or the start file), lr (deflation). Call on ONE rank.
+ * total_variance, center, tol, converged, init ("random" or the start file), lr (deflation). Call on ONE rank,
+ * for a result whose components are whole (r->whole == r->k).
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
+
+/* Component i (0 <= i < r->k) whole: r->components' row when i < r->whole, else gathered from
+ * every rank's r->slice into row [r->d] on rank 0 of comm. Collective over comm when r->slice and
+ * i >= r->whole (every rank calls it for the same i); otherwise local. Returns the row, or NULL on
+ * the ranks other than 0 when it was gathered. */
+const double *pca_component_row(const pca_result *r, int i, double *row, MPI_Comm comm);
 
 /* Project rows of b onto the first k <= r->k components, (x − μ)·Vᵀ: out [rows, k] float32
  * row-major, the rows taken every `step` from row 0 (step >= 1, (rows − 1)·step < b's rows).

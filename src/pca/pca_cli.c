@@ -18,16 +18,14 @@
 
 /* ---- pca.h5 ----------------------------------------------------------------------------------- */
 
-/* pca_write, plus /top_terms [k, 16] (vlen UTF-8) when top_terms is not NULL, and the data_path
- * attribute (the dataset file, for `dptrain lsa`). */
-static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n, char *const *top_terms,
-                        const char *data_path) {
-  h5io_out out;
-  if (h5io_create(&out, path)) return -1;
-  hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d}, k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
-  hid_t f = out.file, t = H5T_NATIVE_DOUBLE;
-  int rc = h5io_write(f, "components", t, 2, kd, r->components, 0) ||
-           h5io_write(f, "explained_variance", t, 1, k1, r->explained_variance, 0) ||
+/* Everything of pca.h5 but /components into the open file f: pca_write's datasets and
+ * attributes, plus /top_terms [k, 16] (vlen UTF-8) when top_terms is not NULL, and the data_path
+ * attribute (the dataset file, for `dptrain lsa`). Returns 0 or -1 (log_fail set). */
+static int write_rest(hid_t f, const pca_result *r, const pca_opts *o, int64_t n, char *const *top_terms,
+                      const char *data_path) {
+  hsize_t k1[1] = {(hsize_t)r->k}, d1[1] = {(hsize_t)r->d};
+  hid_t t = H5T_NATIVE_DOUBLE;
+  int rc = h5io_write(f, "explained_variance", t, 1, k1, r->explained_variance, 0) ||
            h5io_write(f, "explained_variance_ratio", t, 1, k1, r->explained_variance_ratio, 0) ||
            h5io_write(f, "mean", t, 1, d1, r->mean, 0) || h5io_write(f, "residuals", t, 1, k1, r->residuals, 0) ||
            h5io_attr_int64(f, "ddof", o->ddof) || h5io_attr_string(f, "method", pca_method_name(r->method)) ||
@@ -49,7 +47,17 @@ static int write_result(const char *path, const pca_result *r, const pca_opts *o
     rc = h5io_write(f, "top_terms", st, 2, td, top_terms, 0);
     H5Tclose(st);
   }
-  if (rc) {
+  return rc ? -1 : 0;
+}
+
+/* write_rest and /components (whole in r) into a new `path`, atomically. Returns 0 or -1. */
+static int write_result(const char *path, const pca_result *r, const pca_opts *o, int64_t n, char *const *top_terms,
+                        const char *data_path) {
+  h5io_out out;
+  if (h5io_create(&out, path)) return -1;
+  hsize_t kd[2] = {(hsize_t)r->k, (hsize_t)r->d};
+  if (h5io_write(out.file, "components", H5T_NATIVE_DOUBLE, 2, kd, r->components, 0) ||
+      write_rest(out.file, r, o, n, top_terms, data_path)) {
     log_prefix(path);
     h5io_discard(&out);
     return -1;
@@ -263,33 +271,29 @@ static void free_strings(char **s, int64_t n) {
   free(s);
 }
 
-/* idx [k * PCA_TOP_TERMS] (see pca.h): for each component the indices of its PCA_TOP_TERMS / 2
- * largest loadings, largest first, then of its most negative ones, most negative first (-1 where
- * d is smaller). One pass over each component: an entry is compared with the two current
+/* idx [PCA_TOP_TERMS] (see pca.h): the indices of component v's [d] PCA_TOP_TERMS / 2 largest
+ * loadings, largest first, then of its most negative ones, most negative first (-1 where d is
+ * smaller). One pass over the component: an entry is compared with the two current
  * thresholds and only one beyond them is inserted. */
-static void top_indices(const pca_result *r, int64_t *idx) {
+static void top_indices(const double *v, int64_t d, int64_t *idx) {
   const int half = PCA_TOP_TERMS / 2;
-  const int64_t d = r->d;
-  for (int i = 0; i < r->k; i++) {
-    const double *v = r->components + i * d;
-    int64_t *hi = idx + (size_t)i * PCA_TOP_TERMS, *lo = hi + half;
-    int nh = 0, nl = 0;
-    for (int64_t j = 0; j < d; j++) {
-      const double x = v[j];
-      if (nh < half || x > v[hi[half - 1]]) { /* among the largest: insertion, ties keep the first */
-        int p = nh < half ? nh++ : half - 1;
-        for (; p > 0 && x > v[hi[p - 1]]; p--) hi[p] = hi[p - 1];
-        hi[p] = j;
-      }
-      if (nl < half || x < v[lo[half - 1]]) {
-        int p = nl < half ? nl++ : half - 1;
-        for (; p > 0 && x < v[lo[p - 1]]; p--) lo[p] = lo[p - 1];
-        lo[p] = j;
-      }
+  int64_t *hi = idx, *lo = hi + half;
+  int nh = 0, nl = 0;
+  for (int64_t j = 0; j < d; j++) {
+    const double x = v[j];
+    if (nh < half || x > v[hi[half - 1]]) { /* among the largest: insertion, ties keep the first */
+      int p = nh < half ? nh++ : half - 1;
+      for (; p > 0 && x > v[hi[p - 1]]; p--) hi[p] = hi[p - 1];
+      hi[p] = j;
     }
-    for (int t = nh; t < half; t++) hi[t] = -1;
-    for (int t = nl; t < half; t++) lo[t] = -1;
+    if (nl < half || x < v[lo[half - 1]]) {
+      int p = nl < half ? nl++ : half - 1;
+      for (; p > 0 && x < v[lo[p - 1]]; p--) lo[p] = lo[p - 1];
+      lo[p] = j;
+    }
   }
+  for (int t = nh; t < half; t++) hi[t] = -1;
+  for (int t = nl; t < half; t++) lo[t] = -1;
 }
 
 /* The topics of the first 10 components from top [k * PCA_TOP_TERMS] words. */
@@ -420,21 +424,42 @@ static int start_pictures(const pca_result *r, const pca_opts *o, const data_spl
   return rc;
 }
 
-/* Rank 0: the LSA topics when the file has a vocabulary (printed, and stored as /top_terms),
- * then pca.h5. Returns 0 or -1 (log_fail set). */
+/* Collective: the LSA topics when the file has a vocabulary (printed, and stored as
+ * /top_terms), then pca.h5, by rank 0. Its /components are written row by row as
+ * pca_component_row gives them (the rows past r->whole gathered from every rank's slice, into one
+ * row of memory: rank 0 never holds all k whole). Returns 0, or -1 on every rank (log_fail set on
+ * rank 0). */
 static int write_outputs(const pca_result *r, const pca_opts *o, const data_file *f, const char *path,
                          const char *out) {
-  char **top = NULL; /* the k·PCA_TOP_TERMS words of /top_terms, text data only */
-  const int64_t ntop = (int64_t)o->k * PCA_TOP_TERMS;
-  int64_t *idx = xmalloc(sizeof(int64_t) * (size_t)ntop);
-  top_indices(r, idx);
-  int ok = read_words(f->file, path, f->train.cols, idx, ntop, &top) == 0;
+  const int root = dist_rank() == 0;
+  const int64_t ntop = (int64_t)o->k * PCA_TOP_TERMS, d = r->d;
+  int64_t *idx = root ? xmalloc(sizeof(int64_t) * (size_t)ntop) : NULL;
+  double *row = root && r->slice ? xmalloc(sizeof(double) * (size_t)d) : NULL;
+  h5io_out h = {.file = H5I_INVALID_HID};
+  hid_t ds = H5I_INVALID_HID;
+  int ok = !root || (h5io_create(&h, out) == 0 &&
+                     (ds = h5io_rows_create(h.file, "components", H5T_NATIVE_DOUBLE, r->k, d)) >= 0);
+  for (int i = 0; i < r->k; i++) { /* every rank: the gathers; rank 0 goes on after an error */
+    const double *v = pca_component_row(r, i, row, dist_comm());
+    if (!root) continue;
+    top_indices(v, d, idx + (int64_t)i * PCA_TOP_TERMS);
+    ok = ok && h5io_rows_write(ds, H5T_NATIVE_DOUBLE, i, 1, v) == 0;
+  }
+  free(row);
+  if (root) {
+    if (ds >= 0) H5Dclose(ds);
+    if (!ok && h.path) log_prefix(out); /* creating or writing /components failed */
+    char **top = NULL;                  /* the k·PCA_TOP_TERMS words of /top_terms, text data only */
+    const int words = ok && read_words(f->file, path, f->train.cols, idx, ntop, &top) == 0;
+    if (words && top) print_topics(o->k, top);
+    const int wrote = words && write_rest(h.file, r, o, f->train.rows, top, path) == 0;
+    if (words && !wrote) log_prefix(out);
+    ok = wrote ? h5io_commit(&h) == 0 : (h5io_discard(&h), 0);
+    if (ok) printf("wrote %s\n", out);
+    free_strings(top, top ? ntop : 0);
+  }
   free(idx);
-  if (ok && top) print_topics(o->k, top);
-  ok = ok && write_result(out, r, o, f->train.rows, top, path) == 0;
-  if (ok) printf("wrote %s\n", out);
-  free_strings(top, top ? ntop : 0);
-  return ok ? 0 : -1;
+  return dist_all_ok(ok) ? 0 : -1;
 }
 
 /* pca.transform (collective): every rank projects its rows of each split (the training rows of b,
@@ -562,6 +587,11 @@ int pca_main(int argc, char **argv) {
   if (!dist_all_ok(pca_cli_opts_build(&po, cfg) == 0)) goto done; /* the same on every rank */
   const char *path = po.path, *out = po.out, *tpath = po.transform;
   pca_opts o = po.pca;
+  /* the components wanted whole on every rank: all for pca.transform (each rank projects its
+   * rows), the eigendigits' 16 and the scatter plot's 2 for the pictures, else none (rank 0
+   * writes the rest row by row: write_outputs) */
+  o.slice = 1;
+  o.whole = tpath ? o.k : po.pictures ? (o.k < 16 ? o.k : 16) : 0;
   const double timeout = dist_timeout_env(); /* the watchdog of every collective (dist.h) */
   if (!dist_all_ok(timeout >= 0)) goto done;
   dist_set_timeout(timeout);
@@ -588,9 +618,8 @@ int pca_main(int argc, char **argv) {
   double secs = MPI_Wtime() - t0;
   if (dist_rank() == 0) print_summary(&r, &o, path, secs);
   if (po.pictures && start_pictures(&r, &o, s, &b, path, out)) goto done;
-  int ok = dist_rank() != 0 || write_outputs(&r, &o, &f, path, out) == 0;
-  if (tpath && (!dist_all_ok(ok) || write_projection(&r, &o, &f, &b, path, tpath))) goto done;
-  if (!dist_all_ok(ok)) goto done;
+  if (write_outputs(&r, &o, &f, path, out)) goto done;
+  if (tpath && write_projection(&r, &o, &f, &b, path, tpath)) goto done;
   code = LOG_EXIT_OK;
 done:
   if (code != LOG_EXIT_OK) pca_pictures_wait(0); /* an error on the way: wait for gnuplot, clean up, say nothing */

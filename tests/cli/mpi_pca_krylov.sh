@@ -8,7 +8,9 @@
 #  - warm start: pca.init = the k = 20 result refits k = 20 in under half the passes, and k = 30
 #    in about as many as a random start (within one block's two passes);
 #  - MNIST k = 10 krylov against the covariance route (eigenvalues 1e-9, |cos| 1 − 1e-9);
-#  - bad pca.init: a missing file, and a pca.h5 of another D: one line, exit 2, no pca.h5.
+#  - pca.h5 the same bit for bit whether 16 (pictures), 0 or all (pca.transform) components are
+#    gathered whole on every rank, the rest row by row to rank 0; an unwritable pca.out: one line;
+#    bad pca.init: a missing file, and a pca.h5 of another D: one line, exit 2, no pca.h5.
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5" "$DPT_DATA/spam.h5"
@@ -83,6 +85,25 @@ print(f"mnist krylov: {b.attrs['passes']} passes, {b.attrs['products']} products
       f"cos min {cos.min():.12f} (signs too)")
 assert e.max() <= 1e-9 and cos.min() >= 1 - 1e-9, (e, cos)
 PY
+# the components past the pictures' 16 are gathered row by row to rank 0 as it writes them (no
+# rank holds all k whole): without pictures none is whole, with pca.transform all are; the
+# files agree bit for bit
+run nopic pca.space=samples pca.pictures=false
+run trans pca.space=samples pca.pictures=false pca.transform="$T/trans/proj.h5"
+"$PY" - "$T" <<'PY' && pass "samples space: pca.h5 the same bit for bit with 16, 0 and all 20 components whole on every rank" ||
+import sys, h5py, numpy as np
+t = sys.argv[1]
+f = {n: h5py.File(f"{t}/{n}/pca.h5", "r") for n in ("samples", "nopic", "trans")}
+for n in ("nopic", "trans"):
+    for key in ("components", "explained_variance", "residuals", "mean", "top_terms"):
+        assert np.array_equal(f["samples"][key][...], f[n][key][...]), (n, key)
+PY
+  fail "samples space: pca.h5 differs with the components whole or gathered row by row"
+printf 'x' > "$T/plain"
+expect_error "unwritable pca.out in the samples space (rank 0 fails, rank 1 still in the row gathers)" \
+  "cannot create directory" "$T/plain/x/pca.h5" \
+  "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" pca "$cfg" data.path="$DPT_DATA/spam.h5" pca.k=5 pca.pictures=false \
+  pca.out="$T/plain/x/pca.h5"
 expect_usage_error "init: missing file" "[pca] init: $T/nope.h5: No such file" "$T/bad/pca.h5" \
   "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" pca "$cfg" data.path="$DPT_DATA/spam.h5" pca.init="$T/nope.h5" \
   pca.out="$T/bad/pca.h5"

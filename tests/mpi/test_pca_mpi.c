@@ -6,7 +6,8 @@
  * N-vectors after the all-to-all transpose of src/pca/pca_dual.c), on the dense rows and on a sparse
  * (CSR) version. Rank 0 prints, for each (kind, method, space), the eigenvalues, the ratios and a signed checksum of each
  * component (Σⱼ (j+1)·c_ij, sign fixed by svd_flip) as "KEY %.12e" lines; the script compares
- * the outputs of different rank counts. Exit 0, or 1 with the one-line error. */
+ * the outputs of different rank counts. In the samples space the fit with pca_opts.slice must
+ * give the same components bit for bit (slices_agree). Exit 0, or 1 with the one-line error. */
 #include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +72,28 @@ static void local_block(const float *x, int sparse, int64_t lo, int64_t hi, data
   b->nnz = b->indptr[m];
 }
 
+/* The same fit with pca_opts.slice (2 components whole, the rest as slices): r's components
+ * bit for bit, the whole ones on every rank, the others through pca_component_row on rank 0.
+ * Returns 1 on every rank when they agree, else 0 (log_fail set). */
+static int slices_agree(const pca_opts *o, const data_block *b, const pca_result *r) {
+  pca_opts os = *o;
+  os.slice = 1, os.whole = 2;
+  pca_result rs;
+  if (!dist_all_ok(pca_fit(&os, b, N, D, dist_comm(), &rs) == 0)) return 0;
+  int same = rs.whole == 2 && rs.slice != NULL && memcmp(rs.components, r->components, sizeof(double) * 2 * D) == 0;
+  double row[D];
+  for (int i = 0; i < K; i++) {
+    const double *v = pca_component_row(&rs, i, row, dist_comm());
+    if (v && memcmp(v, r->components + i * D, sizeof row) != 0) same = 0;
+    if ((dist_rank() == 0 || i < 2) != (v != NULL)) same = 0;
+  }
+  if (!same)
+    log_fail("%s.%s: the sliced components differ from the whole ones", pca_method_name(rs.method),
+             pca_space_name(rs.space));
+  pca_result_free(&rs);
+  return dist_all_ok(same);
+}
+
 int main(int argc, char **argv) {
   if (dist_init(&argc, &argv)) {
     log_report();
@@ -119,6 +142,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s %s on %d ranks: %d iterations, %lld passes, converged %d\n", kind, mn, size, r.iterations,
                 (long long)r.passes, r.converged);
       }
+      if (sp[m] == PCA_SPACE_SAMPLES && !slices_agree(&o, &b, &r)) ok = 0;
       pca_result_free(&r);
     }
     data_block_free(&b);
