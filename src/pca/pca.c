@@ -29,11 +29,13 @@ pca_opts pca_opts_default(void) {
 
 const double *pca_component_row(const pca_result *r, int i, double *row, MPI_Comm comm) {
   if (i < r->whole || !r->slice) return r->components + (int64_t)i * r->d;
-  if (comm == MPI_COMM_NULL) return r->slice + (int64_t)i * r->nf; /* one process: its slice is the row */
+  double *col = comm == MPI_COMM_NULL ? row : r->col; /* column i of the slice, contiguous */
+  for (int64_t f = 0; f < r->nf; f++) col[f] = r->slice[f * r->k + i];
+  if (comm == MPI_COMM_NULL) return row; /* one process: its slice is the row */
   int rank = 0;
   MPI_CHECK(MPI_Comm_rank(comm, &rank));
-  dist_gatherv(r->slice + (int64_t)i * r->nf, (int)r->nf, MPI_DOUBLE, row, r->slice_cnt, r->slice_disp, MPI_DOUBLE, 0,
-               comm, "PCA gather of a component");
+  dist_gatherv(col, (int)r->nf, MPI_DOUBLE, row, r->slice_cnt, r->slice_disp, MPI_DOUBLE, 0, comm,
+               "PCA gather of a component");
   return rank == 0 ? row : NULL;
 }
 
@@ -76,6 +78,7 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
 void pca_result_free(pca_result *r) {
   free(r->components);
   free(r->slice);
+  free(r->col);
   free(r->slice_cnt);
   free(r->slice_disp);
   free(r->explained_variance);
@@ -331,26 +334,31 @@ static void finish(pca_result *r, const pca_opts *o, MPI_Comm comm, double *vec,
       moved = 1;
     }
   r->components = vec;
-  double *mat = r->slice ? r->slice : vec; /* the rows to reorder */
-  const int64_t len = r->slice ? r->nf : d;
-  if (moved) { /* rare (the solvers return descending values): reorder through a copy */
-    double *was = xmalloc(sizeof(double) * (size_t)(len * k) + 1);
-    memcpy(was, mat, sizeof(double) * (size_t)(len * k));
-    for (int i = 0; i < k; i++) memcpy(mat + i * len, was + ord[i] * len, sizeof(double) * (size_t)len);
+  if (moved && !r->slice) { /* rare (the solvers return descending values): reorder through a copy */
+    double *was = xmalloc(sizeof(double) * (size_t)(d * k));
+    memcpy(was, vec, sizeof(double) * (size_t)(d * k));
+    for (int i = 0; i < k; i++) memcpy(vec + i * d, was + ord[i] * d, sizeof(double) * (size_t)d);
+    free(was);
+  } else if (moved) { /* the slice's columns */
+    double *was = xmalloc(sizeof(double) * (size_t)k);
+    for (int64_t f = 0; f < r->nf; f++) {
+      memcpy(was, r->slice + f * k, sizeof(double) * (size_t)k);
+      for (int i = 0; i < k; i++) r->slice[f * k + i] = was[ord[i]];
+    }
     free(was);
   }
   r->whole = k;
   if (r->slice) { /* the wanted rows whole: every rank's features of each, all-gathered */
     r->whole = !o->slice ? k : o->whole < 0 ? 0 : o->whole > k ? k : o->whole;
     for (int i = 0; i < r->whole; i++) {
-      memcpy(vec + i * d + r->f0, r->slice + i * r->nf, sizeof(double) * (size_t)r->nf);
+      for (int64_t f = 0; f < r->nf; f++) vec[i * d + r->f0 + f] = r->slice[f * k + i];
       if (comm != MPI_COMM_NULL)
         dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, vec + i * d, r->slice_cnt, r->slice_disp, MPI_DOUBLE, comm,
                         "PCA gather of the components");
     }
     if (!o->slice) { /* whole on every rank, as before slices existed: no slice kept */
-      free(r->slice), free(r->slice_cnt), free(r->slice_disp);
-      r->slice = NULL, r->slice_cnt = r->slice_disp = NULL, r->f0 = r->nf = 0;
+      free(r->slice), free(r->col), free(r->slice_cnt), free(r->slice_disp);
+      r->slice = r->col = NULL, r->slice_cnt = r->slice_disp = NULL, r->f0 = r->nf = 0;
     }
   }
   for (int i = 0; i < k; i++) {
@@ -407,15 +415,17 @@ static void fwd_cols(pca_ctx *c, double *x, int l, double *y) {
   c->pass_s += MPI_Wtime() - t0;
 }
 
-/* Columns per pca_fwd when mapping u to the components: the output block y [nf, 32] (8 MB for
- * the spam TF-IDF's 33k features per rank) stays warm in cache and is reused, where one [nf, k]
- * block would be 26 MB of fresh memory (a page fault per 4 KiB on first touch); each sweep still
- * reads every stored entry of the rank's features once per block, and the vectors once. */
+/* Columns per pca_fwd when mapping u to the components: for k above it the output block
+ * y [nf, 32] (8 MB for the spam TF-IDF's 33k features per rank) stays warm in cache and is
+ * reused, then copied into the slice [nf, k]; for k up to it the slice itself is the output (a
+ * second buffer of fresh memory, a page fault per 4 KiB or 2 MiB on first touch, cost as much
+ * as the sweep on the 1M-feature set). Each sweep reads every stored entry of the rank's
+ * features once per block, and the vectors once. */
 #define PCA_FWD_COLS 32
 
 /* The samples-space eigenvectors u (vec [k, n], row i = u_i, unit; cvec row i = K u_i from the
- * solver) to this rank's features [f0, f0 + nf) of the components of C: sl [k, nf] row i = the
- * slice of ± Xcᵀ u_i / ‖Xcᵀ u_i‖ (pca_fwd on the rank's block of Xᵀ, in blocks of PCA_FWD_COLS
+ * solver) to this rank's features [f0, f0 + nf) of the components of C: sl [nf, k] column i =
+ * the slice of ± Xcᵀ u_i / ‖Xcᵀ u_i‖ (pca_fwd on the rank's block of Xᵀ, in blocks of PCA_FWD_COLS
  * components; finish gathers what is wanted whole), signed as scikit-learn's svd_flip (the first entry of largest |value|
  * positive: found per rank, then MPI_MAXLOC), and res [k] = the residuals of C: ‖C v − λ v‖² =
  * eᵀ K e / λ = ‖Xcᵀ e‖² / ((N − ddof) λ), e = K u − λ u (one more sweep, no product with K).
@@ -427,8 +437,9 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
   for (int i = 0; i < k; i++)
     if (!(lam[i] > 1e-8 * lam[0])) return 1;
   const int kb = k < PCA_FWD_COLS ? k : PCA_FWD_COLS;
-  double *x = xmalloc(sizeof(double) * (size_t)(n * kb)), *y = xmalloc(sizeof(double) * (size_t)(nf * kb + 1));
-  double *sq = xcalloc((size_t)(2 * k), sizeof(double)); /* [e sums | u sums] of squares */
+  double *x = xmalloc(sizeof(double) * (size_t)(n * kb));
+  double *y = kb == k ? sl : xmalloc(sizeof(double) * (size_t)(nf * kb + 1)); /* see PCA_FWD_COLS */
+  double *sq = xcalloc((size_t)(2 * k), sizeof(double));                      /* [e sums | u sums] of squares */
   struct {
     double v;
     int j;
@@ -447,16 +458,17 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
       for (int64_t f = 0; f < nf; f++)
         for (int t = 0; t < nb; t++) s[t] += y[f * nb + t] * y[f * nb + t];
       if (!pass) continue;
-      for (int t = 0; t < nb; t++) { /* unscaled into comp (a positive scale moves no maximum) */
-        double *row = sl + (int64_t)(i0 + t) * nf, mx = -1;
+      if (y != sl) /* unscaled into the slice (a positive scale moves no maximum) */
+        for (int64_t f = 0; f < nf; f++) memcpy(sl + f * k + i0, y + f * nb, sizeof(double) * (size_t)nb);
+      for (int t = 0; t < nb; t++) {
+        const double *col = sl + i0 + t;
+        double mx = -1;
         int64_t at = 0;
-        for (int64_t f = 0; f < nf; f++) {
-          row[f] = y[f * nb + t];
-          if (fabs(row[f]) > mx) mx = fabs(row[f]), at = f;
-        }
+        for (int64_t f = 0; f < nf; f++)
+          if (fabs(col[f * k]) > mx) mx = fabs(col[f * k]), at = f;
         top[i0 + t].v = nf > 0 ? mx : -1;
         top[i0 + t].j = (int)(f0 + at);
-        neg[i0 + t] = nf > 0 && row[at] < 0;
+        neg[i0 + t] = nf > 0 && col[at * k] < 0;
       }
     }
   c->passes += 2;
@@ -469,13 +481,15 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
     flip[i] = best[i].j == top[i].j && neg[i]; /* the owner of entry j says (neg: 0 without features) */
   if (c->comm != MPI_COMM_NULL)
     dist_allreduce(MPI_IN_PLACE, flip, k, MPI_INT, MPI_SUM, c->comm, "PCA sign of the components");
+  double *scale = xmalloc(sizeof(double) * (size_t)k);
   for (int i = 0; i < k; i++) {
     res[i] = sqrt(sq[i] / c->denom / lam[i]) / pca_res_scale(lam[i], lam[0]);
-    const double scale = (sq[k + i] > 0 ? 1.0 / sqrt(sq[k + i]) : 0.0) * (flip[i] ? -1.0 : 1.0);
-    double *row = sl + (int64_t)i * nf;
-    for (int64_t f = 0; f < nf; f++) row[f] *= scale;
+    scale[i] = (sq[k + i] > 0 ? 1.0 / sqrt(sq[k + i]) : 0.0) * (flip[i] ? -1.0 : 1.0);
   }
-  free(x), free(y), free(sq), free(top), free(best), free(neg), free(flip);
+  for (int64_t f = 0; f < nf; f++)
+    for (int i = 0; i < k; i++) sl[f * k + i] *= scale[i];
+  if (y != sl) free(y);
+  free(x), free(scale), free(sq), free(top), free(best), free(neg), free(flip);
   return 0;
 }
 
@@ -557,6 +571,7 @@ static int fit_samples(pca_ctx *c, const pca_opts *o, pca_method meth, const dat
   }
   if (rc == 0) {
     r->slice = sl, sl = NULL;
+    r->col = xmalloc(sizeof(double) * (size_t)nf + 1);
     r->f0 = t.begin, r->nf = nf;
     r->slice_cnt = xmalloc(sizeof(int) * (size_t)size);
     r->slice_disp = xmalloc(sizeof(int) * (size_t)size);
@@ -686,7 +701,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   }
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
     free(comp), free(lam), free(res), free(mean), free(c.hist);
-    free(r->slice), free(r->slice_cnt), free(r->slice_disp);
+    free(r->slice), free(r->col), free(r->slice_cnt), free(r->slice_disp);
     memset(r, 0, sizeof *r);
     return -1;
   }

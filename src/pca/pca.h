@@ -129,9 +129,10 @@ typedef struct pca_result {
   int device_sum;              /* the products were summed on the device (NCCL; reduce_s ~ 0, pass_s has it) */
   int converged;               /* 1 when every residual <= tol */
   int whole;                   /* the leading rows of components that are filled: k, unless slice is set */
-  double *slice;               /* pca_opts.slice in the samples space: [k, nf] this rank's features
-                              [f0, f0 + nf) of every component (row i of components past `whole` is
-                              then not filled); NULL otherwise */
+  double *slice;               /* pca_opts.slice in the samples space: [nf, k] this rank's features
+                                  [f0, f0 + nf) of every component, column i = component i (row i of
+                                  components past `whole` is then not filled); NULL otherwise */
+  double *col;                 /* with slice: [nf] scratch of pca_component_row */
   int64_t f0, nf;              /* with slice: this rank's features */
   int *slice_cnt, *slice_disp; /* with slice: [ranks] every rank's nf and f0 (the gathers' layout) */
 } pca_result;
