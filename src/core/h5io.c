@@ -168,6 +168,25 @@ hid_t h5io_rows_create(hid_t loc, const char *name, hid_t type, int64_t rows, in
   return ds;
 }
 
+hid_t h5io_raw_create(hid_t file, const char *name, int64_t rows, int64_t cols, int64_t *offset) {
+  hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+  hid_t space = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_layout(dcpl, H5D_CONTIGUOUS);
+  H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+  H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+  hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  haddr_t at = ds >= 0 ? H5Dget_offset(ds) : HADDR_UNDEF;
+  if (ds < 0 || at == HADDR_UNDEF || H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
+    log_fail("HDF5: cannot create %s: %s", name, h5io_why());
+    if (ds >= 0) H5Dclose(ds);
+    return -1;
+  }
+  *offset = (int64_t)at;
+  return ds;
+}
+
 int h5io_rows_write(hid_t ds, hid_t type, int64_t begin, int64_t n, const void *data) {
   if (n <= 0) return 0;
   hid_t fs = H5Dget_space(ds);

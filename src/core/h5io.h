@@ -58,6 +58,13 @@ int h5io_write(hid_t loc, const char *name, hid_t type, int rank, const hsize_t 
 hid_t h5io_rows_create(hid_t loc, const char *name, hid_t type, int64_t rows, int64_t cols);
 int h5io_rows_write(hid_t ds, hid_t type, int64_t begin, int64_t n, const void *data);
 
+/* A float64 [rows, cols] dataset whose bytes other processes write with plain pwrite: contiguous,
+ * its file space allocated now and never filled by HDF5, *offset = where its first byte lies in
+ * the file (H5Dget_offset; little-endian IEEE doubles, row-major). Flushes the file, so the
+ * dataset's place is on disk before anyone writes into it. Returns the open dataset or -1 with
+ * log_fail. */
+hid_t h5io_raw_create(hid_t file, const char *name, int64_t rows, int64_t cols, int64_t *offset);
+
 /* Write a 1-D dataset of n variable-length UTF-8 strings. Returns 0 or -1 with log_fail. */
 int h5io_write_strings(hid_t loc, const char *name, char *const *strs, size_t n);
 

@@ -2,11 +2,14 @@
  * the LSA topics of text data, and the `dptrain pca` subcommand (the pictures: pca_pictures.c). */
 #include "pca.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "buf.h"
@@ -424,22 +427,136 @@ static int start_pictures(const pca_result *r, const pca_opts *o, const data_spl
   return rc;
 }
 
+/* The better of two top-term candidates (value, index) for the largest (sign 1) or the most
+ * negative (sign −1) loadings: top_indices' order, value first, then the lower index. */
+static int top_before(double va, int64_t ia, double vb, int64_t ib, int sign) {
+  return sign * va > sign * vb || (va == vb && ia < ib);
+}
+
+/* Rank 0: idx [k * PCA_TOP_TERMS] from every rank's top_indices of its slice (cand, val:
+ * [ranks][k][PCA_TOP_TERMS], global indices, -1 for none): the global top of each component is
+ * among them, and picking by top_before gives what top_indices gives on the whole row. */
+static void merge_top(const int64_t *cand, const double *val, int ranks, int k, int64_t *idx) {
+  const int half = PCA_TOP_TERMS / 2;
+  char *taken = xmalloc((size_t)ranks * half);
+  for (int i = 0; i < k; i++)
+    for (int side = 0; side < 2; side++) {
+      const int sign = side ? -1 : 1;
+      memset(taken, 0, (size_t)ranks * half);
+      for (int t = 0; t < half; t++) {
+        int best = -1;
+        for (int c = 0; c < ranks * half; c++) {
+          const int64_t at = ((int64_t)(c / half) * k + i) * PCA_TOP_TERMS + side * half + c % half;
+          if (taken[c] || cand[at] < 0) continue;
+          if (best < 0) {
+            best = c;
+            continue;
+          }
+          const int64_t bt = ((int64_t)(best / half) * k + i) * PCA_TOP_TERMS + side * half + best % half;
+          if (top_before(val[at], cand[at], val[bt], cand[bt], sign)) best = c;
+        }
+        int64_t *out = idx + (int64_t)i * PCA_TOP_TERMS + side * half + t;
+        if (best < 0) {
+          *out = -1;
+          continue;
+        }
+        taken[best] = 1;
+        *out = cand[((int64_t)(best / half) * k + i) * PCA_TOP_TERMS + side * half + best % half];
+      }
+    }
+  free(taken);
+}
+
+/* pwrite all n bytes of p at off. Returns 0 or -1 (errno set). */
+static int pwrite_all(int fd, const void *p, size_t n, int64_t off) {
+  for (const char *c = p; n > 0;) {
+    ssize_t w = pwrite(fd, c, n, (off_t)off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    c += w, n -= (size_t)w, off += w;
+  }
+  return 0;
+}
+
+/* Collective, a sliced result on 2 or more ranks: every rank writes its features of each
+ * component straight into rank 0's open temporary `tmp` (the raw /components at byte `off`,
+ * h5io_raw_create), in parallel, and sends rank 0 its top-term candidates, merged into idx.
+ * Returns 1 when every rank wrote its part, 0 when some rank cannot open tmp (it is not on a file
+ * system every rank sees: the caller gathers the rows to rank 0 instead), -1 when a write failed
+ * (log_fail set on that rank). */
+static int write_direct(const pca_result *r, const char *tmp, int64_t off, int64_t *idx) {
+  const int k = r->k, ranks = dist_size();
+  int fd = open(tmp, O_WRONLY);
+  if (!dist_agree(dist_comm(), fd >= 0)) {
+    if (fd >= 0) close(fd);
+    return 0;
+  }
+  int64_t *cand = xmalloc(sizeof(int64_t) * (size_t)k * PCA_TOP_TERMS);
+  double *val = xmalloc(sizeof(double) * (size_t)k * PCA_TOP_TERMS);
+  int ok = 1;
+  for (int i = 0; i < k; i++) {
+    double *col = r->col; /* column i of the slice: this rank's part of row i */
+    for (int64_t f = 0; f < r->nf; f++) col[f] = r->slice[f * k + i];
+    int64_t *c = cand + (int64_t)i * PCA_TOP_TERMS;
+    top_indices(col, r->nf, c);
+    for (int t = 0; t < PCA_TOP_TERMS; t++) {
+      val[(int64_t)i * PCA_TOP_TERMS + t] = c[t] >= 0 ? col[c[t]] : 0;
+      if (c[t] >= 0) c[t] += r->f0;
+    }
+    if (ok && pwrite_all(fd, col, sizeof(double) * (size_t)r->nf, off + ((int64_t)i * r->d + r->f0) * 8))
+      ok = log_fail("%s: cannot write component %d: %s", tmp, i, strerror(errno)) == 0;
+  }
+  if (close(fd) != 0 && ok) ok = log_fail("%s: cannot write: %s", tmp, strerror(errno)) == 0;
+  const int root = dist_rank() == 0;
+  int64_t *allc = root ? xmalloc(sizeof(int64_t) * (size_t)ranks * k * PCA_TOP_TERMS) : NULL;
+  double *allv = root ? xmalloc(sizeof(double) * (size_t)ranks * k * PCA_TOP_TERMS) : NULL;
+  dist_gather(cand, k * PCA_TOP_TERMS, MPI_INT64_T, allc, k * PCA_TOP_TERMS, MPI_INT64_T, 0, dist_comm(),
+              "PCA top terms");
+  dist_gather(val, k * PCA_TOP_TERMS, MPI_DOUBLE, allv, k * PCA_TOP_TERMS, MPI_DOUBLE, 0, dist_comm(), "PCA top terms");
+  if (root) merge_top(allc, allv, ranks, k, idx);
+  free(cand), free(val), free(allc), free(allv);
+  return dist_agree(dist_comm(), ok) ? 1 : -1; /* the caller's dist_all_ok reports */
+}
+
 /* Collective: the LSA topics when the file has a vocabulary (printed, and stored as
- * /top_terms), then pca.h5, by rank 0. Its /components are written row by row as
- * pca_component_row gives them (the rows past r->whole gathered from every rank's slice, into one
- * row of memory: rank 0 never holds all k whole). Returns 0, or -1 on every rank (log_fail set on
- * rank 0). */
+ * /top_terms), then pca.h5, by rank 0. Its /components: whole in r, written by rank 0; sliced on
+ * 2 or more ranks, every rank writes its part into rank 0's temporary file at once
+ * (write_direct); where the ranks do not share the file system, the rows are gathered to rank 0
+ * one at a time (pca_component_row) and written there. No rank holds all k whole. Returns 0, or
+ * -1 on every rank (log_fail set where it failed). */
 static int write_outputs(const pca_result *r, const pca_opts *o, const data_file *f, const char *path,
                          const char *out) {
   const int root = dist_rank() == 0;
   const int64_t ntop = (int64_t)o->k * PCA_TOP_TERMS, d = r->d;
   int64_t *idx = root ? xmalloc(sizeof(int64_t) * (size_t)ntop) : NULL;
-  double *row = root && r->slice ? xmalloc(sizeof(double) * (size_t)d) : NULL;
   h5io_out h = {.file = H5I_INVALID_HID};
   hid_t ds = H5I_INVALID_HID;
-  int ok = !root || (h5io_create(&h, out) == 0 &&
-                     (ds = h5io_rows_create(h.file, "components", H5T_NATIVE_DOUBLE, r->k, d)) >= 0);
-  for (int i = 0; i < r->k; i++) { /* every rank: the gathers; rank 0 goes on after an error */
+  int64_t off = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const int direct = r->slice != NULL && dist_size() > 1; /* the raw bytes are little-endian doubles */
+#else
+  const int direct = 0;
+#endif
+  int ok = !root || h5io_create(&h, out) == 0;
+  if (root && ok)
+    ok = (ds = direct ? h5io_raw_create(h.file, "components", r->k, d, &off)
+                      : h5io_rows_create(h.file, "components", H5T_NATIVE_DOUBLE, r->k, d)) >= 0;
+  int done = 0;                                /* /components written and idx filled */
+  if (direct && dist_agree(dist_comm(), ok)) { /* (the final dist_all_ok reports a failure) */
+    int n = root ? (int)strlen(h.tmp) + 1 : 0;
+    dist_bcast(&n, 1, MPI_INT, 0, dist_comm(), "PCA output file");
+    char *tmp = root ? h.tmp : xmalloc((size_t)n);
+    dist_bcast(tmp, n, MPI_CHAR, 0, dist_comm(), "PCA output file");
+    dist_bcast(&off, 1, MPI_INT64_T, 0, dist_comm(), "PCA output file");
+    const int got = write_direct(r, tmp, off, idx);
+    if (!root) free(tmp);
+    done = got != 0, ok = got >= 0;
+  } else if (direct) {
+    ok = 0; /* rank 0 could not create the file: said there */
+    done = 1;
+  }
+  double *row = root && r->slice && !done ? xmalloc(sizeof(double) * (size_t)d) : NULL;
+  for (int i = 0; i < r->k && !done; i++) { /* every rank: the gathers; rank 0 goes on after an error */
     const double *v = pca_component_row(r, i, row, dist_comm());
     if (!root) continue;
     top_indices(v, d, idx + (int64_t)i * PCA_TOP_TERMS);

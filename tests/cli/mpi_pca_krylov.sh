@@ -9,7 +9,9 @@
 #    in about as many as a random start (within one block's two passes);
 #  - MNIST k = 10 krylov against the covariance route (eigenvalues 1e-9, |cos| 1 − 1e-9);
 #  - pca.h5 the same bit for bit whether 16 (pictures), 0 or all (pca.transform) components are
-#    gathered whole on every rank, the rest row by row to rank 0; an unwritable pca.out: one line;
+#    gathered whole on every rank (the rest written by each rank straight into rank 0's file), and
+#    when rank 1 does not see pca.out's file system (rows gathered to rank 0); an unwritable
+#    pca.out: one line;
 #    bad pca.init: a missing file, and a pca.h5 of another D: one line, exit 2, no pca.h5.
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -99,6 +101,29 @@ for n in ("nopic", "trans"):
         assert np.array_equal(f["samples"][key][...], f[n][key][...]), (n, key)
 PY
   fail "samples space: pca.h5 differs with the components whole or gathered row by row"
+# ranks that do not share pca.out's file system (rank 1 in its own mount namespace, an empty
+# tmpfs over the output directory: another host's disk): rank 0 cannot be written into by rank 1,
+# so the rows are gathered to rank 0 instead; the same file, bit for bit
+mkdir -p "$T/apart"
+cat > "$T/apart.sh" <<'SH'
+#!/bin/sh
+if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec unshare -m sh -c 'mount -t tmpfs none "$0" && exec "$@"' "$@"; fi
+shift
+exec "$@"
+SH
+chmod +x "$T/apart.sh"
+if "${MPIRUN[@]}" -q -np 2 -x OPENBLAS_NUM_THREADS=1 "$T/apart.sh" "$T/apart" "$DPTRAIN" pca "$cfg" data.path="$DPT_DATA/spam.h5" \
+  pca.method=krylov pca.space=samples pca.pictures=false pca.out="$T/apart/pca.h5" > "$T/apart.log" 2>&1 &&
+  "$PY" - "$T/nopic/pca.h5" "$T/apart/pca.h5" <<'PY'; then
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+for key in a.keys():
+    assert np.array_equal(a[key][...], b[key][...]), key
+PY
+  pass "pca.out not shared by rank 1 (its own mount namespace): rows gathered to rank 0, the same pca.h5"
+else
+  tail -n 3 "$T/apart.log"; fail "pca.out not shared by rank 1: the run failed or its pca.h5 differs (unshare -m needs root)"
+fi
 printf 'x' > "$T/plain"
 expect_error "unwritable pca.out in the samples space (rank 0 fails, rank 1 still in the row gathers)" \
   "cannot create directory" "$T/plain/x/pca.h5" \
