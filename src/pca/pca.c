@@ -27,11 +27,15 @@ pca_opts pca_opts_default(void) {
       .k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500, .ddof = 1, .center = 1, .seed = 0};
 }
 
+const double *pca_slice_column(const pca_result *r, int i, double *out) {
+  for (int64_t f = 0; f < r->nf; f++) out[f] = r->slice[f * r->k + i];
+  return out;
+}
+
 const double *pca_component_row(const pca_result *r, int i, double *row, MPI_Comm comm) {
   if (i < r->whole || !r->slice) return r->components + (int64_t)i * r->d;
-  double *col = comm == MPI_COMM_NULL ? row : r->col; /* column i of the slice, contiguous */
-  for (int64_t f = 0; f < r->nf; f++) col[f] = r->slice[f * r->k + i];
-  if (comm == MPI_COMM_NULL) return row; /* one process: its slice is the row */
+  if (comm == MPI_COMM_NULL) return pca_slice_column(r, i, row); /* one process: its slice is the row */
+  const double *col = pca_slice_column(r, i, r->col);
   int rank = 0;
   MPI_CHECK(MPI_Comm_rank(comm, &rank));
   dist_gatherv(col, (int)r->nf, MPI_DOUBLE, row, r->slice_cnt, r->slice_disp, MPI_DOUBLE, 0, comm,
@@ -351,7 +355,7 @@ static void finish(pca_result *r, const pca_opts *o, MPI_Comm comm, double *vec,
   if (r->slice) { /* the wanted rows whole: every rank's features of each, all-gathered */
     r->whole = !o->slice ? k : o->whole < 0 ? 0 : o->whole > k ? k : o->whole;
     for (int i = 0; i < r->whole; i++) {
-      for (int64_t f = 0; f < r->nf; f++) vec[i * d + r->f0 + f] = r->slice[f * k + i];
+      pca_slice_column(r, i, vec + i * d + r->f0);
       if (comm != MPI_COMM_NULL)
         dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, vec + i * d, r->slice_cnt, r->slice_disp, MPI_DOUBLE, comm,
                         "PCA gather of the components");

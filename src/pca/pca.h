@@ -167,6 +167,10 @@ const char *pca_space_name(pca_space s);
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
 
+/* This rank's part of component i (0 <= i < r->k) of a sliced result: column i of r->slice into
+ * out [r->nf] (features r->f0 ..). Returns out. */
+const double *pca_slice_column(const pca_result *r, int i, double *out);
+
 /* Component i (0 <= i < r->k) whole: r->components' row when i < r->whole, else gathered from
  * every rank's r->slice into row [r->d] on rank 0 of comm. Collective over comm when r->slice and
  * i >= r->whole (every rank calls it for the same i); otherwise local. Returns the row, or NULL on

@@ -438,33 +438,22 @@ static int top_before(double va, int64_t ia, double vb, int64_t ib, int sign) {
  * among them, and picking by top_before gives what top_indices gives on the whole row. */
 static void merge_top(const int64_t *cand, const double *val, int ranks, int k, int64_t *idx) {
   const int half = PCA_TOP_TERMS / 2;
-  char *taken = xmalloc((size_t)ranks * half);
+  int64_t *at = xmalloc(sizeof(int64_t) * (size_t)ranks * half); /* the candidates' places, -1 once taken */
   for (int i = 0; i < k; i++)
     for (int side = 0; side < 2; side++) {
-      const int sign = side ? -1 : 1;
-      memset(taken, 0, (size_t)ranks * half);
+      for (int c = 0; c < ranks * half; c++)
+        at[c] = ((int64_t)(c / half) * k + i) * PCA_TOP_TERMS + side * half + c % half;
       for (int t = 0; t < half; t++) {
-        int best = -1;
-        for (int c = 0; c < ranks * half; c++) {
-          const int64_t at = ((int64_t)(c / half) * k + i) * PCA_TOP_TERMS + side * half + c % half;
-          if (taken[c] || cand[at] < 0) continue;
-          if (best < 0) {
+        int64_t best = -1;
+        for (int c = 0; c < ranks * half; c++)
+          if (at[c] >= 0 && cand[at[c]] >= 0 &&
+              (best < 0 || top_before(val[at[c]], cand[at[c]], val[at[best]], cand[at[best]], side ? -1 : 1)))
             best = c;
-            continue;
-          }
-          const int64_t bt = ((int64_t)(best / half) * k + i) * PCA_TOP_TERMS + side * half + best % half;
-          if (top_before(val[at], cand[at], val[bt], cand[bt], sign)) best = c;
-        }
-        int64_t *out = idx + (int64_t)i * PCA_TOP_TERMS + side * half + t;
-        if (best < 0) {
-          *out = -1;
-          continue;
-        }
-        taken[best] = 1;
-        *out = cand[((int64_t)(best / half) * k + i) * PCA_TOP_TERMS + side * half + best % half];
+        idx[(int64_t)i * PCA_TOP_TERMS + side * half + t] = best < 0 ? -1 : cand[at[best]];
+        if (best >= 0) at[best] = -1;
       }
     }
-  free(taken);
+  free(at);
 }
 
 /* pwrite all n bytes of p at off. Returns 0 or -1 (errno set). */
@@ -495,8 +484,7 @@ static int write_direct(const pca_result *r, const char *tmp, int64_t off, int64
   double *val = xmalloc(sizeof(double) * (size_t)k * PCA_TOP_TERMS);
   int ok = 1;
   for (int i = 0; i < k; i++) {
-    double *col = r->col; /* column i of the slice: this rank's part of row i */
-    for (int64_t f = 0; f < r->nf; f++) col[f] = r->slice[f * k + i];
+    const double *col = pca_slice_column(r, i, r->col); /* this rank's part of row i */
     int64_t *c = cand + (int64_t)i * PCA_TOP_TERMS;
     top_indices(col, r->nf, c);
     for (int t = 0; t < PCA_TOP_TERMS; t++) {
@@ -705,10 +693,10 @@ int pca_main(int argc, char **argv) {
   const char *path = po.path, *out = po.out, *tpath = po.transform;
   pca_opts o = po.pca;
   /* the components wanted whole on every rank: all for pca.transform (each rank projects its
-   * rows), the eigendigits' 16 and the scatter plot's 2 for the pictures, else none (rank 0
+   * rows), the eigendigits' (and so the scatter plot's 2) for the pictures, else none (rank 0
    * writes the rest row by row: write_outputs) */
   o.slice = 1;
-  o.whole = tpath ? o.k : po.pictures ? (o.k < 16 ? o.k : 16) : 0;
+  o.whole = tpath ? o.k : po.pictures ? (o.k < PCA_PICTURES_MAX_IMAGES ? o.k : PCA_PICTURES_MAX_IMAGES) : 0;
   const double timeout = dist_timeout_env(); /* the watchdog of every collective (dist.h) */
   if (!dist_all_ok(timeout >= 0)) goto done;
   dist_set_timeout(timeout);

@@ -172,7 +172,7 @@ static void script_scree(text *sc, const pca_result *r, const char *out, const c
 /* The eigendigits: a 4×4 multiplot of the top components as img[0]×img[1] images. */
 static void script_eigendigits(text *sc, const pca_result *r, const char *out, const char *data_path,
                                const int64_t img[2], const char *tmp, char *file) {
-  int nimg = r->k < 16 ? r->k : 16;
+  int nimg = r->k < PCA_PICTURES_MAX_IMAGES ? r->k : PCA_PICTURES_MAX_IMAGES;
   int64_t d = r->d;
   char *png = beside(out, "eigendigits.png");
   text_add(sc, "set terminal pngcairo size 1000,1060 font ',10' noenhanced\nset output '%s'\n", png);

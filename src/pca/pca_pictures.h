@@ -17,6 +17,9 @@
 
 #include "pca.h"
 
+/* The most components eigendigits.png draws (a 4 × 4 grid): the rows the pictures need whole. */
+#define PCA_PICTURES_MAX_IMAGES 16
+
 /* 1 when pictures can be drawn for `out` (gnuplot on PATH, no quote in out or data_path, the
  * directory of out there: it is created here, as gnuplot may write before pca.h5 is), else 0 with
  * the line to print in why[n] ("pictures skipped: ..."). */
