@@ -27,15 +27,19 @@ pca_opts pca_opts_default(void) {
       .k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500, .ddof = 1, .center = 1, .seed = 0};
 }
 
-const double *pca_slice_column(const pca_result *r, int i, double *out) {
-  for (int64_t f = 0; f < r->nf; f++) out[f] = r->slice[f * r->k + i];
+const double *pca_slice_rows(const pca_result *r, int i0, int ni, int64_t fa, int64_t fb, double *out, int64_t ld) {
+  for (int64_t f = fa; f < fb; f++) {
+    const double *s = r->slice + f * r->k + i0;
+    for (int t = 0; t < ni; t++) out[t * ld + f - fa] = s[t];
+  }
   return out;
 }
 
 const double *pca_component_row(const pca_result *r, int i, double *row, MPI_Comm comm) {
   if (i < r->whole || !r->slice) return r->components + (int64_t)i * r->d;
-  if (comm == MPI_COMM_NULL) return pca_slice_column(r, i, row); /* one process: its slice is the row */
-  const double *col = pca_slice_column(r, i, r->col);
+  if (comm == MPI_COMM_NULL)
+    return pca_slice_rows(r, i, 1, 0, r->nf, row, r->nf); /* one process: its slice is the row */
+  const double *col = pca_slice_rows(r, i, 1, 0, r->nf, r->col, r->nf);
   int rank = 0;
   MPI_CHECK(MPI_Comm_rank(comm, &rank));
   dist_gatherv(col, (int)r->nf, MPI_DOUBLE, row, r->slice_cnt, r->slice_disp, MPI_DOUBLE, 0, comm,
@@ -354,8 +358,8 @@ static void finish(pca_result *r, const pca_opts *o, MPI_Comm comm, double *vec,
   r->whole = k;
   if (r->slice) { /* the wanted rows whole: every rank's features of each, all-gathered */
     r->whole = !o->slice ? k : o->whole < 0 ? 0 : o->whole > k ? k : o->whole;
+    pca_slice_rows(r, 0, r->whole, 0, r->nf, vec + r->f0, d);
     for (int i = 0; i < r->whole; i++) {
-      pca_slice_column(r, i, vec + i * d + r->f0);
       if (comm != MPI_COMM_NULL)
         dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, vec + i * d, r->slice_cnt, r->slice_disp, MPI_DOUBLE, comm,
                         "PCA gather of the components");
@@ -444,6 +448,8 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
   double *x = xmalloc(sizeof(double) * (size_t)(n * kb));
   double *y = kb == k ? sl : xmalloc(sizeof(double) * (size_t)(nf * kb + 1)); /* see PCA_FWD_COLS */
   double *sq = xcalloc((size_t)(2 * k), sizeof(double));                      /* [e sums | u sums] of squares */
+  double mx[PCA_FWD_COLS];  /* pass 1, per column of the block: the largest |entry| so far, */
+  int64_t mf[PCA_FWD_COLS]; /* and its first feature */
   struct {
     double v;
     int j;
@@ -459,21 +465,25 @@ static int samples_to_components(pca_ctx *c, int k, const double *vec, const dou
         }
       fwd_cols(c, x, nb, y);
       double *s = sq + (int64_t)pass * k + i0;
-      for (int64_t f = 0; f < nf; f++)
-        for (int t = 0; t < nb; t++) s[t] += y[f * nb + t] * y[f * nb + t];
-      if (!pass) continue;
+      if (!pass) {
+        for (int64_t f = 0; f < nf; f++)
+          for (int t = 0; t < nb; t++) s[t] += y[f * nb + t] * y[f * nb + t];
+        continue;
+      }
+      for (int t = 0; t < nb; t++) mx[t] = -1, mf[t] = 0;
+      for (int64_t f = 0; f < nf; f++) /* sums of squares and the largest |entry| (the first) in one pass */
+        for (int t = 0; t < nb; t++) {
+          const double v = y[f * nb + t];
+          s[t] += v * v;
+          if (fabs(v) > mx[t]) mx[t] = fabs(v), mf[t] = f;
+        }
+      for (int t = 0; t < nb; t++) {
+        top[i0 + t].v = nf > 0 ? mx[t] : -1;
+        top[i0 + t].j = (int)(f0 + mf[t]);
+        neg[i0 + t] = nf > 0 && y[mf[t] * nb + t] < 0;
+      }
       if (y != sl) /* unscaled into the slice (a positive scale moves no maximum) */
         for (int64_t f = 0; f < nf; f++) memcpy(sl + f * k + i0, y + f * nb, sizeof(double) * (size_t)nb);
-      for (int t = 0; t < nb; t++) {
-        const double *col = sl + i0 + t;
-        double mx = -1;
-        int64_t at = 0;
-        for (int64_t f = 0; f < nf; f++)
-          if (fabs(col[f * k]) > mx) mx = fabs(col[f * k]), at = f;
-        top[i0 + t].v = nf > 0 ? mx : -1;
-        top[i0 + t].j = (int)(f0 + at);
-        neg[i0 + t] = nf > 0 && col[at * k] < 0;
-      }
     }
   c->passes += 2;
   pca_allreduce(sq, 2 * k, c->comm);

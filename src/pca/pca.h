@@ -167,9 +167,11 @@ const char *pca_space_name(pca_space s);
  * Returns 0, or -1 with log_fail("PATH: why"). */
 int pca_write(const char *path, const pca_result *r, const pca_opts *o, int64_t n);
 
-/* This rank's part of component i (0 <= i < r->k) of a sliced result: column i of r->slice into
- * out [r->nf] (features r->f0 ..). Returns out. */
-const double *pca_slice_column(const pca_result *r, int i, double *out);
+/* Components i0 .. i0 + ni − 1 of a sliced result, this rank's features r->f0 + fa .. r->f0 + fb − 1
+ * (0 <= i0, i0 + ni <= r->k, 0 <= fa <= fb <= r->nf), as rows: out[t * ld + f − fa] = column
+ * i0 + t of r->slice at row f. One pass over those rows of the slice (each read once, in order).
+ * Returns out. */
+const double *pca_slice_rows(const pca_result *r, int i0, int ni, int64_t fa, int64_t fb, double *out, int64_t ld);
 
 /* Component i (0 <= i < r->k) whole: r->components' row when i < r->whole, else gathered from
  * every rank's r->slice into row [r->d] on rank 0 of comm. Collective over comm when r->slice and
