@@ -479,8 +479,12 @@ static void merge_top(const int64_t *cand, const double *val, int ranks, int k, 
   free(at);
 }
 
-/* Doubles in write_direct's tile of transposed rows (2 MB: warm in cache). */
+/* write_direct's tile of transposed rows: PCA_WRITE_TILE doubles (2 MB, warm in cache), but at
+ * least PCA_WRITE_MIN features of each row (pwrites of 32 KB or more); the write-back of each
+ * row's new part is started once PCA_WRITE_SYNC features of it are written (runs of 512 KB). */
 #define PCA_WRITE_TILE (1 << 18)
+#define PCA_WRITE_MIN  4096
+#define PCA_WRITE_SYNC 65536
 
 /* pwrite all n bytes of p at off. Returns 0 or -1 (errno set). */
 static int pwrite_all(int fd, const void *p, size_t n, int64_t off) {
@@ -511,23 +515,27 @@ static int write_direct(const pca_result *r, const char *tmp, int64_t off, int64
   top_state *top = xcalloc((size_t)k, sizeof *top);
   /* the slice [nf, k] in tiles of fn features transposed into rows (one in-order pass over the
    * slice, the 2 MB tile warm in cache), each row's part written where it goes in the file and
-   * its write-back started at once (Linux; errors surface at rank 0's fsync) */
-  const int64_t fn = r->nf < PCA_WRITE_TILE / k ? r->nf : PCA_WRITE_TILE / k > 1 ? PCA_WRITE_TILE / k : 1;
-  double *tile = xmalloc(sizeof(double) * (size_t)(fn * k) + 1);
+   * the disk writes of each row started per PCA_WRITE_SYNC features (Linux; errors surface at rank 0's fsync) */
+  const int64_t fn = PCA_WRITE_TILE / k > PCA_WRITE_MIN ? PCA_WRITE_TILE / k : PCA_WRITE_MIN;
+  double *tile = xmalloc(sizeof(double) * (size_t)((fn < r->nf ? fn : r->nf) * k) + 1);
   int ok = 1;
-  for (int64_t fa = 0; fa < r->nf; fa += fn) {
+  for (int64_t fa = 0, synced = 0; fa < r->nf; fa += fn) {
     const int64_t fb = r->nf - fa < fn ? r->nf : fa + fn;
     pca_slice_rows(r, 0, k, fa, fb, tile, fb - fa);
     for (int i = 0; i < k; i++) {
       const double *part = tile + (int64_t)i * (fb - fa);
       top_scan(&top[i], part, fb - fa, r->f0 + fa);
-      const int64_t at = off + ((int64_t)i * r->d + r->f0 + fa) * 8;
-      if (ok && pwrite_all(fd, part, sizeof(double) * (size_t)(fb - fa), at))
+      if (ok && pwrite_all(fd, part, sizeof(double) * (size_t)(fb - fa), off + ((int64_t)i * r->d + r->f0 + fa) * 8))
         ok = log_fail("%s: cannot write component %d: %s", tmp, i, strerror(errno)) == 0;
-#ifdef SYNC_FILE_RANGE_WRITE /* start the disk write now: rank 0's fsync at the commit then waits for little */
-      if (ok) (void)sync_file_range(fd, at, (off_t)(sizeof(double) * (size_t)(fb - fa)), SYNC_FILE_RANGE_WRITE);
-#endif
     }
+#ifdef SYNC_FILE_RANGE_WRITE /* start the disk writes now: rank 0's fsync at the commit then waits for little */
+    if (ok && (fb - synced >= PCA_WRITE_SYNC || fb == r->nf)) {
+      for (int i = 0; i < k; i++)
+        (void)sync_file_range(fd, off + ((int64_t)i * r->d + r->f0 + synced) * 8, (fb - synced) * 8,
+                              SYNC_FILE_RANGE_WRITE);
+      synced = fb;
+    }
+#endif
   }
   for (int i = 0; i < k; i++) top_end(&top[i], cand + (int64_t)i * PCA_TOP_TERMS, val + (int64_t)i * PCA_TOP_TERMS);
   free(tile), free(top);
