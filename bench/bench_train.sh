@@ -74,9 +74,9 @@ wait
 ceil=$(awk -v a="$(best_epoch "$tmp/c1")" -v b="$(best_epoch "$tmp/c2")" 'BEGIN{print (a > b ? a : b) / 2}')
 cs=$(ratio "$s1" "$ceil")
 printf '  1 rank x 1 thread %.2f s/epoch   ceiling (2 x B=64 at once) %.2f s/epoch = %sx   [load %s]\n' "$s1" "$ceil" "$cs" "$(load)"
-declare -A S=([blocking]="train.reduce=blocking" [mpi]="train.reduce=mpi" [shm]="train.reduce=shm"
+declare -A S=([blocking]="train.reduce=blocking" [mpi]="train.reduce=mpi" [shm]="train.reduce=shm train.zero=0"
   [shm-zero]="train.reduce=shm train.zero=1" [mpi-zero]="train.reduce=mpi train.zero=1" [auto]=""
-  [shm-bf16]="train.reduce=shm train.reduce_dtype=bf16")
+  [shm-bf16]="train.reduce=shm train.zero=0 train.reduce_dtype=bf16")
 strategies=(auto blocking mpi shm shm-zero mpi-zero shm-bf16)
 declare -A best
 for ((rep = 1; rep <= ${REPS:-1}; rep++)); do # alternated: drift hits every strategy alike

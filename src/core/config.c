@@ -122,8 +122,8 @@ static const key_spec schema[] = {
      "blocking (one all-reduce), hier (shared memory in a node, MPI across)"},
     {"train", "reduce_dtype", T_ENUM, "fp32", 0, 0, 0, v_precision,
      "gradients for the reduction: fp32, or bf16 (rounded, summed in fp32; shm and hier)"},
-    {"train", "zero", T_BOOL, "false", 0, 0, 0, NULL,
-     "ZeRO-1: each rank keeps and updates 1/P of the parameters' optimizer state (CPU)"},
+    {"train", "zero", T_BOOL, "auto", 0, 0, 0, NULL,
+     "ZeRO-1: each rank keeps and updates 1/P of the parameters' optimizer state; auto: with the shm reducer"},
     {"train", "timeout", T_DOUBLE, NULL, LO, 0, 0, NULL,
      "seconds a collective may wait for the other ranks (0: no limit; unset: DPT_TIMEOUT, else 600)"},
     {"train", "nonfinite", T_ENUM, "abort", 0, 0, 0, v_nonfinite,
@@ -340,6 +340,12 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
     case T_BOOL: {
       static const char *const yes[] = {"true", "yes", "on", "1"};
       static const char *const no[] = {"false", "no", "off", "0"};
+      const int autos = k->def && !strcmp(k->def, "auto"); /* a bool whose default is auto takes it too */
+      if (autos && !strcasecmp(raw, "auto")) {
+        v->i = -1;
+        v->text = xstrdup("auto");
+        return 0;
+      }
       for (int i = 0; i < 4; i++) {
         if (!strcasecmp(raw, yes[i]) || !strcasecmp(raw, no[i])) {
           v->i = !strcasecmp(raw, yes[i]);
@@ -347,7 +353,7 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
           return 0;
         }
       }
-      snprintf(msg, m, "not a boolean, got '%s' (true, false, yes, no, on, off, 1, 0)", raw);
+      snprintf(msg, m, "not a boolean, got '%s' (%strue, false, yes, no, on, off, 1, 0)", raw, autos ? "auto, " : "");
       return -1;
     }
     case T_ENUM: {

@@ -555,7 +555,7 @@ static const reduce_strategy *host_choice(const reduce_opts *o, int size, int no
                node_size, size),
            NULL;
   if (o->kind == REDUCE_HIER) {
-    if (o->zero)
+    if (o->zero > 0)
       return log_fail("[train] reduce = hier with zero = 1 is not built: use reduce = mpi (mpi-zero) across nodes"),
              NULL;
     if (!even)
@@ -567,8 +567,8 @@ static const reduce_strategy *host_choice(const reduce_opts *o, int size, int no
     return &strategy_hier;
   }
   const int shm = o->kind == REDUCE_SHM || (o->kind == REDUCE_AUTO && one_node);
-  if (o->zero) return shm ? &strategy_shm_zero : &strategy_mpi_zero;
-  if (shm) return &strategy_shm;
+  if (o->zero > 0) return shm ? &strategy_shm_zero : &strategy_mpi_zero;
+  if (shm) return o->zero < 0 ? &strategy_shm_zero : &strategy_shm; /* auto: shm-zero (docs/benchmarks.md) */
   /* auto across nodes: hier where every node has the same 2 or more ranks (measured: 0.68x the
    * step of per-layer buckets on 2 simulated hosts x 2 ranks, docs/benchmarks.md) */
   if (o->kind == REDUCE_AUTO && even && node_size > 1) return &strategy_hier;
@@ -635,7 +635,7 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
       r->s = NULL;
     }
     if (!dist_agree(comm, r->s != NULL)) goto fail;
-    r->zero = o->zero;
+    r->zero = r->s == &strategy_shm_zero || r->s == &strategy_mpi_zero;
     if (r->s == &strategy_hier) {
       slices(r, r->lsize, r->lrank); /* the node's sums, by local rank; one all-reduce per local rank */
       MPI_CHECK(MPI_Comm_split(comm, r->lrank, r->rank, &r->cross));
@@ -655,10 +655,10 @@ reducer *reducer_create(const reduce_layout *layout, const backend_ops *be, MPI_
     }
     r->aux_own = r->zero || r->s == &strategy_shm || r->s == &strategy_hier;
   } else if ((r->cuda = backend_nccl_join(comm)) != NULL) { /* NULL on every rank when any cannot */
-    r->s = o->zero ? &strategy_nccl_zero : &strategy_nccl;
-    ok = nccl_events(r) == 0 && (!o->zero || nccl_zero_setup(r) == 0);
+    r->s = o->zero > 0 ? &strategy_nccl_zero : &strategy_nccl;
+    ok = nccl_events(r) == 0 && (o->zero <= 0 || nccl_zero_setup(r) == 0);
     if (!dist_agree(comm, ok)) goto fail;
-  } else if (o->zero) { /* the same on every rank: the join failed everywhere */
+  } else if (o->zero > 0) { /* the same on every rank: the join failed everywhere */
     log_fail("[train] zero = 1 on GPUs needs NCCL's reduce-scatter, and NCCL cannot run here: %s", log_last_error());
     dist_agree(comm, 0);
     goto fail;

@@ -106,7 +106,9 @@ typedef enum reduce_kind {
 typedef struct reduce_opts {
   reduce_kind kind; /* train.reduce */
   int overlap;      /* train.overlap: auto's choice between mpi-buckets (1) and mpi (0) off one node */
-  int zero;         /* train.zero: ZeRO-1 (slices of parameters and optimizer state per rank) */
+  int zero;         /* train.zero: ZeRO-1 (slices of parameters and optimizer state per rank): 1, 0,
+                       or -1 auto: with the shm reducer only (measured faster there; mpi-zero and
+                       the device's nccl-zero only when asked for) */
   int bf16;         /* train.reduce_dtype = bf16: each rank's gradients rounded to bf16 for the sum
                        (read at half the bytes), summed in fp32 (shared-memory strategies) */
   double timeout_s; /* device collectives: seconds a step's sums may take (0: no limit; host ones: dist.h's) */

@@ -49,7 +49,7 @@ typedef struct train_opts {
   int threads;              /* CPU threads (0: the library's default) */
   int overlap;              /* all-reduce each layer's gradients during backward (1) or after (0) */
   int reduce;               /* train.reduce: enum config_reduce (reduce.h's reduce_kind, same order) */
-  int zero;                 /* train.zero: ZeRO-1 optimizer-state sharding */
+  int zero;                 /* train.zero: ZeRO-1 optimizer-state sharding: 1, 0, or -1 auto (with shm) */
   int reduce_bf16;          /* train.reduce_dtype = bf16: gradients rounded to bf16 for the reduction */
   int64_t accumulate;       /* train.accumulate: micro-batches per optimizer step (1: none) */
   double timeout;           /* collective watchdog, seconds (0: none); NAN: the environment's (dist.h) */

@@ -65,7 +65,7 @@ run() { # run NP OUT INI [-x VAR] [overrides...]
     { cat "$out.log"; fail "training on $np ranks ($*) failed"; }
 }
 # strategy name -> overrides
-declare -A S=([blocking]="train.reduce=blocking" [mpi]="train.reduce=mpi" [shm]="train.reduce=shm"
+declare -A S=([blocking]="train.reduce=blocking" [mpi]="train.reduce=mpi" [shm]="train.reduce=shm train.zero=0"
   [shm-zero]="train.reduce=shm train.zero=1" [mpi-zero]="train.reduce=mpi train.zero=1")
 optims=(gd sgd momentum nesterov adagrad rmsprop adam adamw)
 for o in "${optims[@]}"; do
@@ -127,10 +127,10 @@ grep -q "^gradient accumulation: 4 micro-batches of at most 188 rows per rank" "
 expect_usage_error "more micro-batches than rows" "[train] accumulate 60 is more than the 50 rows a rank computes per step" "$T/accbad" \
   "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.accumulate=60 train.out="$T/accbad"
 # bf16 gradients for the reduction (shared-memory strategies only)
-run 2 "$T/adam-2-bf16" "$T/adam.ini" train.reduce_dtype=bf16
+run 2 "$T/adam-2-bf16" "$T/adam.ini" train.reduce_dtype=bf16 train.zero=0
 run 2 "$T/adam-2-bf16h" "$T/adam.ini" train.reduce_dtype=bf16 train.reduce=hier
 run 3 "$T/adam-3-bf16z" "$T/adam.ini" train.reduce_dtype=bf16 train.zero=1
-run 3 "$T/adam-3-bf16" "$T/adam.ini" train.reduce_dtype=bf16
+run 3 "$T/adam-3-bf16" "$T/adam.ini" train.reduce_dtype=bf16 train.zero=false
 grep -q "^gradient reducer: shm, 2 ranks, bf16 gradients summed in fp32" "$T/adam-2-bf16.log" ||
   fail "no bf16 reducer line in: $(grep reducer "$T/adam-2-bf16.log")"
 expect_usage_error "bf16 with blocking" "[train] reduce_dtype = bf16 needs a shared-memory strategy" "$T/bfb" \
@@ -142,6 +142,12 @@ grep -q "^gradient reducer: hier, 2 ranks (1 node x 2" "$T/adam-2-hier.log" || f
 grep -q "^gradient reducer: shm-zero, 3 ranks" "$T/z3.log" || fail "no shm-zero line in: $(cat "$T/z3.log")"
 grep -q "^gradient reducer: mpi-zero, 3 ranks" "$T/adam-3-mpi-zero.log" || fail "no mpi-zero line in: $(cat "$T/adam-3-mpi-zero.log")"
 grep -q "^gradient reducer: shm, 2 ranks" "$T/adam-2-shm.log" || fail "no shm line"
+# the default on one node (train.zero = auto): ZeRO-1 in shared memory; auto written out is the same
+grep -q "^gradient reducer: shm-zero, 2 ranks" "$T/acc1-2.log" || fail "the default is not shm-zero: $(grep reducer "$T/acc1-2.log")"
+run 2 "$T/acc1-2-auto" "$T/adam.ini" train.zero=auto
+grep -q "^gradient reducer: shm-zero, 2 ranks" "$T/acc1-2-auto.log" || fail "train.zero = auto is not shm-zero"
+expect_usage_error "a bad train.zero" "train.zero=sometimes: not a boolean, got 'sometimes' (auto, true, false" "$T/zbad" \
+  "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/adam.ini" train.zero=sometimes train.out="$T/zbad"
 grep -q "^gradient reducer: mpi-buckets, 2 ranks" "$T/adam-2-mpi.log" || fail "no mpi-buckets line"
 grep -q "^gradient reducer: mpi, 2 ranks" "$T/adam-2-blocking.log" || fail "no blocking line"
 grep -Eq "^optimizer state: 0\.[0-9]+ MiB per rank at most \(2 buffers over [0-9]+ of 52650 parameters on this rank: ZeRO-1\)" "$T/z3.log" ||
