@@ -12,15 +12,19 @@ import os
 import sys
 import time
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+import peer_threads  # before numpy and torch: it pins OpenBLAS's threads (the spawned ranks inherit it)
 
-from peer_train import load, mlp  # the same data and model as the 1-process peer
+TORCH_THREADS = peer_threads.pin(int(sys.argv[5]) if len(sys.argv) > 5 else 1)
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+from peer_train import load, mlp  # noqa: E402  # the same data and model as the 1-process peer
 
 
 def worker(rank, size, path, hidden, epochs, threads, port):
-    torch.set_num_threads(threads)
+    torch.set_num_threads(TORCH_THREADS)  # of `threads` (peer_threads: the rest are OpenBLAS's)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=size)
     torch.manual_seed(0)

@@ -21,6 +21,10 @@ import time
 
 T0 = float(os.environ.get("DPT_T0", "0")) or time.time()
 
+import peer_threads  # noqa: E402  (before numpy and torch: it pins OpenBLAS's threads)
+
+TORCH_THREADS = peer_threads.pin(int(sys.argv[3])) if len(sys.argv) > 3 and sys.argv[3].isdigit() else 1
+
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -81,7 +85,7 @@ class MLP(torch.nn.Module):
 
 
 def main(cfg_path, data_path, threads, kind, limit, max_epochs=None):
-    torch.set_num_threads(threads)
+    torch.set_num_threads(TORCH_THREADS)  # of `threads` (peer_threads: the rest are OpenBLAS's)
     c = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
     c.read(cfg_path)
     g = lambda s, k, d=None: c.get(s, k, fallback=d) if c.has_section(s) else d  # noqa: E731

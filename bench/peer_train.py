@@ -8,9 +8,14 @@ SGD(lr 0.1, momentum 0.9, nesterov) on shuffled batches of 128 indexed straight 
 import sys
 import time
 
-import h5py
-import numpy as np
-import torch
+import peer_threads  # before numpy and torch: it pins OpenBLAS's threads
+
+if __name__ == "__main__" and len(sys.argv) == 5:
+    TORCH_THREADS = peer_threads.pin(int(sys.argv[4]))
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 
 def load(path):
@@ -35,7 +40,7 @@ def mlp(inputs, hidden, classes):
 
 
 def main(path, hidden, epochs, threads):
-    torch.set_num_threads(threads)
+    torch.set_num_threads(TORCH_THREADS)  # of `threads` (peer_threads: the rest are OpenBLAS's)
     torch.manual_seed(0)
     X, y, Xt, yt = load(path)
     model = mlp(X.shape[1], hidden, int(y.max()) + 1)
