@@ -5,7 +5,8 @@
 #     src/train/model.c issues) for an epoch of steps, at B = 128 on 2 threads, and at B = 64 on 1
 #     thread as two concurrent processes (what each of 2 ranks computes);
 #  2. 1 rank x 2 threads: dptrain's epoch as a multiple of the GEMM-only epoch (goal <= 1.1), and
-#     against PyTorch CPU eager (Debian python3-torch) on 2 threads (goal <= 0.3);
+#     against PyTorch CPU eager (Debian python3-torch) on 2 threads (goal <= 0.3), its threads
+#     split the way it runs fastest (bench/peer_threads.py: OpenBLAS 2, torch's own pool 1);
 #  3. 2 ranks x 1 thread, every gradient-reduction strategy (train.reduce, train.zero): s/epoch,
 #     the speed-up over 1 rank x 1 thread as a fraction of the ceiling (two 1-rank runs at B = 64
 #     at once: the compute of 2 ranks without communication; goal >= 0.9 for the default), the
