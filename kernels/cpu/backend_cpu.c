@@ -408,7 +408,7 @@ static void cpu_scale(float *x, size_t n, float s) {
   cpu_pool_run(scale_part, &j, n);
 }
 
-static void add_part(void *a, int t, int nt) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void add_part(void *a, int t, int nt) {
   const elem_job *j = a;
   size_t lo, hi;
   cpu_pool_share(j->n, t, nt, SHARE_ALIGN, &lo, &hi);
@@ -424,7 +424,8 @@ static void cpu_add(float *y, const float *x, size_t n) {
 
 /* Σ x² of one piece in double, in 16 interleaved partial sums (the block vectorises and the adds
  * do not wait on each other: ~5x a single chain, measured), combined in a fixed order. */
-static double sumsq_piece(const float *x, size_t n) {
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static double sumsq_piece(const float *x,
+                                                                                              size_t n) {
   enum { W = 16 };
   double acc[W] = {0};
   size_t i = 0;
@@ -469,6 +470,87 @@ static double cpu_sumsq(const float *x, size_t n) {
     j.n = n - o < (size_t)SUMSQ_PIECE * SUMSQ_GROUP ? n - o : (size_t)SUMSQ_PIECE * SUMSQ_GROUP;
     const size_t pieces = (j.n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
     cpu_pool_run(sumsq_part, &j, j.n);
+    for (size_t k = 0; k < pieces; k++) s += j.part[k];
+  }
+  return s;
+}
+
+/* y = a + b over one piece and Σ y² in sumsq_piece's order (the same bits as the two apart: no
+ * FMA contraction in ISO C). y, a and b do not overlap; add_sumsq_part gives y == a or y == b to
+ * add_sumsq_into instead (a + b and b + a are the same float). */
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static double add_sumsq_piece(
+    float *restrict y, const float *restrict a, const float *restrict b, size_t n) {
+  enum { W = 16 };
+  double acc[W] = {0};
+  size_t i = 0;
+  for (; i + W <= n; i += W)
+    for (int j = 0; j < W; j++) {
+      const float v = a[i + j] + b[i + j];
+      y[i + j] = v;
+      acc[j] += (double)v * (double)v;
+    }
+  double s = 0;
+  for (int j = 0; j < W; j++) s += acc[j];
+  for (; i < n; i++) {
+    const float v = a[i] + b[i];
+    y[i] = v;
+    s += (double)v * v;
+  }
+  return s;
+}
+
+/* y += x over one piece and Σ y², as add_sumsq_piece (y and x do not overlap). */
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static double add_sumsq_into(
+    float *restrict y, const float *restrict x, size_t n) {
+  enum { W = 16 };
+  double acc[W] = {0};
+  size_t i = 0;
+  for (; i + W <= n; i += W)
+    for (int j = 0; j < W; j++) {
+      const float v = y[i + j] + x[i + j];
+      y[i + j] = v;
+      acc[j] += (double)v * (double)v;
+    }
+  double s = 0;
+  for (int j = 0; j < W; j++) s += acc[j];
+  for (; i < n; i++) {
+    const float v = y[i] + x[i];
+    y[i] = v;
+    s += (double)v * v;
+  }
+  return s;
+}
+
+typedef struct add_sumsq_job {
+  float *y;
+  const float *a, *b;
+  size_t n;
+  double part[SUMSQ_GROUP];
+} add_sumsq_job;
+
+static void add_sumsq_part(void *arg, int t, int nt) {
+  add_sumsq_job *j = arg;
+  const size_t pieces = (j->n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
+  size_t k0, k1;
+  cpu_pool_share(pieces, t, nt, 1, &k0, &k1);
+  for (size_t k = k0; k < k1; k++) {
+    const size_t o = k * SUMSQ_PIECE, m = j->n - o < SUMSQ_PIECE ? j->n - o : SUMSQ_PIECE;
+    j->part[k] = j->y == j->a   ? add_sumsq_into(j->y + o, j->b + o, m)
+                 : j->y == j->b ? add_sumsq_into(j->y + o, j->a + o, m)
+                                : add_sumsq_piece(j->y + o, j->a + o, j->b + o, m);
+  }
+}
+
+/* cpu_sumsq's pieces and order, each piece added and squared in one pass (the shared-memory
+ * gradient sums: one read of each operand instead of a copy, an add, a copy and a sumsq). */
+static double cpu_add_sumsq(float *y, const float *a, const float *b, size_t n) {
+  add_sumsq_job j;
+  double s = 0;
+  for (size_t o = 0; o < n; o += (size_t)SUMSQ_PIECE * SUMSQ_GROUP) {
+    j.y = y + o, j.a = a + o, j.b = b + o;
+    j.n = n - o < (size_t)SUMSQ_PIECE * SUMSQ_GROUP ? n - o : (size_t)SUMSQ_PIECE * SUMSQ_GROUP;
+    const size_t pieces = (j.n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
+    cpu_pool_run(add_sumsq_part, &j, j.n);
     for (size_t k = 0; k < pieces; k++) s += j.part[k];
   }
   return s;
@@ -596,6 +678,7 @@ static const backend_ops k_cpu = {
     .scale = cpu_scale,
     .add = cpu_add,
     .sumsq = cpu_sumsq,
+    .add_sumsq = cpu_add_sumsq,
     .optim_update = backend_cpu_optim_update,
     .max_norm = backend_cpu_max_norm,
     /* trainer data path */

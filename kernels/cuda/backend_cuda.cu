@@ -164,6 +164,7 @@ static const backend_ops k_cuda_ops = {
     .scale = cuda_scale,
     .add = cuda_add,
     .sumsq = cuda_sumsq,
+    .add_sumsq = NULL, /* optional: the host strategies' sums only */
     .optim_update = cuda_optim_update,
     .max_norm = cuda_max_norm,
     /* trainer data path */

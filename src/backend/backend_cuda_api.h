@@ -27,7 +27,7 @@
 #include "backend.h"
 
 /* Bumped whenever the table changes; the loader refuses a module with another value. */
-#define BACKEND_CUDA_ABI 10
+#define BACKEND_CUDA_ABI 11
 
 /* Size of an NCCL unique id (the caller's buffer for nccl_get_id / nccl_init). */
 #define BACKEND_CUDA_NCCL_ID_BYTES 128

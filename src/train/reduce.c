@@ -374,8 +374,10 @@ static void shm_sync(reducer *r, const char *what) {
   if (r->win_p != MPI_WIN_NULL) MPI_CHECK(MPI_Win_sync(r->win_p));
 }
 
-/* out[k] = g_0[k] + ... + g_{P-1}[k] over [lo, hi) in rank order through the scratch (out may be
- * one of the g_q); returns Σ out² (the backend's sumsq, chunk by chunk). */
+/* out[k] = g_0[k] + ... + g_{P-1}[k] over [lo, hi) in rank order (out may be one of the g_q);
+ * returns Σ out² (the backend's sumsq, chunk by chunk). Each chunk in one pass per peer with the
+ * backend's add_sumsq (measured: 0.24 against 0.46 s of 936 two-rank MNIST steps for a copy,
+ * an add, a copy and a sumsq; the same bits), else through the scratch. */
 static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
   double ss = 0;
   float *restrict t = r->tmp;
@@ -390,6 +392,17 @@ static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
       }
       memcpy(out + o, t, k * sizeof(float));
       ss += r->be->sumsq(t, k);
+      continue;
+    }
+    if (r->be->add_sumsq) { /* one pass per peer: ((g_0 + g_1) + g_2) ..., the last add into out */
+      const float *acc = r->peer_g[0] + o;
+      double s = 0;
+      for (int q = 1; q < r->lsize; q++) {
+        float *dst = q + 1 == r->lsize ? out + o : t;
+        s = r->be->add_sumsq(dst, acc, r->peer_g[q] + o, k);
+        acc = dst;
+      }
+      ss += s;
       continue;
     }
     memcpy(t, r->peer_g[0] + o, k * sizeof(float));

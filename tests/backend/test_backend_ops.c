@@ -745,6 +745,39 @@ static void test_small_ops(void) {
   }
 }
 
+/* add_sumsq (optional): y = a + b and Σ y² with the bits of add then sumsq, into a third buffer
+ * and in place over either operand, on one piece, a few and a tail; NaN in, NaN out. */
+static void test_add_sumsq(void) {
+  if (!BE->add_sumsq) {
+    printf("note add_sumsq: not set on this backend (optional: its callers use add and sumsq)\n");
+    return;
+  }
+  static const size_t ns[] = {1, 1001, (1u << 22) + 7};
+  for (size_t a = 0; a < 3; a++) {
+    const size_t n = ns[a];
+    float *x = rnd(n, -2, 2), *y = rnd(n, -2, 2), *sum = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) sum[i] = x[i] + y[i];
+    const double want = REF->sumsq(sum, n);
+    float *dx = to_be(x, n * sizeof(float)), *dy = to_be(y, n * sizeof(float)), *dz = BE->alloc(n * sizeof(float));
+    for (int into = 0; into < 3; into++) { /* 0: a third buffer, 1: over a, 2: over b */
+      BE->upload(dx, x, n * sizeof(float)), BE->upload(dy, y, n * sizeof(float));
+      float *out = into == 0 ? dz : into == 1 ? dx : dy;
+      const double ss = BE->add_sumsq(out, dx, dy, n);
+      char what[64];
+      snprintf(what, sizeof what, "add_sumsq n=%zu into %s", n, into == 0 ? "y" : into == 1 ? "a" : "b");
+      float *g = from_be(out, n);
+      cmp_exact(what, g, sum, n);
+      result(memcmp(&ss, &want, sizeof ss) == 0, "%s: Σ y² %.17g, add then sumsq %.17g (the same bits)", what, ss,
+             want);
+      free(g);
+    }
+    x[n / 2] = NAN;
+    BE->upload(dx, x, n * sizeof(float));
+    result(isnan(BE->add_sumsq(dz, dx, dy, n)), "add_sumsq n=%zu: NaN in, NaN out", n);
+    BE->free(dx), BE->free(dy), BE->free(dz), free(x), free(y), free(sum);
+  }
+}
+
 /* ---- softmax cross-entropy ------------------------------------------------------------------ */
 
 /* The loss of one row against double loops: log(sum exp(z - max)) - (z[y] - max). */
@@ -1348,6 +1381,8 @@ typedef struct op_test {
 
 #define OP(name, fn) \
   { #name, T_OPS, offsetof(backend_ops, name), 0, fn }
+#define OP_OPTIONAL(name, fn) \
+  { #name, T_OPS, offsetof(backend_ops, name), 1, fn }
 #define PCA(name, fn) \
   { "pca->" #name, T_PCA, offsetof(backend_pca_ops, name), 0, fn }
 #define PCA_OPTIONAL(name, fn) \
@@ -1382,6 +1417,7 @@ static const op_test k_tests[] = {
     OP(scale, test_small_ops),
     OP(add, test_small_ops),
     OP(sumsq, test_small_ops),
+    OP_OPTIONAL(add_sumsq, test_add_sumsq),
     OP(optim_update, test_optim),
     OP(max_norm, test_max_norm),
     /* trainer data path */
