@@ -442,53 +442,21 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static doubl
  * the bits of sumsq_piece alone (the value before the pool). */
 enum { SUMSQ_PIECE = 1 << 16, SUMSQ_GROUP = 64 };
 
-typedef struct sumsq_job {
-  const float *x;
-  size_t n;
-  double part[SUMSQ_GROUP];
-} sumsq_job;
-
-static void sumsq_part(void *a, int t, int nt) {
-  sumsq_job *j = a;
-  const size_t pieces = (j->n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
-  size_t k0, k1;
-  cpu_pool_share(pieces, t, nt, 1, &k0, &k1);
-  for (size_t k = k0; k < k1; k++) {
-    const size_t o = k * SUMSQ_PIECE;
-    j->part[k] = sumsq_piece(j->x + o, j->n - o < SUMSQ_PIECE ? j->n - o : SUMSQ_PIECE);
-  }
-}
-
-/* The trainer runs it on every step's summed gradient (the non-finite guard); the same bits on
- * every rank and every thread count for the same x. OpenBLAS's dsdot is faster still but rounds
- * like float (1e-8 relative). */
-static double cpu_sumsq(const float *x, size_t n) {
-  sumsq_job j;
-  double s = 0;
-  for (size_t o = 0; o < n; o += (size_t)SUMSQ_PIECE * SUMSQ_GROUP) {
-    j.x = x + o;
-    j.n = n - o < (size_t)SUMSQ_PIECE * SUMSQ_GROUP ? n - o : (size_t)SUMSQ_PIECE * SUMSQ_GROUP;
-    const size_t pieces = (j.n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
-    cpu_pool_run(sumsq_part, &j, j.n);
-    for (size_t k = 0; k < pieces; k++) s += j.part[k];
-  }
-  return s;
-}
-
 /* y = a + b over one piece and Σ y² in sumsq_piece's order (the same bits as the two apart: no
- * FMA contraction in ISO C). y, a and b do not overlap; add_sumsq_part gives y == a or y == b to
- * add_sumsq_into instead (a + b and b + a are the same float). */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static double add_sumsq_piece(
-    float *restrict y, const float *restrict a, const float *restrict b, size_t n) {
+ * FMA contraction in ISO C). y may be a or b: each block of W is read whole before it is written,
+ * so the block vectorises without restrict. */
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static double add_sumsq_piece(float *y,
+                                                                                                  const float *a,
+                                                                                                  const float *b,
+                                                                                                  size_t n) {
   enum { W = 16 };
   double acc[W] = {0};
   size_t i = 0;
-  for (; i + W <= n; i += W)
-    for (int j = 0; j < W; j++) {
-      const float v = a[i + j] + b[i + j];
-      y[i + j] = v;
-      acc[j] += (double)v * (double)v;
-    }
+  for (; i + W <= n; i += W) {
+    float v[W];
+    for (int j = 0; j < W; j++) v[j] = a[i + j] + b[i + j];
+    for (int j = 0; j < W; j++) y[i + j] = v[j], acc[j] += (double)v[j] * (double)v[j];
+  }
   double s = 0;
   for (int j = 0; j < W; j++) s += acc[j];
   for (; i < n; i++) {
@@ -499,62 +467,47 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static doubl
   return s;
 }
 
-/* y += x over one piece and Σ y², as add_sumsq_piece (y and x do not overlap). */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static double add_sumsq_into(
-    float *restrict y, const float *restrict x, size_t n) {
-  enum { W = 16 };
-  double acc[W] = {0};
-  size_t i = 0;
-  for (; i + W <= n; i += W)
-    for (int j = 0; j < W; j++) {
-      const float v = y[i + j] + x[i + j];
-      y[i + j] = v;
-      acc[j] += (double)v * (double)v;
-    }
-  double s = 0;
-  for (int j = 0; j < W; j++) s += acc[j];
-  for (; i < n; i++) {
-    const float v = y[i] + x[i];
-    y[i] = v;
-    s += (double)v * v;
-  }
-  return s;
-}
-
-typedef struct add_sumsq_job {
+/* A Σ x² job (b NULL) or an add_sumsq one (y = x + b, Σ y²): pieces of SUMSQ_PIECE. */
+typedef struct sumsq_job {
   float *y;
-  const float *a, *b;
+  const float *x, *b;
   size_t n;
   double part[SUMSQ_GROUP];
-} add_sumsq_job;
+} sumsq_job;
 
-static void add_sumsq_part(void *arg, int t, int nt) {
-  add_sumsq_job *j = arg;
+static void sumsq_part(void *a, int t, int nt) {
+  sumsq_job *j = a;
   const size_t pieces = (j->n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
   size_t k0, k1;
   cpu_pool_share(pieces, t, nt, 1, &k0, &k1);
   for (size_t k = k0; k < k1; k++) {
     const size_t o = k * SUMSQ_PIECE, m = j->n - o < SUMSQ_PIECE ? j->n - o : SUMSQ_PIECE;
-    j->part[k] = j->y == j->a   ? add_sumsq_into(j->y + o, j->b + o, m)
-                 : j->y == j->b ? add_sumsq_into(j->y + o, j->a + o, m)
-                                : add_sumsq_piece(j->y + o, j->a + o, j->b + o, m);
+    j->part[k] = j->b ? add_sumsq_piece(j->y + o, j->x + o, j->b + o, m) : sumsq_piece(j->x + o, m);
   }
 }
 
-/* cpu_sumsq's pieces and order, each piece added and squared in one pass (the shared-memory
- * gradient sums: one read of each operand instead of a copy, an add, a copy and a sumsq). */
-static double cpu_add_sumsq(float *y, const float *a, const float *b, size_t n) {
-  add_sumsq_job j;
+/* The pieces of x[n] in groups of SUMSQ_GROUP per job, their sums added in order. */
+static double sumsq_run(float *y, const float *x, const float *b, size_t n) {
+  sumsq_job j;
   double s = 0;
   for (size_t o = 0; o < n; o += (size_t)SUMSQ_PIECE * SUMSQ_GROUP) {
-    j.y = y + o, j.a = a + o, j.b = b + o;
+    j.y = y ? y + o : NULL, j.x = x + o, j.b = b ? b + o : NULL;
     j.n = n - o < (size_t)SUMSQ_PIECE * SUMSQ_GROUP ? n - o : (size_t)SUMSQ_PIECE * SUMSQ_GROUP;
     const size_t pieces = (j.n + SUMSQ_PIECE - 1) / SUMSQ_PIECE;
-    cpu_pool_run(add_sumsq_part, &j, j.n);
+    cpu_pool_run(sumsq_part, &j, j.n);
     for (size_t k = 0; k < pieces; k++) s += j.part[k];
   }
   return s;
 }
+
+/* The trainer runs it on every step's summed gradient (the non-finite guard); the same bits on
+ * every rank and every thread count for the same x. OpenBLAS's dsdot is faster still but rounds
+ * like float (1e-8 relative). */
+static double cpu_sumsq(const float *x, size_t n) { return sumsq_run(NULL, x, NULL, n); }
+
+/* cpu_sumsq's pieces and order, each piece added and squared in one pass (the shared-memory
+ * gradient sums: one read of each operand instead of a copy, an add, a copy and a sumsq). */
+static double cpu_add_sumsq(float *y, const float *a, const float *b, size_t n) { return sumsq_run(y, a, b, n); }
 
 /* ---- trainer data path and precision ---------------------------------------------------------- */
 
