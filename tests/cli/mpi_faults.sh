@@ -84,9 +84,10 @@ stall() { # stall NP VICTIM [-x VAR] [overrides]
   [ "$RC" -eq 3 ] || { fail "stall on $np ranks: exit $RC, want 3"; ok=0; }
   for ((r = 0; r < np; r++)); do
     [ "$r" -eq "$victim" ] && continue
-    # almost always the gradient all-reduce ("all-reduce of step 812 (layer 2 bucket)"); rarely the epoch's sums
-    # (a live rank one step ahead, its part of the ring done, is named with its own collective after "; ")
-    grep -qE "^dptrain: rank $r: [a-z -]+ of step [0-9]+( \([a-z0-9 ,]+\))?: rank $victim has not answered for [0-9]+ s: stalled or gone(; rank [0-9]+ is in .*)?$" "$out.log" ||
+    # almost always the gradient all-reduce ("all-reduce of step 812 (layer 2 bucket)"); sometimes the
+    # epoch's evaluation ("evaluation sums: rank 1 ...", no step: it is between steps); a live rank one
+    # step ahead, its part of the ring done, is named with its own collective after "; "
+    grep -qE "^dptrain: rank $r: [a-z -]+( of step [0-9]+)?( \([a-z0-9 ,]+\))?: rank $victim has not answered for [0-9]+ s: stalled or gone(; rank [0-9]+ is in .*)?$" "$out.log" ||
       { fail "stall on $np ranks: rank $r did not name rank $victim: $(grep dptrain "$out.log")"; ok=0; }
   done
   awk -v e="$ELAPSED" 'BEGIN { exit !(e < 3 + 2 + 15) }' || { fail "stall on $np ranks: detected after $ELAPSED s (timeout 3 s, grace 2 s)"; ok=0; }
