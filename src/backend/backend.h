@@ -149,9 +149,9 @@ typedef struct backend_ops {
   void (*add)(float *y, const float *x, size_t n);
   /* sum of squares of x[n], accumulated in double */
   double (*sumsq)(const float *x, size_t n);
-  /* OPTIONAL (NULL: add and sumsq). y[n] = a[n] + b[n] elementwise (y may be a or b, element for
-   * element; no other overlap) and returns Σ y², with the bits add and sumsq give apart: the
-   * shared-memory gradient sums in one pass. */
+  /* OPTIONAL (NULL on devices; the CPU has it). y[n] = a[n] + b[n] elementwise (y may be a or b,
+   * element for element; no other overlap) and returns Σ y², with the bits add and sumsq give
+   * apart: the shared-memory gradient sums (CPU ranks only) in one pass. */
   double (*add_sumsq)(float *y, const float *a, const float *b, size_t n);
   /* One fused optimizer update over n parameters: p, g and up to three state buffers. */
   void (*optim_update)(const backend_optim_args *a, float *p, const float *g, float *s0, float *s1, float *s2,

@@ -29,8 +29,8 @@
 #include "buf.h"
 #include "log.h"
 
-enum key_type { T_STR, T_INT, T_DOUBLE, T_BOOL, T_INTLIST, T_ENUM };
-static const char *const type_name[] = {"string", "int", "double", "bool", "int list", "enum"};
+enum key_type { T_STR, T_INT, T_DOUBLE, T_BOOL, T_INTLIST, T_ENUM, T_AUTOBOOL /* a bool, or auto */ };
+static const char *const type_name[] = {"string", "int", "double", "bool", "int list", "enum", "bool or auto"};
 
 /* Bounds: LO x >= min, LO_X x > min, HI x <= max, HI_X x < max. Ints without HI are capped at
  * INT32_MAX (consumers may store them in an int) unless BIG is given. */
@@ -122,7 +122,7 @@ static const key_spec schema[] = {
      "blocking (one all-reduce), hier (shared memory in a node, MPI across)"},
     {"train", "reduce_dtype", T_ENUM, "fp32", 0, 0, 0, v_precision,
      "gradients for the reduction: fp32, or bf16 (rounded, summed in fp32; shm and hier)"},
-    {"train", "zero", T_BOOL, "auto", 0, 0, 0, NULL,
+    {"train", "zero", T_AUTOBOOL, "auto", 0, 0, 0, NULL,
      "ZeRO-1: each rank keeps and updates 1/P of the parameters' optimizer state; auto: with the shm reducer"},
     {"train", "timeout", T_DOUBLE, NULL, LO, 0, 0, NULL,
      "seconds a collective may wait for the other ranks (0: no limit; unset: DPT_TIMEOUT, else 600)"},
@@ -163,7 +163,7 @@ enum { ST_UNSET, ST_DEFAULT, ST_USER };
 typedef struct slot {
   int state;
   char *text; /* canonical text, NULL when unset */
-  int64_t i;  /* T_INT, T_BOOL (0/1), T_ENUM (index) */
+  int64_t i;  /* T_INT, T_BOOL (0/1), T_AUTOBOOL (0/1, -1 auto), T_ENUM (index) */
   double d;   /* T_DOUBLE */
   int n;      /* T_INTLIST */
   int64_t list[CONFIG_MAX_LAYERS];
@@ -337,10 +337,11 @@ static int parse_value(const key_spec *k, const char *raw, slot *v, char *msg, s
       v->text = xstrdup(raw); /* as written: strtod of it gives the same double again */
       return 0;
     }
-    case T_BOOL: {
+    case T_BOOL:
+    case T_AUTOBOOL: {
       static const char *const yes[] = {"true", "yes", "on", "1"};
       static const char *const no[] = {"false", "no", "off", "0"};
-      const int autos = k->def && !strcmp(k->def, "auto"); /* a bool whose default is auto takes it too */
+      const int autos = k->type == T_AUTOBOOL;
       if (autos && !strcasecmp(raw, "auto")) {
         v->i = -1;
         v->text = xstrdup("auto");
@@ -698,6 +699,11 @@ double config_double(const config *c, const char *key) {
 
 int config_bool(const config *c, const char *key) {
   const slot *v = lookup(c, key, T_BOOL, __func__);
+  return v->text ? (int)v->i : -1;
+}
+
+int config_autobool(const config *c, const char *key) {
+  const slot *v = lookup(c, key, T_AUTOBOOL, __func__);
   return v->text ? (int)v->i : -1;
 }
 

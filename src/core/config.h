@@ -98,8 +98,11 @@ int64_t config_int(const config *c, const char *key);
 /* A double key's value, or NAN when unset (check with config_is_set). */
 double config_double(const config *c, const char *key);
 
-/* A bool key's value: 1 or 0, or -1 when unset or auto (keys whose default is "auto"). */
+/* A bool key's value: 1 or 0, or -1 when unset. */
 int config_bool(const config *c, const char *key);
+
+/* A bool-or-auto key's value: 1 or 0, or -1 for auto (or unset). */
+int config_autobool(const config *c, const char *key);
 
 /* An enum key's value: the index of its value among the allowed ones, in schema order (the
  * enum config_* constants above). Aborts when unset (every enum key has a default). */

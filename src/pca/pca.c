@@ -27,6 +27,12 @@ pca_opts pca_opts_default(void) {
       .k = 10, .method = PCA_AUTO, .oversample = 10, .tol = 1e-6, .max_iter = 500, .ddof = 1, .center = 1, .seed = 0};
 }
 
+/* Free a result's slice and everything that goes with it, and mark it not sliced. */
+static void slice_free(pca_result *r) {
+  free(r->slice), free(r->col), free(r->slice_cnt), free(r->slice_disp);
+  r->slice = r->col = NULL, r->slice_cnt = r->slice_disp = NULL, r->f0 = r->nf = 0;
+}
+
 const double *pca_slice_rows(const pca_result *r, int i0, int ni, int64_t fa, int64_t fb, double *out, int64_t ld) {
   for (int64_t f = fa; f < fb; f++) {
     const double *s = r->slice + f * r->k + i0;
@@ -85,10 +91,7 @@ int pca_check(const pca_opts *o, int64_t n, int64_t d) {
 
 void pca_result_free(pca_result *r) {
   free(r->components);
-  free(r->slice);
-  free(r->col);
-  free(r->slice_cnt);
-  free(r->slice_disp);
+  slice_free(r);
   free(r->explained_variance);
   free(r->explained_variance_ratio);
   free(r->mean);
@@ -359,15 +362,10 @@ static void finish(pca_result *r, const pca_opts *o, MPI_Comm comm, double *vec,
   if (r->slice) { /* the wanted rows whole: every rank's features of each, all-gathered */
     r->whole = !o->slice ? k : o->whole < 0 ? 0 : o->whole > k ? k : o->whole;
     pca_slice_rows(r, 0, r->whole, 0, r->nf, vec + r->f0, d);
-    for (int i = 0; i < r->whole; i++) {
-      if (comm != MPI_COMM_NULL)
-        dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, vec + i * d, r->slice_cnt, r->slice_disp, MPI_DOUBLE, comm,
-                        "PCA gather of the components");
-    }
-    if (!o->slice) { /* whole on every rank, as before slices existed: no slice kept */
-      free(r->slice), free(r->col), free(r->slice_cnt), free(r->slice_disp);
-      r->slice = r->col = NULL, r->slice_cnt = r->slice_disp = NULL, r->f0 = r->nf = 0;
-    }
+    for (int i = 0; i < r->whole && comm != MPI_COMM_NULL; i++)
+      dist_allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, vec + i * d, r->slice_cnt, r->slice_disp, MPI_DOUBLE, comm,
+                      "PCA gather of the components");
+    if (!o->slice) slice_free(r); /* whole on every rank, as before slices existed: no slice kept */
   }
   for (int i = 0; i < k; i++) {
     double *row = r->components + i * d;
@@ -715,7 +713,7 @@ int pca_fit(const pca_opts *o, const data_block *local, int64_t n, int64_t d, MP
   }
   if (!dist_agree(comm, rc == 0)) { /* LAPACK failures happen on every rank alike */
     free(comp), free(lam), free(res), free(mean), free(c.hist);
-    free(r->slice), free(r->col), free(r->slice_cnt), free(r->slice_disp);
+    slice_free(r);
     memset(r, 0, sizeof *r);
     return -1;
   }

@@ -375,9 +375,9 @@ static void shm_sync(reducer *r, const char *what) {
 }
 
 /* out[k] = g_0[k] + ... + g_{P-1}[k] over [lo, hi) in rank order (out may be one of the g_q);
- * returns Σ out² (the backend's sumsq, chunk by chunk). Each chunk in one pass per peer with the
- * backend's add_sumsq (measured: 0.24 against 0.46 s of 936 two-rank MNIST steps for a copy,
- * an add, a copy and a sumsq; the same bits), else through the scratch. */
+ * returns Σ out² (the backend's sumsq bits, chunk by chunk). Each chunk in one pass per peer with
+ * the CPU backend's add_sumsq (the shared-memory strategies run on CPU ranks only; measured: 0.24
+ * against 0.46 s of 936 two-rank MNIST steps for a copy, an add, a copy and a sumsq). */
 static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
   double ss = 0;
   float *restrict t = r->tmp;
@@ -394,24 +394,14 @@ static double shm_sum_slice(reducer *r, float *out, size_t lo, size_t hi) {
       ss += r->be->sumsq(t, k);
       continue;
     }
-    if (r->be->add_sumsq) { /* one pass per peer: ((g_0 + g_1) + g_2) ..., the last add into out */
-      const float *acc = r->peer_g[0] + o;
-      double s = 0;
-      for (int q = 1; q < r->lsize; q++) {
-        float *dst = q + 1 == r->lsize ? out + o : t;
-        s = r->be->add_sumsq(dst, acc, r->peer_g[q] + o, k);
-        acc = dst;
-      }
-      ss += s;
-      continue;
-    }
-    memcpy(t, r->peer_g[0] + o, k * sizeof(float));
+    const float *acc = r->peer_g[0] + o; /* one pass per peer: ((g_0 + g_1) + g_2) ..., the last into out */
+    double s = 0;
     for (int q = 1; q < r->lsize; q++) {
-      const float *restrict g = r->peer_g[q] + o;
-      for (size_t i = 0; i < k; i++) t[i] += g[i];
+      float *dst = q + 1 == r->lsize ? out + o : t;
+      s = r->be->add_sumsq(dst, acc, r->peer_g[q] + o, k);
+      acc = dst;
     }
-    memcpy(out + o, t, k * sizeof(float));
-    ss += r->be->sumsq(t, k);
+    ss += s;
   }
   return ss;
 }

@@ -134,7 +134,7 @@ int train_opts_build(train_opts *o, const config *c, int eval_only) {
   o->threads = (int)config_int(c, "train.threads");
   o->overlap = config_bool(c, "train.overlap") == 1;
   o->reduce = (int)config_enum(c, "train.reduce");
-  o->zero = config_bool(c, "train.zero"); /* -1: auto */
+  o->zero = config_autobool(c, "train.zero"); /* -1: auto */
   o->reduce_bf16 = config_enum(c, "train.reduce_dtype") == CONFIG_PRECISION_BF16;
   o->accumulate = config_int(c, "train.accumulate");
   o->timeout = config_double(c, "train.timeout"); /* NAN when unset */

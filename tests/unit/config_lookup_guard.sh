@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Options are read once into a typed struct: no code under src/ looks a config key up by its
-# string (config_str/int/double/bool/enum/is_set/int_list) except
+# string (config_str/int/double/bool/autobool/enum/is_set/int_list) except
 #   src/core/config.[ch]                    the schema and the getters themselves,
 #   src/train/train_opts.c                  train_opts_build (train and eval),
 #   src/pca/pca_cli.c: pca_cli_opts_build   (pca), and only inside that function.
@@ -13,7 +13,7 @@ cd "$root"
 
 # shellcheck disable=SC2016 # the awk program is single-quoted on purpose
 find src -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z | xargs -0 awk '
-  BEGIN { re = "(^|[^A-Za-z0-9_])config_(str|int|double|bool|enum|is_set|int_list)[ \t]*[(]" }
+  BEGIN { re = "(^|[^A-Za-z0-9_])config_(str|int|double|bool|autobool|enum|is_set|int_list)[ \t]*[(]" }
   FNR == 1 { in_builder = 0 }
   FILENAME == "src/core/config.c" || FILENAME == "src/core/config.h" { next }
   FILENAME == "src/train/train_opts.c" { if ($0 ~ re) allowed++; next }
