@@ -18,7 +18,8 @@
  *
  *   gemm_step [--dims 784,1024,1024,10] [--batch 128] [--steps 468] [--threads 2] [--reps 3]
  *             [--only gemm|step|unfused|beta1|blas|step1|optbwd] [--dropout P]
- * Threads: the backend's (BLAS and the other passes), as train.threads sets them. */
+ * Threads: the backend's (BLAS and the other passes), as train.threads sets them; subnormals
+ * flushed, as train.flush_denormals does by default. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,7 @@ int main(int argc, char **argv) {
   }
   const backend_ops *be = backend_cpu();
   backend_cpu_set_threads(threads);
+  backend_cpu_set_flush_denormals(1);
   net n;
   net_init(&n, be, dims, L, B, dropout);
   static const char *const names[] = {"gemm", "step", "unfused", "beta1", "blas", "step1", "optbwd"};

@@ -30,6 +30,9 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
+if os.environ.get("PEER_FLUSH_DENORMAL") == "1":  # as dptrain's train.flush_denormals (the main thread's ops)
+    torch.set_flush_denormal(True)
+
 DEFAULTS = {  # dptrain's optim_defaults (src/train/optim.c)
     "gd": dict(lr=0.1), "sgd": dict(lr=0.1), "momentum": dict(lr=0.1, momentum=0.9),
     "nesterov": dict(lr=0.1, momentum=0.9), "adagrad": dict(lr=1e-2, eps=1e-10),

@@ -27,7 +27,8 @@ static int g_blas_default;
 int backend_cpu_info(backend_device_info *info) {
   /* the pool's threads once backend_cpu_set_threads ran (each GEMM block on one BLAS thread) */
   const int nt = g_blas_default ? cpu_pool_threads() : openblas_get_num_threads();
-  snprintf(info->name, sizeof info->name, "%s (%d threads)", openblas_get_config(), nt);
+  snprintf(info->name, sizeof info->name, "%s (%d threads, subnormals %s)", openblas_get_config(), nt,
+           cpu_pool_flush() ? "flushed" : "kept");
   info->memory_bytes = 0;
   return 0;
 }
@@ -650,3 +651,5 @@ void backend_cpu_set_threads(int n) {
 }
 
 int backend_cpu_threads(void) { return cpu_pool_threads(); }
+
+void backend_cpu_set_flush_denormals(int flush) { cpu_pool_set_flush(flush); }

@@ -17,7 +17,12 @@
  * so a job never waits on a thread that is not running, and the results are the same bits. A
  * worker about to sleep increments `sleepers` and re-checks the generation under the mutex; the
  * caller reads `sleepers` after the bump (both sequentially consistent), so a wake-up is never
- * lost. */
+ * lost.
+ *
+ * Subnormals (cpu_pool_set_flush): each thread sets its floating-point control word to the pool's
+ * mode for the tasks it runs and the caller puts its own back after, so every task of every job
+ * sees one mode whichever thread runs it (the same bits for any thread count) and the rest of the
+ * process (MPI, HDF5) keeps the C default. */
 #include "pool_cpu.h"
 
 #include <pthread.h>
@@ -30,6 +35,25 @@
 #define POOL_PAUSE() _mm_pause()
 #else
 #define POOL_PAUSE() ((void)0)
+#endif
+
+/* ---- floating-point mode: the flush-to-zero bits of this architecture's control word ---------- */
+#if defined(__x86_64__) || defined(__i386__)
+#define FP_FLUSH_BITS 0x8040u /* MXCSR FTZ (bit 15) | DAZ (bit 6) */
+static unsigned fp_get(void) { return _mm_getcsr(); }
+static void fp_set(unsigned w) { _mm_setcsr(w); }
+#elif defined(__aarch64__)
+#define FP_FLUSH_BITS (1u << 24) /* FPCR.FZ */
+static unsigned fp_get(void) {
+  uint64_t w;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(w));
+  return (unsigned)w;
+}
+static void fp_set(unsigned w) { __asm__ volatile("msr fpcr, %0" : : "r"((uint64_t)w)); }
+#else
+#define FP_FLUSH_BITS 0u
+static unsigned fp_get(void) { return 0; }
+static void fp_set(unsigned w) { (void)w; }
 #endif
 
 /* Spins on the generation before a worker yields, and yields before it sleeps (~20 us of pause
@@ -47,6 +71,7 @@ typedef struct pool {
   atomic_int done;        /* tasks of the current job finished */
   atomic_int sleepers;
   atomic_int stop;
+  int flush; /* jobs run with subnormals flushed (cpu_pool_set_flush) */
   cpu_pool_fn fn;
   void *arg;
   int ntasks;
@@ -86,16 +111,25 @@ static unsigned pool_wait(pool *p, unsigned seen) {
  * finished, so fn, arg and ntasks (read after it) are that job's. */
 static void pool_work(pool *p, unsigned gen) {
   uint64_t c = atomic_load(&p->claim);
+  unsigned saved = 0, want = 0;
+  int set = 0; /* the mode is set on this thread (at its first task of the job) */
   for (;;) {
-    if ((unsigned)(c >> 32) != gen) return;
+    if ((unsigned)(c >> 32) != gen) break;
     const int k = (int)(uint32_t)c;
     const int ntasks = p->ntasks;
-    if (k >= ntasks) return;
+    if (k >= ntasks) break;
     if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue; /* c reloaded */
+    if (!set) { /* p->flush is this job's: read after a successful claim, like fn */
+      set = 1;
+      saved = fp_get();
+      want = p->flush ? saved | FP_FLUSH_BITS : saved & ~FP_FLUSH_BITS;
+      if (want != saved) fp_set(want);
+    }
     p->fn(p->arg, k, p->ntasks);
     atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     c = atomic_load(&p->claim);
   }
+  if (set && want != saved) fp_set(saved);
 }
 
 static void *pool_worker(void *argp) {
@@ -154,10 +188,17 @@ int cpu_pool_set_threads(int nt) {
 
 int cpu_pool_threads(void) { return g_pool.nt; }
 
+void cpu_pool_set_flush(int flush) { g_pool.flush = flush != 0; }
+
+int cpu_pool_flush(void) { return g_pool.flush; }
+
 void cpu_pool_run(cpu_pool_fn fn, void *arg, size_t work) {
   pool *p = &g_pool;
   if (p->nt <= 1 || work < POOL_MIN_WORK) {
+    const unsigned saved = fp_get(), want = p->flush ? saved | FP_FLUSH_BITS : saved & ~FP_FLUSH_BITS;
+    if (want != saved) fp_set(want);
     fn(arg, 0, 1);
+    if (want != saved) fp_set(saved);
     return;
   }
   const int nt = p->nt;

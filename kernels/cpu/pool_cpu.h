@@ -31,6 +31,16 @@ int cpu_pool_threads(void);
  * touches, a rough size) is below the size where waking a thread pays. */
 void cpu_pool_run(cpu_pool_fn fn, void *arg, size_t work);
 
+/* Subnormal floats in the pool's jobs: flush != 0 runs every job from now on, on every thread, with
+ * subnormal results flushed to zero and subnormal inputs read as zero (x86 MXCSR FTZ | DAZ,
+ * AArch64 FPCR.FZ); 0 keeps them (IEEE gradual underflow, the C default). The caller's own
+ * floating-point mode outside jobs is left as it was. Not during a job. No effect on other
+ * architectures. */
+void cpu_pool_set_flush(int flush);
+
+/* 1 when the pool's jobs flush subnormals (cpu_pool_set_flush), else 0. */
+int cpu_pool_flush(void);
+
 /* [*lo, *hi): thread t's share of n items out of nt, cut at multiples of align (a power of two
  * that keeps shares on separate cache lines and whole vectors). */
 static inline void cpu_pool_share(size_t n, int t, int nt, size_t align, size_t *lo, size_t *hi) {

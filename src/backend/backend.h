@@ -194,6 +194,14 @@ void backend_cpu_set_threads(int n);
 /* Threads the CPU backend's passes outside the BLAS run on (1 until backend_cpu_set_threads). */
 int backend_cpu_threads(void);
 
+/* Subnormal floats in the CPU backend's ops, GEMMs included: flush != 0 flushes them to zero
+ * (results and inputs alike, on every thread of the op: x86 FTZ + DAZ), 0 keeps IEEE gradual
+ * underflow (the default until called). Flushing costs nothing; keeping them costs a microcode
+ * assist per subnormal operand on x86, which made adam's epochs up to 1.8x slower as its moments
+ * of rarely lit inputs decayed (docs/training.md). The code outside the ops (MPI, HDF5) is not
+ * affected. Call at set-up, not inside a step. */
+void backend_cpu_set_flush_denormals(int flush);
+
 /* The backend of `kind`: the CPU one, or the CUDA one when the module and a device are there;
  * NULL with log_fail otherwise. The CUDA backend binds the process to device
  * (local rank % devices) on the first call (backend_cuda_api.h has the device, streams and NCCL);

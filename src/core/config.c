@@ -112,6 +112,8 @@ static const key_spec schema[] = {
     {"train", "precision", T_ENUM, "fp32", 0, 0, 0, v_precision, "compute precision"},
     {"train", "init", T_STR, NULL, 0, 0, 0, NULL, "checkpoint whose /params start the run"},
     {"train", "threads", T_INT, "0", LO, 0, 0, NULL, "CPU threads (0: library default)"},
+    {"train", "flush_denormals", T_BOOL, "true", 0, 0, 0, NULL,
+     "CPU: flush subnormal floats to zero in every op (x86 FTZ + DAZ; false: IEEE gradual underflow, slower)"},
     {"train", "accumulate", T_INT, "1", LO, 1, 0, NULL,
      "micro-batches per optimizer step: the global batch in K parts, the gradients summed before one reduction"},
     {"train", "overlap", T_BOOL, "true", 0, 0, 0, NULL,

@@ -251,7 +251,8 @@ static int predictor_model(predictor *p) {
   memcpy(s.dims, c->dims, sizeof(int64_t) * (size_t)c->n_dims);
   p->be = backend_choose(BACKEND_DEVICE_CPU, "predict");
   if (!p->be) return -1;
-  backend_cpu_set_threads(1); /* the input workers have the CPUs (the same bits for any count) */
+  backend_cpu_set_threads(1);         /* the input workers have the CPUs (the same bits for any count) */
+  backend_cpu_set_flush_denormals(1); /* as the trainer's evaluation by default (train.flush_denormals) */
   if (model_init(&p->m, &s, p->be, PREDICT_BATCH)) return -1;
   float *w = checkpoint_load_params(p->ckpt, p->m.n_params);
   if (!w) return -1;

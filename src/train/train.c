@@ -412,6 +412,7 @@ static int setup(trainer *t, int eval_only) {
   if (!t->be) log_prefix(o->label);
   if (!dist_all_ok(t->be != NULL)) return -1;
   backend_cpu_set_threads(o->threads); /* BLAS and the other CPU passes (0: the BLAS default for both) */
+  backend_cpu_set_flush_denormals(o->flush_denormals);
   int64_t rows = sampler_max_local(&t->smp), test_n = te - tb;
   /* gradient accumulation: the step's rows in K micro-batches; the activations hold one of them */
   const int64_t K = o->accumulate;

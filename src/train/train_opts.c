@@ -132,6 +132,7 @@ int train_opts_build(train_opts *o, const config *c, int eval_only) {
   o->bf16 = config_enum(c, "train.precision") == CONFIG_PRECISION_BF16;
   o->init_from = config_str(c, "train.init");
   o->threads = (int)config_int(c, "train.threads");
+  o->flush_denormals = config_bool(c, "train.flush_denormals") == 1;
   o->overlap = config_bool(c, "train.overlap") == 1;
   o->reduce = (int)config_enum(c, "train.reduce");
   o->zero = config_autobool(c, "train.zero"); /* -1: auto */

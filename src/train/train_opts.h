@@ -47,6 +47,7 @@ typedef struct train_opts {
   int bf16;                 /* dense GEMMs on bf16-rounded inputs (precision = bf16) */
   const char *init_from;    /* file whose /params start the run, or NULL */
   int threads;              /* CPU threads (0: the library's default) */
+  int flush_denormals;      /* CPU ops flush subnormal floats to zero (backend_cpu_set_flush_denormals) */
   int overlap;              /* all-reduce each layer's gradients during backward (1) or after (0) */
   int reduce;               /* train.reduce: enum config_reduce (reduce.h's reduce_kind, same order) */
   int zero;                 /* train.zero: ZeRO-1 optimizer-state sharding: 1, 0, or -1 auto (with shm) */

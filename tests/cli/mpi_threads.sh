@@ -7,7 +7,8 @@
 #    clipping and max-norm, with Adam (two state buffers) and with Nesterov (+ weight decay);
 #  - 2 ranks x 1 thread against 2 ranks x 2 threads (the bucketed all-reduce's Σ g² in pieces);
 #  - a sparse (CSR) first layer: spmm / spmm_t and the CSR gather on 1 and 2 threads.
-# Each run's log names the thread count in effect.
+# Each run's log names the thread count in effect, and that subnormals are flushed
+# (train.flush_denormals, default true) or kept (false).
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5"
@@ -50,12 +51,15 @@ run() { # run NP THREADS INI OUT [overrides...]
   local np=$1 th=$2 ini=$3 out=$4; shift 4
   "${MPIRUN[@]}" -q -np "$np" "$DPTRAIN" train "$ini" train.threads="$th" train.out="$out" "$@" > "$out.log" 2>&1 ||
     { cat "$out.log"; fail "training on $np ranks x $th threads failed"; return; }
-  grep -q "($th threads)" "$out.log" || fail "$out: no '($th threads)' in: $(head -3 "$out.log")"
+  local fp=flushed; [[ " $* " != *" train.flush_denormals=false "* ]] || fp=kept
+  grep -qF "($th threads, subnormals $fp)" "$out.log" ||
+    fail "$out: no '($th threads, subnormals $fp)' in: $(grep -m1 OpenBLAS "$out.log")"
 }
 for th in 1 2 3; do run 1 "$th" "$T/small.ini" "$T/adam$th"; done
 for th in 1 2; do run 1 "$th" "$T/small.ini" "$T/nest$th" optim.name=nesterov optim.lr=0.05 optim.momentum=0.9 optim.weight_decay=1e-4; done
 for th in 1 2; do run 2 "$th" "$T/small.ini" "$T/r2t$th" optim.name=nesterov optim.lr=0.05 optim.momentum=0.9; done
 for th in 1 2; do run 1 "$th" "$T/sparse.ini" "$T/csr$th"; done
+for th in 1 2; do run 1 "$th" "$T/small.ini" "$T/keep$th" train.flush_denormals=false; done
 if "$PY" - "$T" <<'PY'; then
 import sys, h5py, numpy as np
 t = sys.argv[1]
@@ -65,7 +69,8 @@ def state(k):
         return {"params": f["params"][...], **{n: f["optim"][n][...] for n in f["optim"]}}
 ok = True
 for ref, others, what in (("adam1", ("adam2", "adam3"), "Adam, 1 rank"), ("nest1", ("nest2",), "Nesterov, 1 rank"),
-                          ("r2t1", ("r2t2",), "Nesterov, 2 ranks"), ("csr1", ("csr2",), "Adam, CSR input")):
+                          ("r2t1", ("r2t2",), "Nesterov, 2 ranks"), ("csr1", ("csr2",), "Adam, CSR input"),
+                          ("keep1", ("keep2",), "Adam, subnormals kept")):
     a = state(ref)
     assert len(a) >= 2, f"{ref}: no optimizer state in the checkpoint: {list(a)}"
     for o in others:
@@ -77,7 +82,7 @@ for ref, others, what in (("adam1", ("adam2", "adam3"), "Adam, 1 rank"), ("nest1
             ok &= same
 sys.exit(0 if ok else 1)
 PY
-  pass "1, 2 and 3 threads per rank: parameters and optimizer state bit-identical (Adam, Nesterov, 2 ranks, CSR)"
+  pass "1, 2 and 3 threads per rank: parameters and optimizer state bit-identical (Adam, Nesterov, 2 ranks, CSR; subnormals flushed and kept)"
 else
   fail "thread counts give different bits"
 fi

@@ -4,7 +4,9 @@
  * loss, backward with the fused activation/bias backward, Σ g² and global-norm clipping, the
  * optimizer update, max-norm), with Adam and with Nesterov (optimizers with state), on dense and
  * CSR input; then the parameters, the optimizer state and every step's loss and norm are compared
- * bit for bit with the 1-thread run. */
+ * bit for bit with the 1-thread run. Also: subnormals flushed (backend_cpu_set_flush_denormals) on
+ * every thread of an op, GEMMs included, and kept when asked, and the caller's own mode left as it
+ * was. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -206,12 +208,48 @@ static void test_reductions(void **st) {
   free(x), free(z), free(d1), free(d3), free(y);
 }
 
+/* Count of non-zero floats in x[0, n). */
+static size_t nonzero(const float *x, size_t n) {
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++) c += x[i] != 0.0f;
+  return c;
+}
+
+/* An element-wise op and a GEMM on 1 and 3 threads, over subnormal inputs (5e-39) and into
+ * subnormal results (1e-20 * 1e-20): every element of every thread's share is zero with flushing
+ * on and none is with it off; the test's own thread keeps gradual underflow throughout. */
+static void test_flush_denormals(void **st) {
+  (void)st;
+  const backend_ops *be = backend_cpu();
+  const size_t n = (size_t)1 << 20; /* well above the pool's smallest job: every thread gets a share */
+  enum { M = 256 };                 /* GEMM: [M, M] x [M, M], several blocks per thread */
+  float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+  float *a = malloc(sizeof(float) * M * M), *b = malloc(sizeof(float) * M * M), *c = malloc(sizeof(float) * M * M);
+  for (int th = 1; th <= 3; th += 2) {
+    backend_cpu_set_threads(th);
+    for (int flush = 1; flush >= 0; flush--) {
+      backend_cpu_set_flush_denormals(flush);
+      for (size_t i = 0; i < n; i++) x[i] = 5e-39f, y[i] = 1e-20f;
+      be->scale(x, n, 1.0f); /* DAZ: a subnormal input reads as zero */
+      assert_int_equal(nonzero(x, n), flush ? 0 : n);
+      for (size_t i = 0; i < n; i++) x[i] = 1e-20f;
+      be->mul(x, y, n); /* FTZ: a subnormal result is zero */
+      assert_int_equal(nonzero(x, n), flush ? 0 : n);
+      for (int i = 0; i < M * M; i++) a[i] = 5e-39f, b[i] = 1.0f, c[i] = 0.0f;
+      be->gemm(0, 0, M, M, M, 1.0f, a, M, b, M, 0.0f, c, M);
+      assert_int_equal(nonzero(c, (size_t)M * M), flush ? 0 : (size_t)M * M);
+      volatile float tiny = 1e-20f; /* this thread's mode is its own: gradual underflow */
+      assert_true(tiny * tiny > 0.0f);
+    }
+  }
+  backend_cpu_set_threads(1);
+  free(x), free(y), free(a), free(b), free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_dense_adam),
-      cmocka_unit_test(test_dense_nesterov),
-      cmocka_unit_test(test_csr_adam),
-      cmocka_unit_test(test_reductions),
+      cmocka_unit_test(test_dense_adam), cmocka_unit_test(test_dense_nesterov),  cmocka_unit_test(test_csr_adam),
+      cmocka_unit_test(test_reductions), cmocka_unit_test(test_flush_denormals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
