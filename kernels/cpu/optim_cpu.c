@@ -56,12 +56,14 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void 
     for (size_t i = 0; i < n; i++) p[i] = optim_rmsprop_elem(k, 0, 1, p[i], g[i], &sq[i], NULL, &buf[i]);
 }
 
-/* adam, and adamw (decay loop first: p *= 1 - lr * wd) */
+/* adam, and adamw (p *= 1 - lr * wd first, in the same pass: the same bits as a decay loop before
+ * it, as the CUDA kernel does; 0.30 -> 0.25 s for 468 updates of 931,840 parameters on 1 thread) */
 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void update_adam(
     optim_consts k, float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n) {
   if (k.kind == OPTIM_ADAMW)
-    for (size_t i = 0; i < n; i++) p[i] = optim_adamw_decay(k, p[i]);
-  for (size_t i = 0; i < n; i++) p[i] = optim_adam_elem(k, p[i], g[i], &m[i], &v[i]);
+    for (size_t i = 0; i < n; i++) p[i] = optim_adam_elem(k, optim_adamw_decay(k, p[i]), g[i], &m[i], &v[i]);
+  else
+    for (size_t i = 0; i < n; i++) p[i] = optim_adam_elem(k, p[i], g[i], &m[i], &v[i]);
 }
 
 typedef struct optim_job {
