@@ -66,33 +66,56 @@ static void cpu_fill(float *x, size_t n, float v) {
   cpu_pool_run(fill_part, &j, n);
 }
 
-/* The GEMMs run on the pool too. C is cut into blocks of GEMM_BLOCK columns (when C is at least
- * as wide as tall, else rows) — a cut that depends on the shape only — and each block is one
- * single-threaded cblas_sgemm; the threads take contiguous runs of blocks. So a GEMM gives the same
- * bits on any thread count (OpenBLAS's own threading does not, nor does cutting by the thread
- * count: sgemm's rounding depends on the block's width), and one set of threads runs every pass
- * of the step and waits between them as pool_cpu.c chooses, instead of OpenBLAS's workers
- * spinning on the cores after each GEMM while the other passes need them (docs/benchmarks.md).
+/* The GEMMs run on the pool too. C is cut into blocks by a rule of its shape alone, each block is
+ * one single-threaded cblas_sgemm, and the threads take contiguous runs of blocks. So a GEMM gives
+ * the same bits on any thread count (OpenBLAS's own threading does not, nor does cutting by the
+ * thread count: with the AVX2 kernels sgemm's rounding depends on the block's width), and one set
+ * of threads runs every pass of the step and waits between them as pool_cpu.c chooses, instead of
+ * OpenBLAS's workers spinning on the cores after each GEMM while the other passes need them
+ * (docs/benchmarks.md). The rule (gemm_cut), measured on 1 thread at B = 64 (bench/gemm_step):
+ *  - K small against M (2K <= M: the weight gradients dW = Xᵀ dY): rows of GEMM_ROWS. A row
+ *    block of row-major C is contiguous; a column block is M rows 4 KB apart, which thrash the
+ *    caches' sets: 0.75 against 0.90 ms for 784-1024 at K = 64.
+ *  - else N >= M (forward Y = X W and dX = dY Wᵀ, M the batch): columns, in an even number
+ *    (two threads share evenly) of equal blocks of about GEMM_COLS (multiples of 16). Each block
+ *    packs all of A again: blocks of 128 cost 15 % over one call, of 256 6 %.
+ *  - else rows of GEMM_ROWS.
+ * The step's GEMMs: 2.71-2.81 s an epoch with columns of 128 everywhere, 2.23-2.46 s so.
  * OpenBLAS is kept at 1 thread (backend_cpu_set_threads); before that is called, a GEMM is one
  * cblas_sgemm on OpenBLAS's own threads, as it always was. */
-enum { GEMM_BLOCK = 128 };
+enum { GEMM_ROWS = 128, GEMM_COLS = 256 };
 
 typedef struct gemm_job {
   int ta, tb, M, N, K, lda, ldb, ldc, by_cols;
+  size_t block; /* rows or columns of C per block (the last may be narrower) */
   float alpha, beta;
   const float *A, *B;
   float *C;
 } gemm_job;
 
+/* How C [M, N] is cut (the rule above): sets j->by_cols and j->block. */
+static void gemm_cut(gemm_job *j) {
+  j->by_cols = 2 * (size_t)j->K > (size_t)j->M && j->N >= j->M;
+  if (!j->by_cols) {
+    j->block = GEMM_ROWS;
+    return;
+  }
+  /* an even count of blocks near N / GEMM_COLS (at least 2: two threads share evenly) */
+  const size_t n = (size_t)j->N;
+  size_t blocks = (n + GEMM_COLS / 2) / GEMM_COLS;
+  blocks = n < 32 ? 1 : blocks < 2 ? 2 : blocks + (blocks & 1);
+  j->block = ((n + blocks - 1) / blocks + 15) / 16 * 16;
+}
+
 static void gemm_part(void *a, int t, int nt) {
   const gemm_job *j = a;
-  const size_t dim = (size_t)(j->by_cols ? j->N : j->M), blocks = (dim + GEMM_BLOCK - 1) / GEMM_BLOCK;
+  const size_t dim = (size_t)(j->by_cols ? j->N : j->M), bw = j->block, blocks = (dim + bw - 1) / bw;
   size_t b0, b1;
   cpu_pool_share(blocks, t, nt, 1, &b0, &b1);
   const CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
   for (size_t blk = b0; blk < b1; blk++) {
-    const size_t lo = blk * GEMM_BLOCK;
-    const int n = (int)(dim - lo < GEMM_BLOCK ? dim - lo : GEMM_BLOCK);
+    const size_t lo = blk * bw;
+    const int n = (int)(dim - lo < bw ? dim - lo : bw);
     if (j->by_cols) /* columns lo.. of op(B): B[K, N] column offset, or B[N, K] row offset */
       cblas_sgemm(CblasRowMajor, ta, tb, j->M, n, j->K, j->alpha, j->A, j->lda,
                   j->tb ? j->B + lo * (size_t)j->ldb : j->B + lo, j->ldb, j->beta, j->C + lo, j->ldc);
@@ -110,7 +133,8 @@ static void cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
                 B, ldb, beta, C, ldc);
     return;
   }
-  gemm_job j = {ta, tb, M, N, K, lda, ldb, ldc, N >= M, alpha, beta, A, B, C};
+  gemm_job j = {ta, tb, M, N, K, lda, ldb, ldc, 0, 0, alpha, beta, A, B, C};
+  gemm_cut(&j);
   cpu_pool_run(gemm_part, &j, (size_t)M * (size_t)N * (size_t)(K > 0 ? K : 1) / 16);
 }
 
