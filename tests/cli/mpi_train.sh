@@ -11,7 +11,10 @@
 #    train loss within 1 % of the fp32 run's, weights apart by more than 1e-3 (it does round), and
 #    the log says so; the loss falls from epoch to epoch;
 #  - a short real training (1 epoch of the full MNIST) on 1 and 2 ranks gives the same weights
-#    (1e-4), >= 94.5 % test accuracy and a loss <= 0.35 (measured: 95.5 %, 0.31).
+#    (1e-4), >= 94.5 % test accuracy and a loss <= 0.35 (measured: 95.5 %, 0.31);
+#  - started by a plain mpirun on one node, dptrain names Open MPI's ob1 PML before MPI_Init
+#    (~0.2 s of start-up), and keeps the user's OMPI_MCA_pml (Open MPI's own report of the MCA
+#    parameters it took from the environment, mpi_show_mca_params).
 # shellcheck source=tests/cli/lib.sh
 source "$(dirname "$0")/lib.sh"
 need "$DPT_DATA/mnist.h5"
@@ -134,4 +137,16 @@ PY
 else
   fail "one epoch of MNIST"
 fi
+# the PML: Open MPI lists the MCA parameters it read from the environment (rank 0)
+pml() { # pml OUT [env...]: the "pml=..." Open MPI reports for a 2-rank run
+  env "${@:2}" OMPI_MCA_mpi_show_mca_params=enviro "${MPIRUN[@]}" -q -np 2 "$DPTRAIN" train "$T/small.ini" \
+    train.epochs=1 train.out="$T/$1" > "$T/$1.log" 2>&1 || { cat "$T/$1.log"; fail "pml run $1"; }
+  grep -o 'pml=[^ ]* (environment)' "$T/$1.log" | head -1
+}
+p=$(pml pml_default)
+[ "$p" = "pml=ob1 (environment)" ] && pass "plain mpirun, one node: the ob1 PML named ($p)" ||
+  fail "plain mpirun, one node: expected pml=ob1 from dptrain, Open MPI reported '$p'"
+p=$(pml pml_user OMPI_MCA_pml=^ucx)
+[ "$p" = "pml=^ucx (environment)" ] && pass "the user's OMPI_MCA_pml kept ($p)" ||
+  fail "the user's OMPI_MCA_pml=^ucx: Open MPI reported '$p'"
 finish
