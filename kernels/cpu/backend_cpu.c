@@ -77,8 +77,9 @@ static void cpu_fill(float *x, size_t n, float v) {
  *    block of row-major C is contiguous; a column block is M rows 4 KB apart, which thrash the
  *    caches' sets: 0.75 against 0.90 ms for 784-1024 at K = 64.
  *  - else N >= M (forward Y = X W and dX = dY Wᵀ, M the batch): columns, in an even number
- *    (two threads share evenly) of equal blocks of about GEMM_COLS (multiples of 16). Each block
- *    packs all of A again: blocks of 128 cost 15 % over one call, of 256 6 %.
+ *    (two threads share evenly) of equal blocks of about GEMM_COLS (multiples of 16); C narrower
+ *    than GEMM_COLS is one block. Each block packs all of A again: blocks of 128 cost 15 % over
+ *    one call, of 256 6 %.
  *  - else rows of GEMM_ROWS.
  * The step's GEMMs: 2.71-2.81 s an epoch with columns of 128 everywhere, 2.23-2.46 s so.
  * OpenBLAS is kept at 1 thread (backend_cpu_set_threads); before that is called, a GEMM is one
@@ -100,10 +101,11 @@ static void gemm_cut(gemm_job *j) {
     j->block = GEMM_ROWS;
     return;
   }
-  /* an even count of blocks near N / GEMM_COLS (at least 2: two threads share evenly) */
+  /* the count of blocks nearest N / GEMM_COLS, made even (two threads share evenly); narrower
+   * than GEMM_COLS whole, split in two from GEMM_COLS */
   const size_t n = (size_t)j->N;
   size_t blocks = (n + GEMM_COLS / 2) / GEMM_COLS;
-  blocks = n < 32 ? 1 : blocks < 2 ? 2 : blocks + (blocks & 1);
+  blocks = n < GEMM_COLS ? 1 : blocks < 2 ? 2 : blocks + (blocks & 1);
   j->block = ((n + blocks - 1) / blocks + 15) / 16 * 16;
 }
 

@@ -144,9 +144,15 @@ pml() { # pml OUT [env...]: the "pml=..." Open MPI reports for a 2-rank run
   grep -o 'pml=[^ ]* (environment)' "$T/$1.log" | head -1
 }
 p=$(pml pml_default)
-[ "$p" = "pml=ob1 (environment)" ] && pass "plain mpirun, one node: the ob1 PML named ($p)" ||
+if [ "$p" = "pml=ob1 (environment)" ]; then
+  pass "plain mpirun, one node: the ob1 PML named ($p)"
+else
   fail "plain mpirun, one node: expected pml=ob1 from dptrain, Open MPI reported '$p'"
+fi
 p=$(pml pml_user OMPI_MCA_pml=^ucx)
-[ "$p" = "pml=^ucx (environment)" ] && pass "the user's OMPI_MCA_pml kept ($p)" ||
+if [ "$p" = "pml=^ucx (environment)" ]; then
+  pass "the user's OMPI_MCA_pml kept ($p)"
+else
   fail "the user's OMPI_MCA_pml=^ucx: Open MPI reported '$p'"
+fi
 finish
