@@ -56,6 +56,19 @@ static unsigned fp_get(void) { return 0; }
 static void fp_set(unsigned w) { (void)w; }
 #endif
 
+/* Sets this thread's mode to flush or keep (the pool's p->flush) for the tasks it is about to
+ * run; returns the control word to give fp_leave. */
+static unsigned fp_enter(int flush) {
+  const unsigned saved = fp_get(), want = flush ? saved | FP_FLUSH_BITS : saved & ~FP_FLUSH_BITS;
+  if (want != saved) fp_set(want);
+  return saved;
+}
+
+/* Puts back the control word fp_enter returned. */
+static void fp_leave(unsigned saved) {
+  if (fp_get() != saved) fp_set(saved);
+}
+
 /* Spins on the generation before a worker yields, and yields before it sleeps (~20 us of pause
  * spinning covers the gap between back-to-back ops; docs/training.md has the measurements). */
 enum { POOL_SPIN = 4000, POOL_YIELDS = 50 };
@@ -111,7 +124,7 @@ static unsigned pool_wait(pool *p, unsigned seen) {
  * finished, so fn, arg and ntasks (read after it) are that job's. */
 static void pool_work(pool *p, unsigned gen) {
   uint64_t c = atomic_load(&p->claim);
-  unsigned saved = 0, want = 0;
+  unsigned saved = 0;
   int set = 0; /* the mode is set on this thread (at its first task of the job) */
   for (;;) {
     if ((unsigned)(c >> 32) != gen) break;
@@ -119,17 +132,13 @@ static void pool_work(pool *p, unsigned gen) {
     const int ntasks = p->ntasks;
     if (k >= ntasks) break;
     if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue; /* c reloaded */
-    if (!set) { /* p->flush is this job's: read after a successful claim, like fn */
-      set = 1;
-      saved = fp_get();
-      want = p->flush ? saved | FP_FLUSH_BITS : saved & ~FP_FLUSH_BITS;
-      if (want != saved) fp_set(want);
-    }
+    if (!set) /* p->flush is this job's: read after a successful claim, like fn */
+      saved = fp_enter(p->flush), set = 1;
     p->fn(p->arg, k, p->ntasks);
     atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     c = atomic_load(&p->claim);
   }
-  if (set && want != saved) fp_set(saved);
+  if (set) fp_leave(saved);
 }
 
 static void *pool_worker(void *argp) {
@@ -195,10 +204,9 @@ int cpu_pool_flush(void) { return g_pool.flush; }
 void cpu_pool_run(cpu_pool_fn fn, void *arg, size_t work) {
   pool *p = &g_pool;
   if (p->nt <= 1 || work < POOL_MIN_WORK) {
-    const unsigned saved = fp_get(), want = p->flush ? saved | FP_FLUSH_BITS : saved & ~FP_FLUSH_BITS;
-    if (want != saved) fp_set(want);
+    const unsigned saved = fp_enter(p->flush);
     fn(arg, 0, 1);
-    if (want != saved) fp_set(saved);
+    fp_leave(saved);
     return;
   }
   const int nt = p->nt;
