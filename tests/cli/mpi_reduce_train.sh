@@ -5,7 +5,8 @@
 #    one node; across hosts in netns_cluster) and ZeRO-1 (shm-zero, mpi-zero) give bit-identical parameters without clipping (a 2-term sum has one
 #    rounding whatever the order, and ZeRO's slice update is the same arithmetic);
 #  - 3 ranks: shm-zero is bit-identical to shm (the same sums, the update sliced), every strategy
-#    is within 1e-5 of blocking, and of 1 rank;
+#    is within 1e-5 of blocking, and of 1 rank (centered rmsprop: 5e-5, and all but 0.1 % of the
+#    weights within 1e-6: it amplifies rounding where a gradient's variance is ~0);
 #  - with global-norm clipping and per-unit max-norm (they need the norm across slices, and the
 #    max-norm of a shared array from one rank per layer): every strategy within 1e-5 of 1 rank,
 #    on 2 and 3 ranks, and the clip really bites (the weights differ from the unclipped run);
@@ -172,7 +173,16 @@ for o in optims:
     assert np.array_equal(P(f"{o}-3-shm"), P(f"{o}-3-shm-zero")), f"{o}: shm-zero differs from shm on 3 ranks"
     for s in ("shm", "shm-zero", "mpi-zero"):
         worst = max(worst, close(f"{o}-3-{s}", f"{o}-3-blocking", 1e-5, o))
-    worst = max(worst, close(f"{o}-3-blocking", f"{o}-1", 1e-5, o))
+    if o == "rmsprop":
+        # centered rmsprop divides by sqrt(E[g²] - E[g]²) + eps: on a rarely lit pixel (E[g²] ~ 4e-15)
+        # it scales a ~1e-8 gradient's last bits up to ~1e-5 of weight (1.9e-5 on Zen 3 with
+        # OpenBLAS's Haswell kernels, where 3 ranks' 33-row GEMMs round otherwise than 1 rank's
+        # 100-row ones): the rest must agree to 1e-6, and only a handful of weights may not
+        d = np.abs(P(f"{o}-3-blocking") - P(f"{o}-1"))
+        assert (d > 1e-6).sum() <= 0.001 * d.size, f"rmsprop: {(d > 1e-6).sum()} weights of {d.size} over 1e-6"
+        worst = max(worst, close(f"{o}-3-blocking", f"{o}-1", 5e-5, o))
+    else:
+        worst = max(worst, close(f"{o}-3-blocking", f"{o}-1", 1e-5, o))
 print(f"8 optimizers, 3 ranks: shm-zero == shm bit for bit; blocking, shm, shm-zero, mpi-zero, 1 rank within {worst:.1e}")
 for o in ("adam", "nesterov"):
     ref = P(f"{o}-2-blocking")
